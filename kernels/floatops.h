@@ -1,0 +1,22 @@
+/*
+ * kernels/floatops.h - the float32 steps between matmuls: RMSNorm, softmax, RoPE, SwiGLU.
+ *
+ * These stay in float in every mode (SPEC.md section 4); only matmuls are quantized.
+ */
+#ifndef KERNELS_FLOATOPS_H
+#define KERNELS_FLOATOPS_H
+
+/* o = w * x / sqrt(mean(x^2) + 1e-5). o may alias x. */
+void rmsnorm(float *o, const float *x, const float *w, int n);
+
+/* x = exp(x - max x) / sum; in place. */
+void softmax(float *x, int n);
+
+/* Rotates pair (v[2i], v[2i+1]) of each of n_vecs consecutive vectors of length `len` by the
+ * angle whose cosine and sine are cos_t[i], sin_t[i] (RoPE, llama2.c's interleaved pairs). */
+void rope_rotate(float *v, int n_vecs, int len, const float *cos_t, const float *sin_t);
+
+/* gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). */
+void swiglu(float *gate, const float *up, int n);
+
+#endif
