@@ -1,0 +1,41 @@
+/*
+ * tokenizer/tokenizer.h - text to token ids and back.
+ *
+ * Two file formats, told apart by their content (not their name):
+ *   - a sentencepiece model (.model, a protobuf): encoded by libsentencepiece itself;
+ *   - llama2.c's tokenizer.bin: int32 max_piece_len, then for each id in order
+ *     { float32 score; int32 len; char piece[len]; } up to the end of the file.
+ *     Encoded with llama2.c's rule: BOS, a dummy-prefix space, one piece per UTF-8
+ *     character (bytes <0xXX> when the character is not a piece), then repeatedly merge
+ *     the adjacent pair whose concatenation is the highest-scoring piece (leftmost on ties).
+ *     BOS is id 1 and EOS id 2, as in llama2.c.
+ *
+ * Decoding is piece by piece, for streaming: each id maps to the bytes it stands for
+ * ("▁" becomes a space, <0x0A> becomes a newline byte, control pieces become nothing), and
+ * the leading space of the first piece after BOS is dropped, as sentencepiece does.
+ */
+#ifndef TOKENIZER_TOKENIZER_H
+#define TOKENIZER_TOKENIZER_H
+
+#include <stddef.h>
+
+typedef struct Tokenizer Tokenizer;
+
+/* Loads a tokenizer file of either format. NULL with a message naming the file on error. */
+Tokenizer *tokenizer_open(const char *path, char *err, size_t errlen);
+void tokenizer_free(Tokenizer *t);
+
+int tokenizer_vocab_size(const Tokenizer *t);
+int tokenizer_bos(const Tokenizer *t);
+int tokenizer_eos(const Tokenizer *t);
+const char *tokenizer_format(const Tokenizer *t); /* "sentencepiece" or "llama2.c tokenizer.bin" */
+
+/* Encodes UTF-8 text into a malloc'd array *ids that starts with BOS (the caller frees it).
+ * Returns the number of ids (at least 1), or -1 with err set. */
+int tokenizer_encode(const Tokenizer *t, const char *text, int **ids, char *err, size_t errlen);
+
+/* The bytes token `id` adds to the text when it follows token `prev` (not NUL-terminated:
+ * a byte piece may be a NUL byte). id must be in 0..vocab_size-1. */
+const char *tokenizer_decode(const Tokenizer *t, int prev, int id, size_t *len);
+
+#endif
