@@ -1,0 +1,53 @@
+/*
+ * tests/test.h - a dependency-free test harness.
+ *
+ * A test is a void function that makes checks. It passes when every check held AND it made
+ * at least one: a test that asserts nothing counts as failed. Missing test data is a
+ * failure too, never a skip. The runner's last line is "N passed, M failed".
+ */
+#ifndef TESTS_TEST_H
+#define TESTS_TEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Records one check; on failure prints file:line and the printf-style message. */
+int check_at(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define CHECK(cond) check_at(!!(cond), __FILE__, __LINE__, "%s", #cond)
+#define CHECKF(cond, ...) check_at(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Runs one test if it matches the runner's filter. */
+void test_run(const char *name, void (*fn)(void));
+
+/* ---------------------------------------------------------------- helpers for tests */
+
+/* Path of the program under test (the runner's --run argument). */
+const char *test_run_binary(void);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer; records a failed check (and
+ * returns NULL) when it cannot, so missing data fails the test. */
+char *test_read_file(const char *path, size_t *size);
+
+/* Reads whitespace-separated integers from a text file; -1 (and a failed check) on error. */
+int test_read_ints(const char *path, int **out);
+
+/* A fresh temporary file holding `size` bytes; returns its path (static storage per
+ * call slot: up to 8 live paths), NULL after a failed check. */
+const char *test_temp_file(const void *data, size_t size);
+
+/* Runs the program under test with argv (argv[0] is ignored and replaced), optional stdin
+ * text; captures its exit status, stdout and stderr (malloc'd, NUL-terminated). */
+typedef struct {
+    int status; /* exit status, or 128 + signal */
+    char *out, *err;
+} RunResult;
+RunResult test_run_program(const char *const *argv, const char *stdin_text);
+void run_result_free(RunResult *r);
+
+/* Deterministic pseudo-random numbers for randomized tests. */
+uint64_t test_rand(uint64_t *state);
+int test_rand_range(uint64_t *state, int lo, int hi); /* inclusive */
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * tests/test_cli.c - the ./run program end to end: usage, bad input, and generation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+#include "tokenizer/tokenizer.h"
+
+/* "ARG1 ARG2 ..." for messages (at most the first three arguments). */
+static const char *describe(const char *const *argv) {
+    static char buf[256];
+    buf[0] = '\0';
+    for (int i = 1; argv[i] && i <= 3; i++) {
+        strncat(buf, argv[i], 60);
+        strcat(buf, " ");
+    }
+    return buf;
+}
+
+/* Runs ./run with the arguments, expects `status` and `fragment` in stderr (or stdout for
+ * status 0). */
+static RunResult expect_run(const char *const *argv, const char *stdin_text, int status,
+                            const char *fragment) {
+    RunResult r = test_run_program(argv, stdin_text);
+    CHECKF(r.status == status, "%s...: exit status %d, expected %d; stderr: %s", describe(argv),
+           r.status, status, r.err ? r.err : "");
+    const char *where = status == 0 ? r.out : r.err;
+    if (fragment)
+        CHECKF(where && strstr(where, fragment), "%s...: output lacks '%s'; got: %s",
+               describe(argv), fragment, where ? where : "");
+    CHECKF(r.err && !strstr(r.err, "AddressSanitizer") && !strstr(r.err, "runtime error"),
+           "sanitizer report: %s", r.err);
+    return r;
+}
+
+static void expect_failure(const char *const *argv, const char *fragment) {
+    RunResult r = expect_run(argv, NULL, 1, fragment);
+    run_result_free(&r);
+}
+
+#define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
+#define M260K "models/stories260K.bin"
+
+static void test_usage(void) {
+    RunResult r = expect_run(ARGS("-h"), NULL, 0, "Usage:");
+    CHECK(r.out && strstr(r.out, "-z PATH") && strstr(r.out, "-m MODE"));
+    run_result_free(&r);
+    r = expect_run((const char *const[]){"run", NULL}, NULL, 1, "Usage:");
+    run_result_free(&r);
+}
+
+static void test_bad_flags(void) {
+    expect_failure(ARGS(M260K, "-x", "1"), "unknown option '-x'");
+    expect_failure(ARGS(M260K, "--frobnicate", "1"), "unexpected argument '--frobnicate'");
+    expect_failure(ARGS(M260K, "-m", "poetry"), "unknown mode 'poetry'");
+    expect_failure(ARGS(M260K, "-t", "hot"), "-t expects a number");
+    expect_failure(ARGS(M260K, "-t", "-1"), "-t expects a number");
+    expect_failure(ARGS(M260K, "-p", "1.5"), "-p expects a number in [0, 1]");
+    expect_failure(ARGS(M260K, "-n", "12abc"), "-n expects an integer");
+    expect_failure(ARGS(M260K, "-n", "-5"), "-n expects an integer");
+    expect_failure(ARGS(M260K, "-s", "seed"), "-s expects an integer");
+    expect_failure(ARGS(M260K, "-n"), "-n needs a value");
+    expect_failure(ARGS("-n", "5"), "the first argument must be the model");
+}
+
+static void test_bad_model_and_tokenizer(void) {
+    expect_failure(ARGS("tests/data/nothing-here.bin"), "cannot open");
+    expect_failure(ARGS(test_temp_file("", 0)), "empty");
+    size_t size;
+    char *model = test_read_file(M260K, &size);
+    if (model) {
+        expect_failure(ARGS(test_temp_file(model, size / 2)), "truncated");
+        memset(model, 0xff, 28); /* header: all -1 */
+        expect_failure(ARGS(test_temp_file(model, size)), "not a valid llama2.c checkpoint");
+        free(model);
+    }
+    expect_failure(ARGS(M260K, "-z", "tests/data/nothing-here.model"), "cannot open tokenizer");
+    expect_failure(ARGS(M260K, "-z", "tests/data/llama2xs.bin"), "not a tokenizer");
+    /* The Llama-2 tokenizer has 32000 pieces; stories260K has a vocabulary of 512. */
+    expect_failure(ARGS(M260K, "-z", "tests/data/tokenizer.model"), "has 32000 pieces");
+}
+
+static void test_context_limits(void) {
+    expect_failure(ARGS(M260K, "-n", "513"), "exceeds the model's context (seq_len 512)");
+    /* 600 words: well over 512 tokens. */
+    char prompt[600 * 5 + 1] = "";
+    for (int i = 0; i < 600; i++) strcat(prompt, "cat ");
+    expect_failure(ARGS(M260K, "-i", prompt), "model's context (seq_len) is 512");
+    expect_failure(ARGS(M260K, "-n", "3", "-i", "Once upon a time"), "-n allows only 3");
+}
+
+/* Greedy generation through the whole program prints exactly the golden continuation. */
+static void test_greedy_story_matches_golden(void) {
+    int *ids;
+    int n = test_read_ints("tests/data/golden/stories260K/bos.fp32.greedy", &ids);
+    char err[256];
+    Tokenizer *tok = tokenizer_open("models/tok512.model", err, sizeof err);
+    if (!CHECKF(tok != NULL, "%s", err) || n <= 0) {
+        tokenizer_free(tok);
+        return;
+    }
+    char want[8192] = "";
+    size_t at = 0;
+    int prev = tokenizer_bos(tok);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *piece = tokenizer_decode(tok, prev, ids[i], &len);
+        memcpy(want + at, piece, len);
+        at += len;
+        prev = ids[i];
+    }
+    want[at++] = '\n';
+    want[at] = '\0';
+    char steps[16];
+    snprintf(steps, sizeof steps, "%d", n); /* positions 0..n-1 produce n new tokens */
+    RunResult r = expect_run(ARGS(M260K, "-t", "0", "-n", steps), NULL, 0, NULL);
+    CHECKF(r.out && !strcmp(r.out, want), "stdout:\n%s\nexpected:\n%s", r.out, want);
+    CHECKF(r.err && strstr(r.err, "achieved tok/s:"), "no tok/s report: %s", r.err);
+    CHECKF(r.err && strstr(r.err, "tokenizer: models/tok512.model"), "no tokenizer report: %s",
+           r.err);
+    run_result_free(&r);
+    /* The same through the tokenizer.bin format. */
+    r = expect_run(ARGS(M260K, "-t", "0", "-n", steps, "-z", "tests/data/tok512.bin"), NULL, 0,
+                   NULL);
+    CHECKF(r.out && !strcmp(r.out, want), "with tok512.bin, stdout:\n%s", r.out);
+    run_result_free(&r);
+    tokenizer_free(tok);
+    free(ids);
+}
+
+static void test_sampling_is_seeded(void) {
+    RunResult a = expect_run(ARGS(M260K, "-s", "42", "-n", "60", "-t", "0.9"), NULL, 0, NULL);
+    RunResult b = expect_run(ARGS(M260K, "-s", "42", "-n", "60", "-t", "0.9"), NULL, 0, NULL);
+    RunResult c = expect_run(ARGS(M260K, "-s", "43", "-n", "60", "-t", "0.9"), NULL, 0, NULL);
+    CHECK(a.out && b.out && c.out && !strcmp(a.out, b.out));
+    CHECK(a.out && c.out && strcmp(a.out, c.out) != 0);
+    CHECK(a.out && strlen(a.out) > 20);
+    run_result_free(&a), run_result_free(&b), run_result_free(&c);
+}
+
+static void test_tokenizer_discovery(void) {
+    /* A model alone in a directory: no tokenizer beside it is an error that says so. */
+    char dir[] = "/tmp/qrazor-test-dir-XXXXXX";
+    if (!CHECK(mkdtemp(dir) != NULL)) return;
+    char model[128], tok[128];
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    snprintf(tok, sizeof tok, "%s/tokenizer.model", dir);
+    size_t size;
+    char *bytes = test_read_file(M260K, &size);
+    FILE *f = fopen(model, "wb");
+    if (bytes && f) fwrite(bytes, 1, size, f);
+    if (f) fclose(f);
+    free(bytes);
+    expect_failure(ARGS(model), "no tokenizer with 512 pieces found beside");
+    /* The wrong vocabulary beside it is named in the error. */
+    bytes = test_read_file("tests/data/tokenizer.model", &size);
+    f = fopen(tok, "wb");
+    if (bytes && f) fwrite(bytes, 1, size, f);
+    if (f) fclose(f);
+    free(bytes);
+    expect_failure(ARGS(model), "has 32000 pieces");
+    unlink(tok);
+    unlink(model);
+    rmdir(dir);
+}
+
+static void test_chat_mode(void) {
+    /* A TinyStories model is no chat model, but the loop must run and end cleanly at EOF. */
+    RunResult r = expect_run(ARGS(M260K, "-m", "chat", "-t", "0", "-n", "200", "-y", "Be brief."),
+                             "Tell me a story.\n", 0, "Assistant: ");
+    CHECKF(r.out && strstr(r.out, "User: "), "stdout: %s", r.out);
+    run_result_free(&r);
+}
+
+void suite_cli(void) {
+    test_run("cli_usage", test_usage);
+    test_run("cli_bad_flags", test_bad_flags);
+    test_run("cli_bad_model_and_tokenizer", test_bad_model_and_tokenizer);
+    test_run("cli_context_limits", test_context_limits);
+    test_run("cli_greedy_story_matches_golden", test_greedy_story_matches_golden);
+    test_run("cli_sampling_is_seeded", test_sampling_is_seeded);
+    test_run("cli_tokenizer_discovery", test_tokenizer_discovery);
+    test_run("cli_chat_mode", test_chat_mode);
+}

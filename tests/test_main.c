@@ -1,0 +1,206 @@
+/*
+ * tests/test_main.c - the test runner: harness, helpers and the list of suites.
+ *
+ *   run_tests --run PATH_TO_RUN [FILTER]     (from the repository root)
+ *
+ * Runs every test whose name contains FILTER (all by default) and ends with the line
+ * "N passed, M failed"; exit status 0 only when nothing failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+
+void suite_checkpoint(void);
+void suite_tokenizer(void);
+void suite_sampler(void);
+void suite_forward(void);
+void suite_cli(void);
+
+static const char *filter = "";
+static const char *run_binary = NULL;
+static int checks_made, checks_failed;
+static int tests_passed, tests_failed;
+
+int check_at(int ok, const char *file, int line, const char *fmt, ...) {
+    checks_made++;
+    if (ok) return 1;
+    if (checks_failed++ < 20) { /* a broken loop should not flood the log */
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stdout, "    %s:%d: check failed: ", file, line);
+        vfprintf(stdout, fmt, ap);
+        fputc('\n', stdout);
+        va_end(ap);
+    }
+    return 0;
+}
+
+void test_run(const char *name, void (*fn)(void)) {
+    if (!strstr(name, filter)) return;
+    checks_made = checks_failed = 0;
+    fn();
+    if (checks_made == 0) {
+        printf("    test made no checks\n");
+        checks_failed = 1;
+    }
+    if (checks_failed) {
+        tests_failed++;
+        printf("FAIL %s (%d of %d checks failed)\n", name, checks_failed, checks_made);
+    } else {
+        tests_passed++;
+        printf("ok   %s (%d checks)\n", name, checks_made);
+    }
+    fflush(stdout);
+}
+
+const char *test_run_binary(void) { return run_binary; }
+
+char *test_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!CHECKF(f != NULL, "cannot open test data %s: %s", path, strerror(errno))) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap = cap ? 2 * cap : 4096;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                CHECKF(0, "out of memory reading %s", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (size) *size = n;
+    return buf;
+}
+
+int test_read_ints(const char *path, int **out) {
+    char *text = test_read_file(path, NULL);
+    if (!text) return -1;
+    int n = 0, cap = 64;
+    int *v = malloc((size_t)cap * sizeof *v);
+    char *p = text, *end;
+    for (;;) {
+        long x = strtol(p, &end, 10);
+        if (end == p) break;
+        if (n == cap) v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+        v[n++] = (int)x;
+        p = end;
+    }
+    free(text);
+    *out = v;
+    return n;
+}
+
+const char *test_temp_file(const void *data, size_t size) {
+    static char paths[8][64];
+    static int next;
+    char *path = paths[next++ % 8];
+    snprintf(path, 64, "%s/qrazor-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    int fd = mkstemp(path);
+    if (!CHECKF(fd >= 0, "mkstemp: %s", strerror(errno))) return NULL;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(fd, (const char *)data + done, size - done);
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    close(fd);
+    return CHECKF(done == size, "short write to %s", path) ? path : NULL;
+}
+
+static char *slurp_fd(int fd) {
+    lseek(fd, 0, SEEK_SET);
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+RunResult test_run_program(const char *const *argv, const char *stdin_text) {
+    RunResult r = {.status = -1};
+    FILE *in = tmpfile(), *out = tmpfile(), *err = tmpfile();
+    if (!CHECKF(in && out && err, "tmpfile failed")) return r;
+    if (stdin_text) fputs(stdin_text, in);
+    fflush(in);
+    rewind(in);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fileno(in), 0);
+        dup2(fileno(out), 1);
+        dup2(fileno(err), 2);
+        int n = 0;
+        while (argv[n]) n++;
+        char **args = calloc((size_t)n + 1, sizeof *args);
+        args[0] = (char *)run_binary;
+        for (int i = 1; i < n; i++) args[i] = (char *)argv[i];
+        execv(run_binary, args);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp_fd(fileno(out));
+    r.err = slurp_fd(fileno(err));
+    fclose(in), fclose(out), fclose(err);
+    return r;
+}
+
+void run_result_free(RunResult *r) {
+    free(r->out);
+    free(r->err);
+}
+
+uint64_t test_rand(uint64_t *s) { /* splitmix64 */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+int test_rand_range(uint64_t *s, int lo, int hi) {
+    return lo + (int)(test_rand(s) % (uint64_t)(hi - lo + 1));
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--run") && i + 1 < argc)
+            run_binary = argv[++i];
+        else
+            filter = argv[i];
+    }
+    if (!run_binary) {
+        fprintf(stderr, "usage: run_tests --run PATH_TO_RUN [FILTER]  (from the repo root)\n");
+        return 2;
+    }
+    suite_checkpoint();
+    suite_tokenizer();
+    suite_sampler();
+    suite_forward();
+    suite_cli();
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed ? 1 : 0;
+}
