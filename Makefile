@@ -1,0 +1,90 @@
+# The QRazor engine: `make` builds ./run, `make run` tells a story, `make test` checks
+# everything. `make help` lists all targets.
+
+CC       ?= cc
+CXX      ?= c++
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+CXXFLAGS ?= $(OPT) -g
+WARN     := -Wall -Wextra
+CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
+LDLIBS   += -lsentencepiece -lpthread -lm
+
+# Out-of-tree objects: build/ normally, build/asan/ for the sanitizer build.
+BUILD    ?= build
+
+ENGINE_SRC := $(wildcard engine/*.c kernels/*.c tokenizer/*.c weights/*.c)
+SHIM_SRC   := $(wildcard tokenizer/*.cpp)
+TEST_SRC   := $(wildcard tests/*.c)
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
+TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all run test test-asan deps clean help
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/run
+	@cp -f $(BUILD)/run run
+
+help:
+	@echo "make            build ./run"
+	@echo "make run        build, then generate a story with the embedded stories260K model"
+	@echo "make test       build and run the test suite"
+	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make clean      remove build products"
+
+# ---------------------------------------------------------------- build
+
+$(BUILD)/%.o: %.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(WARN) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/run: $(BUILD)/run.o $(ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/run_tests: $(TEST_OBJ) $(ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- the build dependency
+# libsentencepiece-dev is the only library. Install it with apt-get when we can (root, or
+# sudo without a password); otherwise say exactly what to install.
+SP_PKG := libsentencepiece-dev
+
+$(BUILD)/.deps-ok:
+	@mkdir -p $(BUILD)
+	@if ! echo '#include <sentencepiece_processor.h>' | $(CXX) -std=c++17 -x c++ -fsyntax-only - 2>/dev/null; then \
+	  echo "sentencepiece headers not found: installing $(SP_PKG)"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then SUDO=; \
+	  elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "error: please install $(SP_PKG) (Debian/Ubuntu: sudo apt-get install $(SP_PKG);"; \
+	       echo "       elsewhere: sentencepiece from https://github.com/google/sentencepiece)"; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends $(SP_PKG) || \
+	  { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(SP_PKG); } || exit 1; \
+	fi
+	@touch $@
+
+deps: $(BUILD)/.deps-ok
+
+# ---------------------------------------------------------------- use and test
+
+run: all
+	./run models/stories260K.bin
+
+# The suite drives the program it was built with (so test-asan checks the asan build).
+test: $(BUILD)/run $(BUILD)/run_tests
+	$(BUILD)/run_tests --run $(BUILD)/run
+
+# The whole suite again, every object rebuilt with the sanitizers into build/asan/.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" test
+
+clean:
+	rm -rf build run
