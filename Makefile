@@ -14,6 +14,14 @@ LDLIBS   += -lsentencepiece -lpthread -lm
 BUILD    ?= build
 
 ENGINE_SRC := $(wildcard engine/*.c kernels/*.c tokenizer/*.c weights/*.c)
+
+# The SIMD kernels are compiled for their instruction sets file by file; the rest of the
+# program stays baseline x86-64 and chooses kernels at run time (kernels/simd.c). On other
+# architectures those files compile to nothing and the scalar kernels run.
+ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
+$(BUILD)/kernels/kernels_avx2.o: SIMD_FLAGS := -mavx2 -mfma
+$(BUILD)/kernels/kernels_avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
 TEST_SRC   := $(wildcard tests/*.c)
 
@@ -37,7 +45,7 @@ help:
 
 $(BUILD)/%.o: %.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 $(WARN) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) -std=c11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SIMD_FLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.cpp $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)

@@ -19,6 +19,8 @@
 
 #include "engine/sampler.h"
 #include "engine/transformer.h"
+#include "kernels/simd.h"
+#include "kernels/threadpool.h"
 #include "tokenizer/tokenizer.h"
 #include "weights/checkpoint.h"
 
@@ -31,7 +33,7 @@ static void usage(FILE *out) {
             "\n"
             "MODEL is a llama2.c checkpoint (.bin).\n"
             "\n"
-            "Options:\n"
+            "Generation (llama2.c's flags):\n"
             "  -z PATH     tokenizer: a sentencepiece .model or a llama2.c tokenizer.bin\n"
             "              (default: the first of tok<VOCAB>.model, tok<VOCAB>.bin,\n"
             "              tokenizer.model, tokenizer.bin beside MODEL whose vocabulary\n"
@@ -44,7 +46,20 @@ static void usage(FILE *out) {
             "  -s INT      random seed (default: the time)\n"
             "  -m MODE     generate | chat (default generate)\n"
             "  -y TEXT     system prompt in chat mode\n"
-            "  -h, --help  this text\n");
+            "\n"
+            "Quantization (docs/SPEC.md):\n"
+            "  -q MODE     fp32 | w8a16 | qrazor | rtn4 (default qrazor: 4-bit weights,\n"
+            "              activations and KV cache, razored from INT8/INT16/INT8)\n"
+            "  -g G        razoring group size: 16, 32, 64 or 128 (default 16)\n"
+            "  --cls KIND  classifier: fp32 | int8 | qrazor | rtn4 (default: as the mode)\n"
+            "  --sdr HOW   razoring: round | truncate (default round)\n"
+            "\n"
+            "Runtime:\n"
+            "  -j N        threads (default: the number of online CPUs)\n"
+            "  -v, --info  print the configuration, kernels and memory, then continue\n"
+            "  -h, --help  this text\n"
+            "\n"
+            "Environment: QRAZOR_SIMD=scalar|avx2|avx512 forces a kernel level.\n");
 }
 
 /* Prints "error: ..." and exits 1: the one way this program fails. */
@@ -90,14 +105,26 @@ typedef struct {
     const char *prompt;
     const char *system_prompt;
     const char *mode; /* generate | chat */
-    long steps; /* -1: not given (256, capped at the context) */
+    long steps;       /* -1: not given (256, capped at the context) */
     float temperature, top_p;
     uint64_t seed;
+    QuantConfig quant;
+    int threads;
+    int verbose;
 } Options;
+
+/* The value of the option at argv[*i], advancing *i past it. */
+static const char *option_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) die("%s needs a value (see -h)", argv[*i]);
+    return argv[++*i];
+}
 
 static Options parse_options(int argc, char **argv) {
     Options o = {.prompt = "", .mode = "generate", .steps = -1, .temperature = 1.0f,
-                 .top_p = 0.9f};
+                 .top_p = 0.9f, .threads = threadpool_default_threads()};
+    quant_config_for_mode("qrazor", &o.quant);
+    o.quant.rounding = 1;
+    const char *cls = NULL;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -109,28 +136,52 @@ static Options parse_options(int argc, char **argv) {
     }
     if (argv[1][0] == '-') die("the first argument must be the model file, got '%s' (see -h)", argv[1]);
     o.model_path = argv[1];
-    for (int i = 2; i < argc; i += 2) {
+    for (int i = 2; i < argc; i++) {
         const char *flag = argv[i];
-        if (flag[0] != '-' || strlen(flag) != 2)
-            die("unexpected argument '%s': options are -x VALUE pairs (see -h)", flag);
-        if (i + 1 >= argc) die("%s needs a value (see -h)", flag);
-        const char *val = argv[i + 1];
-        switch (flag[1]) {
-        case 'z': o.tokenizer_path = val; break;
-        case 'i': o.prompt = val; break;
-        case 'y': o.system_prompt = val; break;
-        case 'm':
-            if (strcmp(val, "generate") != 0 && strcmp(val, "chat") != 0)
-                die("unknown mode '%s': -m takes generate or chat", val);
-            o.mode = val;
-            break;
-        case 'n': o.steps = parse_int("-n", val, 0, INT_MAX); break;
-        case 't': o.temperature = parse_float("-t", val, 0.0f, 1e6f); break;
-        case 'p': o.top_p = parse_float("-p", val, 0.0f, 1.0f); break;
-        case 's': o.seed = (uint64_t)parse_int("-s", val, 0, LONG_MAX); break;
-        default: die("unknown option '%s' (see -h)", flag);
+        if (!strcmp(flag, "-v") || !strcmp(flag, "--info")) {
+            o.verbose = 1;
+        } else if (!strcmp(flag, "--cls")) {
+            cls = option_value(argc, argv, &i);
+        } else if (!strcmp(flag, "--sdr")) {
+            const char *how = option_value(argc, argv, &i);
+            if (strcmp(how, "round") != 0 && strcmp(how, "truncate") != 0)
+                die("unknown razoring '%s': --sdr takes round or truncate", how);
+            o.quant.rounding = !strcmp(how, "round");
+        } else if (flag[0] == '-' && strlen(flag) == 2) {
+            const char *val = option_value(argc, argv, &i);
+            switch (flag[1]) {
+            case 'z': o.tokenizer_path = val; break;
+            case 'i': o.prompt = val; break;
+            case 'y': o.system_prompt = val; break;
+            case 'm':
+                if (strcmp(val, "generate") != 0 && strcmp(val, "chat") != 0)
+                    die("unknown mode '%s': -m takes generate or chat", val);
+                o.mode = val;
+                break;
+            case 'q':
+                if (quant_config_for_mode(val, &o.quant) != 0)
+                    die("unknown quantization mode '%s': -q takes fp32, w8a16, qrazor or rtn4", val);
+                break;
+            case 'g': {
+                long g = parse_int("-g", val, 16, 128);
+                if (g != 16 && g != 32 && g != 64 && g != 128)
+                    die("-g takes 16, 32, 64 or 128, got %ld", g);
+                o.quant.group = (int)g;
+                break;
+            }
+            case 'j': o.threads = (int)parse_int("-j", val, 1, 256); break;
+            case 'n': o.steps = parse_int("-n", val, 0, INT_MAX); break;
+            case 't': o.temperature = parse_float("-t", val, 0.0f, 1e6f); break;
+            case 'p': o.top_p = parse_float("-p", val, 0.0f, 1.0f); break;
+            case 's': o.seed = (uint64_t)parse_int("-s", val, 0, LONG_MAX); break;
+            default: die("unknown option '%s' (see -h)", flag);
+            }
+        } else {
+            die("unexpected argument '%s' (see -h)", flag);
         }
     }
+    if (cls && quant_kind_parse_cls(cls, &o.quant.cls) != 0)
+        die("unknown classifier setting '%s': --cls takes fp32, int8, qrazor or rtn4", cls);
     if (o.seed == 0) o.seed = (uint64_t)time(NULL); /* xorshift must not start at 0 */
     if (o.seed == 0) o.seed = 1;
     return o;
@@ -317,11 +368,69 @@ static void chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const 
     free(system);
 }
 
+/* ------------------------------------------------------------------ -v */
+
+static void print_bytes_row(const char *name, size_t bytes, double per, const char *unit,
+                            const char *note) {
+    fprintf(stderr, "  %-7s %12zu bytes  %6.2f %s%s\n", name, bytes, per, unit, note);
+}
+
+static void print_info(const Options *o, const Checkpoint *ck, const ThreadPool *pool) {
+    const ModelConfig *c = &ck->cfg;
+    const QuantConfig *q = &o->quant;
+    const SimdLevel detected = simd_detect();
+    fprintf(stderr, "model:    %s\n", o->model_path);
+    fprintf(stderr, "          dim %d, hidden %d, %d layers, %d query / %d key-value heads "
+                    "(head size %d), vocab %d, context %d, %s classifier\n",
+            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, config_head_size(c),
+            c->vocab_size, c->seq_len, ck->shared_classifier ? "shared" : "separate");
+    fprintf(stderr, "mode:     %s, G = %d, SDR %s, classifier %s\n",
+            quant_kind_mode_name(q->linear), q->group, q->rounding ? "rounding" : "truncating",
+            quant_kind_cls_name(q->cls));
+    fprintf(stderr, "kernels:  %s (this CPU supports %s), %d thread%s\n",
+            simd_level_name(simd_current()), simd_level_name(detected), threadpool_size(pool),
+            threadpool_size(pool) == 1 ? "" : "s");
+
+    const int hs = config_head_size(c), kv = config_kv_dim(c);
+    const double params = (double)c->n_layers *
+                          (2.0 * c->dim * c->dim + 2.0 * kv * c->dim + 3.0 * c->hidden_dim * c->dim);
+    fprintf(stderr, "weights of the 7 block linears (%.0f parameters; embedding and norms stay "
+                    "fp32, %zu bytes in all for the %s mode):\n",
+            params, weights_bytes(c, q->linear, q->cls, q->group), quant_kind_mode_name(q->linear));
+    char note[96];
+    for (int k = QUANT_F32; k <= QUANT_RTN4; k++) {
+        const size_t b = linear_weights_bytes(c, (QuantKind)k, q->group);
+        note[0] = '\0';
+        if (k == QUANT_SDR)
+            snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d: %.2f bits, + row scales)",
+                     q->group, 4.0 + 4.0 / q->group);
+        print_bytes_row(quant_kind_mode_name((QuantKind)k), b, 8.0 * (double)b / params,
+                        "bits/weight", note);
+    }
+    const double entries = 2.0 * c->n_layers * c->seq_len * kv;
+    fprintf(stderr, "KV cache at full context (%d positions, %.0f key and value entries):\n",
+            c->seq_len, entries);
+    for (int k = QUANT_F32; k <= QUANT_RTN4; k++) {
+        const size_t b = kv_cache_bytes(c, (QuantKind)k, q->group, c->seq_len);
+        note[0] = '\0';
+        if (k == QUANT_SDR)
+            snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d, + a scale per token and head)",
+                     q->group < hs ? q->group : hs);
+        print_bytes_row(quant_kind_mode_name((QuantKind)k), b, 8.0 * (double)b / entries,
+                        "bits/entry", note);
+    }
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
     Options o = parse_options(argc, argv);
     char err[ERRLEN];
+
+    const char *simd = getenv("QRAZOR_SIMD");
+    if (simd && *simd && simd_use(simd) != 0)
+        die("QRAZOR_SIMD=%s: unknown level or not supported by this CPU (it supports up to %s)",
+            simd, simd_level_name(simd_detect()));
 
     Checkpoint ck;
     if (checkpoint_open(&ck, o.model_path, err, sizeof err) != 0) die("%s", err);
@@ -334,7 +443,10 @@ int main(int argc, char **argv) {
                                      : (int)o.steps;
 
     Tokenizer *tok = open_tokenizer(&o, c->vocab_size);
-    Transformer *tf = transformer_new(&ck, err, sizeof err);
+    ThreadPool *pool = threadpool_new(o.threads);
+    if (!pool) die("cannot start %d threads", o.threads);
+    if (o.verbose) print_info(&o, &ck, pool);
+    Transformer *tf = transformer_new(&ck, &o.quant, pool, err, sizeof err);
     if (!tf) die("%s: %s", o.model_path, err);
     Sampler sampler;
     if (sampler_init(&sampler, c->vocab_size, o.temperature, o.top_p, o.seed) != 0)
@@ -347,6 +459,7 @@ int main(int argc, char **argv) {
 
     sampler_free(&sampler);
     transformer_free(tf);
+    threadpool_free(pool);
     tokenizer_free(tok);
     checkpoint_close(&ck);
     return 0;

@@ -1,7 +1,8 @@
 /*
- * engine/transformer.c - the LLaMA-2 forward pass, one token at a time.
+ * engine/transformer.c - the LLaMA-2 forward pass, one token at a time, in float32 or with
+ * the QRazor integer pipeline at every matmul.
  *
- * Shapes (head_size = dim / n_heads, kv_dim = n_kv_heads * head_size):
+ * Shapes (head_size hs = dim / n_heads, kv_dim = n_kv_heads * hs):
  *
  *   x   [dim]          the residual stream, starts as the token's embedding row
  *   per layer:
@@ -14,6 +15,27 @@
  *     xb  = rmsnorm(x)
  *     x  += w2 (silu(w1 xb) * (w3 xb))      via [hidden_dim]
  *   logits = wcls rmsnorm(x)                [vocab_size]
+ *
+ * In an integer mode every matmul input is quantized first (QActs): INT16 for w8a16,
+ * INT16 then razored to 4-bit codes for qrazor, 4-bit absmax for rtn4; the weights were
+ * quantized the same way at load. RMSNorm, RoPE, softmax and SwiGLU stay float32.
+ *
+ * The KV cache of an integer mode holds, per layer and key/value head:
+ *   K    [seq_len][hs]   one row per position: a matrix whose rows are positions, so
+ *                        the scores of a query are one integer matmul (K q);
+ *   V^T  [hs][seq_len]   transposed, so the weighted sum of values is one integer matmul
+ *                        too (V^T p'), reducing over positions;
+ *   with one stage-1 scale per position (K's row scales, v_scale) and, for razored values,
+ *   one 4-bit shift per position and group of G value dimensions (v_shift).
+ *
+ * Attention on razored operands (docs/SPEC.md section 4). For the values, the per-position
+ * scale Sv[t] is folded into the probabilities first: p'_t = p_t * Sv[t], quantized as one
+ * INT16 vector over positions and razored in groups of G positions (shifts sp). Then
+ *     out[d] = Sp' * sum_t (p'_t * v_{t,d}) << (sp[t/G] + sv[t, d/G]).
+ * The value's shift sv depends on the position, so it cannot be applied once per group
+ * of the reduction; instead it is applied to the probability code before the multiply:
+ * (p'_t << sv) is at most 7 << 4 = 112, still a byte, and the group shift sp is applied
+ * after, as in any razored matmul. Integer arithmetic makes the two orders identical.
  */
 #include "engine/transformer.h"
 
@@ -23,29 +45,441 @@
 #include <string.h>
 
 #include "kernels/floatops.h"
-#include "kernels/matmul_f32.h"
+#include "kernels/matmul.h"
 
-/* Scratch buffers for one position, reused by every layer ("the wave of activations"). */
+/* ------------------------------------------------------------------ mode names */
+
+static const char *const mode_names[] = {"fp32", "w8a16", "qrazor", "rtn4"};
+static const char *const cls_names[] = {"fp32", "int8", "qrazor", "rtn4"};
+
+int quant_config_for_mode(const char *mode, QuantConfig *q) {
+    for (int k = 0; k < 4; k++) {
+        if (strcmp(mode, mode_names[k]) == 0) {
+            q->linear = q->kv = q->cls = (QuantKind)k;
+            if (q->group == 0) q->group = 16;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *quant_kind_mode_name(QuantKind k) { return mode_names[k]; }
+const char *quant_kind_cls_name(QuantKind k) { return cls_names[k]; }
+
+int quant_kind_parse_cls(const char *name, QuantKind *k) {
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, cls_names[i]) == 0) {
+            *k = (QuantKind)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ the pieces */
+
+/* One weight matrix [rows][cols] (rows = outputs) in the format its kind calls for. */
 typedef struct {
-    float *x;      /* [dim] residual stream */
-    float *xb;     /* [dim] normalized input of a branch, then attention output */
-    float *xb2;    /* [dim] branch output before the residual add */
-    float *hb;     /* [hidden_dim] w1 xb, then the gated activation */
-    float *hb2;    /* [hidden_dim] w3 xb */
-    float *q;      /* [dim] queries of all heads */
-    float *att;    /* [n_heads][seq_len] attention scores, then probabilities */
-    float *logits; /* [vocab_size] */
+    QuantKind kind;
+    int rows, cols;
+    const float *f32; /* QUANT_F32: points into the checkpoint */
+    I8Matrix i8;      /* QUANT_INT */
+    R4Matrix r4;      /* QUANT_SDR, QUANT_RTN4 */
+} Linear;
+
+typedef struct {
+    const float *rms_att, *rms_ffn; /* [dim] */
+    Linear wq, wk, wv, wo, w1, w2, w3;
+} Layer;
+
+/* A float vector quantized as the input of a matmul. */
+typedef struct {
+    QuantKind kind;
+    I16Acts i16; /* QUANT_INT */
+    R4Acts r4;   /* QUANT_SDR, QUANT_RTN4 */
+} QActs;
+
+/* Per-thread scratch of the attention step (heads run in parallel). */
+typedef struct {
+    QActs q;       /* one head's query, [hs] */
+    QActs p;       /* one head's probabilities with Sv folded in, [seq_len] */
+    R4Acts p_sv;   /* p' codes << sv for one group of value dimensions, [seq_len] */
+    float *pf;     /* [seq_len] p' as floats */
+} AttnScratch;
+
+typedef struct {
+    QuantKind kind;
+    /* QUANT_F32 */
+    float *k_f32, *v_f32; /* [n_layers][seq_len][kv_dim] */
+    /* integer kinds: [n_layers * n_kv_heads] matrices */
+    I8Matrix *k_i8, *vt_i8; /* QUANT_INT */
+    R4Matrix *k_r4, *vt_r4; /* QUANT_SDR, QUANT_RTN4 */
+    float *v_scale;         /* [n_layers * n_kv_heads][seq_len] */
+    uint8_t *v_shift;       /* QUANT_SDR: [n_layers * n_kv_heads][seq_len][v_shift_bytes] */
+    int v_groups;           /* groups of G value dimensions per head */
+    int v_shift_bytes;      /* nibbles: (v_groups + 1) / 2 bytes per position */
+} KVCache;
+
+/* Scratch buffers for one position ("the wave of activations"). */
+typedef struct {
+    float *x, *xb, *xb2; /* [dim] residual stream, branch input, branch output */
+    float *hb, *hb2;     /* [hidden_dim] w1 xb then the gated activation, w3 xb */
+    float *q, *k, *v;    /* [dim], [kv_dim], [kv_dim] */
+    float *att;          /* [n_heads][seq_len] scores, then probabilities */
+    float *logits;       /* [vocab_size] */
+    QActs in_dim, in_hidden, in_cls; /* quantized inputs of dim- and hidden-wide matmuls */
 } RunState;
 
 struct Transformer {
     ModelConfig cfg;
-    const Checkpoint *ck;
+    QuantConfig quant;
+    ThreadPool *pool;
+    const float *token_embedding, *rms_final;
+    Layer *layers;
+    Linear cls;
+    KVCache kv;
     RunState s;
-    float *key_cache;   /* [n_layers][seq_len][kv_dim] */
-    float *value_cache; /* [n_layers][seq_len][kv_dim] */
-    float *rope_cos;    /* [seq_len][head_size / 2] */
-    float *rope_sin;
+    AttnScratch *attn; /* one per thread */
+    int n_threads;
+    float *rope_cos, *rope_sin; /* [seq_len][hs / 2] */
 };
+
+/* ------------------------------------------------------------------ linears */
+
+typedef struct {
+    Linear *lin;
+    const float *w;
+    int rounding;
+} QuantizeJob;
+
+/* Quantizes whole 16-row blocks: rows of one block share shift bytes, so one thread
+ * must own a whole block. */
+static void quantize_task(void *ctx, int thread, int n_threads) {
+    QuantizeJob *job = ctx;
+    Linear *l = job->lin;
+    const int blocks = (l->rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    const int b0 = (int)((long)blocks * thread / n_threads);
+    const int b1 = (int)((long)blocks * (thread + 1) / n_threads);
+    for (int r = b0 * QR_BLOCK_ROWS; r < b1 * QR_BLOCK_ROWS && r < l->rows; r++) {
+        const float *row = job->w + (size_t)r * l->cols;
+        if (l->kind == QUANT_INT)
+            i8_matrix_quantize_row(&l->i8, r, row);
+        else
+            r4_matrix_quantize_row(&l->r4, r, row, l->kind, job->rounding);
+    }
+}
+
+static int linear_init(Linear *l, QuantKind kind, const float *w, int rows, int cols,
+                       const QuantConfig *q, ThreadPool *pool) {
+    l->kind = kind;
+    l->rows = rows;
+    l->cols = cols;
+    if (kind == QUANT_F32) {
+        l->f32 = w;
+        return 0;
+    }
+    if (kind == QUANT_INT ? i8_matrix_alloc(&l->i8, rows, cols)
+                          : r4_matrix_alloc(&l->r4, rows, cols, q->group, kind == QUANT_SDR))
+        return -1;
+    QuantizeJob job = {l, w, q->rounding};
+    if (pool)
+        threadpool_run(pool, quantize_task, &job);
+    else
+        quantize_task(&job, 0, 1);
+    return 0;
+}
+
+static void linear_free(Linear *l) {
+    if (l->kind == QUANT_INT) i8_matrix_free(&l->i8);
+    if (l->kind == QUANT_SDR || l->kind == QUANT_RTN4) r4_matrix_free(&l->r4);
+}
+
+static int qacts_init(QActs *a, QuantKind kind, int len, int group) {
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    if (kind == QUANT_INT) return i16_acts_alloc(&a->i16, 1, len);
+    if (kind == QUANT_SDR || kind == QUANT_RTN4) return r4_acts_alloc(&a->r4, 1, len, group);
+    return 0;
+}
+
+static void qacts_free(QActs *a) {
+    if (a->kind == QUANT_INT) i16_acts_free(&a->i16);
+    if (a->kind == QUANT_SDR || a->kind == QUANT_RTN4) r4_acts_free(&a->r4);
+}
+
+/* Quantizes x (len floats) as the one vector of the batch. No-op for float32. */
+static void qacts_set(QActs *a, const float *x, int len, int rounding) {
+    if (a->kind == QUANT_INT) {
+        i16_acts_shape(&a->i16, 1, len);
+        i16_acts_quantize(&a->i16, 0, x);
+    } else if (a->kind != QUANT_F32) {
+        r4_acts_shape(&a->r4, 1, len);
+        r4_acts_quantize(&a->r4, 0, x, a->kind, rounding);
+    }
+}
+
+/* y = W x. x is the float input; qx the same input already quantized by qacts_set. */
+static void linear_apply(float *y, const Linear *l, const float *x, const QActs *qx,
+                         ThreadPool *pool) {
+    switch (l->kind) {
+    case QUANT_F32: matmul_f32(y, 0, l->f32, l->rows, l->cols, x, 0, 1, pool); break;
+    case QUANT_INT: matmul_i8(y, 0, &l->i8, l->rows, &qx->i16, pool); break;
+    case QUANT_SDR:
+    case QUANT_RTN4: matmul_r4(y, 0, &l->r4, l->rows, &qx->r4, pool); break;
+    }
+}
+
+/* ------------------------------------------------------------------ KV cache */
+
+static int kv_init(KVCache *kv, const ModelConfig *c, const QuantConfig *q) {
+    memset(kv, 0, sizeof *kv);
+    kv->kind = q->kv;
+    const int hs = config_head_size(c), seq = c->seq_len, n = c->n_layers * c->n_kv_heads;
+    const size_t floats = (size_t)c->n_layers * seq * config_kv_dim(c);
+    if (kv->kind == QUANT_F32) {
+        kv->k_f32 = calloc(floats, sizeof(float));
+        kv->v_f32 = calloc(floats, sizeof(float));
+        return kv->k_f32 && kv->v_f32 ? 0 : -1;
+    }
+    kv->v_scale = calloc((size_t)n * seq, sizeof(float));
+    if (!kv->v_scale) return -1;
+    if (kv->kind == QUANT_INT) {
+        kv->k_i8 = calloc((size_t)n, sizeof *kv->k_i8);
+        kv->vt_i8 = calloc((size_t)n, sizeof *kv->vt_i8);
+        if (!kv->k_i8 || !kv->vt_i8) return -1;
+        for (int i = 0; i < n; i++) {
+            if (i8_matrix_alloc(&kv->k_i8[i], seq, hs) || i8_matrix_alloc(&kv->vt_i8[i], hs, seq))
+                return -1;
+            for (int d = 0; d < hs; d++) kv->vt_i8[i].scales[d] = 1.0f; /* Sv is in p' */
+        }
+        return 0;
+    }
+    const int razored = kv->kind == QUANT_SDR;
+    kv->k_r4 = calloc((size_t)n, sizeof *kv->k_r4);
+    kv->vt_r4 = calloc((size_t)n, sizeof *kv->vt_r4);
+    if (!kv->k_r4 || !kv->vt_r4) return -1;
+    for (int i = 0; i < n; i++) {
+        if (r4_matrix_alloc(&kv->k_r4[i], seq, hs, q->group, razored) ||
+            r4_matrix_alloc(&kv->vt_r4[i], hs, seq, q->group, 0))
+            return -1;
+        for (int d = 0; d < hs; d++) kv->vt_r4[i].scales[d] = 1.0f; /* Sv is in p' */
+    }
+    if (razored) {
+        kv->v_groups = (hs + q->group - 1) / q->group;
+        kv->v_shift_bytes = (kv->v_groups + 1) / 2;
+        kv->v_shift = calloc((size_t)n * seq * kv->v_shift_bytes, 1);
+        if (!kv->v_shift) return -1;
+    }
+    return 0;
+}
+
+static void kv_free(KVCache *kv, const ModelConfig *c) {
+    const int n = c->n_layers * c->n_kv_heads;
+    free(kv->k_f32), free(kv->v_f32), free(kv->v_scale), free(kv->v_shift);
+    for (int i = 0; kv->k_i8 && i < n; i++) i8_matrix_free(&kv->k_i8[i]), i8_matrix_free(&kv->vt_i8[i]);
+    for (int i = 0; kv->k_r4 && i < n; i++) r4_matrix_free(&kv->k_r4[i]), r4_matrix_free(&kv->vt_r4[i]);
+    free(kv->k_i8), free(kv->vt_i8), free(kv->k_r4), free(kv->vt_r4);
+}
+
+/* The 4-bit shift of value group j at position t of (layer, kv head) index i. */
+static uint8_t *v_shift_byte(const KVCache *kv, int i, int seq, int t, int j) {
+    return kv->v_shift + ((size_t)i * seq + t) * kv->v_shift_bytes + j / 2;
+}
+
+static int v_shift_get(const KVCache *kv, int i, int seq, int t, int j) {
+    const uint8_t b = *v_shift_byte(kv, i, seq, t, j);
+    return j % 2 ? b >> 4 : b & 15;
+}
+
+/* Stores this position's keys and values (after RoPE) for every kv head of layer l. */
+static void kv_store(Transformer *t, int l, int pos, const float *k, const float *v) {
+    const ModelConfig *c = &t->cfg;
+    KVCache *kv = &t->kv;
+    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = c->seq_len;
+    if (kv->kind == QUANT_F32) {
+        const size_t off = ((size_t)l * seq + pos) * kv_dim;
+        memcpy(kv->k_f32 + off, k, (size_t)kv_dim * sizeof(float));
+        memcpy(kv->v_f32 + off, v, (size_t)kv_dim * sizeof(float));
+        return;
+    }
+    for (int h = 0; h < c->n_kv_heads; h++) {
+        const int i = l * c->n_kv_heads + h;
+        const float *kh = k + (size_t)h * hs, *vh = v + (size_t)h * hs;
+        if (kv->kind == QUANT_INT) {
+            i8_matrix_quantize_row(&kv->k_i8[i], pos, kh);
+            const float s = absmax_scale(vh, hs, QMAX_INT8);
+            for (int d = 0; d < hs; d++)
+                kv->vt_i8[i].q[(size_t)d * seq + pos] = (int8_t)quantize_value(vh[d], s, QMAX_INT8);
+            kv->v_scale[(size_t)i * seq + pos] = s;
+            continue;
+        }
+        /* Razored (or RTN4): keys as one row; values as one column of V^T, razored along
+         * the head dimension in groups of G, their shifts kept per position. */
+        r4_matrix_quantize_row(&kv->k_r4[i], pos, kh, kv->kind, t->quant.rounding);
+        const float s = absmax_scale(vh, hs, kv->kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT8);
+        for (int j = 0, d0 = 0; d0 < hs; j++, d0 += t->quant.group) {
+            const int len = hs - d0 < t->quant.group ? hs - d0 : t->quant.group;
+            int8_t codes[QR_MAX_GROUP];
+            const int shift = quantize_group(vh + d0, len, s, kv->kind, QMAX_INT8,
+                                             t->quant.rounding, codes);
+            for (int d = 0; d < len; d++) r4_set_code(&kv->vt_r4[i], d0 + d, pos, codes[d]);
+            if (kv->v_shift) {
+                uint8_t *b = v_shift_byte(kv, i, seq, pos, j);
+                *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
+            }
+        }
+        kv->v_scale[(size_t)i * seq + pos] = s;
+    }
+}
+
+/* Rows [r0, r0 + n) of m as a matrix of its own (r0 a multiple of 16). */
+static R4Matrix r4_rows_view(const R4Matrix *m, int r0, int n) {
+    R4Matrix v = *m;
+    v.rows = n;
+    v.n_blocks = (n + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    v.codes = m->codes + (size_t)(r0 / QR_BLOCK_ROWS) * r4_block_bytes(m);
+    v.shifts = m->shifts ? m->shifts + (size_t)(r0 / QR_BLOCK_ROWS) * m->n_groups * 8 : NULL;
+    v.scales = m->scales + r0;
+    return v;
+}
+
+/* ------------------------------------------------------------------ attention */
+
+typedef struct {
+    Transformer *t;
+    int l, pos;
+} AttnJob;
+
+/* One head: scores, softmax, weighted sum of values into out[hs]. */
+static void attend_head(Transformer *t, AttnScratch *sc, int l, int h, int pos, float *out) {
+    const ModelConfig *c = &t->cfg;
+    const KVCache *kv = &t->kv;
+    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = c->seq_len;
+    const int kvh = h / (c->n_heads / c->n_kv_heads), i = l * c->n_kv_heads + kvh;
+    const float *qh = t->s.q + (size_t)h * hs;
+    float *att = t->s.att + (size_t)h * seq;
+    const float sqrt_hs = sqrtf((float)hs);
+
+    if (kv->kind == QUANT_F32) {
+        const float *keys = kv->k_f32 + (size_t)l * seq * kv_dim + (size_t)kvh * hs;
+        const float *vals = kv->v_f32 + (size_t)l * seq * kv_dim + (size_t)kvh * hs;
+        for (int p = 0; p <= pos; p++) {
+            const float *kp = keys + (size_t)p * kv_dim;
+            float score = 0.0f;
+            for (int d = 0; d < hs; d++) score += qh[d] * kp[d];
+            att[p] = score / sqrt_hs;
+        }
+        softmax(att, pos + 1);
+        memset(out, 0, (size_t)hs * sizeof *out);
+        for (int p = 0; p <= pos; p++) {
+            const float *vp = vals + (size_t)p * kv_dim;
+            for (int d = 0; d < hs; d++) out[d] += att[p] * vp[d];
+        }
+        return;
+    }
+
+    /* Scores: the integer matmul of the key cache (rows = positions 0..pos) with the
+     * quantized query; y[p] = ((float)acc * Sq) * Sk[p], then / sqrt(hs). */
+    qacts_set(&sc->q, qh, hs, t->quant.rounding);
+    if (kv->kind == QUANT_INT)
+        matmul_i8(att, 0, &kv->k_i8[i], pos + 1, &sc->q.i16, NULL);
+    else
+        matmul_r4(att, 0, &kv->k_r4[i], pos + 1, &sc->q.r4, NULL);
+    for (int p = 0; p <= pos; p++) att[p] /= sqrt_hs;
+    softmax(att, pos + 1);
+
+    /* Values: fold Sv into the probabilities, quantize them as one vector over positions,
+     * and multiply with V^T (rows = value dimensions, reduction over positions). */
+    const float *sv = kv->v_scale + (size_t)i * seq;
+    for (int p = 0; p <= pos; p++) sc->pf[p] = att[p] * sv[p];
+    qacts_set(&sc->p, sc->pf, pos + 1, t->quant.rounding);
+    if (kv->kind == QUANT_INT) {
+        matmul_i8(out, 0, &kv->vt_i8[i], hs, &sc->p.i16, NULL);
+        return;
+    }
+    if (!kv->v_shift) { /* RTN4: no value shifts, one product does all dimensions */
+        matmul_r4(out, 0, &kv->vt_r4[i], hs, &sc->p.r4, NULL);
+        return;
+    }
+    /* SDR: per group j of value dimensions, multiply with (p' code << sv[p, j]). */
+    const R4Acts *pa = &sc->p.r4;
+    R4Acts *ps = &sc->p_sv;
+    r4_acts_shape(ps, 1, pos + 1);
+    memcpy(ps->shifts, pa->shifts, (size_t)pa->n_groups);
+    ps->scale[0] = pa->scale[0];
+    memset(ps->codes, 0, (size_t)ps->stride);
+    for (int j = 0, d0 = 0; d0 < hs; j++, d0 += t->quant.group) {
+        for (int p = 0; p <= pos; p++)
+            ps->codes[p] = (int8_t)(pa->codes[p] * (1 << v_shift_get(kv, i, seq, p, j)));
+        r4_acts_sum_groups(ps, 0);
+        const int n = hs - d0 < t->quant.group ? hs - d0 : t->quant.group;
+        const R4Matrix rows = r4_rows_view(&kv->vt_r4[i], d0, n);
+        matmul_r4(out + d0, 0, &rows, n, ps, NULL);
+    }
+}
+
+static void attn_task(void *ctx, int thread, int n_threads) {
+    AttnJob *job = ctx;
+    Transformer *t = job->t;
+    const int hs = config_head_size(&t->cfg), n_heads = t->cfg.n_heads;
+    for (int h = n_heads * thread / n_threads; h < n_heads * (thread + 1) / n_threads; h++)
+        attend_head(t, &t->attn[thread], job->l, h, job->pos, t->s.xb + (size_t)h * hs);
+}
+
+/* ------------------------------------------------------------------ the forward pass */
+
+float *transformer_forward(Transformer *t, int token, int pos) {
+    const ModelConfig *c = &t->cfg;
+    RunState *s = &t->s;
+    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c);
+    const int rounding = t->quant.rounding;
+    const float *cos_pos = t->rope_cos + (size_t)pos * hs / 2,
+                *sin_pos = t->rope_sin + (size_t)pos * hs / 2;
+    float *x = s->x;
+
+    memcpy(x, t->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &t->layers[l];
+
+        /* Attention. wq, wk and wv share one quantized input. */
+        rmsnorm(s->xb, x, L->rms_att, dim);
+        qacts_set(&s->in_dim, s->xb, dim, rounding);
+        linear_apply(s->q, &L->wq, s->xb, &s->in_dim, t->pool);
+        linear_apply(s->k, &L->wk, s->xb, &s->in_dim, t->pool);
+        linear_apply(s->v, &L->wv, s->xb, &s->in_dim, t->pool);
+        rope_rotate(s->q, c->n_heads, hs, cos_pos, sin_pos);
+        rope_rotate(s->k, c->n_kv_heads, hs, cos_pos, sin_pos);
+        kv_store(t, l, pos, s->k, s->v);
+
+        AttnJob job = {t, l, pos};
+        if (t->n_threads > 1 && pos >= 32)
+            threadpool_run(t->pool, attn_task, &job);
+        else
+            attn_task(&job, 0, 1);
+
+        qacts_set(&s->in_dim, s->xb, dim, rounding);
+        linear_apply(s->xb2, &L->wo, s->xb, &s->in_dim, t->pool);
+        for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
+
+        /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). w1 and w3 share one input. */
+        rmsnorm(s->xb, x, L->rms_ffn, dim);
+        qacts_set(&s->in_dim, s->xb, dim, rounding);
+        linear_apply(s->hb, &L->w1, s->xb, &s->in_dim, t->pool);
+        linear_apply(s->hb2, &L->w3, s->xb, &s->in_dim, t->pool);
+        swiglu(s->hb, s->hb2, hid);
+        qacts_set(&s->in_hidden, s->hb, hid, rounding);
+        linear_apply(s->xb2, &L->w2, s->hb, &s->in_hidden, t->pool);
+        for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
+    }
+
+    rmsnorm(x, x, t->rms_final, dim);
+    qacts_set(&s->in_cls, x, dim, rounding);
+    linear_apply(s->logits, &t->cls, x, &s->in_cls, t->pool);
+    return s->logits;
+}
+
+/* ------------------------------------------------------------------ construction */
 
 static void *alloc_floats(size_t n, int *failed) {
     float *p = calloc(n ? n : 1, sizeof(float));
@@ -53,7 +487,12 @@ static void *alloc_floats(size_t n, int *failed) {
     return p;
 }
 
-Transformer *transformer_new(const Checkpoint *ck, char *err, size_t errlen) {
+Transformer *transformer_new(const Checkpoint *ck, const QuantConfig *q, ThreadPool *pool,
+                             char *err, size_t errlen) {
+    if (q->group < 16 || q->group > QR_MAX_GROUP || (q->group & (q->group - 1)) != 0) {
+        snprintf(err, errlen, "group size %d is not one of 16, 32, 64, 128", q->group);
+        return NULL;
+    }
     Transformer *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory");
@@ -61,10 +500,33 @@ Transformer *transformer_new(const Checkpoint *ck, char *err, size_t errlen) {
     }
     const ModelConfig *c = &ck->cfg;
     t->cfg = *c;
-    t->ck = ck;
+    t->quant = *q;
+    t->pool = pool;
+    t->n_threads = pool ? threadpool_size(pool) : 1;
+    t->token_embedding = ck->token_embedding;
+    t->rms_final = ck->rms_final;
     const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, seq = (size_t)c->seq_len,
-                 kv = (size_t)config_kv_dim(c), hs = (size_t)config_head_size(c);
+                 kv_dim = (size_t)config_kv_dim(c), hs = (size_t)config_head_size(c);
     int failed = 0;
+
+    t->layers = calloc((size_t)c->n_layers, sizeof *t->layers);
+    failed |= !t->layers;
+    for (int l = 0; !failed && l < c->n_layers; l++) {
+        Layer *L = &t->layers[l];
+        const size_t i = (size_t)l;
+        L->rms_att = ck->rms_att + i * dim;
+        L->rms_ffn = ck->rms_ffn + i * dim;
+        failed |= linear_init(&L->wq, q->linear, ck->wq + i * dim * dim, c->dim, c->dim, q, pool) ||
+                  linear_init(&L->wk, q->linear, ck->wk + i * kv_dim * dim, (int)kv_dim, c->dim, q, pool) ||
+                  linear_init(&L->wv, q->linear, ck->wv + i * kv_dim * dim, (int)kv_dim, c->dim, q, pool) ||
+                  linear_init(&L->wo, q->linear, ck->wo + i * dim * dim, c->dim, c->dim, q, pool) ||
+                  linear_init(&L->w1, q->linear, ck->w1 + i * hid * dim, c->hidden_dim, c->dim, q, pool) ||
+                  linear_init(&L->w2, q->linear, ck->w2 + i * dim * hid, c->dim, c->hidden_dim, q, pool) ||
+                  linear_init(&L->w3, q->linear, ck->w3 + i * hid * dim, c->hidden_dim, c->dim, q, pool);
+    }
+    failed |= !failed && linear_init(&t->cls, q->cls, ck->wcls, c->vocab_size, c->dim, q, pool);
+    failed |= !failed && kv_init(&t->kv, c, q);
+
     RunState *s = &t->s;
     s->x = alloc_floats(dim, &failed);
     s->xb = alloc_floats(dim, &failed);
@@ -72,23 +534,35 @@ Transformer *transformer_new(const Checkpoint *ck, char *err, size_t errlen) {
     s->hb = alloc_floats(hid, &failed);
     s->hb2 = alloc_floats(hid, &failed);
     s->q = alloc_floats(dim, &failed);
+    s->k = alloc_floats(kv_dim, &failed);
+    s->v = alloc_floats(kv_dim, &failed);
     s->att = alloc_floats((size_t)c->n_heads * seq, &failed);
     s->logits = alloc_floats((size_t)c->vocab_size, &failed);
-    t->key_cache = alloc_floats((size_t)c->n_layers * seq * kv, &failed);
-    t->value_cache = alloc_floats((size_t)c->n_layers * seq * kv, &failed);
+    failed |= qacts_init(&s->in_dim, q->linear, c->dim, q->group) ||
+              qacts_init(&s->in_hidden, q->linear, c->hidden_dim, q->group) ||
+              qacts_init(&s->in_cls, q->cls, c->dim, q->group);
+    t->attn = calloc((size_t)t->n_threads, sizeof *t->attn);
+    failed |= !t->attn;
+    for (int i = 0; !failed && i < t->n_threads; i++) {
+        AttnScratch *a = &t->attn[i];
+        failed |= qacts_init(&a->q, q->kv, (int)hs, q->group) ||
+                  qacts_init(&a->p, q->kv, c->seq_len, q->group) ||
+                  (q->kv == QUANT_SDR && r4_acts_alloc(&a->p_sv, 1, c->seq_len, q->group));
+        a->pf = alloc_floats(seq, &failed);
+    }
     t->rope_cos = alloc_floats(seq * hs / 2, &failed);
     t->rope_sin = alloc_floats(seq * hs / 2, &failed);
     if (failed) {
-        snprintf(err, errlen, "out of memory for activations and KV cache (seq_len %d)",
+        snprintf(err, errlen, "out of memory for weights, activations and KV cache (seq_len %d)",
                  c->seq_len);
         transformer_free(t);
         return NULL;
     }
-    /* RoPE: pair (2i, 2i+1) of every head turns by pos * 10000^(-2i / head_size). Computed
-     * once in double precision and rounded, so the angle is exact to float32 precision. */
+    /* RoPE: pair (2i, 2i+1) of every head turns by pos * 10000^(-2i / hs). Computed once in
+     * double precision and rounded, so each angle is as exact as float32 allows. */
     for (size_t pos = 0; pos < seq; pos++) {
         for (size_t i = 0; i < hs / 2; i++) {
-            double angle = (double)pos * pow(10000.0, -(double)(2 * i) / (double)hs);
+            double angle = (double)pos * (1.0 / pow(10000.0, (double)(2 * i) / (double)hs));
             t->rope_cos[pos * hs / 2 + i] = (float)cos(angle);
             t->rope_sin[pos * hs / 2 + i] = (float)sin(angle);
         }
@@ -98,75 +572,64 @@ Transformer *transformer_new(const Checkpoint *ck, char *err, size_t errlen) {
 
 void transformer_free(Transformer *t) {
     if (!t) return;
+    for (int l = 0; t->layers && l < t->cfg.n_layers; l++) {
+        Layer *L = &t->layers[l];
+        linear_free(&L->wq), linear_free(&L->wk), linear_free(&L->wv), linear_free(&L->wo);
+        linear_free(&L->w1), linear_free(&L->w2), linear_free(&L->w3);
+    }
+    free(t->layers);
+    linear_free(&t->cls);
+    kv_free(&t->kv, &t->cfg);
     RunState *s = &t->s;
-    free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2), free(s->q), free(s->att),
-        free(s->logits);
-    free(t->key_cache), free(t->value_cache), free(t->rope_cos), free(t->rope_sin);
+    free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2), free(s->q), free(s->k),
+        free(s->v), free(s->att), free(s->logits);
+    qacts_free(&s->in_dim), qacts_free(&s->in_hidden), qacts_free(&s->in_cls);
+    for (int i = 0; t->attn && i < t->n_threads; i++) {
+        qacts_free(&t->attn[i].q), qacts_free(&t->attn[i].p);
+        r4_acts_free(&t->attn[i].p_sv);
+        free(t->attn[i].pf);
+    }
+    free(t->attn);
+    free(t->rope_cos), free(t->rope_sin);
     free(t);
 }
 
 const ModelConfig *transformer_config(const Transformer *t) { return &t->cfg; }
+const QuantConfig *transformer_quant(const Transformer *t) { return &t->quant; }
 
-/* ------------------------------------------------------------------ the forward pass */
+/* ------------------------------------------------------------------ memory accounting */
 
-float *transformer_forward(Transformer *t, int token, int pos) {
-    const ModelConfig *c = &t->cfg;
-    const Checkpoint *w = t->ck;
-    RunState *s = &t->s;
-    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c),
-              kv_dim = config_kv_dim(c), heads_per_kv = c->n_heads / c->n_kv_heads;
-    const float *cos_pos = t->rope_cos + (size_t)pos * hs / 2,
-                *sin_pos = t->rope_sin + (size_t)pos * hs / 2;
-    float *x = s->x;
+size_t linear_weights_bytes(const ModelConfig *c, QuantKind linear, int group) {
+    const int kv_dim = config_kv_dim(c);
+    const size_t per_layer = 2 * quant_matrix_bytes(linear, c->dim, c->dim, group) +
+                             2 * quant_matrix_bytes(linear, kv_dim, c->dim, group) +
+                             2 * quant_matrix_bytes(linear, c->hidden_dim, c->dim, group) +
+                             quant_matrix_bytes(linear, c->dim, c->hidden_dim, group);
+    return (size_t)c->n_layers * per_layer;
+}
 
-    memcpy(x, w->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
+size_t weights_bytes(const ModelConfig *c, QuantKind linear, QuantKind cls, int group) {
+    const size_t emb = quant_matrix_bytes(QUANT_F32, c->vocab_size, c->dim, group);
+    const size_t norms = ((size_t)2 * c->n_layers + 1) * c->dim * sizeof(float);
+    /* A float32 classifier shares the embedding's memory (llama2.c's shared weights). */
+    const size_t classifier = cls == QUANT_F32 ? 0 : quant_matrix_bytes(cls, c->vocab_size, c->dim, group);
+    return emb + norms + linear_weights_bytes(c, linear, group) + classifier;
+}
 
-    for (int l = 0; l < c->n_layers; l++) {
-        const size_t L = (size_t)l;
-        /* Attention: k and v of this position go straight into the cache. */
-        float *key_cache = t->key_cache + L * c->seq_len * kv_dim;
-        float *value_cache = t->value_cache + L * c->seq_len * kv_dim;
-        float *k = key_cache + (size_t)pos * kv_dim, *v = value_cache + (size_t)pos * kv_dim;
-
-        rmsnorm(s->xb, x, w->rms_att + L * dim, dim);
-        matmul_f32(s->q, w->wq + L * dim * dim, s->xb, dim, dim);
-        matmul_f32(k, w->wk + L * kv_dim * dim, s->xb, kv_dim, dim);
-        matmul_f32(v, w->wv + L * kv_dim * dim, s->xb, kv_dim, dim);
-        rope_rotate(s->q, c->n_heads, hs, cos_pos, sin_pos);
-        rope_rotate(k, c->n_kv_heads, hs, cos_pos, sin_pos);
-
-        const float inv_sqrt_hs = 1.0f / sqrtf((float)hs);
-        for (int h = 0; h < c->n_heads; h++) {
-            const float *qh = s->q + (size_t)h * hs;
-            const size_t kv_off = (size_t)(h / heads_per_kv) * hs;
-            float *att = s->att + (size_t)h * c->seq_len;
-            for (int p = 0; p <= pos; p++) {
-                const float *kp = key_cache + (size_t)p * kv_dim + kv_off;
-                float score = 0.0f;
-                for (int i = 0; i < hs; i++) score += qh[i] * kp[i];
-                att[p] = score * inv_sqrt_hs;
-            }
-            softmax(att, pos + 1);
-            float *out = s->xb + (size_t)h * hs;
-            memset(out, 0, (size_t)hs * sizeof *out);
-            for (int p = 0; p <= pos; p++) {
-                const float *vp = value_cache + (size_t)p * kv_dim + kv_off;
-                for (int i = 0; i < hs; i++) out[i] += att[p] * vp[i];
-            }
-        }
-        matmul_f32(s->xb2, w->wo + L * dim * dim, s->xb, dim, dim);
-        for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
-
-        /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). */
-        rmsnorm(s->xb, x, w->rms_ffn + L * dim, dim);
-        matmul_f32(s->hb, w->w1 + L * hid * dim, s->xb, hid, dim);
-        matmul_f32(s->hb2, w->w3 + L * hid * dim, s->xb, hid, dim);
-        swiglu(s->hb, s->hb2, hid);
-        matmul_f32(s->xb2, w->w2 + L * dim * hid, s->hb, dim, hid);
-        for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
+size_t kv_cache_bytes(const ModelConfig *c, QuantKind kv, int group, int seq) {
+    const size_t heads = (size_t)c->n_layers * c->n_kv_heads;
+    const int hs = config_head_size(c);
+    switch (kv) {
+    case QUANT_F32: return 2 * heads * seq * hs * sizeof(float);
+    case QUANT_INT:
+        return heads * (quant_matrix_bytes(QUANT_INT, seq, hs, group) +
+                        quant_matrix_bytes(QUANT_INT, hs, seq, group) + seq * sizeof(float));
+    case QUANT_SDR:
+    case QUANT_RTN4: {
+        const int sdr = kv == QUANT_SDR, v_groups = (hs + group - 1) / group;
+        return heads * (r4_bytes_for(seq, hs, group, sdr) + r4_bytes_for(hs, seq, group, 0) +
+                        (size_t)seq * sizeof(float) + (sdr ? (size_t)seq * ((v_groups + 1) / 2) : 0));
     }
-
-    rmsnorm(x, x, w->rms_final, dim);
-    matmul_f32(s->logits, w->wcls, x, c->vocab_size, dim);
-    return s->logits;
+    }
+    return 0;
 }

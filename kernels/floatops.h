@@ -1,7 +1,7 @@
 /*
  * kernels/floatops.h - the float32 steps between matmuls: RMSNorm, softmax, RoPE, SwiGLU.
  *
- * These stay in float in every mode (SPEC.md section 4); only matmuls are quantized.
+ * These stay in float in every mode (docs/SPEC.md section 4); only matmuls are quantized.
  */
 #ifndef KERNELS_FLOATOPS_H
 #define KERNELS_FLOATOPS_H

@@ -38,12 +38,13 @@ int test_read_ints(const char *path, int **out);
 const char *test_temp_file(const void *data, size_t size);
 
 /* Runs the program under test with argv (argv[0] is ignored and replaced), optional stdin
- * text; captures its exit status, stdout and stderr (malloc'd, NUL-terminated). */
+ * text and an optional extra environment variable ("NAME=value"); captures its exit
+ * status, stdout and stderr (malloc'd, NUL-terminated). */
 typedef struct {
     int status; /* exit status, or 128 + signal */
     char *out, *err;
 } RunResult;
-RunResult test_run_program(const char *const *argv, const char *stdin_text);
+RunResult test_run_program(const char *const *argv, const char *stdin_text, const char *env);
 void run_result_free(RunResult *r);
 
 /* Deterministic pseudo-random numbers for randomized tests. */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "tests/test.h"
+#include "kernels/simd.h"
 #include "tokenizer/tokenizer.h"
 
 /* "ARG1 ARG2 ..." for messages (at most the first three arguments). */
@@ -22,9 +23,9 @@ static const char *describe(const char *const *argv) {
 
 /* Runs ./run with the arguments, expects `status` and `fragment` in stderr (or stdout for
  * status 0). */
-static RunResult expect_run(const char *const *argv, const char *stdin_text, int status,
-                            const char *fragment) {
-    RunResult r = test_run_program(argv, stdin_text);
+static RunResult expect_run_env(const char *const *argv, const char *stdin_text, const char *env,
+                                int status, const char *fragment) {
+    RunResult r = test_run_program(argv, stdin_text, env);
     CHECKF(r.status == status, "%s...: exit status %d, expected %d; stderr: %s", describe(argv),
            r.status, status, r.err ? r.err : "");
     const char *where = status == 0 ? r.out : r.err;
@@ -34,6 +35,11 @@ static RunResult expect_run(const char *const *argv, const char *stdin_text, int
     CHECKF(r.err && !strstr(r.err, "AddressSanitizer") && !strstr(r.err, "runtime error"),
            "sanitizer report: %s", r.err);
     return r;
+}
+
+static RunResult expect_run(const char *const *argv, const char *stdin_text, int status,
+                            const char *fragment) {
+    return expect_run_env(argv, stdin_text, NULL, status, fragment);
 }
 
 static void expect_failure(const char *const *argv, const char *fragment) {
@@ -64,6 +70,15 @@ static void test_bad_flags(void) {
     expect_failure(ARGS(M260K, "-s", "seed"), "-s expects an integer");
     expect_failure(ARGS(M260K, "-n"), "-n needs a value");
     expect_failure(ARGS("-n", "5"), "the first argument must be the model");
+    expect_failure(ARGS(M260K, "-q", "int3"), "unknown quantization mode 'int3'");
+    expect_failure(ARGS(M260K, "-g", "24"), "-g takes 16, 32, 64 or 128");
+    expect_failure(ARGS(M260K, "-g", "256"), "-g expects an integer in 16..128");
+    expect_failure(ARGS(M260K, "--cls", "int4"), "unknown classifier setting 'int4'");
+    expect_failure(ARGS(M260K, "--sdr", "floor"), "unknown razoring 'floor'");
+    expect_failure(ARGS(M260K, "-j", "0"), "-j expects an integer in 1..256");
+    RunResult r = expect_run_env(ARGS(M260K, "-n", "4"), NULL, "QRAZOR_SIMD=neon", 1,
+                                 "QRAZOR_SIMD=neon: unknown level");
+    run_result_free(&r);
 }
 
 static void test_bad_model_and_tokenizer(void) {
@@ -92,17 +107,17 @@ static void test_context_limits(void) {
     expect_failure(ARGS(M260K, "-n", "3", "-i", "Once upon a time"), "-n allows only 3");
 }
 
-/* Greedy generation through the whole program prints exactly the golden continuation. */
-static void test_greedy_story_matches_golden(void) {
+/* The text the golden greedy ids of `file` decode to, after BOS, plus the final newline. */
+static char *golden_story(const char *file, int *n_ids) {
     int *ids;
-    int n = test_read_ints("tests/data/golden/stories260K/bos.fp32.greedy", &ids);
+    const int n = test_read_ints(file, &ids);
     char err[256];
     Tokenizer *tok = tokenizer_open("models/tok512.model", err, sizeof err);
     if (!CHECKF(tok != NULL, "%s", err) || n <= 0) {
         tokenizer_free(tok);
-        return;
+        return NULL;
     }
-    char want[8192] = "";
+    char *want = malloc(8192);
     size_t at = 0;
     int prev = tokenizer_bos(tok);
     for (int i = 0; i < n; i++) {
@@ -114,21 +129,60 @@ static void test_greedy_story_matches_golden(void) {
     }
     want[at++] = '\n';
     want[at] = '\0';
+    tokenizer_free(tok);
+    free(ids);
+    *n_ids = n;
+    return want;
+}
+
+/* Greedy generation through the whole program prints exactly the golden continuation:
+ * the default mode (qrazor, classifier razored too) and fp32, through both tokenizer
+ * formats, on every SIMD level and thread count. */
+static void test_greedy_story_matches_golden(void) {
+    int n;
+    char *qrazor = golden_story("tests/data/golden/stories260K/bos.qrazor-g16-clsq.greedy", &n);
+    char *fp32 = golden_story("tests/data/golden/stories260K/bos.fp32.greedy", &n);
+    if (!qrazor || !fp32) {
+        free(qrazor), free(fp32);
+        return;
+    }
     char steps[16];
     snprintf(steps, sizeof steps, "%d", n); /* positions 0..n-1 produce n new tokens */
     RunResult r = expect_run(ARGS(M260K, "-t", "0", "-n", steps), NULL, 0, NULL);
-    CHECKF(r.out && !strcmp(r.out, want), "stdout:\n%s\nexpected:\n%s", r.out, want);
+    CHECKF(r.out && !strcmp(r.out, qrazor), "stdout:\n%s\nexpected:\n%s", r.out, qrazor);
     CHECKF(r.err && strstr(r.err, "achieved tok/s:"), "no tok/s report: %s", r.err);
     CHECKF(r.err && strstr(r.err, "tokenizer: models/tok512.model"), "no tokenizer report: %s",
            r.err);
     run_result_free(&r);
-    /* The same through the tokenizer.bin format. */
-    r = expect_run(ARGS(M260K, "-t", "0", "-n", steps, "-z", "tests/data/tok512.bin"), NULL, 0,
-                   NULL);
-    CHECKF(r.out && !strcmp(r.out, want), "with tok512.bin, stdout:\n%s", r.out);
+    r = expect_run(ARGS(M260K, "-t", "0", "-n", steps, "-q", "fp32", "-z", "tests/data/tok512.bin"),
+                   NULL, 0, NULL);
+    CHECKF(r.out && !strcmp(r.out, fp32), "fp32 with tok512.bin, stdout:\n%s", r.out);
     run_result_free(&r);
-    tokenizer_free(tok);
-    free(ids);
+    const char *levels[] = {"QRAZOR_SIMD=scalar", "QRAZOR_SIMD=avx2", "QRAZOR_SIMD=avx512"};
+    for (int l = 0; l < 3; l++) {
+        if (!simd_kernels((SimdLevel)l)) continue; /* this CPU cannot run it */
+        r = expect_run_env(ARGS(M260K, "-t", "0", "-n", steps, "-j", l == 1 ? "1" : "3"), NULL,
+                           levels[l], 0, NULL);
+        CHECKF(r.out && !strcmp(r.out, qrazor), "%s: stdout:\n%s", levels[l], r.out);
+        run_result_free(&r);
+    }
+    free(qrazor);
+    free(fp32);
+}
+
+static void test_info(void) {
+    RunResult r = expect_run(ARGS(M260K, "-v", "-n", "2"), NULL, 0, NULL);
+    const char *e = r.err ? r.err : "";
+    CHECKF(strstr(e, "mode:     qrazor, G = 16, SDR rounding, classifier qrazor"), "%s", e);
+    CHECKF(strstr(e, "kernels:  ") && strstr(e, "thread"), "%s", e);
+    CHECKF(strstr(e, "4-bit codes + a 4-bit shift per 16: 4.25 bits"), "%s", e);
+    CHECKF(strstr(e, "KV cache at full context (512 positions"), "%s", e);
+    run_result_free(&r);
+    r = expect_run(ARGS(M260K, "--info", "-q", "w8a16", "-g", "32", "--sdr", "truncate",
+                        "--cls", "fp32", "-n", "2"), NULL, 0, NULL);
+    CHECKF(r.err && strstr(r.err, "mode:     w8a16, G = 32, SDR truncating, classifier fp32"),
+           "%s", r.err);
+    run_result_free(&r);
 }
 
 static void test_sampling_is_seeded(void) {
@@ -181,6 +235,7 @@ void suite_cli(void) {
     test_run("cli_bad_model_and_tokenizer", test_bad_model_and_tokenizer);
     test_run("cli_context_limits", test_context_limits);
     test_run("cli_greedy_story_matches_golden", test_greedy_story_matches_golden);
+    test_run("cli_info", test_info);
     test_run("cli_sampling_is_seeded", test_sampling_is_seeded);
     test_run("cli_tokenizer_discovery", test_tokenizer_discovery);
     test_run("cli_chat_mode", test_chat_mode);

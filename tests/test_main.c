@@ -19,6 +19,7 @@
 #include "tests/test.h"
 
 void suite_checkpoint(void);
+void suite_kernels(void);
 void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
@@ -139,7 +140,7 @@ static char *slurp_fd(int fd) {
     return buf;
 }
 
-RunResult test_run_program(const char *const *argv, const char *stdin_text) {
+RunResult test_run_program(const char *const *argv, const char *stdin_text, const char *env) {
     RunResult r = {.status = -1};
     FILE *in = tmpfile(), *out = tmpfile(), *err = tmpfile();
     if (!CHECKF(in && out && err, "tmpfile failed")) return r;
@@ -152,6 +153,12 @@ RunResult test_run_program(const char *const *argv, const char *stdin_text) {
         dup2(fileno(in), 0);
         dup2(fileno(out), 1);
         dup2(fileno(err), 2);
+        if (env) {
+            char name[64];
+            const size_t len = strcspn(env, "=");
+            snprintf(name, sizeof name, "%.*s", (int)len, env);
+            setenv(name, env[len] ? env + len + 1 : "", 1);
+        }
         int n = 0;
         while (argv[n]) n++;
         char **args = calloc((size_t)n + 1, sizeof *args);
@@ -197,6 +204,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     suite_checkpoint();
+    suite_kernels();
     suite_tokenizer();
     suite_sampler();
     suite_forward();

@@ -1,0 +1,63 @@
+/*
+ * kernels/kernels_scalar.c - the reference kernels: docs/SPEC.md section 3 written as plainly
+ * as C allows. Every SIMD kernel must produce exactly these integers.
+ */
+#include "kernels/simd.h"
+
+/* x << s for a possibly negative x, without the undefined behaviour of shifting one. */
+static inline int64_t shl(int64_t x, int s) { return x * ((int64_t)1 << s); }
+
+/* docs/SPEC.md section 3, for each row of the block and each vector:
+ *   acc = sum over groups g of ( sum_{i in g} a_i * w_i ) << (sa_g + sw_g)
+ * The inner sum multiplies 4-bit codes; the shift is applied once per group. */
+static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
+                            int nt) {
+    const int G = x->group;
+    for (int t = 0; t < nt; t++) {
+        const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride;
+        const uint8_t *sa = x->shifts + (size_t)(t0 + t) * x->n_groups;
+        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
+            const int r = rb * QR_BLOCK_ROWS + rr;
+            int64_t sum = 0;
+            for (int g = 0; r < w->rows && g < x->n_groups; g++) {
+                int32_t dot = 0;
+                for (int i = g * G; i < x->len && i < (g + 1) * G; i++)
+                    dot += a[i] * r4_get_code(w, r, i);
+                sum += shl(dot, sa[g] + r4_get_shift(w, r, g));
+            }
+            acc[t * QR_BLOCK_ROWS + rr] = sum;
+        }
+    }
+}
+
+/* Stage 1 only (w8a16): acc = sum_i a_i * w_i over INT16 activations and INT8 weights. */
+static void i8_block_scalar(int64_t *acc, const I8Matrix *w, int rb, const I16Acts *x, int t0,
+                            int nt) {
+    for (int t = 0; t < nt; t++) {
+        const int16_t *a = x->q + (size_t)(t0 + t) * x->stride;
+        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
+            const int r = rb * QR_BLOCK_ROWS + rr;
+            int64_t sum = 0;
+            if (r < w->rows) {
+                const int8_t *row = w->q + (size_t)r * w->cols;
+                for (int i = 0; i < x->len; i++) sum += (int32_t)a[i] * row[i];
+            }
+            acc[t * QR_BLOCK_ROWS + rr] = sum;
+        }
+    }
+}
+
+static void f32_rows_scalar(float *y, size_t y_stride, const float *w, int cols, int r0, int r1,
+                            const float *x, size_t x_stride, int n) {
+    for (int r = r0; r < r1; r++) {
+        const float *row = w + (size_t)r * cols;
+        for (int t = 0; t < n; t++) {
+            const float *xt = x + (size_t)t * x_stride;
+            float sum = 0.0f;
+            for (int i = 0; i < cols; i++) sum += row[i] * xt[i];
+            y[(size_t)t * y_stride + r] = sum;
+        }
+    }
+}
+
+const KernelTable kernels_scalar = {"scalar", r4_block_scalar, i8_block_scalar, f32_rows_scalar};

@@ -1,0 +1,31 @@
+/*
+ * kernels/matmul.h - whole-matrix products, split across the thread pool.
+ *
+ * Each call computes, for the first n_rows rows of a matrix and every vector t of a batch,
+ *     y[t * y_stride + r]
+ * with the kernels of the current SIMD level (simd.h). Integer products are exact and
+ * then scaled as docs/SPEC.md section 3 says: y = ((float)acc * Sa[t]) * Sw[r]. Rows are split
+ * across threads in contiguous blocks of 16, so every result is computed by one thread in
+ * one fixed order: the output does not depend on the thread count.
+ */
+#ifndef KERNELS_MATMUL_H
+#define KERNELS_MATMUL_H
+
+#include <stddef.h>
+
+#include "kernels/qformat.h"
+#include "kernels/threadpool.h"
+
+/* 4-bit razored (or RTN4) weights x razored activations. */
+void matmul_r4(float *y, size_t y_stride, const R4Matrix *w, int n_rows, const R4Acts *x,
+               ThreadPool *pool);
+
+/* INT8 weights x INT16 activations (stage 1 only). */
+void matmul_i8(float *y, size_t y_stride, const I8Matrix *w, int n_rows, const I16Acts *x,
+               ThreadPool *pool);
+
+/* float32 [rows][cols] x n float vectors (x_stride apart). */
+void matmul_f32(float *y, size_t y_stride, const float *w, int rows, int cols, const float *x,
+                size_t x_stride, int n, ThreadPool *pool);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * kernels/qformat.h - every quantized data format of the engine, in one place.
+ *
+ * The numbers follow docs/SPEC.md (the QRazor numerics contract):
+ *   stage 1  absmax scaling to wide integers: INT8 weights (one scale per row), INT16
+ *            activations (one scale per vector), INT8 key/value entries (one scale per
+ *            token per head);
+ *   stage 2  Significant Data Razoring (SDR): in each group of G consecutive integers
+ *            along the reduction axis, keep the 3 magnitude bits below the group's leading
+ *            one (rounded) plus a sign: a 4-bit code c in [-7, 7] per element and one
+ *            shift s in [0, 12] per group. The razored integer is c << s.
+ * and a matmul multiplies codes, never decompressed values:
+ *   acc[r] = sum over groups g of ( sum_{i in g} a_i * w_i ) << (sa_g + sw_g)   (int64, exact)
+ *   y[r]   = ((float)acc[r] * Sa) * Sw[r]
+ *
+ * The layouts below are ours (docs/SPEC.md leaves memory layout to the implementation). They
+ * are chosen for the AVX-512 VNNI kernel; the scalar kernel reads them through the small
+ * accessors at the end of this file, which double as their definition.
+ *
+ * ============================================================ R4Matrix: 4-bit codes
+ *
+ * A rows x cols matrix of razored codes (weights, the key cache, the transposed value
+ * cache), stored in blocks of 16 rows (QR_BLOCK_ROWS). Within a block, columns go in
+ * steps of 8; one step is 64 bytes that hold 16 rows x 8 columns:
+ *
+ *     byte  4*rr + e   (rr = row in block 0..15, e = 0..3)
+ *       low nibble:  code of (row rr, column 8j + e)
+ *       high nibble: code of (row rr, column 8j + 4 + e)
+ *
+ *        64-byte step j of a 16-row block
+ *        +--------+--------+--------+--------+--------+-- ... --+--------+
+ *   byte |   0    |   1    |   2    |   3    |   4    |         |   63   |
+ *   lo   | r0 c0  | r0 c1  | r0 c2  | r0 c3  | r1 c0  |         | r15 c3 |
+ *   hi   | r0 c4  | r0 c5  | r0 c6  | r0 c7  | r1 c4  |         | r15 c7 |
+ *        +--------+--------+--------+--------+--------+-- ... --+--------+
+ *        (c = column 8j + ...)
+ *
+ * So the low nibbles of one step, read as 64 bytes, are 16 lanes of 4 consecutive codes
+ * of one row each: exactly the operand of one VNNI dot-product instruction (vpdpbusd sums
+ * 4 byte products into each 32-bit lane), and the high nibbles are the next 4 columns.
+ *
+ * A code c is stored as the "excess-8" nibble c + 8 (so -7..7 -> 1..15, and 8 means 0).
+ * This is still the 4-bit sign-magnitude code of docs/SPEC.md, relabelled: the instruction
+ * wants an unsigned operand, and sum (c_i + 8) a_i = sum c_i a_i + 8 sum a_i, where the
+ * last sum belongs to the activation and is computed once per vector.
+ *
+ * Columns are padded to a multiple of 8 with code 0; rows to a multiple of 16 likewise.
+ *
+ * Shifts: one 4-bit shift per (row, group of G columns). Per block and group, 8 bytes:
+ *     byte j: low nibble = shift of row j, high nibble = shift of row j + 8.
+ * A matrix whose shifts are all zero (the transposed value cache, RTN4 baselines may use
+ * them too) can have shifts == NULL.
+ *
+ * Scales: one float per row (stage 1).
+ *
+ * Memory per element: 4 bits + 4/G bits of shift (4.25 bits at G = 16) + 32/cols of scale.
+ *
+ * ============================================================ R4Acts: razored vectors
+ *
+ * A batch of n activation vectors of length len, razored along their length in groups of
+ * G, kept one code per byte (they live only for one matmul): for vector t,
+ *     codes[t * stride + i]  signed code of element i (padding up to stride is 0)
+ *     shifts[t * n_groups + g], group_sum[t * n_groups + g] = sum of the group's codes
+ *     scale[t]
+ * The codes are 4-bit values in [-7, 7] for razored activations. (The attention kernel
+ * also feeds int8 codes up to 112 here, see engine/attention notes; every kernel accepts
+ * |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of razored operands.)
+ *
+ * ============================================================ INT8 x INT16 (stage 1 only)
+ *
+ * I8Matrix: row-major int8 codes [rows][cols] with one float scale per row.
+ * I16Acts:  n vectors of int16 codes [n][stride] with one float scale per vector.
+ */
+#ifndef KERNELS_QFORMAT_H
+#define KERNELS_QFORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    QR_BLOCK_ROWS = 16,   /* rows per interleaved block */
+    QR_STEP_COLS = 8,     /* columns per 64-byte step */
+    QR_STEP_BYTES = 64,   /* bytes per step */
+    QR_MAX_GROUP = 128,   /* largest supported group size G */
+    QR_FLUSH_COLS = 512,  /* int32 lanes are widened to int64 at least this often */
+};
+
+typedef struct {
+    int rows, cols, group;
+    int n_groups;   /* ceil(cols / group) */
+    int cols_pad;   /* cols rounded up to a multiple of 8 */
+    int n_blocks;   /* ceil(rows / 16) */
+    uint8_t *codes; /* n_blocks * cols_pad * 8 bytes (16 rows x 4 bits per column) */
+    uint8_t *shifts;/* n_blocks * n_groups * 8 bytes, or NULL when all shifts are 0 */
+    float *scales;  /* [n_blocks * 16] */
+} R4Matrix;
+
+typedef struct {
+    int n, len, group;  /* n vectors of len codes, groups of `group` */
+    int n_groups;       /* ceil(len / group) */
+    int stride;         /* len rounded up to a multiple of 8 (and of 64 for alignment) */
+    int cap_n, cap_len; /* what the buffers were allocated for */
+    int8_t *codes;      /* [cap_n][stride] */
+    uint8_t *shifts;    /* [cap_n][n_groups] */
+    int32_t *group_sum; /* [cap_n][n_groups] */
+    float *scale;       /* [cap_n] */
+} R4Acts;
+
+typedef struct {
+    int rows, cols;
+    int8_t *q;     /* [rows][cols] */
+    float *scales; /* [rows] */
+} I8Matrix;
+
+typedef struct {
+    int n, len;         /* n vectors of len codes */
+    int stride;         /* len rounded up to a multiple of 32 (zero padded) */
+    int cap_n, cap_len;
+    int16_t *q;         /* [cap_n][stride] */
+    float *scale;       /* [cap_n] */
+} I16Acts;
+
+/* ------------------------------------------------------------------ R4Matrix accessors */
+
+static inline size_t r4_block_bytes(const R4Matrix *m) { return (size_t)m->cols_pad * 8; }
+
+/* Address of the byte holding code (r, c) and whether it is the high nibble. */
+static inline uint8_t *r4_code_byte(const R4Matrix *m, int r, int c, int *high) {
+    const int rb = r / QR_BLOCK_ROWS, rr = r % QR_BLOCK_ROWS;
+    *high = (c % QR_STEP_COLS) >= 4;
+    return m->codes + (size_t)rb * r4_block_bytes(m) + (size_t)(c / QR_STEP_COLS) * QR_STEP_BYTES +
+           (size_t)(rr * 4 + c % 4);
+}
+
+/* Signed code at (r, c). */
+static inline int r4_get_code(const R4Matrix *m, int r, int c) {
+    int high;
+    const uint8_t b = *r4_code_byte(m, r, c, &high);
+    return (high ? b >> 4 : b & 15) - 8;
+}
+
+static inline void r4_set_code(R4Matrix *m, int r, int c, int code) {
+    int high;
+    uint8_t *b = r4_code_byte(m, r, c, &high);
+    const uint8_t nib = (uint8_t)(code + 8);
+    *b = high ? (uint8_t)((*b & 0x0F) | (nib << 4)) : (uint8_t)((*b & 0xF0) | nib);
+}
+
+/* Shift of row r in group g (0 when the matrix has no shifts). */
+static inline int r4_get_shift(const R4Matrix *m, int r, int g) {
+    if (!m->shifts) return 0;
+    const int rb = r / QR_BLOCK_ROWS, rr = r % QR_BLOCK_ROWS;
+    const uint8_t b = m->shifts[((size_t)rb * m->n_groups + g) * 8 + rr % 8];
+    return rr < 8 ? b & 15 : b >> 4;
+}
+
+static inline void r4_set_shift(R4Matrix *m, int r, int g, int shift) {
+    const int rb = r / QR_BLOCK_ROWS, rr = r % QR_BLOCK_ROWS;
+    uint8_t *b = &m->shifts[((size_t)rb * m->n_groups + g) * 8 + rr % 8];
+    *b = rr < 8 ? (uint8_t)((*b & 0xF0) | shift) : (uint8_t)((*b & 0x0F) | (shift << 4));
+}
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * kernels/quant.c - stage 1 and Significant Data Razoring (docs/SPEC.md sections 1 and 2), and
+ * the construction of the packed formats.
+ */
+#include "kernels/quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ docs/SPEC.md section 1 */
+
+float absmax_scale(const float *x, int n, int qmax) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    return amax / (float)qmax;
+}
+
+/* ------------------------------------------------------------------ docs/SPEC.md section 2 */
+
+int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes) {
+    /* 1. A leading-one detector over the group: OR of the magnitudes. Its highest set bit
+     *    is the highest set bit of the largest magnitude. */
+    uint32_t m = 0;
+    for (int i = 0; i < n; i++) m |= (uint32_t)abs(q[i]);
+    /* 2-4. Keep three magnitude bits from the leading one down: shift = position - 2. */
+    int shift = 0;
+    if (m != 0) {
+        const int lead = 31 - __builtin_clz(m);
+        shift = lead > 2 ? lead - 2 : 0;
+    }
+    /* 5-6. Round half up on the first dropped bit, saturate at 7, put the sign back (never
+     *      on a zero: there is no negative zero). */
+    const uint32_t half = rounding && shift > 0 ? 1u << (shift - 1) : 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t c = ((uint32_t)abs(q[i]) + half) >> shift;
+        c = c > 7 ? 7 : c;
+        codes[i] = (int8_t)(q[i] < 0 ? -(int)c : (int)c);
+    }
+    return shift;
+}
+
+void sdr_razor(const int32_t *q, int n, int group, int rounding, int8_t *codes, uint8_t *shifts) {
+    for (int g = 0, start = 0; start < n; g++, start += group) {
+        const int len = n - start < group ? n - start : group;
+        shifts[g] = (uint8_t)sdr_group(q + start, len, rounding, codes + start);
+    }
+}
+
+/* ------------------------------------------------------------------ R4Matrix */
+
+static void *alloc_aligned(size_t bytes) {
+    void *p = NULL;
+    /* 64 bytes: one cache line, one AVX-512 register. */
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+int r4_matrix_alloc(R4Matrix *m, int rows, int cols, int group, int with_shifts) {
+    memset(m, 0, sizeof *m);
+    m->rows = rows;
+    m->cols = cols;
+    m->group = group;
+    m->n_groups = (cols + group - 1) / group;
+    m->cols_pad = round_up(cols, QR_STEP_COLS);
+    m->n_blocks = (rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    const size_t code_bytes = (size_t)m->n_blocks * r4_block_bytes(m);
+    const size_t shift_bytes = (size_t)m->n_blocks * (size_t)m->n_groups * 8;
+    m->codes = alloc_aligned(code_bytes);
+    m->shifts = with_shifts ? alloc_aligned(shift_bytes) : NULL;
+    m->scales = alloc_aligned((size_t)m->n_blocks * QR_BLOCK_ROWS * sizeof(float));
+    if (!m->codes || (with_shifts && !m->shifts) || !m->scales) {
+        r4_matrix_free(m);
+        return -1;
+    }
+    memset(m->codes, 0x88, code_bytes); /* excess-8: every code 0 */
+    if (m->shifts) memset(m->shifts, 0, shift_bytes);
+    memset(m->scales, 0, (size_t)m->n_blocks * QR_BLOCK_ROWS * sizeof(float));
+    return 0;
+}
+
+void r4_matrix_free(R4Matrix *m) {
+    free(m->codes);
+    free(m->shifts);
+    free(m->scales);
+    memset(m, 0, sizeof *m);
+}
+
+int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax, int rounding,
+                   int8_t *codes) {
+    if (kind == QUANT_RTN4) {
+        for (int i = 0; i < n; i++) codes[i] = (int8_t)quantize_value(x[i], s, QMAX_RTN4);
+        return 0;
+    }
+    int32_t q[QR_MAX_GROUP];
+    for (int i = 0; i < n; i++) q[i] = quantize_value(x[i], s, base_qmax);
+    return sdr_group(q, n, rounding, codes);
+}
+
+void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, int rounding) {
+    const int qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT8;
+    const float s = absmax_scale(w, m->cols, qmax);
+    for (int g = 0; g < m->n_groups; g++) {
+        const int start = g * m->group, len = m->cols - start < m->group ? m->cols - start : m->group;
+        int8_t codes[QR_MAX_GROUP];
+        const int shift = quantize_group(w + start, len, s, kind, QMAX_INT8, rounding, codes);
+        for (int i = 0; i < len; i++) r4_set_code(m, r, start + i, codes[i]);
+        if (m->shifts) r4_set_shift(m, r, g, shift);
+    }
+    m->scales[r] = s;
+}
+
+size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
+    const size_t blocks = (size_t)(rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    const size_t groups = (size_t)(cols + group - 1) / group;
+    return blocks * (size_t)round_up(cols, QR_STEP_COLS) * 8 + (with_shifts ? blocks * groups * 8 : 0) +
+           blocks * QR_BLOCK_ROWS * sizeof(float);
+}
+
+size_t r4_matrix_bytes(const R4Matrix *m) {
+    return r4_bytes_for(m->rows, m->cols, m->group, m->shifts != NULL);
+}
+
+size_t quant_matrix_bytes(QuantKind kind, int rows, int cols, int group) {
+    switch (kind) {
+    case QUANT_F32: return (size_t)rows * (size_t)cols * sizeof(float);
+    case QUANT_INT: return (size_t)rows * (size_t)cols + (size_t)rows * sizeof(float);
+    case QUANT_SDR: return r4_bytes_for(rows, cols, group, 1);
+    case QUANT_RTN4: return r4_bytes_for(rows, cols, group, 0);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ R4Acts */
+
+int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group) {
+    memset(a, 0, sizeof *a);
+    a->group = group;
+    a->cap_n = cap_n;
+    a->cap_len = cap_len;
+    const int stride = round_up(cap_len, 64), groups = (cap_len + group - 1) / group;
+    a->codes = alloc_aligned((size_t)cap_n * (size_t)stride);
+    a->shifts = alloc_aligned((size_t)cap_n * (size_t)groups);
+    a->group_sum = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
+    a->scale = alloc_aligned((size_t)cap_n * sizeof(float));
+    if (!a->codes || !a->shifts || !a->group_sum || !a->scale) {
+        r4_acts_free(a);
+        return -1;
+    }
+    memset(a->codes, 0, (size_t)cap_n * (size_t)stride);
+    r4_acts_shape(a, cap_n, cap_len);
+    return 0;
+}
+
+void r4_acts_free(R4Acts *a) {
+    free(a->codes);
+    free(a->shifts);
+    free(a->group_sum);
+    free(a->scale);
+    memset(a, 0, sizeof *a);
+}
+
+void r4_acts_shape(R4Acts *a, int n, int len) {
+    a->n = n;
+    a->len = len;
+    a->n_groups = (len + a->group - 1) / a->group;
+    a->stride = round_up(len, 64);
+}
+
+void r4_acts_sum_groups(R4Acts *a, int t) {
+    const int8_t *codes = a->codes + (size_t)t * a->stride;
+    for (int g = 0; g < a->n_groups; g++) {
+        int32_t sum = 0;
+        for (int i = g * a->group; i < a->len && i < (g + 1) * a->group; i++) sum += codes[i];
+        a->group_sum[(size_t)t * a->n_groups + g] = sum;
+    }
+}
+
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
+    const int qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT16;
+    const float s = absmax_scale(x, a->len, qmax);
+    int8_t *codes = a->codes + (size_t)t * a->stride;
+    for (int g = 0; g < a->n_groups; g++) {
+        const int start = g * a->group, len = a->len - start < a->group ? a->len - start : a->group;
+        a->shifts[(size_t)t * a->n_groups + g] =
+            (uint8_t)quantize_group(x + start, len, s, kind, QMAX_INT16, rounding, codes + start);
+    }
+    memset(codes + a->len, 0, (size_t)(a->stride - a->len)); /* padding is code 0 */
+    a->scale[t] = s;
+    r4_acts_sum_groups(a, t);
+}
+
+/* ------------------------------------------------------------------ INT8 x INT16 */
+
+int i8_matrix_alloc(I8Matrix *m, int rows, int cols) {
+    m->rows = rows;
+    m->cols = cols;
+    m->q = alloc_aligned((size_t)rows * (size_t)cols);
+    m->scales = alloc_aligned((size_t)rows * sizeof(float));
+    if (!m->q || !m->scales) {
+        i8_matrix_free(m);
+        return -1;
+    }
+    memset(m->q, 0, (size_t)rows * (size_t)cols);
+    memset(m->scales, 0, (size_t)rows * sizeof(float));
+    return 0;
+}
+
+void i8_matrix_free(I8Matrix *m) {
+    free(m->q);
+    free(m->scales);
+    memset(m, 0, sizeof *m);
+}
+
+void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w) {
+    const float s = absmax_scale(w, m->cols, QMAX_INT8);
+    for (int c = 0; c < m->cols; c++)
+        m->q[(size_t)r * m->cols + c] = (int8_t)quantize_value(w[c], s, QMAX_INT8);
+    m->scales[r] = s;
+}
+
+size_t i8_matrix_bytes(const I8Matrix *m) { return quant_matrix_bytes(QUANT_INT, m->rows, m->cols, 0); }
+
+int i16_acts_alloc(I16Acts *a, int cap_n, int cap_len) {
+    a->cap_n = cap_n;
+    a->cap_len = cap_len;
+    const int stride = round_up(cap_len, 32);
+    a->q = alloc_aligned((size_t)cap_n * (size_t)stride * sizeof(int16_t));
+    a->scale = alloc_aligned((size_t)cap_n * sizeof(float));
+    if (!a->q || !a->scale) {
+        i16_acts_free(a);
+        return -1;
+    }
+    memset(a->q, 0, (size_t)cap_n * (size_t)stride * sizeof(int16_t));
+    i16_acts_shape(a, cap_n, cap_len);
+    return 0;
+}
+
+void i16_acts_free(I16Acts *a) {
+    free(a->q);
+    free(a->scale);
+    memset(a, 0, sizeof *a);
+}
+
+void i16_acts_shape(I16Acts *a, int n, int len) {
+    a->n = n;
+    a->len = len;
+    a->stride = round_up(len, 32);
+}
+
+void i16_acts_quantize(I16Acts *a, int t, const float *x) {
+    int16_t *out = a->q + (size_t)t * a->stride;
+    const float s = absmax_scale(x, a->len, QMAX_INT16);
+    for (int i = 0; i < a->len; i++) out[i] = (int16_t)quantize_value(x[i], s, QMAX_INT16);
+    memset(out + a->len, 0, (size_t)(a->stride - a->len) * sizeof *out);
+    a->scale[t] = s;
+}

@@ -1,0 +1,100 @@
+/*
+ * kernels/quant.h - stage 1 (absmax scaling) and stage 2 (Significant Data Razoring), and
+ * the functions that build the formats of qformat.h from float data.
+ *
+ * The code here is the definition of docs/SPEC.md sections 1 and 2, written to be read.
+ */
+#ifndef KERNELS_QUANT_H
+#define KERNELS_QUANT_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/qformat.h"
+
+/* The largest stage-1 code of each base type (docs/SPEC.md section 1). */
+enum { QMAX_INT8 = 127, QMAX_INT16 = 32767, QMAX_RTN4 = 7 };
+
+/* How a tensor is quantized. */
+typedef enum {
+    QUANT_F32,  /* not at all */
+    QUANT_INT,  /* stage 1 only: INT8 weights / KV, INT16 activations (mode w8a16) */
+    QUANT_SDR,  /* stage 1, then razored to 4-bit codes + group shifts (mode qrazor) */
+    QUANT_RTN4, /* absmax straight to 4 bits, no shifts (mode rtn4, the naive baseline) */
+} QuantKind;
+
+/* Stage 1, in two halves: the scale s = max|x| / qmax of a vector (0 for an all-zero
+ * vector), and the code round(x / s) of one value, rounded half away from zero and
+ * clamped to [-qmax, qmax] (0 when s is 0). */
+float absmax_scale(const float *x, int n, int qmax);
+
+static inline int32_t quantize_value(float x, float s, int qmax) {
+    /* Divide (not multiply by 1/s): docs/SPEC.md's reference does, and the two can differ in
+     * the last bit, which can move a value across a rounding boundary. roundf rounds half
+     * away from zero, as docs/SPEC.md requires (lrintf would round half to even). */
+    if (s == 0.0f) return 0;
+    const float v = roundf(x / s);
+    return (int32_t)(v > (float)qmax ? (float)qmax : v < (float)-qmax ? (float)-qmax : v);
+}
+
+/* Stage 2 on one group of n stage-1 integers: writes the signed 4-bit codes, returns the
+ * group's shift. */
+int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes);
+
+/* Stage 2 on a whole vector, in groups of `group` (the last may be shorter). */
+void sdr_razor(const int32_t *q, int n, int group, int rounding, int8_t *codes, uint8_t *shifts);
+
+/* Both stages for one group of n <= QR_MAX_GROUP floats of a vector whose stage-1 scale is
+ * s (from absmax_scale with base_qmax, or with QMAX_RTN4 for RTN4): writes n 4-bit codes
+ * and returns the group's shift. SDR razors the base_qmax integers (127 or 32767); RTN4
+ * rounds straight to 4 bits and returns shift 0. */
+int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax, int rounding,
+                   int8_t *codes);
+
+/* ---------------------------------------------------------------- R4Matrix */
+
+/* Allocates a zero matrix (every code 0, every shift 0). with_shifts = 0 leaves
+ * shifts NULL. Returns 0, or -1 when out of memory. */
+int r4_matrix_alloc(R4Matrix *m, int rows, int cols, int group, int with_shifts);
+void r4_matrix_free(R4Matrix *m);
+
+/* Quantizes row r from floats: SDR (INT8 stage 1, then razor in the matrix's groups) or
+ * RTN4 (4-bit absmax, shifts 0). */
+void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, int rounding);
+
+/* Bytes of codes + shifts + scales, of a matrix and of one not yet allocated. */
+size_t r4_matrix_bytes(const R4Matrix *m);
+size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
+
+/* Bytes of a rows x cols weight matrix stored as `kind` (F32 4 bytes per weight; INT one
+ * byte plus a row scale; SDR 4 bits plus a 4-bit shift per group plus a row scale; RTN4
+ * 4 bits plus a row scale). */
+size_t quant_matrix_bytes(QuantKind kind, int rows, int cols, int group);
+
+/* ---------------------------------------------------------------- R4Acts */
+
+int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group);
+void r4_acts_free(R4Acts *a);
+
+/* Sets the batch shape (n vectors of length len) before filling it. */
+void r4_acts_shape(R4Acts *a, int n, int len);
+
+/* Quantizes vector t of the batch (a->len floats): SDR (INT16 stage 1, then razor) or RTN4. */
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
+
+/* Recomputes group_sum of vector t from its codes (after codes were written directly). */
+void r4_acts_sum_groups(R4Acts *a, int t);
+
+/* ---------------------------------------------------------------- INT8 x INT16 */
+
+int i8_matrix_alloc(I8Matrix *m, int rows, int cols);
+void i8_matrix_free(I8Matrix *m);
+void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w);
+size_t i8_matrix_bytes(const I8Matrix *m);
+
+int i16_acts_alloc(I16Acts *a, int cap_n, int cap_len);
+void i16_acts_free(I16Acts *a);
+void i16_acts_shape(I16Acts *a, int n, int len);
+void i16_acts_quantize(I16Acts *a, int t, const float *x);
+
+#endif

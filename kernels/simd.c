@@ -1,0 +1,87 @@
+/*
+ * kernels/simd.c - CPU feature detection and the choice of kernel table.
+ */
+#include "kernels/simd.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+extern const KernelTable kernels_scalar;
+#if defined(__x86_64__)
+extern const KernelTable kernels_avx2;
+extern const KernelTable kernels_avx512;
+#include <cpuid.h>
+
+/* The CPU must have the instructions AND the operating system must save the wide
+ * registers on context switches (XCR0), or the first AVX instruction faults. */
+static uint64_t read_xcr0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* cpuid is slow (in a virtual machine it traps to the hypervisor): ask once. */
+static SimdLevel detect_once(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return SIMD_SCALAR;
+    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    if (!osxsave || !avx) return SIMD_SCALAR;
+    const uint64_t xcr0 = read_xcr0();
+    if ((xcr0 & 0x6) != 0x6) return SIMD_SCALAR; /* SSE and AVX state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return SIMD_SCALAR;
+    const int avx2 = (b >> 5) & 1;
+    const int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1); /* F, BW, VL */
+    const int vnni = (c >> 11) & 1;
+    if (avx512 && vnni && (xcr0 & 0xE0) == 0xE0) return SIMD_AVX512; /* opmask, ZMM state */
+    if (avx2 && fma) return SIMD_AVX2;
+    return SIMD_SCALAR;
+}
+#else
+static SimdLevel detect_once(void) { return SIMD_SCALAR; }
+#endif
+
+SimdLevel simd_detect(void) {
+    static atomic_int detected = -1; /* threads may race here; they store the same value */
+    int level = atomic_load_explicit(&detected, memory_order_relaxed);
+    if (level < 0) {
+        level = (int)detect_once();
+        atomic_store_explicit(&detected, level, memory_order_relaxed);
+    }
+    return (SimdLevel)level;
+}
+
+const KernelTable *simd_kernels(SimdLevel level) {
+    if (level > simd_detect()) return NULL;
+    switch (level) {
+    case SIMD_SCALAR: return &kernels_scalar;
+#if defined(__x86_64__)
+    case SIMD_AVX2: return &kernels_avx2;
+    case SIMD_AVX512: return &kernels_avx512;
+#endif
+    default: return NULL;
+    }
+}
+
+static atomic_int chosen = -1; /* -1: not chosen, use the detected level */
+
+SimdLevel simd_current(void) {
+    const int level = atomic_load_explicit(&chosen, memory_order_relaxed);
+    return level < 0 ? simd_detect() : (SimdLevel)level;
+}
+
+const KernelTable *simd_current_kernels(void) { return simd_kernels(simd_current()); }
+
+const char *simd_level_name(SimdLevel level) {
+    static const char *const names[SIMD_LEVELS] = {"scalar", "avx2", "avx512"};
+    return level < SIMD_LEVELS ? names[level] : "?";
+}
+
+int simd_use(const char *name) {
+    for (int l = 0; l < SIMD_LEVELS; l++) {
+        if (strcmp(name, simd_level_name((SimdLevel)l)) != 0) continue;
+        if (!simd_kernels((SimdLevel)l)) return -1;
+        atomic_store_explicit(&chosen, l, memory_order_relaxed);
+        return 0;
+    }
+    return -1;
+}

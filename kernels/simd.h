@@ -1,0 +1,61 @@
+/*
+ * kernels/simd.h - one table of kernels per instruction-set level, chosen once at run time.
+ *
+ *   scalar   plain C: the reference every other level must match bit for bit (integer
+ *            kernels) and the fallback on any CPU
+ *   avx2     AVX2 + FMA (x86-64 from 2013 on)
+ *   avx512   AVX-512 F/BW/VL + VNNI (Ice Lake, Zen 4 and later): vpdpbusd does four
+ *            byte products and their sum in one instruction
+ *
+ * The kernels work on one block of 16 rows (QR_BLOCK_ROWS) for up to QR_TILE_TOKENS
+ * vectors; kernels/matmul.c splits whole matrices into blocks across the thread pool.
+ */
+#ifndef KERNELS_SIMD_H
+#define KERNELS_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/qformat.h"
+
+typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;
+
+enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
+
+/* Integer kernels: for the rows of block rb and vectors t0 .. t0+nt-1 (nt <= 8),
+ *   acc[(t - t0) * 16 + rr] = the exact docs/SPEC.md section 3 accumulator of row 16*rb + rr,
+ * reducing over the vector length x->len (<= w->cols). Rows past w->rows give 0. */
+typedef void (*R4BlockKernel)(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
+                              int nt);
+typedef void (*I8BlockKernel)(int64_t *acc, const I8Matrix *w, int rb, const I16Acts *x, int t0,
+                              int nt);
+
+/* Float kernel: y[t * y_stride + r] = dot(w[r], x[t * x_stride ..]) for rows [r0, r1) and
+ * vectors t in [0, n). */
+typedef void (*F32RowsKernel)(float *y, size_t y_stride, const float *w, int cols, int r0, int r1,
+                              const float *x, size_t x_stride, int n);
+
+typedef struct {
+    const char *name;
+    R4BlockKernel r4_block;
+    I8BlockKernel i8_block;
+    F32RowsKernel f32_rows;
+} KernelTable;
+
+/* The best level this CPU (and its operating system) supports. */
+SimdLevel simd_detect(void);
+
+/* The kernels of a level; NULL if this build or this CPU cannot run it. */
+const KernelTable *simd_kernels(SimdLevel level);
+
+/* The level in use (the detected one unless simd_use() chose another). */
+SimdLevel simd_current(void);
+const KernelTable *simd_current_kernels(void);
+
+/* Chooses a level by name ("scalar", "avx2", "avx512"). Returns 0, or -1 if the name is
+ * unknown or the CPU cannot run that level. */
+int simd_use(const char *name);
+
+const char *simd_level_name(SimdLevel level);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * kernels/threadpool.c - workers that wait for a new "generation" of work.
+ *
+ * The caller publishes (fn, ctx), sets pending = n - 1 and bumps `generation`. Each worker
+ * notices the new generation, runs its share, and decrements `pending`; the caller runs
+ * share 0 and then spins until pending is 0. A worker that has spun for a while without
+ * seeing new work sleeps on `wake`; the caller signals only when someone sleeps, so the
+ * hot path makes no system call.
+ */
+#include "kernels/threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* Spin iterations before sleeping: long enough to bridge the gap between two matmuls of
+ * a decode step (microseconds), short enough not to burn a core while idle. */
+#define SPIN_BEFORE_SLEEP 20000
+
+typedef struct {
+    ThreadPool *pool;
+    int index;
+    pthread_t thread;
+} Worker;
+
+struct ThreadPool {
+    int n_threads;
+    Worker *workers; /* n_threads - 1 of them; the caller is thread 0 */
+
+    ThreadTask fn;
+    void *ctx;
+    atomic_uint generation; /* bumped once per run */
+    atomic_int pending;     /* workers still running this generation */
+    atomic_int sleepers;    /* workers blocked on `wake` */
+    atomic_int quit;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+};
+
+static void *worker_main(void *arg) {
+    Worker *w = arg;
+    ThreadPool *p = w->pool;
+    /* Generation 0 is "no work yet". Not a load of the current value: a run may already
+     * have been published before this thread got scheduled, and it must not be missed. */
+    unsigned seen = 0;
+    for (;;) {
+        /* Wait for a new generation: spin, then sleep. */
+        unsigned gen;
+        int spins = 0;
+        while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_BEFORE_SLEEP) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->lock);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->generation) == seen) pthread_cond_wait(&p->wake, &p->lock);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->lock);
+            spins = 0;
+        }
+        seen = gen;
+        if (atomic_load(&p->quit)) return NULL;
+        p->fn(p->ctx, w->index, p->n_threads);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+    }
+}
+
+/* Publishes the next generation and wakes sleeping workers. */
+static void start_generation(ThreadPool *p) {
+    atomic_store(&p->pending, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1); /* sequentially consistent: pairs with sleepers */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+ThreadPool *threadpool_new(int n_threads) {
+    if (n_threads < 1) return NULL;
+    ThreadPool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    if (!p->workers) {
+        free(p);
+        return NULL;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        p->workers[i].pool = p;
+        p->workers[i].index = i;
+        if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {
+            p->n_threads = i; /* stop the ones already running */
+            threadpool_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void threadpool_free(ThreadPool *p) {
+    if (!p) return;
+    atomic_store(&p->quit, 1);
+    start_generation(p);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i].thread, NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    free(p->workers);
+    free(p);
+}
+
+int threadpool_size(const ThreadPool *p) { return p->n_threads; }
+
+void threadpool_run(ThreadPool *p, ThreadTask fn, void *ctx) {
+    if (p->n_threads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    start_generation(p);
+    fn(ctx, 0, p->n_threads);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+}
+
+int threadpool_default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}

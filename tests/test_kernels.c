@@ -1,0 +1,387 @@
+/*
+ * tests/test_kernels.c - quantizers and integer kernels.
+ *
+ *   - SDR reproduces every line of the golden sdr_vectors.txt (made by the oracle).
+ *   - Every kernel level (scalar, AVX2, AVX-512 where the CPU has them) gives exactly the
+ *     integers of a direct evaluation of docs/SPEC.md section 3 on random shapes, groups,
+ *     codes and shifts, extremes included.
+ *   - Long reductions at the largest codes and shifts do not overflow.
+ *   - Whole matmuls give identical floats for 1, 2, 3 and 8 threads.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "kernels/simd.h"
+#include "kernels/threadpool.h"
+#include "tests/test.h"
+
+/* ------------------------------------------------------------------ stage 1 and SDR */
+
+static void test_stage1_rounds_half_away(void) {
+    /* s = 127 / 127 = 1, so the codes are the values rounded: 2.5 -> 3 and -2.5 -> -3
+     * (half away from zero; lrintf's half-to-even would give 2 and -2). */
+    const float x[] = {127.0f, 2.5f, -2.5f, 0.4f, -127.0f, 0.5f};
+    const float s = absmax_scale(x, 6, QMAX_INT8);
+    CHECK(s == 1.0f);
+    const int want[] = {127, 3, -3, 0, -127, 1};
+    for (int i = 0; i < 6; i++)
+        CHECKF(quantize_value(x[i], s, QMAX_INT8) == want[i], "x=%g -> %d", x[i],
+               quantize_value(x[i], s, QMAX_INT8));
+    const float zero[4] = {0};
+    CHECK(absmax_scale(zero, 4, QMAX_INT16) == 0.0f && quantize_value(0.0f, 0.0f, QMAX_INT16) == 0);
+}
+
+/* Parses "a b c" into ints; returns how many. */
+static int parse_ints(const char *s, const char *end, int32_t *out, int cap) {
+    int n = 0;
+    while (s < end && n < cap) {
+        char *e;
+        long v = strtol(s, &e, 10);
+        if (e == s || e > end) break;
+        out[n++] = (int32_t)v;
+        s = e;
+    }
+    return n;
+}
+
+static void test_sdr_matches_golden_vectors(void) {
+    char *text = test_read_file("tests/data/golden/sdr_vectors.txt", NULL);
+    if (!text) return;
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#') continue;
+        char *bar1 = strchr(line, '|'), *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL,
+             *bar3 = bar2 ? strchr(bar2 + 1, '|') : NULL;
+        if (!CHECKF(bar3 != NULL, "malformed line: %.60s", line)) continue;
+        const int G = atoi(line);
+        static int32_t values[1024], codes[1024], shifts[64];
+        const int n = parse_ints(bar1 + 1, bar2, values, 1024);
+        const int nc = parse_ints(bar2 + 1, bar3, codes, 1024);
+        const int ns = parse_ints(bar3 + 1, bar3 + strlen(bar3), shifts, 64);
+        if (!CHECKF(n == nc && ns == (n + G - 1) / G, "line %d: %d values, %d codes, %d shifts",
+                    lines, n, nc, ns))
+            continue;
+        int8_t got[1024];
+        uint8_t got_shifts[64];
+        sdr_razor(values, n, G, 1, got, got_shifts);
+        int bad = 0;
+        for (int i = 0; i < n; i++) bad += got[i] != codes[i];
+        for (int g = 0; g < ns; g++) bad += got_shifts[g] != shifts[g];
+        CHECKF(bad == 0, "line %d (G=%d, n=%d): %d codes or shifts differ", lines, G, n, bad);
+        lines++;
+    }
+    CHECKF(lines >= 100, "only %d vectors read", lines);
+    free(text);
+}
+
+static void test_sdr_truncation(void) {
+    /* 15 = 0b1111: leading one at bit 3, shift 1; rounding (15+1)>>1 = 8 saturates to 7,
+     * truncation 15>>1 = 7. 13 = 0b1101: rounding (13+1)>>1 = 7, truncation 6. */
+    const int32_t q[] = {15, 13, -13, 1};
+    int8_t round[4], trunc[4];
+    CHECK(sdr_group(q, 4, 1, round) == 1 && sdr_group(q, 4, 0, trunc) == 1);
+    CHECK(round[0] == 7 && round[1] == 7 && round[2] == -7 && round[3] == 1);
+    CHECK(trunc[0] == 7 && trunc[1] == 6 && trunc[2] == -6 && trunc[3] == 0);
+}
+
+/* ------------------------------------------------------------------ packed format */
+
+static void test_r4_pack_roundtrip(void) {
+    uint64_t rng = 11;
+    for (int trial = 0; trial < 50; trial++) {
+        const int rows = test_rand_range(&rng, 1, 40), cols = test_rand_range(&rng, 1, 300);
+        const int G = 16 << test_rand_range(&rng, 0, 3);
+        R4Matrix m;
+        if (!CHECK(r4_matrix_alloc(&m, rows, cols, G, 1) == 0)) return;
+        int8_t *codes = malloc((size_t)rows * cols);
+        uint8_t *shifts = malloc((size_t)rows * m.n_groups);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                codes[r * cols + c] = (int8_t)test_rand_range(&rng, -7, 7);
+                r4_set_code(&m, r, c, codes[r * cols + c]);
+            }
+            for (int g = 0; g < m.n_groups; g++) {
+                shifts[r * m.n_groups + g] = (uint8_t)test_rand_range(&rng, 0, 15);
+                r4_set_shift(&m, r, g, shifts[r * m.n_groups + g]);
+            }
+        }
+        int bad = 0;
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) bad += r4_get_code(&m, r, c) != codes[r * cols + c];
+            for (int g = 0; g < m.n_groups; g++)
+                bad += r4_get_shift(&m, r, g) != shifts[r * m.n_groups + g];
+        }
+        CHECKF(bad == 0, "%dx%d G=%d: %d values read back wrong", rows, cols, G, bad);
+        CHECK(r4_matrix_bytes(&m) == r4_bytes_for(rows, cols, G, 1));
+        free(codes);
+        free(shifts);
+        r4_matrix_free(&m);
+    }
+}
+
+/* ------------------------------------------------------------------ integer kernels */
+
+static int64_t shl64(int64_t x, int s) { return x * ((int64_t)1 << s); }
+
+/* A random R4 problem: matrix codes and shifts, n razored activation vectors; and the
+ * expected accumulators, computed from plain arrays (not the packed format). */
+typedef struct {
+    R4Matrix w;
+    R4Acts x;
+    int64_t *want; /* [n][rows] */
+} R4Problem;
+
+/* kind: 0 random codes/shifts; 1 all codes +7 and maximal shifts; 2 like 1 with random signs */
+static int r4_problem(R4Problem *p, uint64_t *rng, int rows, int cols, int G, int n, int kind,
+                      int with_shifts) {
+    if (r4_matrix_alloc(&p->w, rows, cols, G, with_shifts) || r4_acts_alloc(&p->x, n, cols, G))
+        return -1;
+    r4_acts_shape(&p->x, n, cols);
+    int8_t *wc = malloc((size_t)rows * cols);
+    uint8_t *ws = calloc((size_t)rows * p->w.n_groups, 1);
+    p->want = malloc((size_t)n * rows * sizeof *p->want);
+    for (int r = 0; r < rows; r++) {
+        p->w.scales[r] = 1.0f;
+        for (int c = 0; c < cols; c++) {
+            int v = kind == 0 ? test_rand_range(rng, -7, 7) : 7;
+            if (kind == 2 && test_rand(rng) & 1) v = -v;
+            wc[r * cols + c] = (int8_t)v;
+            r4_set_code(&p->w, r, c, v);
+        }
+        for (int g = 0; with_shifts && g < p->w.n_groups; g++) {
+            ws[r * p->w.n_groups + g] = (uint8_t)(kind ? 4 : test_rand_range(rng, 0, 4));
+            r4_set_shift(&p->w, r, g, ws[r * p->w.n_groups + g]);
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        int8_t *a = p->x.codes + (size_t)t * p->x.stride;
+        memset(a, 0, (size_t)p->x.stride);
+        for (int c = 0; c < cols; c++) {
+            int v = kind == 0 ? test_rand_range(rng, -7, 7) : 7;
+            if (kind == 2 && test_rand(rng) & 1) v = -v;
+            a[c] = (int8_t)v;
+        }
+        for (int g = 0; g < p->x.n_groups; g++)
+            p->x.shifts[t * p->x.n_groups + g] = (uint8_t)(kind ? 12 : test_rand_range(rng, 0, 12));
+        p->x.scale[t] = 1.0f;
+        r4_acts_sum_groups(&p->x, t);
+        /* docs/SPEC.md section 3, directly on the arrays. */
+        for (int r = 0; r < rows; r++) {
+            int64_t acc = 0;
+            for (int g = 0; g < p->x.n_groups; g++) {
+                int64_t dot = 0;
+                for (int c = g * G; c < cols && c < (g + 1) * G; c++) dot += a[c] * wc[r * cols + c];
+                acc += shl64(dot, p->x.shifts[t * p->x.n_groups + g] + ws[r * p->w.n_groups + g]);
+            }
+            p->want[(size_t)t * rows + r] = acc;
+        }
+    }
+    free(wc);
+    free(ws);
+    return 0;
+}
+
+static void r4_problem_free(R4Problem *p) {
+    r4_matrix_free(&p->w);
+    r4_acts_free(&p->x);
+    free(p->want);
+}
+
+/* Runs one kernel level over every block and token tile; counts mismatches. */
+static int r4_mismatches(const KernelTable *k, const R4Problem *p) {
+    int bad = 0;
+    for (int rb = 0; rb < p->w.n_blocks; rb++) {
+        for (int t0 = 0; t0 < p->x.n; t0 += QR_TILE_TOKENS) {
+            const int nt = p->x.n - t0 < QR_TILE_TOKENS ? p->x.n - t0 : QR_TILE_TOKENS;
+            int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
+            k->r4_block(acc, &p->w, rb, &p->x, t0, nt);
+            for (int t = 0; t < nt; t++)
+                for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
+                    const int r = rb * QR_BLOCK_ROWS + rr;
+                    const int64_t want = r < p->w.rows ? p->want[(size_t)(t0 + t) * p->w.rows + r] : 0;
+                    bad += acc[t * QR_BLOCK_ROWS + rr] != want;
+                }
+        }
+    }
+    return bad;
+}
+
+static int levels_tested(void) {
+    int n = 0;
+    for (int l = 0; l < SIMD_LEVELS; l++) n += simd_kernels((SimdLevel)l) != NULL;
+    return n;
+}
+
+static void test_r4_kernels_exact(void) {
+    uint64_t rng = 2026;
+    printf("    levels on this CPU: %d (up to %s)\n", levels_tested(), simd_level_name(simd_detect()));
+    for (int trial = 0; trial < 120; trial++) {
+        const int G = 16 << (trial % 4);
+        const int rows = test_rand_range(&rng, 1, 50);
+        const int cols = trial % 7 == 0 ? test_rand_range(&rng, 1, 15)          /* < one group */
+                                        : G * test_rand_range(&rng, 1, 4) + test_rand_range(&rng, 0, G - 1);
+        const int n = test_rand_range(&rng, 1, 11); /* crosses the 8-vector tile */
+        R4Problem p;
+        if (!CHECK(r4_problem(&p, &rng, rows, cols, G, n, 0, trial % 5 != 0) == 0)) return;
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = simd_kernels((SimdLevel)l);
+            if (!k) continue;
+            const int bad = r4_mismatches(k, &p);
+            CHECKF(bad == 0, "%s: %dx%d G=%d n=%d: %d accumulators differ", k->name, rows, cols,
+                   G, n, bad);
+        }
+        r4_problem_free(&p);
+    }
+}
+
+static void test_r4_long_reduction_no_overflow(void) {
+    /* 16384 inputs, every code +-7, weight shifts 4 and activation shifts 12 (the largest
+     * of INT8 and INT16 bases): each product is 49 << 16 and the sum needs 36 bits. */
+    uint64_t rng = 5;
+    for (int kind = 1; kind <= 2; kind++) {
+        for (int G = 16; G <= 128; G *= 2) {
+            R4Problem p;
+            if (!CHECK(r4_problem(&p, &rng, 20, 16384, G, 2, kind, 1) == 0)) return;
+            if (kind == 1) /* independent of the reference loop: the closed form */
+                CHECK(p.want[0] == (int64_t)16384 * 49 * 65536);
+            for (int l = 0; l < SIMD_LEVELS; l++) {
+                const KernelTable *k = simd_kernels((SimdLevel)l);
+                if (k) CHECKF(r4_mismatches(k, &p) == 0, "%s: overflow at G=%d", k->name, G);
+            }
+            r4_problem_free(&p);
+        }
+    }
+}
+
+/* INT8 x INT16: random rows and lengths, and the extremes (+-127 x +-32767). */
+static void test_i8_kernels_exact(void) {
+    uint64_t rng = 77;
+    for (int trial = 0; trial < 60; trial++) {
+        const int extreme = trial % 6 == 0;
+        const int rows = test_rand_range(&rng, 1, 40);
+        const int cols = extreme ? 16384 + test_rand_range(&rng, 0, 40) : test_rand_range(&rng, 1, 600);
+        const int n = test_rand_range(&rng, 1, 10);
+        I8Matrix w;
+        I16Acts x;
+        if (!CHECK(i8_matrix_alloc(&w, rows, cols) == 0 && i16_acts_alloc(&x, n, cols) == 0)) return;
+        i16_acts_shape(&x, n, cols);
+        for (size_t i = 0; i < (size_t)rows * cols; i++)
+            w.q[i] = (int8_t)(extreme ? 127 : test_rand_range(&rng, -127, 127));
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < cols; i++)
+                x.q[(size_t)t * x.stride + i] =
+                    (int16_t)(extreme ? (t % 2 ? -32767 : 32767) : test_rand_range(&rng, -32767, 32767));
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = simd_kernels((SimdLevel)l);
+            if (!k) continue;
+            int bad = 0;
+            for (int rb = 0; rb * QR_BLOCK_ROWS < rows; rb++) {
+                for (int t0 = 0; t0 < n; t0 += QR_TILE_TOKENS) {
+                    const int nt = n - t0 < QR_TILE_TOKENS ? n - t0 : QR_TILE_TOKENS;
+                    int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
+                    k->i8_block(acc, &w, rb, &x, t0, nt);
+                    for (int t = 0; t < nt; t++)
+                        for (int rr = 0; rr < QR_BLOCK_ROWS && rb * QR_BLOCK_ROWS + rr < rows; rr++) {
+                            const int r = rb * QR_BLOCK_ROWS + rr;
+                            int64_t want = 0;
+                            for (int i = 0; i < cols; i++)
+                                want += (int64_t)x.q[(size_t)(t0 + t) * x.stride + i] * w.q[(size_t)r * cols + i];
+                            bad += acc[t * QR_BLOCK_ROWS + rr] != want;
+                        }
+                }
+            }
+            CHECKF(bad == 0, "%s: %dx%d n=%d: %d accumulators differ", k->name, rows, cols, n, bad);
+        }
+        i8_matrix_free(&w);
+        i16_acts_free(&x);
+    }
+}
+
+/* Float kernels: every level within float rounding of a double-precision dot product. */
+static void test_f32_kernels_close(void) {
+    uint64_t rng = 99;
+    for (int trial = 0; trial < 30; trial++) {
+        const int rows = test_rand_range(&rng, 1, 40), cols = test_rand_range(&rng, 1, 700);
+        const int n = test_rand_range(&rng, 1, 3);
+        float *w = malloc((size_t)rows * cols * sizeof *w), *x = malloc((size_t)n * cols * sizeof *x);
+        float *y = malloc((size_t)n * rows * sizeof *y);
+        for (int i = 0; i < rows * cols; i++) w[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
+        for (int i = 0; i < n * cols; i++) x[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = simd_kernels((SimdLevel)l);
+            if (!k) continue;
+            k->f32_rows(y, (size_t)rows, w, cols, 0, rows, x, (size_t)cols, n);
+            double worst = 0;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < rows; r++) {
+                    double want = 0, mag = 0;
+                    for (int i = 0; i < cols; i++) {
+                        want += (double)w[r * cols + i] * x[t * cols + i];
+                        mag += fabs((double)w[r * cols + i] * x[t * cols + i]);
+                    }
+                    const double err = fabs(y[t * rows + r] - want) / (mag + 1e-30);
+                    worst = err > worst ? err : worst;
+                }
+            /* A sum of `cols` float products is within cols * 2^-24 of the exact sum,
+             * relative to the sum of magnitudes. */
+            CHECKF(worst <= cols * 6e-8, "%s: %dx%d relative error %.3g", k->name, rows, cols, worst);
+        }
+        free(w), free(x), free(y);
+    }
+}
+
+/* ------------------------------------------------------------------ threads */
+
+static void test_matmul_same_for_any_thread_count(void) {
+    uint64_t rng = 31337;
+    const int rows = 200, cols = 700, n = 3; /* big enough to be split across threads */
+    R4Problem p;
+    if (!CHECK(r4_problem(&p, &rng, rows, cols, 32, n, 0, 1) == 0)) return;
+    for (int r = 0; r < rows; r++) p.w.scales[r] = 0.001f * (float)(r + 1);
+    for (int t = 0; t < n; t++) p.x.scale[t] = 0.37f / (float)(t + 1);
+    float *fw = malloc((size_t)rows * cols * sizeof *fw), *fx = malloc((size_t)n * cols * sizeof *fx);
+    for (int i = 0; i < rows * cols; i++) fw[i] = (float)(test_rand(&rng) % 1000) / 997.0f - 0.5f;
+    for (int i = 0; i < n * cols; i++) fx[i] = (float)(test_rand(&rng) % 1000) / 991.0f - 0.5f;
+    float *y1 = malloc((size_t)n * rows * sizeof *y1), *yk = malloc((size_t)n * rows * sizeof *yk);
+    float *f1 = malloc((size_t)n * rows * sizeof *f1), *fk = malloc((size_t)n * rows * sizeof *fk);
+
+    /* The reference: one thread. Floats are checked against the exact accumulators. */
+    matmul_r4(y1, (size_t)rows, &p.w, rows, &p.x, NULL);
+    matmul_f32(f1, (size_t)rows, fw, rows, cols, fx, (size_t)cols, n, NULL);
+    int bad = 0;
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < rows; r++)
+            bad += y1[t * rows + r] != ((float)p.want[(size_t)t * rows + r] * p.x.scale[t]) * p.w.scales[r];
+    CHECKF(bad == 0, "%d outputs are not ((float)acc * Sa) * Sw", bad);
+
+    const int counts[] = {2, 3, 8};
+    for (int i = 0; i < 3; i++) {
+        ThreadPool *pool = threadpool_new(counts[i]);
+        if (!CHECK(pool != NULL)) continue;
+        for (int rep = 0; rep < 20; rep++) { /* repeated runs exercise the pool's handshake */
+            matmul_r4(yk, (size_t)rows, &p.w, rows, &p.x, pool);
+            matmul_f32(fk, (size_t)rows, fw, rows, cols, fx, (size_t)cols, n, pool);
+            CHECKF(!memcmp(y1, yk, (size_t)n * rows * sizeof *y1), "r4: %d threads differ", counts[i]);
+            CHECKF(!memcmp(f1, fk, (size_t)n * rows * sizeof *f1), "f32: %d threads differ", counts[i]);
+        }
+        threadpool_free(pool);
+    }
+    free(fw), free(fx), free(y1), free(yk), free(f1), free(fk);
+    r4_problem_free(&p);
+}
+
+void suite_kernels(void) {
+    test_run("kernels_stage1_rounds_half_away", test_stage1_rounds_half_away);
+    test_run("kernels_sdr_matches_golden_vectors", test_sdr_matches_golden_vectors);
+    test_run("kernels_sdr_truncation", test_sdr_truncation);
+    test_run("kernels_r4_pack_roundtrip", test_r4_pack_roundtrip);
+    test_run("kernels_r4_exact_every_level", test_r4_kernels_exact);
+    test_run("kernels_r4_long_reduction_no_overflow", test_r4_long_reduction_no_overflow);
+    test_run("kernels_i8_exact_every_level", test_i8_kernels_exact);
+    test_run("kernels_f32_close_every_level", test_f32_kernels_close);
+    test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
+}
