@@ -95,71 +95,45 @@ static void r4_block_avx2(int64_t *acc, const R4Matrix *w, int rb, const R4Acts 
     }
 }
 
-/* Sum of the 4 int64 lanes. */
-static inline int64_t hsum_epi64(__m256i v) {
-    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
-}
-
 /* INT8 x INT16: vpmaddwd on sign-extended weights; each 32-bit lane gains at most
  * 2 * 127 * 32767 per step, so lanes are widened every 256 steps (4096 columns). */
-static void i8_block_avx2(int64_t *acc, const I8Matrix *w, int rb, const I16Acts *x, int t0,
-                          int nt) {
-    const int n16 = x->len / 16 * 16;
-    for (int t = 0; t < nt; t++) {
-        const int16_t *a = x->q + (size_t)(t0 + t) * x->stride;
-        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
-            const int r = rb * QR_BLOCK_ROWS + rr;
-            int64_t sum = 0;
-            if (r < w->rows) {
-                const int8_t *row = w->q + (size_t)r * w->cols;
-                __m256i acc64 = _mm256_setzero_si256();
-                for (int i0 = 0; i0 < n16; i0 += 4096) {
-                    const int i1 = i0 + 4096 < n16 ? i0 + 4096 : n16;
-                    __m256i acc32 = _mm256_setzero_si256();
-                    for (int i = i0; i < i1; i += 16) {
-                        const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(row + i)));
-                        const __m256i av = _mm256_loadu_si256((const __m256i *)(a + i));
-                        acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(wv, av));
-                    }
-                    acc64 = _mm256_add_epi64(acc64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc32)));
-                    acc64 = _mm256_add_epi64(acc64, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc32, 1)));
-                }
-                sum = hsum_epi64(acc64);
-                for (int i = n16; i < x->len; i++) sum += (int32_t)a[i] * row[i];
-            }
-            acc[t * QR_BLOCK_ROWS + rr] = sum;
+static int64_t dot_i8_avx2(const int8_t *w, const int16_t *a, int n) {
+    const int n16 = n / 16 * 16;
+    __m256i acc64 = _mm256_setzero_si256();
+    for (int i0 = 0; i0 < n16; i0 += 4096) {
+        const int i1 = i0 + 4096 < n16 ? i0 + 4096 : n16;
+        __m256i acc32 = _mm256_setzero_si256();
+        for (int i = i0; i < i1; i += 16) {
+            const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i)));
+            acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(wv, _mm256_loadu_si256((const __m256i *)(a + i))));
         }
+        acc64 = _mm256_add_epi64(acc64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc32)));
+        acc64 = _mm256_add_epi64(acc64, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc32, 1)));
     }
+    const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc64), _mm256_extracti128_si256(acc64, 1));
+    int64_t sum = _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+    for (int i = n16; i < n; i++) sum += (int32_t)a[i] * w[i];
+    return sum;
 }
 
-static inline float hsum_ps(__m256 v) {
+/* Four independent accumulators hide the FMA latency. */
+static float dot_f32_avx2(const float *w, const float *x, int n) {
+    const int n32 = n / 32 * 32;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int i = 0; i < n32; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    const __m256 v = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+    float sum = _mm_cvtss_f32(s);
+    for (int i = n32; i < n; i++) sum += w[i] * x[i];
+    return sum;
 }
 
-static void f32_rows_avx2(float *y, size_t y_stride, const float *w, int cols, int r0, int r1,
-                          const float *x, size_t x_stride, int n) {
-    const int n32 = cols / 32 * 32;
-    for (int r = r0; r < r1; r++) {
-        const float *row = w + (size_t)r * cols;
-        for (int t = 0; t < n; t++) {
-            const float *xt = x + (size_t)t * x_stride;
-            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int i = 0; i < n32; i += 32) {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + i), _mm256_loadu_ps(xt + i), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + i + 8), _mm256_loadu_ps(xt + i + 8), s1);
-                s2 = _mm256_fmadd_ps(_mm256_loadu_ps(row + i + 16), _mm256_loadu_ps(xt + i + 16), s2);
-                s3 = _mm256_fmadd_ps(_mm256_loadu_ps(row + i + 24), _mm256_loadu_ps(xt + i + 24), s3);
-            }
-            float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-            for (int i = n32; i < cols; i++) sum += row[i] * xt[i];
-            y[(size_t)t * y_stride + r] = sum;
-        }
-    }
-}
-
-const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, i8_block_avx2, f32_rows_avx2};
+const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, dot_i8_avx2, dot_f32_avx2};
 #endif

@@ -87,55 +87,37 @@ static void r4_block_avx512(int64_t *acc, const R4Matrix *w, int rb, const R4Act
 
 /* INT8 x INT16 with vpdpwssd (VNNI): 32 products per instruction; each 32-bit lane gains
  * at most 2 * 127 * 32767 per step, so lanes are widened every 256 steps (8192 columns). */
-static void i8_block_avx512(int64_t *acc, const I8Matrix *w, int rb, const I16Acts *x, int t0,
-                            int nt) {
-    const int n32 = x->len / 32 * 32;
-    for (int t = 0; t < nt; t++) {
-        const int16_t *a = x->q + (size_t)(t0 + t) * x->stride;
-        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
-            const int r = rb * QR_BLOCK_ROWS + rr;
-            int64_t sum = 0;
-            if (r < w->rows) {
-                const int8_t *row = w->q + (size_t)r * w->cols;
-                __m512i acc64 = _mm512_setzero_si512();
-                for (int i0 = 0; i0 < n32; i0 += 8192) {
-                    const int i1 = i0 + 8192 < n32 ? i0 + 8192 : n32;
-                    __m512i acc32 = _mm512_setzero_si512();
-                    for (int i = i0; i < i1; i += 32) {
-                        const __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(row + i)));
-                        acc32 = _mm512_dpwssd_epi32(acc32, wv, _mm512_loadu_si512(a + i));
-                    }
-                    acc64 = _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc32)));
-                    acc64 = _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc32, 1)));
-                }
-                sum = _mm512_reduce_add_epi64(acc64);
-                for (int i = n32; i < x->len; i++) sum += (int32_t)a[i] * row[i];
-            }
-            acc[t * QR_BLOCK_ROWS + rr] = sum;
+static int64_t dot_i8_avx512(const int8_t *w, const int16_t *a, int n) {
+    const int n32 = n / 32 * 32;
+    __m512i acc64 = _mm512_setzero_si512();
+    for (int i0 = 0; i0 < n32; i0 += 8192) {
+        const int i1 = i0 + 8192 < n32 ? i0 + 8192 : n32;
+        __m512i acc32 = _mm512_setzero_si512();
+        for (int i = i0; i < i1; i += 32) {
+            const __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + i)));
+            acc32 = _mm512_dpwssd_epi32(acc32, wv, _mm512_loadu_si512(a + i));
         }
+        acc64 = _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc32)));
+        acc64 = _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc32, 1)));
     }
+    int64_t sum = _mm512_reduce_add_epi64(acc64);
+    for (int i = n32; i < n; i++) sum += (int32_t)a[i] * w[i];
+    return sum;
 }
 
-static void f32_rows_avx512(float *y, size_t y_stride, const float *w, int cols, int r0, int r1,
-                            const float *x, size_t x_stride, int n) {
-    const int n64 = cols / 64 * 64;
-    for (int r = r0; r < r1; r++) {
-        const float *row = w + (size_t)r * cols;
-        for (int t = 0; t < n; t++) {
-            const float *xt = x + (size_t)t * x_stride;
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int i = 0; i < n64; i += 64) {
-                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(row + i), _mm512_loadu_ps(xt + i), s0);
-                s1 = _mm512_fmadd_ps(_mm512_loadu_ps(row + i + 16), _mm512_loadu_ps(xt + i + 16), s1);
-                s2 = _mm512_fmadd_ps(_mm512_loadu_ps(row + i + 32), _mm512_loadu_ps(xt + i + 32), s2);
-                s3 = _mm512_fmadd_ps(_mm512_loadu_ps(row + i + 48), _mm512_loadu_ps(xt + i + 48), s3);
-            }
-            float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-            for (int i = n64; i < cols; i++) sum += row[i] * xt[i];
-            y[(size_t)t * y_stride + r] = sum;
-        }
+static float dot_f32_avx512(const float *w, const float *x, int n) {
+    const int n64 = n / 64 * 64;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int i = 0; i < n64; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), s3);
     }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (int i = n64; i < n; i++) sum += w[i] * x[i];
+    return sum;
 }
 
-const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, i8_block_avx512, f32_rows_avx512};
+const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, dot_i8_avx512, dot_f32_avx512};
 #endif

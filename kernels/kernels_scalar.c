@@ -30,34 +30,17 @@ static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Act
     }
 }
 
-/* Stage 1 only (w8a16): acc = sum_i a_i * w_i over INT16 activations and INT8 weights. */
-static void i8_block_scalar(int64_t *acc, const I8Matrix *w, int rb, const I16Acts *x, int t0,
-                            int nt) {
-    for (int t = 0; t < nt; t++) {
-        const int16_t *a = x->q + (size_t)(t0 + t) * x->stride;
-        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
-            const int r = rb * QR_BLOCK_ROWS + rr;
-            int64_t sum = 0;
-            if (r < w->rows) {
-                const int8_t *row = w->q + (size_t)r * w->cols;
-                for (int i = 0; i < x->len; i++) sum += (int32_t)a[i] * row[i];
-            }
-            acc[t * QR_BLOCK_ROWS + rr] = sum;
-        }
-    }
+/* Stage 1 only (w8a16): sum_i a_i * w_i over INT16 activations and INT8 weights. */
+static int64_t dot_i8_scalar(const int8_t *w, const int16_t *a, int n) {
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += (int32_t)a[i] * w[i];
+    return sum;
 }
 
-static void f32_rows_scalar(float *y, size_t y_stride, const float *w, int cols, int r0, int r1,
-                            const float *x, size_t x_stride, int n) {
-    for (int r = r0; r < r1; r++) {
-        const float *row = w + (size_t)r * cols;
-        for (int t = 0; t < n; t++) {
-            const float *xt = x + (size_t)t * x_stride;
-            float sum = 0.0f;
-            for (int i = 0; i < cols; i++) sum += row[i] * xt[i];
-            y[(size_t)t * y_stride + r] = sum;
-        }
-    }
+static float dot_f32_scalar(const float *w, const float *x, int n) {
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += w[i] * x[i];
+    return sum;
 }
 
-const KernelTable kernels_scalar = {"scalar", r4_block_scalar, i8_block_scalar, f32_rows_scalar};
+const KernelTable kernels_scalar = {"scalar", r4_block_scalar, dot_i8_scalar, dot_f32_scalar};

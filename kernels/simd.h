@@ -22,24 +22,22 @@ typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;
 
 enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
 
-/* Integer kernels: for the rows of block rb and vectors t0 .. t0+nt-1 (nt <= 8),
+/* The 4-bit kernel: for the rows of block rb and vectors t0 .. t0+nt-1 (nt <= 8),
  *   acc[(t - t0) * 16 + rr] = the exact docs/SPEC.md section 3 accumulator of row 16*rb + rr,
  * reducing over the vector length x->len (<= w->cols). Rows past w->rows give 0. */
 typedef void (*R4BlockKernel)(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                               int nt);
-typedef void (*I8BlockKernel)(int64_t *acc, const I8Matrix *w, int rb, const I16Acts *x, int t0,
-                              int nt);
 
-/* Float kernel: y[t * y_stride + r] = dot(w[r], x[t * x_stride ..]) for rows [r0, r1) and
- * vectors t in [0, n). */
-typedef void (*F32RowsKernel)(float *y, size_t y_stride, const float *w, int cols, int r0, int r1,
-                              const float *x, size_t x_stride, int n);
+/* Dot products of the stage-1-only (w8a16) and float32 paths: row-major matrices need no
+ * blocking, so a kernel is one row times one vector. The INT8 x INT16 one is exact. */
+typedef int64_t (*DotI8Kernel)(const int8_t *w, const int16_t *a, int n);
+typedef float (*DotF32Kernel)(const float *w, const float *x, int n);
 
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
-    I8BlockKernel i8_block;
-    F32RowsKernel f32_rows;
+    DotI8Kernel dot_i8;
+    DotF32Kernel dot_f32;
 } KernelTable;
 
 /* The best level this CPU (and its operating system) supports. */

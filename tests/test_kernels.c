@@ -257,80 +257,55 @@ static void test_r4_long_reduction_no_overflow(void) {
     }
 }
 
-/* INT8 x INT16: random rows and lengths, and the extremes (+-127 x +-32767). */
+/* INT8 x INT16: random lengths, and the extremes (+-127 x +-32767) over long vectors. */
 static void test_i8_kernels_exact(void) {
     uint64_t rng = 77;
-    for (int trial = 0; trial < 60; trial++) {
-        const int extreme = trial % 6 == 0;
-        const int rows = test_rand_range(&rng, 1, 40);
-        const int cols = extreme ? 16384 + test_rand_range(&rng, 0, 40) : test_rand_range(&rng, 1, 600);
-        const int n = test_rand_range(&rng, 1, 10);
-        I8Matrix w;
-        I16Acts x;
-        if (!CHECK(i8_matrix_alloc(&w, rows, cols) == 0 && i16_acts_alloc(&x, n, cols) == 0)) return;
-        i16_acts_shape(&x, n, cols);
-        for (size_t i = 0; i < (size_t)rows * cols; i++)
-            w.q[i] = (int8_t)(extreme ? 127 : test_rand_range(&rng, -127, 127));
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < cols; i++)
-                x.q[(size_t)t * x.stride + i] =
-                    (int16_t)(extreme ? (t % 2 ? -32767 : 32767) : test_rand_range(&rng, -32767, 32767));
+    for (int trial = 0; trial < 200; trial++) {
+        const int extreme = trial % 10 == 0;
+        const int n = extreme ? 16384 + test_rand_range(&rng, 0, 40) : test_rand_range(&rng, 1, 700);
+        int8_t *w = malloc((size_t)n);
+        int16_t *a = malloc((size_t)n * sizeof *a);
+        int64_t want = 0;
+        for (int i = 0; i < n; i++) {
+            w[i] = (int8_t)(extreme ? (trial % 20 ? 127 : -127) : test_rand_range(&rng, -127, 127));
+            a[i] = (int16_t)(extreme ? 32767 : test_rand_range(&rng, -32767, 32767));
+            want += (int64_t)w[i] * a[i];
+        }
+        if (extreme) CHECK(want == (trial % 20 ? 1 : -1) * (int64_t)n * 127 * 32767);
         for (int l = 0; l < SIMD_LEVELS; l++) {
             const KernelTable *k = simd_kernels((SimdLevel)l);
             if (!k) continue;
-            int bad = 0;
-            for (int rb = 0; rb * QR_BLOCK_ROWS < rows; rb++) {
-                for (int t0 = 0; t0 < n; t0 += QR_TILE_TOKENS) {
-                    const int nt = n - t0 < QR_TILE_TOKENS ? n - t0 : QR_TILE_TOKENS;
-                    int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
-                    k->i8_block(acc, &w, rb, &x, t0, nt);
-                    for (int t = 0; t < nt; t++)
-                        for (int rr = 0; rr < QR_BLOCK_ROWS && rb * QR_BLOCK_ROWS + rr < rows; rr++) {
-                            const int r = rb * QR_BLOCK_ROWS + rr;
-                            int64_t want = 0;
-                            for (int i = 0; i < cols; i++)
-                                want += (int64_t)x.q[(size_t)(t0 + t) * x.stride + i] * w.q[(size_t)r * cols + i];
-                            bad += acc[t * QR_BLOCK_ROWS + rr] != want;
-                        }
-                }
-            }
-            CHECKF(bad == 0, "%s: %dx%d n=%d: %d accumulators differ", k->name, rows, cols, n, bad);
+            const int64_t got = k->dot_i8(w, a, n);
+            CHECKF(got == want, "%s: n=%d: %lld, expected %lld", k->name, n, (long long)got,
+                   (long long)want);
         }
-        i8_matrix_free(&w);
-        i16_acts_free(&x);
+        free(w);
+        free(a);
     }
 }
 
 /* Float kernels: every level within float rounding of a double-precision dot product. */
 static void test_f32_kernels_close(void) {
     uint64_t rng = 99;
-    for (int trial = 0; trial < 30; trial++) {
-        const int rows = test_rand_range(&rng, 1, 40), cols = test_rand_range(&rng, 1, 700);
-        const int n = test_rand_range(&rng, 1, 3);
-        float *w = malloc((size_t)rows * cols * sizeof *w), *x = malloc((size_t)n * cols * sizeof *x);
-        float *y = malloc((size_t)n * rows * sizeof *y);
-        for (int i = 0; i < rows * cols; i++) w[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
-        for (int i = 0; i < n * cols; i++) x[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
+    for (int trial = 0; trial < 100; trial++) {
+        const int n = test_rand_range(&rng, 1, 1500);
+        float *w = malloc((size_t)n * sizeof *w), *x = malloc((size_t)n * sizeof *x);
+        double want = 0, mag = 0;
+        for (int i = 0; i < n; i++) {
+            w[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
+            x[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
+            want += (double)w[i] * x[i];
+            mag += fabs((double)w[i] * x[i]);
+        }
         for (int l = 0; l < SIMD_LEVELS; l++) {
             const KernelTable *k = simd_kernels((SimdLevel)l);
             if (!k) continue;
-            k->f32_rows(y, (size_t)rows, w, cols, 0, rows, x, (size_t)cols, n);
-            double worst = 0;
-            for (int t = 0; t < n; t++)
-                for (int r = 0; r < rows; r++) {
-                    double want = 0, mag = 0;
-                    for (int i = 0; i < cols; i++) {
-                        want += (double)w[r * cols + i] * x[t * cols + i];
-                        mag += fabs((double)w[r * cols + i] * x[t * cols + i]);
-                    }
-                    const double err = fabs(y[t * rows + r] - want) / (mag + 1e-30);
-                    worst = err > worst ? err : worst;
-                }
-            /* A sum of `cols` float products is within cols * 2^-24 of the exact sum,
-             * relative to the sum of magnitudes. */
-            CHECKF(worst <= cols * 6e-8, "%s: %dx%d relative error %.3g", k->name, rows, cols, worst);
+            /* n float additions are within n * 2^-24 of the exact sum, relative to the sum
+             * of magnitudes. */
+            const double err = fabs(k->dot_f32(w, x, n) - want) / (mag + 1e-30);
+            CHECKF(err <= n * 6e-8, "%s: n=%d relative error %.3g", k->name, n, err);
         }
-        free(w), free(x), free(y);
+        free(w), free(x);
     }
 }
 
