@@ -28,7 +28,7 @@ TEST_SRC   := $(wildcard tests/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan deps clean help
+.PHONY: all run test test-asan accuracy deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -39,6 +39,7 @@ help:
 	@echo "make run        build, then generate a story with the embedded stories260K model"
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make accuracy   regenerate docs/ACCURACY.md (every mode on the TinyStories dev text)"
 	@echo "make clean      remove build products"
 
 # ---------------------------------------------------------------- build
@@ -93,6 +94,9 @@ test: $(BUILD)/run $(BUILD)/run_tests
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" test
+
+accuracy: all
+	docs/accuracy.sh
 
 clean:
 	rm -rf build run

@@ -1,10 +1,13 @@
 /*
- * run.c - the command line: load a model and a tokenizer, then generate text or chat.
+ * run.c - the command line: generate text or chat, evaluate modes on a text file, or
+ * convert a checkpoint to a quantized .qrz file.
  *
- *   ./run MODEL [options]          see usage() below, or ./run -h
+ *   ./run MODEL [options]                     generate (or chat, -m chat)
+ *   ./run MODEL --eval TEXT [options]          perplexity and KL against fp32
+ *   ./run quantize IN.bin OUT.qrz [options]    write a 4-bit model file
  *
- * Flags follow llama2.c's run.c so its users feel at home. Every bad input ends with one
- * line on stderr that says what was wrong, and exit status 1.
+ * Generation flags follow llama2.c's run.c so its users feel at home. Every bad input ends
+ * with one line on stderr that says what was wrong, and exit status 1.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,21 +20,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/eval.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 #include "kernels/simd.h"
 #include "kernels/threadpool.h"
 #include "tokenizer/tokenizer.h"
-#include "weights/checkpoint.h"
+#include "weights/model.h"
+#include "weights/qrz.h"
 
 #define ERRLEN 512
 
 static void usage(FILE *out) {
     fprintf(out,
             "Usage:   run MODEL [options]\n"
+            "         run MODEL --eval TEXT_FILE [options]\n"
+            "         run quantize IN.bin OUT.qrz [-q MODE] [-g G] [--cls KIND] [--sdr HOW]\n"
             "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n"
             "\n"
-            "MODEL is a llama2.c checkpoint (.bin).\n"
+            "MODEL is a llama2.c checkpoint (.bin, quantized at load) or a .qrz file\n"
+            "(already quantized by `run quantize`).\n"
             "\n"
             "Generation (llama2.c's flags):\n"
             "  -z PATH     tokenizer: a sentencepiece .model or a llama2.c tokenizer.bin\n"
@@ -47,12 +55,25 @@ static void usage(FILE *out) {
             "  -m MODE     generate | chat (default generate)\n"
             "  -y TEXT     system prompt in chat mode\n"
             "\n"
-            "Quantization (docs/SPEC.md):\n"
+            "Quantization (docs/SPEC.md), for .bin models:\n"
             "  -q MODE     fp32 | w8a16 | qrazor | rtn4 (default qrazor: 4-bit weights,\n"
-            "              activations and KV cache, razored from INT8/INT16/INT8)\n"
+            "              activations and KV cache, razored from INT8/INT16/INT8);\n"
+            "              sdr-w | sdr-a | sdr-kv | sdr-p: w8a16 with one site razored;\n"
+            "              options may follow: qrazor/g32/trunc/cls=fp32\n"
             "  -g G        razoring group size: 16, 32, 64 or 128 (default 16)\n"
             "  --cls KIND  classifier: fp32 | int8 | qrazor | rtn4 (default: as the mode)\n"
             "  --sdr HOW   razoring: round | truncate (default round)\n"
+            "\n"
+            "Evaluation:\n"
+            "  --eval FILE         perplexity of a UTF-8 text file (documents separated\n"
+            "                      by <|endoftext|> lines are joined with BOS), and KL\n"
+            "                      divergence and top-1 agreement against fp32\n"
+            "  --eval-modes LIST   modes to compare in one run, e.g. fp32,qrazor,rtn4;\n"
+            "                      'all' = every mode and knob (default: -q's mode)\n"
+            "  --ctx N             window length (default: the model's context)\n"
+            "  --score half|all    score each window's second half (default), or every\n"
+            "                      next token\n"
+            "  --json              print the results as JSON\n"
             "\n"
             "Runtime:\n"
             "  -j N        threads (default: the number of online CPUs)\n"
@@ -100,17 +121,23 @@ static double now_seconds(void) {
 /* ------------------------------------------------------------------ options */
 
 typedef struct {
+    const char *command;      /* "generate", "chat", "eval" or "quantize" */
     const char *model_path;
+    const char *output_path;  /* quantize: the .qrz to write */
     const char *tokenizer_path; /* NULL: look beside the model */
     const char *prompt;
     const char *system_prompt;
-    const char *mode; /* generate | chat */
-    long steps;       /* -1: not given (256, capped at the context) */
+    long steps; /* -1: not given (256, capped at the context) */
     float temperature, top_p;
     uint64_t seed;
     QuantConfig quant;
+    int quant_given; /* -q, -g, --cls or --sdr was used */
     int threads;
     int verbose;
+    /* evaluation */
+    const char *eval_path, *eval_modes;
+    int ctx;         /* 0: the model's context */
+    int score_all, json;
 } Options;
 
 /* The value of the option at argv[*i], advancing *i past it. */
@@ -120,11 +147,11 @@ static const char *option_value(int argc, char **argv, int *i) {
 }
 
 static Options parse_options(int argc, char **argv) {
-    Options o = {.prompt = "", .mode = "generate", .steps = -1, .temperature = 1.0f,
+    Options o = {.command = "generate", .prompt = "", .steps = -1, .temperature = 1.0f,
                  .top_p = 0.9f, .threads = threadpool_default_threads()};
-    quant_config_for_mode("qrazor", &o.quant);
-    o.quant.rounding = 1;
-    const char *cls = NULL;
+    const char *mode = "qrazor", *cls = NULL, *sdr = NULL;
+    int group = 0;
+    char err[ERRLEN];
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -134,19 +161,42 @@ static Options parse_options(int argc, char **argv) {
         usage(stderr);
         exit(EXIT_FAILURE);
     }
-    if (argv[1][0] == '-') die("the first argument must be the model file, got '%s' (see -h)", argv[1]);
-    o.model_path = argv[1];
-    for (int i = 2; i < argc; i++) {
+    int i = 1;
+    if (!strcmp(argv[1], "quantize")) {
+        if (argc < 4 || argv[2][0] == '-' || argv[3][0] == '-')
+            die("usage: run quantize IN.bin OUT.qrz [-q MODE] [-g G] [--cls KIND] [--sdr HOW]");
+        o.command = "quantize";
+        o.model_path = argv[2];
+        o.output_path = argv[3];
+        i = 3;
+    } else {
+        if (argv[1][0] == '-')
+            die("the first argument must be the model file, got '%s' (see -h)", argv[1]);
+        o.model_path = argv[1];
+    }
+    for (i++; i < argc; i++) {
         const char *flag = argv[i];
         if (!strcmp(flag, "-v") || !strcmp(flag, "--info")) {
             o.verbose = 1;
+        } else if (!strcmp(flag, "--json")) {
+            o.json = 1;
         } else if (!strcmp(flag, "--cls")) {
             cls = option_value(argc, argv, &i);
         } else if (!strcmp(flag, "--sdr")) {
+            sdr = option_value(argc, argv, &i);
+            if (strcmp(sdr, "round") != 0 && strcmp(sdr, "truncate") != 0)
+                die("unknown razoring '%s': --sdr takes round or truncate", sdr);
+        } else if (!strcmp(flag, "--eval")) {
+            o.eval_path = option_value(argc, argv, &i);
+        } else if (!strcmp(flag, "--eval-modes")) {
+            o.eval_modes = option_value(argc, argv, &i);
+        } else if (!strcmp(flag, "--ctx")) {
+            o.ctx = (int)parse_int("--ctx", option_value(argc, argv, &i), 2, INT_MAX);
+        } else if (!strcmp(flag, "--score")) {
             const char *how = option_value(argc, argv, &i);
-            if (strcmp(how, "round") != 0 && strcmp(how, "truncate") != 0)
-                die("unknown razoring '%s': --sdr takes round or truncate", how);
-            o.quant.rounding = !strcmp(how, "round");
+            if (strcmp(how, "half") != 0 && strcmp(how, "all") != 0)
+                die("unknown scoring '%s': --score takes half or all", how);
+            o.score_all = !strcmp(how, "all");
         } else if (flag[0] == '-' && strlen(flag) == 2) {
             const char *val = option_value(argc, argv, &i);
             switch (flag[1]) {
@@ -156,17 +206,14 @@ static Options parse_options(int argc, char **argv) {
             case 'm':
                 if (strcmp(val, "generate") != 0 && strcmp(val, "chat") != 0)
                     die("unknown mode '%s': -m takes generate or chat", val);
-                o.mode = val;
+                o.command = val;
                 break;
-            case 'q':
-                if (quant_config_for_mode(val, &o.quant) != 0)
-                    die("unknown quantization mode '%s': -q takes fp32, w8a16, qrazor or rtn4", val);
-                break;
+            case 'q': mode = val; o.quant_given = 1; break;
             case 'g': {
-                long g = parse_int("-g", val, 16, 128);
+                const long g = parse_int("-g", val, 16, 128);
                 if (g != 16 && g != 32 && g != 64 && g != 128)
                     die("-g takes 16, 32, 64 or 128, got %ld", g);
-                o.quant.group = (int)g;
+                group = (int)g;
                 break;
             }
             case 'j': o.threads = (int)parse_int("-j", val, 1, 256); break;
@@ -180,11 +227,33 @@ static Options parse_options(int argc, char **argv) {
             die("unexpected argument '%s' (see -h)", flag);
         }
     }
+    if (quant_config_parse(mode, &o.quant, err, sizeof err) != 0) die("-q: %s", err);
+    if (group) o.quant.group = group;
+    if (sdr) o.quant.rounding = !strcmp(sdr, "round");
     if (cls && quant_kind_parse_cls(cls, &o.quant.cls) != 0)
         die("unknown classifier setting '%s': --cls takes fp32, int8, qrazor or rtn4", cls);
+    o.quant_given |= group || sdr || cls;
+    if (o.eval_path) {
+        if (strcmp(o.command, "generate") != 0) die("--eval does not combine with -m %s", o.command);
+        o.command = "eval";
+    } else if (o.eval_modes || o.ctx || o.score_all || o.json) {
+        die("--eval-modes, --ctx, --score and --json go with --eval FILE");
+    }
+    if (o.eval_modes && o.quant_given)
+        die("--eval-modes takes whole modes (e.g. qrazor/g32/cls=fp32); drop -q, -g, --cls, --sdr");
     if (o.seed == 0) o.seed = (uint64_t)time(NULL); /* xorshift must not start at 0 */
     if (o.seed == 0) o.seed = 1;
     return o;
+}
+
+/* Opens the model: a .qrz file as it is (refusing quantization flags it cannot honour),
+ * a checkpoint quantized as q says. */
+static void open_model(ModelWeights *m, const Options *o, const QuantConfig *q, ThreadPool *pool) {
+    char err[ERRLEN];
+    if (o->quant_given && model_is_qrz(o->model_path))
+        die("%s is already quantized; -q, -g, --cls and --sdr apply to float checkpoints",
+            o->model_path);
+    if (model_open(m, o->model_path, q, pool, err, sizeof err) != 0) die("%s", err);
 }
 
 /* ------------------------------------------------------------------ tokenizer discovery */
@@ -368,6 +437,222 @@ static void chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const 
     free(system);
 }
 
+/* ------------------------------------------------------------------ evaluation */
+
+/* Reads a text file for evaluation: it must exist, be non-empty, and be valid UTF-8. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) die("%s: cannot open: %s", path, strerror(errno));
+    size_t n = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) die("%s: out of memory", path);
+        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+        if (!buf) die("%s: out of memory", path);
+        const size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    const int failed = ferror(f);
+    fclose(f);
+    if (failed) die("%s: read error", path);
+    buf[n] = '\0';
+    if (strlen(buf) != n) die("%s: contains a NUL byte at offset %zu: not a text file", path, strlen(buf));
+    /* UTF-8: a lead byte and the right number of continuation bytes, no overlongs. */
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = (unsigned char)buf[i];
+        const int len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
+                                                          : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+        int ok = len > 0 && i + (size_t)len <= n;
+        for (int k = 1; ok && k < len; k++) ok = ((unsigned char)buf[i + k] & 0xC0) == 0x80;
+        if (!ok) die("%s: not valid UTF-8 at byte %zu", path, i);
+        i += (size_t)len;
+    }
+    size_t blank = 0;
+    while (blank < n && (buf[blank] == ' ' || buf[blank] == '\n' || buf[blank] == '\t' || buf[blank] == '\r'))
+        blank++;
+    if (blank == n) die("%s: the file is empty%s", path, n ? " (only white space)" : "");
+    return buf;
+}
+
+/* Tokenizes a text for evaluation: documents separated by lines "<|endoftext|>" (as in
+ * TinyStories) are each encoded with a leading BOS, as the models saw them in training. */
+static int *tokenize_documents(const Tokenizer *tok, char *text, int *n_tokens, int *n_docs) {
+    static const char sep[] = "<|endoftext|>";
+    int *all = NULL, n = 0, docs = 0;
+    char err[ERRLEN];
+    for (char *doc = text; doc;) {
+        char *next = strstr(doc, sep);
+        if (next) {
+            *next = '\0';
+            next += sizeof sep - 1;
+        }
+        while (*doc == '\n' || *doc == '\r') doc++; /* the line breaks around separators */
+        size_t len = strlen(doc);
+        while (len > 0 && (doc[len - 1] == '\n' || doc[len - 1] == '\r')) doc[--len] = '\0';
+        if (len > 0) {
+            int *ids;
+            const int k = tokenizer_encode(tok, doc, &ids, err, sizeof err);
+            if (k < 0) die("cannot encode the text: %s", err);
+            int *grown = realloc(all, ((size_t)n + (size_t)k) * sizeof *all);
+            if (!grown) die("out of memory");
+            all = grown;
+            memcpy(all + n, ids, (size_t)k * sizeof *ids);
+            n += k;
+            docs++;
+            free(ids);
+        }
+        doc = next;
+    }
+    *n_tokens = n;
+    *n_docs = docs;
+    return all;
+}
+
+static void eval_progress(void *ctx, int done, int total) {
+    (void)ctx;
+    const int width = 30, filled = width * done / total;
+    fprintf(stderr, "\r[%.*s%*s] %d/%d windows", filled, "==============================",
+            width - filled, "", done, total);
+    if (done == total) fputc('\n', stderr);
+}
+
+/* Every mode and knob of the accuracy study (docs/ACCURACY.md). */
+static const char *const all_modes =
+    "fp32,w8a16,qrazor,qrazor/g32,qrazor/g64,qrazor/g128,qrazor/trunc,qrazor/cls=fp32,"
+    "qrazor/cls=int8,rtn4,sdr-w,sdr-a,sdr-kv,sdr-p";
+
+static void run_eval(const Options *o, ThreadPool *pool) {
+    char err[ERRLEN];
+    const int is_qrz = model_is_qrz(o->model_path);
+    if (is_qrz && o->eval_modes)
+        die("%s is already quantized; --eval-modes needs the float checkpoint", o->model_path);
+
+    /* The modes to compare. */
+    char list[1024];
+    snprintf(list, sizeof list, "%s", !o->eval_modes ? "" : strcmp(o->eval_modes, "all") ? o->eval_modes : all_modes);
+    enum { MAX_MODES = 32 };
+    QuantConfig configs[MAX_MODES];
+    int n_modes = 0;
+    if (!o->eval_modes) {
+        configs[n_modes++] = o->quant;
+    } else {
+        char *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (n_modes == MAX_MODES) die("--eval-modes: more than %d modes", MAX_MODES);
+            if (quant_config_parse(tok, &configs[n_modes++], err, sizeof err) != 0)
+                die("--eval-modes: %s", err);
+        }
+        if (n_modes == 0) die("--eval-modes: no modes given");
+    }
+
+    ModelWeights *weights = calloc((size_t)n_modes + 1, sizeof *weights);
+    Transformer **modes = calloc((size_t)n_modes, sizeof *modes);
+    if (!weights || !modes) die("out of memory");
+    Transformer *reference = NULL; /* one of the modes, or a float32 model of our own */
+    int own_reference = 0;
+    for (int m = 0; m < n_modes; m++) {
+        open_model(&weights[m], o, &configs[m], pool);
+        configs[m] = weights[m].quant; /* a .qrz file says what it holds */
+        if (!(modes[m] = transformer_new(&weights[m], pool, err, sizeof err))) die("%s", err);
+        if (configs[m].weights == QUANT_F32 && configs[m].cls == QUANT_F32 && !reference)
+            reference = modes[m];
+    }
+    if (!reference && !is_qrz) { /* KL needs the float32 distributions */
+        QuantConfig fp32;
+        quant_config_parse("fp32", &fp32, err, sizeof err);
+        open_model(&weights[n_modes], o, &fp32, pool);
+        if (!(reference = transformer_new(&weights[n_modes], pool, err, sizeof err))) die("%s", err);
+        own_reference = 1;
+    }
+    const ModelConfig *c = &weights[0].cfg;
+
+    Tokenizer *tok = open_tokenizer(o, c->vocab_size);
+    char *text = read_text(o->eval_path);
+    int n_tokens, n_docs;
+    int *tokens = tokenize_documents(tok, text, &n_tokens, &n_docs);
+    free(text);
+    if (o->ctx > c->seq_len) die("--ctx %d exceeds the model's context (seq_len %d)", o->ctx, c->seq_len);
+    const int ctx = o->ctx ? o->ctx : c->seq_len;
+    EvalPlan plan;
+    if (eval_plan(&plan, n_tokens, ctx, o->score_all ? 0 : ctx / 2) != 0)
+        die("%s: only %d tokens: too short to score (--score all scores every next token)",
+            o->eval_path, n_tokens);
+    EvalStats *stats = calloc((size_t)n_modes, sizeof *stats);
+    if (!stats) die("out of memory");
+    if (eval_run(&plan, tokens, tokenizer_bos(tok), reference, modes, n_modes, stats,
+                 isatty(2) ? eval_progress : NULL, NULL) != 0)
+        die("out of memory during evaluation");
+
+    /* Report. */
+    if (o->json) {
+        printf("{\"file\": \"%s\", \"model\": \"%s\", \"documents\": %d, \"tokens\": %d, "
+               "\"window\": %d, \"windows\": %d, \"score_from\": %d, \"scored\": %ld, \"modes\": [",
+               o->eval_path, o->model_path, n_docs, n_tokens, plan.ctx, plan.n_windows,
+               plan.score_from, plan.n_scored);
+    } else {
+        printf("eval: %s, %d documents, %d tokens; %d windows of %d, scoring positions %d..%d "
+               "of each: %ld tokens\n",
+               o->eval_path, n_docs, n_tokens, plan.n_windows, plan.ctx, plan.score_from,
+               plan.ctx - 2, plan.n_scored);
+        printf("%-18s %8s %9s %10s %9s %7s %9s\n", "mode", "NLL", "PPL", "mean KL", "max KL",
+               "top-1", "tok/s");
+    }
+    for (int m = 0; m < n_modes; m++) {
+        char name[64];
+        quant_config_name(&configs[m], name, sizeof name);
+        const EvalStats *st = &stats[m];
+        const double nll = st->nll_sum / (double)plan.n_scored;
+        const double kl = st->kl_sum / (double)plan.n_scored;
+        const double top1 = 100.0 * (double)st->top1_agree / (double)plan.n_scored;
+        const double tps = st->positions / st->seconds;
+        if (o->json) {
+            printf("%s\n  {\"mode\": \"%s\", \"nll\": %.6f, \"ppl\": %.6f", m ? "," : "", name, nll, exp(nll));
+            if (reference)
+                printf(", \"mean_kl\": %.8f, \"max_kl\": %.8f, \"top1\": %.4f", kl, st->kl_max, top1);
+            printf(", \"tokens_per_s\": %.1f}", tps);
+        } else if (reference) {
+            printf("%-18s %8.4f %9.4f %10.6f %9.5f %6.2f%% %9.1f\n", name, nll, exp(nll), kl,
+                   st->kl_max, top1, tps);
+        } else {
+            printf("%-18s %8.4f %9.4f %10s %9s %7s %9.1f\n", name, nll, exp(nll), "n/a", "n/a",
+                   "n/a", tps);
+        }
+    }
+    if (o->json) printf("\n]}\n");
+    if (!reference && !o->json)
+        printf("(KL and top-1 need the float32 model: evaluate the .bin checkpoint for them)\n");
+
+    free(stats);
+    free(tokens);
+    tokenizer_free(tok);
+    for (int m = 0; m < n_modes; m++) transformer_free(modes[m]);
+    if (own_reference) transformer_free(reference);
+    for (int m = 0; m <= n_modes; m++) model_close(&weights[m]);
+    free(modes);
+    free(weights);
+}
+
+/* ------------------------------------------------------------------ quantize */
+
+static void run_quantize(const Options *o, ThreadPool *pool) {
+    char err[ERRLEN];
+    if (model_is_qrz(o->model_path)) die("%s is already a .qrz file", o->model_path);
+    const double start = now_seconds();
+    ModelWeights m;
+    open_model(&m, o, &o->quant, pool);
+    if (qrz_write(&m, o->output_path, err, sizeof err) != 0) die("%s", err);
+    char name[64];
+    quant_config_name(&m.quant, name, sizeof name);
+    FILE *f = fopen(o->output_path, "rb");
+    long out_bytes = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0) out_bytes = ftell(f);
+    if (f) fclose(f);
+    fprintf(stderr, "wrote %s: %s, %ld bytes (from %zu) in %.2f s\n", o->output_path, name,
+            out_bytes, m.ck.map_size, now_seconds() - start);
+    model_close(&m);
+}
+
 /* ------------------------------------------------------------------ -v */
 
 static void print_bytes_row(const char *name, size_t bytes, double per, const char *unit,
@@ -375,49 +660,60 @@ static void print_bytes_row(const char *name, size_t bytes, double per, const ch
     fprintf(stderr, "  %-7s %12zu bytes  %6.2f %s%s\n", name, bytes, per, unit, note);
 }
 
-static void print_info(const Options *o, const Checkpoint *ck, const ThreadPool *pool) {
-    const ModelConfig *c = &ck->cfg;
-    const QuantConfig *q = &o->quant;
-    const SimdLevel detected = simd_detect();
-    fprintf(stderr, "model:    %s\n", o->model_path);
+static void print_info(const Options *o, const ModelWeights *w, const ThreadPool *pool) {
+    const ModelConfig *c = &w->cfg;
+    const QuantConfig *q = &w->quant;
+    char name[64];
+    quant_config_name(q, name, sizeof name);
+    fprintf(stderr, "model:    %s (%s)\n", o->model_path,
+            w->qrz_map ? ".qrz, quantized" : "llama2.c checkpoint, quantized at load");
     fprintf(stderr, "          dim %d, hidden %d, %d layers, %d query / %d key-value heads "
-                    "(head size %d), vocab %d, context %d, %s classifier\n",
+                    "(head size %d), vocab %d, context %d\n",
             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, config_head_size(c),
-            c->vocab_size, c->seq_len, ck->shared_classifier ? "shared" : "separate");
-    fprintf(stderr, "mode:     %s, G = %d, SDR %s, classifier %s\n",
-            quant_kind_mode_name(q->linear), q->group, q->rounding ? "rounding" : "truncating",
-            quant_kind_cls_name(q->cls));
+            c->vocab_size, c->seq_len);
+    const int razors = q->weights == QUANT_SDR || q->acts == QUANT_SDR || q->kv == QUANT_SDR ||
+                       q->probs == QUANT_SDR || q->cls == QUANT_SDR;
+    if (razors)
+        fprintf(stderr, "mode:     %s (G = %d, SDR %s; classifier %s)\n", name, q->group,
+                q->rounding ? "rounding" : "truncating", quant_kind_cls_name(q->cls));
+    else
+        fprintf(stderr, "mode:     %s (classifier %s)\n", name, quant_kind_cls_name(q->cls));
     fprintf(stderr, "kernels:  %s (this CPU supports %s), %d thread%s\n",
-            simd_level_name(simd_current()), simd_level_name(detected), threadpool_size(pool),
+            simd_level_name(simd_current()), simd_level_name(simd_detect()), threadpool_size(pool),
             threadpool_size(pool) == 1 ? "" : "s");
 
-    const int hs = config_head_size(c), kv = config_kv_dim(c);
+    static const char *const bases[] = {"fp32", "w8a16", "qrazor", "rtn4"};
+    const int kv = config_kv_dim(c);
     const double params = (double)c->n_layers *
                           (2.0 * c->dim * c->dim + 2.0 * kv * c->dim + 3.0 * c->hidden_dim * c->dim);
     fprintf(stderr, "weights of the 7 block linears (%.0f parameters; embedding and norms stay "
-                    "fp32, %zu bytes in all for the %s mode):\n",
-            params, weights_bytes(c, q->linear, q->cls, q->group), quant_kind_mode_name(q->linear));
-    char note[96];
-    for (int k = QUANT_F32; k <= QUANT_RTN4; k++) {
-        const size_t b = linear_weights_bytes(c, (QuantKind)k, q->group);
+                    "fp32; %zu bytes of weights in all for %s):\n",
+            params, weights_bytes(c, q), name);
+    char note[96], err[64];
+    for (int k = 0; k < 4; k++) {
+        QuantConfig each;
+        quant_config_parse(bases[k], &each, err, sizeof err);
+        each.group = q->group;
+        const size_t b = linear_weights_bytes(c, &each);
         note[0] = '\0';
-        if (k == QUANT_SDR)
+        if (k == 2)
             snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d: %.2f bits, + row scales)",
                      q->group, 4.0 + 4.0 / q->group);
-        print_bytes_row(quant_kind_mode_name((QuantKind)k), b, 8.0 * (double)b / params,
-                        "bits/weight", note);
+        print_bytes_row(bases[k], b, 8.0 * (double)b / params, "bits/weight", note);
     }
     const double entries = 2.0 * c->n_layers * c->seq_len * kv;
     fprintf(stderr, "KV cache at full context (%d positions, %.0f key and value entries):\n",
             c->seq_len, entries);
-    for (int k = QUANT_F32; k <= QUANT_RTN4; k++) {
-        const size_t b = kv_cache_bytes(c, (QuantKind)k, q->group, c->seq_len);
+    for (int k = 0; k < 4; k++) {
+        QuantConfig each;
+        quant_config_parse(bases[k], &each, err, sizeof err);
+        each.group = q->group;
+        const size_t b = kv_cache_bytes(c, &each, c->seq_len);
         note[0] = '\0';
-        if (k == QUANT_SDR)
+        if (k == 2)
             snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d, + a scale per token and head)",
-                     q->group < hs ? q->group : hs);
-        print_bytes_row(quant_kind_mode_name((QuantKind)k), b, 8.0 * (double)b / entries,
-                        "bits/entry", note);
+                     q->group < config_head_size(c) ? q->group : config_head_size(c));
+        print_bytes_row(bases[k], b, 8.0 * (double)b / entries, "bits/entry", note);
     }
 }
 
@@ -431,36 +727,39 @@ int main(int argc, char **argv) {
     if (simd && *simd && simd_use(simd) != 0)
         die("QRAZOR_SIMD=%s: unknown level or not supported by this CPU (it supports up to %s)",
             simd, simd_level_name(simd_detect()));
-
-    Checkpoint ck;
-    if (checkpoint_open(&ck, o.model_path, err, sizeof err) != 0) die("%s", err);
-    const ModelConfig *c = &ck.cfg;
-    if (o.steps > c->seq_len)
-        die("-n %ld exceeds the model's context (seq_len %d); use -n 0 for the whole context",
-            o.steps, c->seq_len);
-    const int steps = o.steps < 0    ? (c->seq_len < 256 ? c->seq_len : 256)
-                      : o.steps == 0 ? c->seq_len
-                                     : (int)o.steps;
-
-    Tokenizer *tok = open_tokenizer(&o, c->vocab_size);
     ThreadPool *pool = threadpool_new(o.threads);
     if (!pool) die("cannot start %d threads", o.threads);
-    if (o.verbose) print_info(&o, &ck, pool);
-    Transformer *tf = transformer_new(&ck, &o.quant, pool, err, sizeof err);
-    if (!tf) die("%s: %s", o.model_path, err);
-    Sampler sampler;
-    if (sampler_init(&sampler, c->vocab_size, o.temperature, o.top_p, o.seed) != 0)
-        die("out of memory");
 
-    if (!strcmp(o.mode, "chat"))
-        chat(tf, tok, &sampler, &o, steps);
-    else
-        generate(tf, tok, &sampler, &o, steps);
-
-    sampler_free(&sampler);
-    transformer_free(tf);
+    if (!strcmp(o.command, "quantize")) {
+        run_quantize(&o, pool);
+    } else if (!strcmp(o.command, "eval")) {
+        run_eval(&o, pool);
+    } else {
+        ModelWeights w;
+        open_model(&w, &o, &o.quant, pool);
+        const ModelConfig *c = &w.cfg;
+        if (o.steps > c->seq_len)
+            die("-n %ld exceeds the model's context (seq_len %d); use -n 0 for the whole context",
+                o.steps, c->seq_len);
+        const int steps = o.steps < 0    ? (c->seq_len < 256 ? c->seq_len : 256)
+                          : o.steps == 0 ? c->seq_len
+                                         : (int)o.steps;
+        Tokenizer *tok = open_tokenizer(&o, c->vocab_size);
+        if (o.verbose) print_info(&o, &w, pool);
+        Transformer *tf = transformer_new(&w, pool, err, sizeof err);
+        if (!tf) die("%s: %s", o.model_path, err);
+        Sampler sampler;
+        if (sampler_init(&sampler, c->vocab_size, o.temperature, o.top_p, o.seed) != 0)
+            die("out of memory");
+        if (!strcmp(o.command, "chat"))
+            chat(tf, tok, &sampler, &o, steps);
+        else
+            generate(tf, tok, &sampler, &o, steps);
+        sampler_free(&sampler);
+        transformer_free(tf);
+        tokenizer_free(tok);
+        model_close(&w);
+    }
     threadpool_free(pool);
-    tokenizer_free(tok);
-    checkpoint_close(&ck);
     return 0;
 }

@@ -17,8 +17,11 @@
  *   logits = wcls rmsnorm(x)                [vocab_size]
  *
  * In an integer mode every matmul input is quantized first (QActs): INT16 for w8a16,
- * INT16 then razored to 4-bit codes for qrazor, 4-bit absmax for rtn4; the weights were
- * quantized the same way at load. RMSNorm, RoPE, softmax and SwiGLU stay float32.
+ * INT16 then razored to 4-bit codes for qrazor, 4-bit absmax for rtn4; the weights came
+ * quantized (weights/model.h). A product of two 4-bit operands runs on the codes; when
+ * only one side is 4-bit (the ablation modes), that side is expanded to its integer
+ * values c << s and the INT8 x INT16 kernel computes the same integers. RMSNorm, RoPE,
+ * softmax and SwiGLU stay float32.
  *
  * The KV cache of an integer mode holds, per layer and key/value head:
  *   K    [seq_len][hs]   one row per position: a matrix whose rows are positions, so
@@ -47,77 +50,40 @@
 #include "kernels/floatops.h"
 #include "kernels/matmul.h"
 
-/* ------------------------------------------------------------------ mode names */
-
-static const char *const mode_names[] = {"fp32", "w8a16", "qrazor", "rtn4"};
-static const char *const cls_names[] = {"fp32", "int8", "qrazor", "rtn4"};
-
-int quant_config_for_mode(const char *mode, QuantConfig *q) {
-    for (int k = 0; k < 4; k++) {
-        if (strcmp(mode, mode_names[k]) == 0) {
-            q->linear = q->kv = q->cls = (QuantKind)k;
-            if (q->group == 0) q->group = 16;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-const char *quant_kind_mode_name(QuantKind k) { return mode_names[k]; }
-const char *quant_kind_cls_name(QuantKind k) { return cls_names[k]; }
-
-int quant_kind_parse_cls(const char *name, QuantKind *k) {
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(name, cls_names[i]) == 0) {
-            *k = (QuantKind)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* ------------------------------------------------------------------ the pieces */
-
-/* One weight matrix [rows][cols] (rows = outputs) in the format its kind calls for. */
-typedef struct {
-    QuantKind kind;
-    int rows, cols;
-    const float *f32; /* QUANT_F32: points into the checkpoint */
-    I8Matrix i8;      /* QUANT_INT */
-    R4Matrix r4;      /* QUANT_SDR, QUANT_RTN4 */
-} Linear;
-
-typedef struct {
-    const float *rms_att, *rms_ffn; /* [dim] */
-    Linear wq, wk, wv, wo, w1, w2, w3;
-} Layer;
 
 /* A float vector quantized as the input of a matmul. */
 typedef struct {
+    Storage storage;
     QuantKind kind;
-    I16Acts i16; /* QUANT_INT */
-    R4Acts r4;   /* QUANT_SDR, QUANT_RTN4 */
+    I16Acts i16; /* STORE_INT */
+    R4Acts r4;   /* STORE_R4 */
 } QActs;
 
 /* Per-thread scratch of the attention step (heads run in parallel). */
 typedef struct {
-    QActs q;       /* one head's query, [hs] */
-    QActs p;       /* one head's probabilities with Sv folded in, [seq_len] */
-    R4Acts p_sv;   /* p' codes << sv for one group of value dimensions, [seq_len] */
-    float *pf;     /* [seq_len] p' as floats */
+    QActs q;     /* one head's query, [hs] */
+    QActs p;     /* one head's probabilities with Sv folded in, [seq_len] */
+    R4Acts p_sv; /* p' codes << sv for one group of value dimensions, [seq_len] */
+    float *pf;   /* [seq_len] p' as floats */
 } AttnScratch;
 
+/* The KV cache. For float32, k_f32 / v_f32 [n_layers][seq_len][kv_dim]. Otherwise one
+ * key matrix and one transposed value matrix per (layer, kv head), index l * n_kv_heads + h:
+ *   K   rows = positions, cols = head dimensions (K q gives the scores);
+ *   V^T rows = head dimensions, cols = positions (V^T p' gives the output);
+ * as INT8 values or 4-bit codes (k_storage, v_storage), with per-position value scales
+ * and, for razored 4-bit values, per-position shifts of each group of G dimensions. */
 typedef struct {
     QuantKind kind;
-    /* QUANT_F32 */
-    float *k_f32, *v_f32; /* [n_layers][seq_len][kv_dim] */
-    /* integer kinds: [n_layers * n_kv_heads] matrices */
-    I8Matrix *k_i8, *vt_i8; /* QUANT_INT */
-    R4Matrix *k_r4, *vt_r4; /* QUANT_SDR, QUANT_RTN4 */
-    float *v_scale;         /* [n_layers * n_kv_heads][seq_len] */
-    uint8_t *v_shift;       /* QUANT_SDR: [n_layers * n_kv_heads][seq_len][v_shift_bytes] */
-    int v_groups;           /* groups of G value dimensions per head */
-    int v_shift_bytes;      /* nibbles: (v_groups + 1) / 2 bytes per position */
+    Storage k_storage, v_storage;
+    float *k_f32, *v_f32;
+    I8Matrix *k_i8, *vt_i8;
+    R4Matrix *k_r4, *vt_r4;
+    float *v_scale;   /* [heads][seq_len] */
+    uint8_t *v_shift; /* [heads][seq_len][v_shift_bytes]: 4-bit shifts, two per byte */
+    int v_groups;     /* groups of G value dimensions per head */
+    int v_shift_bytes;
 } KVCache;
 
 /* Scratch buffers for one position ("the wave of activations"). */
@@ -127,105 +93,55 @@ typedef struct {
     float *q, *k, *v;    /* [dim], [kv_dim], [kv_dim] */
     float *att;          /* [n_heads][seq_len] scores, then probabilities */
     float *logits;       /* [vocab_size] */
-    QActs in_dim, in_hidden, in_cls; /* quantized inputs of dim- and hidden-wide matmuls */
+    QActs in_dim, in_hidden, in_cls; /* quantized inputs of the matmuls */
 } RunState;
 
 struct Transformer {
     ModelConfig cfg;
     QuantConfig quant;
+    const ModelWeights *w;
     ThreadPool *pool;
-    const float *token_embedding, *rms_final;
-    Layer *layers;
-    Linear cls;
+    int n_threads;
     KVCache kv;
     RunState s;
-    AttnScratch *attn; /* one per thread */
-    int n_threads;
+    AttnScratch *attn;          /* one per thread */
     float *rope_cos, *rope_sin; /* [seq_len][hs / 2] */
 };
 
-/* ------------------------------------------------------------------ linears */
+/* ------------------------------------------------------------------ quantized inputs */
 
-typedef struct {
-    Linear *lin;
-    const float *w;
-    int rounding;
-} QuantizeJob;
-
-/* Quantizes whole 16-row blocks: rows of one block share shift bytes, so one thread
- * must own a whole block. */
-static void quantize_task(void *ctx, int thread, int n_threads) {
-    QuantizeJob *job = ctx;
-    Linear *l = job->lin;
-    const int blocks = (l->rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    const int b0 = (int)((long)blocks * thread / n_threads);
-    const int b1 = (int)((long)blocks * (thread + 1) / n_threads);
-    for (int r = b0 * QR_BLOCK_ROWS; r < b1 * QR_BLOCK_ROWS && r < l->rows; r++) {
-        const float *row = job->w + (size_t)r * l->cols;
-        if (l->kind == QUANT_INT)
-            i8_matrix_quantize_row(&l->i8, r, row);
-        else
-            r4_matrix_quantize_row(&l->r4, r, row, l->kind, job->rounding);
-    }
-}
-
-static int linear_init(Linear *l, QuantKind kind, const float *w, int rows, int cols,
-                       const QuantConfig *q, ThreadPool *pool) {
-    l->kind = kind;
-    l->rows = rows;
-    l->cols = cols;
-    if (kind == QUANT_F32) {
-        l->f32 = w;
-        return 0;
-    }
-    if (kind == QUANT_INT ? i8_matrix_alloc(&l->i8, rows, cols)
-                          : r4_matrix_alloc(&l->r4, rows, cols, q->group, kind == QUANT_SDR))
-        return -1;
-    QuantizeJob job = {l, w, q->rounding};
-    if (pool)
-        threadpool_run(pool, quantize_task, &job);
-    else
-        quantize_task(&job, 0, 1);
-    return 0;
-}
-
-static void linear_free(Linear *l) {
-    if (l->kind == QUANT_INT) i8_matrix_free(&l->i8);
-    if (l->kind == QUANT_SDR || l->kind == QUANT_RTN4) r4_matrix_free(&l->r4);
-}
-
-static int qacts_init(QActs *a, QuantKind kind, int len, int group) {
+static int qacts_init(QActs *a, QuantKind kind, QuantKind partner, int len, int group) {
     memset(a, 0, sizeof *a);
     a->kind = kind;
-    if (kind == QUANT_INT) return i16_acts_alloc(&a->i16, 1, len);
-    if (kind == QUANT_SDR || kind == QUANT_RTN4) return r4_acts_alloc(&a->r4, 1, len, group);
+    a->storage = storage_for(kind, partner);
+    if (a->storage == STORE_INT) return i16_acts_alloc(&a->i16, 1, len);
+    if (a->storage == STORE_R4) return r4_acts_alloc(&a->r4, 1, len, group);
     return 0;
 }
 
 static void qacts_free(QActs *a) {
-    if (a->kind == QUANT_INT) i16_acts_free(&a->i16);
-    if (a->kind == QUANT_SDR || a->kind == QUANT_RTN4) r4_acts_free(&a->r4);
+    if (a->storage == STORE_INT) i16_acts_free(&a->i16);
+    if (a->storage == STORE_R4) r4_acts_free(&a->r4);
 }
 
 /* Quantizes x (len floats) as the one vector of the batch. No-op for float32. */
-static void qacts_set(QActs *a, const float *x, int len, int rounding) {
-    if (a->kind == QUANT_INT) {
+static void qacts_set(QActs *a, const float *x, int len, const QuantConfig *q) {
+    if (a->storage == STORE_INT) {
         i16_acts_shape(&a->i16, 1, len);
-        i16_acts_quantize(&a->i16, 0, x);
-    } else if (a->kind != QUANT_F32) {
+        i16_acts_quantize(&a->i16, 0, x, a->kind, q->group, q->rounding);
+    } else if (a->storage == STORE_R4) {
         r4_acts_shape(&a->r4, 1, len);
-        r4_acts_quantize(&a->r4, 0, x, a->kind, rounding);
+        r4_acts_quantize(&a->r4, 0, x, a->kind, q->rounding);
     }
 }
 
 /* y = W x. x is the float input; qx the same input already quantized by qacts_set. */
 static void linear_apply(float *y, const Linear *l, const float *x, const QActs *qx,
                          ThreadPool *pool) {
-    switch (l->kind) {
-    case QUANT_F32: matmul_f32(y, 0, l->f32, l->rows, l->cols, x, 0, 1, pool); break;
-    case QUANT_INT: matmul_i8(y, 0, &l->i8, l->rows, &qx->i16, pool); break;
-    case QUANT_SDR:
-    case QUANT_RTN4: matmul_r4(y, 0, &l->r4, l->rows, &qx->r4, pool); break;
+    switch (l->storage) {
+    case STORE_F32: matmul_f32(y, 0, l->f32, l->rows, l->cols, x, 0, 1, pool); break;
+    case STORE_INT: matmul_i8(y, 0, &l->i8, l->rows, &qx->i16, pool); break;
+    case STORE_R4: matmul_r4(y, 0, &l->r4, l->rows, &qx->r4, pool); break;
     }
 }
 
@@ -234,37 +150,37 @@ static void linear_apply(float *y, const Linear *l, const float *x, const QActs 
 static int kv_init(KVCache *kv, const ModelConfig *c, const QuantConfig *q) {
     memset(kv, 0, sizeof *kv);
     kv->kind = q->kv;
+    kv->k_storage = storage_for(q->kv, q->acts);
+    kv->v_storage = storage_for(q->kv, q->probs);
     const int hs = config_head_size(c), seq = c->seq_len, n = c->n_layers * c->n_kv_heads;
-    const size_t floats = (size_t)c->n_layers * seq * config_kv_dim(c);
     if (kv->kind == QUANT_F32) {
+        const size_t floats = (size_t)c->n_layers * seq * config_kv_dim(c);
         kv->k_f32 = calloc(floats, sizeof(float));
         kv->v_f32 = calloc(floats, sizeof(float));
         return kv->k_f32 && kv->v_f32 ? 0 : -1;
     }
     kv->v_scale = calloc((size_t)n * seq, sizeof(float));
     if (!kv->v_scale) return -1;
-    if (kv->kind == QUANT_INT) {
-        kv->k_i8 = calloc((size_t)n, sizeof *kv->k_i8);
-        kv->vt_i8 = calloc((size_t)n, sizeof *kv->vt_i8);
-        if (!kv->k_i8 || !kv->vt_i8) return -1;
-        for (int i = 0; i < n; i++) {
-            if (i8_matrix_alloc(&kv->k_i8[i], seq, hs) || i8_matrix_alloc(&kv->vt_i8[i], hs, seq))
-                return -1;
-            for (int d = 0; d < hs; d++) kv->vt_i8[i].scales[d] = 1.0f; /* Sv is in p' */
-        }
-        return 0;
-    }
-    const int razored = kv->kind == QUANT_SDR;
-    kv->k_r4 = calloc((size_t)n, sizeof *kv->k_r4);
-    kv->vt_r4 = calloc((size_t)n, sizeof *kv->vt_r4);
-    if (!kv->k_r4 || !kv->vt_r4) return -1;
+    if (kv->k_storage == STORE_INT ? !(kv->k_i8 = calloc((size_t)n, sizeof *kv->k_i8))
+                                   : !(kv->k_r4 = calloc((size_t)n, sizeof *kv->k_r4)))
+        return -1;
+    if (kv->v_storage == STORE_INT ? !(kv->vt_i8 = calloc((size_t)n, sizeof *kv->vt_i8))
+                                   : !(kv->vt_r4 = calloc((size_t)n, sizeof *kv->vt_r4)))
+        return -1;
     for (int i = 0; i < n; i++) {
-        if (r4_matrix_alloc(&kv->k_r4[i], seq, hs, q->group, razored) ||
-            r4_matrix_alloc(&kv->vt_r4[i], hs, seq, q->group, 0))
+        if (kv->k_storage == STORE_INT ? i8_matrix_alloc(&kv->k_i8[i], seq, hs)
+                                       : r4_matrix_alloc(&kv->k_r4[i], seq, hs, q->group, q->kv == QUANT_SDR))
             return -1;
-        for (int d = 0; d < hs; d++) kv->vt_r4[i].scales[d] = 1.0f; /* Sv is in p' */
+        /* V^T's row scales are 1: each position's value scale is folded into p'. */
+        if (kv->v_storage == STORE_INT) {
+            if (i8_matrix_alloc(&kv->vt_i8[i], hs, seq)) return -1;
+            for (int d = 0; d < hs; d++) kv->vt_i8[i].scales[d] = 1.0f;
+        } else {
+            if (r4_matrix_alloc(&kv->vt_r4[i], hs, seq, q->group, 0)) return -1;
+            for (int d = 0; d < hs; d++) kv->vt_r4[i].scales[d] = 1.0f;
+        }
     }
-    if (razored) {
+    if (kv->v_storage == STORE_R4 && kv->kind == QUANT_SDR) {
         kv->v_groups = (hs + q->group - 1) / q->group;
         kv->v_shift_bytes = (kv->v_groups + 1) / 2;
         kv->v_shift = calloc((size_t)n * seq * kv->v_shift_bytes, 1);
@@ -275,10 +191,14 @@ static int kv_init(KVCache *kv, const ModelConfig *c, const QuantConfig *q) {
 
 static void kv_free(KVCache *kv, const ModelConfig *c) {
     const int n = c->n_layers * c->n_kv_heads;
+    for (int i = 0; i < n; i++) {
+        if (kv->k_i8) i8_matrix_free(&kv->k_i8[i]);
+        if (kv->k_r4) r4_matrix_free(&kv->k_r4[i]);
+        if (kv->vt_i8) i8_matrix_free(&kv->vt_i8[i]);
+        if (kv->vt_r4) r4_matrix_free(&kv->vt_r4[i]);
+    }
+    free(kv->k_i8), free(kv->k_r4), free(kv->vt_i8), free(kv->vt_r4);
     free(kv->k_f32), free(kv->v_f32), free(kv->v_scale), free(kv->v_shift);
-    for (int i = 0; kv->k_i8 && i < n; i++) i8_matrix_free(&kv->k_i8[i]), i8_matrix_free(&kv->vt_i8[i]);
-    for (int i = 0; kv->k_r4 && i < n; i++) r4_matrix_free(&kv->k_r4[i]), r4_matrix_free(&kv->vt_r4[i]);
-    free(kv->k_i8), free(kv->vt_i8), free(kv->k_r4), free(kv->vt_r4);
 }
 
 /* The 4-bit shift of value group j at position t of (layer, kv head) index i. */
@@ -291,44 +211,52 @@ static int v_shift_get(const KVCache *kv, int i, int seq, int t, int j) {
     return j % 2 ? b >> 4 : b & 15;
 }
 
+/* Stores this position's values of one kv head as column pos of V^T: stage 1 over the
+ * head (INT8 base), then per group of G dimensions either integer values or 4-bit codes
+ * with the group's shift kept for this position. */
+static void v_store(Transformer *t, int i, int pos, const float *vh) {
+    KVCache *kv = &t->kv;
+    const QuantConfig *q = &t->quant;
+    const int hs = config_head_size(&t->cfg), seq = t->cfg.seq_len;
+    const float s = kind_scale(vh, hs, kv->kind, QMAX_INT8);
+    for (int j = 0, d0 = 0; d0 < hs; j++, d0 += q->group) {
+        const int len = hs - d0 < q->group ? hs - d0 : q->group;
+        if (kv->v_storage == STORE_INT) {
+            int32_t v[QR_MAX_GROUP];
+            quantize_group_values(vh + d0, len, s, kv->kind, QMAX_INT8, q->rounding, v);
+            for (int d = 0; d < len; d++) kv->vt_i8[i].q[(size_t)(d0 + d) * seq + pos] = (int8_t)v[d];
+            continue;
+        }
+        int8_t codes[QR_MAX_GROUP];
+        const int shift = quantize_group(vh + d0, len, s, kv->kind, QMAX_INT8, q->rounding, codes);
+        for (int d = 0; d < len; d++) r4_set_code(&kv->vt_r4[i], d0 + d, pos, codes[d]);
+        if (kv->v_shift) {
+            uint8_t *b = v_shift_byte(kv, i, seq, pos, j);
+            *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
+        }
+    }
+    kv->v_scale[(size_t)i * seq + pos] = s;
+}
+
 /* Stores this position's keys and values (after RoPE) for every kv head of layer l. */
 static void kv_store(Transformer *t, int l, int pos, const float *k, const float *v) {
     const ModelConfig *c = &t->cfg;
     KVCache *kv = &t->kv;
-    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = c->seq_len;
+    const int hs = config_head_size(c), kv_dim = config_kv_dim(c);
     if (kv->kind == QUANT_F32) {
-        const size_t off = ((size_t)l * seq + pos) * kv_dim;
+        const size_t off = ((size_t)l * c->seq_len + pos) * kv_dim;
         memcpy(kv->k_f32 + off, k, (size_t)kv_dim * sizeof(float));
         memcpy(kv->v_f32 + off, v, (size_t)kv_dim * sizeof(float));
         return;
     }
     for (int h = 0; h < c->n_kv_heads; h++) {
         const int i = l * c->n_kv_heads + h;
-        const float *kh = k + (size_t)h * hs, *vh = v + (size_t)h * hs;
-        if (kv->kind == QUANT_INT) {
-            i8_matrix_quantize_row(&kv->k_i8[i], pos, kh);
-            const float s = absmax_scale(vh, hs, QMAX_INT8);
-            for (int d = 0; d < hs; d++)
-                kv->vt_i8[i].q[(size_t)d * seq + pos] = (int8_t)quantize_value(vh[d], s, QMAX_INT8);
-            kv->v_scale[(size_t)i * seq + pos] = s;
-            continue;
-        }
-        /* Razored (or RTN4): keys as one row; values as one column of V^T, razored along
-         * the head dimension in groups of G, their shifts kept per position. */
-        r4_matrix_quantize_row(&kv->k_r4[i], pos, kh, kv->kind, t->quant.rounding);
-        const float s = absmax_scale(vh, hs, kv->kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT8);
-        for (int j = 0, d0 = 0; d0 < hs; j++, d0 += t->quant.group) {
-            const int len = hs - d0 < t->quant.group ? hs - d0 : t->quant.group;
-            int8_t codes[QR_MAX_GROUP];
-            const int shift = quantize_group(vh + d0, len, s, kv->kind, QMAX_INT8,
-                                             t->quant.rounding, codes);
-            for (int d = 0; d < len; d++) r4_set_code(&kv->vt_r4[i], d0 + d, pos, codes[d]);
-            if (kv->v_shift) {
-                uint8_t *b = v_shift_byte(kv, i, seq, pos, j);
-                *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
-            }
-        }
-        kv->v_scale[(size_t)i * seq + pos] = s;
+        const float *kh = k + (size_t)h * hs;
+        if (kv->k_storage == STORE_INT)
+            i8_matrix_quantize_row(&kv->k_i8[i], pos, kh, kv->kind, t->quant.group, t->quant.rounding);
+        else
+            r4_matrix_quantize_row(&kv->k_r4[i], pos, kh, kv->kind, t->quant.rounding);
+        v_store(t, i, pos, v + (size_t)h * hs);
     }
 }
 
@@ -345,10 +273,27 @@ static R4Matrix r4_rows_view(const R4Matrix *m, int r0, int n) {
 
 /* ------------------------------------------------------------------ attention */
 
-typedef struct {
-    Transformer *t;
-    int l, pos;
-} AttnJob;
+/* out[hs] = V^T p' for razored 4-bit values: per group j of G value dimensions, multiply
+ * V^T's rows of that group by (p' code << sv[p, j]): the value shift goes on the
+ * probability code (at most 7 << 4 = 112, still a byte), the group shift sp after. */
+static void razored_values(Transformer *t, AttnScratch *sc, int i, int pos, float *out) {
+    const KVCache *kv = &t->kv;
+    const int hs = config_head_size(&t->cfg), seq = t->cfg.seq_len, G = t->quant.group;
+    const R4Acts *pa = &sc->p.r4;
+    R4Acts *ps = &sc->p_sv;
+    r4_acts_shape(ps, 1, pos + 1);
+    memcpy(ps->shifts, pa->shifts, (size_t)pa->n_groups);
+    ps->scale[0] = pa->scale[0];
+    memset(ps->codes, 0, (size_t)ps->stride);
+    for (int j = 0, d0 = 0; d0 < hs; j++, d0 += G) {
+        for (int p = 0; p <= pos; p++)
+            ps->codes[p] = (int8_t)(pa->codes[p] * (1 << v_shift_get(kv, i, seq, p, j)));
+        r4_acts_sum_groups(ps, 0);
+        const int n = hs - d0 < G ? hs - d0 : G;
+        const R4Matrix rows = r4_rows_view(&kv->vt_r4[i], d0, n);
+        matmul_r4(out + d0, 0, &rows, n, ps, NULL);
+    }
+}
 
 /* One head: scores, softmax, weighted sum of values into out[hs]. */
 static void attend_head(Transformer *t, AttnScratch *sc, int l, int h, int pos, float *out) {
@@ -380,8 +325,8 @@ static void attend_head(Transformer *t, AttnScratch *sc, int l, int h, int pos, 
 
     /* Scores: the integer matmul of the key cache (rows = positions 0..pos) with the
      * quantized query; y[p] = ((float)acc * Sq) * Sk[p], then / sqrt(hs). */
-    qacts_set(&sc->q, qh, hs, t->quant.rounding);
-    if (kv->kind == QUANT_INT)
+    qacts_set(&sc->q, qh, hs, &t->quant);
+    if (kv->k_storage == STORE_INT)
         matmul_i8(att, 0, &kv->k_i8[i], pos + 1, &sc->q.i16, NULL);
     else
         matmul_r4(att, 0, &kv->k_r4[i], pos + 1, &sc->q.r4, NULL);
@@ -392,31 +337,19 @@ static void attend_head(Transformer *t, AttnScratch *sc, int l, int h, int pos, 
      * and multiply with V^T (rows = value dimensions, reduction over positions). */
     const float *sv = kv->v_scale + (size_t)i * seq;
     for (int p = 0; p <= pos; p++) sc->pf[p] = att[p] * sv[p];
-    qacts_set(&sc->p, sc->pf, pos + 1, t->quant.rounding);
-    if (kv->kind == QUANT_INT) {
+    qacts_set(&sc->p, sc->pf, pos + 1, &t->quant);
+    if (kv->v_storage == STORE_INT)
         matmul_i8(out, 0, &kv->vt_i8[i], hs, &sc->p.i16, NULL);
-        return;
-    }
-    if (!kv->v_shift) { /* RTN4: no value shifts, one product does all dimensions */
+    else if (kv->v_shift)
+        razored_values(t, sc, i, pos, out);
+    else /* RTN4 values have no shifts: one product does every dimension */
         matmul_r4(out, 0, &kv->vt_r4[i], hs, &sc->p.r4, NULL);
-        return;
-    }
-    /* SDR: per group j of value dimensions, multiply with (p' code << sv[p, j]). */
-    const R4Acts *pa = &sc->p.r4;
-    R4Acts *ps = &sc->p_sv;
-    r4_acts_shape(ps, 1, pos + 1);
-    memcpy(ps->shifts, pa->shifts, (size_t)pa->n_groups);
-    ps->scale[0] = pa->scale[0];
-    memset(ps->codes, 0, (size_t)ps->stride);
-    for (int j = 0, d0 = 0; d0 < hs; j++, d0 += t->quant.group) {
-        for (int p = 0; p <= pos; p++)
-            ps->codes[p] = (int8_t)(pa->codes[p] * (1 << v_shift_get(kv, i, seq, p, j)));
-        r4_acts_sum_groups(ps, 0);
-        const int n = hs - d0 < t->quant.group ? hs - d0 : t->quant.group;
-        const R4Matrix rows = r4_rows_view(&kv->vt_r4[i], d0, n);
-        matmul_r4(out + d0, 0, &rows, n, ps, NULL);
-    }
 }
+
+typedef struct {
+    Transformer *t;
+    int l, pos;
+} AttnJob;
 
 static void attn_task(void *ctx, int thread, int n_threads) {
     AttnJob *job = ctx;
@@ -430,21 +363,22 @@ static void attn_task(void *ctx, int thread, int n_threads) {
 
 float *transformer_forward(Transformer *t, int token, int pos) {
     const ModelConfig *c = &t->cfg;
+    const ModelWeights *w = t->w;
+    const QuantConfig *q = &t->quant;
     RunState *s = &t->s;
     const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c);
-    const int rounding = t->quant.rounding;
     const float *cos_pos = t->rope_cos + (size_t)pos * hs / 2,
                 *sin_pos = t->rope_sin + (size_t)pos * hs / 2;
     float *x = s->x;
 
-    memcpy(x, t->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
+    memcpy(x, w->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
 
     for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &t->layers[l];
+        const LayerWeights *L = &w->layers[l];
 
         /* Attention. wq, wk and wv share one quantized input. */
         rmsnorm(s->xb, x, L->rms_att, dim);
-        qacts_set(&s->in_dim, s->xb, dim, rounding);
+        qacts_set(&s->in_dim, s->xb, dim, q);
         linear_apply(s->q, &L->wq, s->xb, &s->in_dim, t->pool);
         linear_apply(s->k, &L->wk, s->xb, &s->in_dim, t->pool);
         linear_apply(s->v, &L->wv, s->xb, &s->in_dim, t->pool);
@@ -452,30 +386,31 @@ float *transformer_forward(Transformer *t, int token, int pos) {
         rope_rotate(s->k, c->n_kv_heads, hs, cos_pos, sin_pos);
         kv_store(t, l, pos, s->k, s->v);
 
+        /* Heads in parallel once the context is long enough to pay for it. */
         AttnJob job = {t, l, pos};
         if (t->n_threads > 1 && pos >= 32)
             threadpool_run(t->pool, attn_task, &job);
         else
             attn_task(&job, 0, 1);
 
-        qacts_set(&s->in_dim, s->xb, dim, rounding);
+        qacts_set(&s->in_dim, s->xb, dim, q);
         linear_apply(s->xb2, &L->wo, s->xb, &s->in_dim, t->pool);
         for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
 
         /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). w1 and w3 share one input. */
         rmsnorm(s->xb, x, L->rms_ffn, dim);
-        qacts_set(&s->in_dim, s->xb, dim, rounding);
+        qacts_set(&s->in_dim, s->xb, dim, q);
         linear_apply(s->hb, &L->w1, s->xb, &s->in_dim, t->pool);
         linear_apply(s->hb2, &L->w3, s->xb, &s->in_dim, t->pool);
         swiglu(s->hb, s->hb2, hid);
-        qacts_set(&s->in_hidden, s->hb, hid, rounding);
+        qacts_set(&s->in_hidden, s->hb, hid, q);
         linear_apply(s->xb2, &L->w2, s->hb, &s->in_hidden, t->pool);
         for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
     }
 
-    rmsnorm(x, x, t->rms_final, dim);
-    qacts_set(&s->in_cls, x, dim, rounding);
-    linear_apply(s->logits, &t->cls, x, &s->in_cls, t->pool);
+    rmsnorm(x, x, w->rms_final, dim);
+    qacts_set(&s->in_cls, x, dim, q);
+    linear_apply(s->logits, &w->cls, x, &s->in_cls, t->pool);
     return s->logits;
 }
 
@@ -487,45 +422,22 @@ static void *alloc_floats(size_t n, int *failed) {
     return p;
 }
 
-Transformer *transformer_new(const Checkpoint *ck, const QuantConfig *q, ThreadPool *pool,
-                             char *err, size_t errlen) {
-    if (q->group < 16 || q->group > QR_MAX_GROUP || (q->group & (q->group - 1)) != 0) {
-        snprintf(err, errlen, "group size %d is not one of 16, 32, 64, 128", q->group);
-        return NULL;
-    }
+Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err, size_t errlen) {
     Transformer *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    const ModelConfig *c = &ck->cfg;
+    const ModelConfig *c = &w->cfg;
+    const QuantConfig *q = &w->quant;
     t->cfg = *c;
     t->quant = *q;
+    t->w = w;
     t->pool = pool;
     t->n_threads = pool ? threadpool_size(pool) : 1;
-    t->token_embedding = ck->token_embedding;
-    t->rms_final = ck->rms_final;
     const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, seq = (size_t)c->seq_len,
                  kv_dim = (size_t)config_kv_dim(c), hs = (size_t)config_head_size(c);
-    int failed = 0;
-
-    t->layers = calloc((size_t)c->n_layers, sizeof *t->layers);
-    failed |= !t->layers;
-    for (int l = 0; !failed && l < c->n_layers; l++) {
-        Layer *L = &t->layers[l];
-        const size_t i = (size_t)l;
-        L->rms_att = ck->rms_att + i * dim;
-        L->rms_ffn = ck->rms_ffn + i * dim;
-        failed |= linear_init(&L->wq, q->linear, ck->wq + i * dim * dim, c->dim, c->dim, q, pool) ||
-                  linear_init(&L->wk, q->linear, ck->wk + i * kv_dim * dim, (int)kv_dim, c->dim, q, pool) ||
-                  linear_init(&L->wv, q->linear, ck->wv + i * kv_dim * dim, (int)kv_dim, c->dim, q, pool) ||
-                  linear_init(&L->wo, q->linear, ck->wo + i * dim * dim, c->dim, c->dim, q, pool) ||
-                  linear_init(&L->w1, q->linear, ck->w1 + i * hid * dim, c->hidden_dim, c->dim, q, pool) ||
-                  linear_init(&L->w2, q->linear, ck->w2 + i * dim * hid, c->dim, c->hidden_dim, q, pool) ||
-                  linear_init(&L->w3, q->linear, ck->w3 + i * hid * dim, c->hidden_dim, c->dim, q, pool);
-    }
-    failed |= !failed && linear_init(&t->cls, q->cls, ck->wcls, c->vocab_size, c->dim, q, pool);
-    failed |= !failed && kv_init(&t->kv, c, q);
+    int failed = kv_init(&t->kv, c, q) != 0;
 
     RunState *s = &t->s;
     s->x = alloc_floats(dim, &failed);
@@ -538,31 +450,30 @@ Transformer *transformer_new(const Checkpoint *ck, const QuantConfig *q, ThreadP
     s->v = alloc_floats(kv_dim, &failed);
     s->att = alloc_floats((size_t)c->n_heads * seq, &failed);
     s->logits = alloc_floats((size_t)c->vocab_size, &failed);
-    failed |= qacts_init(&s->in_dim, q->linear, c->dim, q->group) ||
-              qacts_init(&s->in_hidden, q->linear, c->hidden_dim, q->group) ||
-              qacts_init(&s->in_cls, q->cls, c->dim, q->group);
+    failed |= qacts_init(&s->in_dim, q->acts, q->weights, c->dim, q->group) ||
+              qacts_init(&s->in_hidden, q->acts, q->weights, c->hidden_dim, q->group) ||
+              qacts_init(&s->in_cls, q->cls, q->cls, c->dim, q->group);
     t->attn = calloc((size_t)t->n_threads, sizeof *t->attn);
     failed |= !t->attn;
     for (int i = 0; !failed && i < t->n_threads; i++) {
         AttnScratch *a = &t->attn[i];
-        failed |= qacts_init(&a->q, q->kv, (int)hs, q->group) ||
-                  qacts_init(&a->p, q->kv, c->seq_len, q->group) ||
-                  (q->kv == QUANT_SDR && r4_acts_alloc(&a->p_sv, 1, c->seq_len, q->group));
+        failed |= qacts_init(&a->q, q->acts, q->kv, (int)hs, q->group) ||
+                  qacts_init(&a->p, q->probs, q->kv, c->seq_len, q->group) ||
+                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, 1, c->seq_len, q->group));
         a->pf = alloc_floats(seq, &failed);
     }
     t->rope_cos = alloc_floats(seq * hs / 2, &failed);
     t->rope_sin = alloc_floats(seq * hs / 2, &failed);
     if (failed) {
-        snprintf(err, errlen, "out of memory for weights, activations and KV cache (seq_len %d)",
-                 c->seq_len);
+        snprintf(err, errlen, "out of memory for activations and KV cache (seq_len %d)", c->seq_len);
         transformer_free(t);
         return NULL;
     }
-    /* RoPE: pair (2i, 2i+1) of every head turns by pos * 10000^(-2i / hs). Computed once in
+    /* RoPE: pair (2i, 2i+1) of every head turns by pos / 10000^(2i / hs). Computed once in
      * double precision and rounded, so each angle is as exact as float32 allows. */
     for (size_t pos = 0; pos < seq; pos++) {
         for (size_t i = 0; i < hs / 2; i++) {
-            double angle = (double)pos * (1.0 / pow(10000.0, (double)(2 * i) / (double)hs));
+            const double angle = (double)pos * (1.0 / pow(10000.0, (double)(2 * i) / (double)hs));
             t->rope_cos[pos * hs / 2 + i] = (float)cos(angle);
             t->rope_sin[pos * hs / 2 + i] = (float)sin(angle);
         }
@@ -572,13 +483,6 @@ Transformer *transformer_new(const Checkpoint *ck, const QuantConfig *q, ThreadP
 
 void transformer_free(Transformer *t) {
     if (!t) return;
-    for (int l = 0; t->layers && l < t->cfg.n_layers; l++) {
-        Layer *L = &t->layers[l];
-        linear_free(&L->wq), linear_free(&L->wk), linear_free(&L->wv), linear_free(&L->wo);
-        linear_free(&L->w1), linear_free(&L->w2), linear_free(&L->w3);
-    }
-    free(t->layers);
-    linear_free(&t->cls);
     kv_free(&t->kv, &t->cfg);
     RunState *s = &t->s;
     free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2), free(s->q), free(s->k),
@@ -599,37 +503,16 @@ const QuantConfig *transformer_quant(const Transformer *t) { return &t->quant; }
 
 /* ------------------------------------------------------------------ memory accounting */
 
-size_t linear_weights_bytes(const ModelConfig *c, QuantKind linear, int group) {
-    const int kv_dim = config_kv_dim(c);
-    const size_t per_layer = 2 * quant_matrix_bytes(linear, c->dim, c->dim, group) +
-                             2 * quant_matrix_bytes(linear, kv_dim, c->dim, group) +
-                             2 * quant_matrix_bytes(linear, c->hidden_dim, c->dim, group) +
-                             quant_matrix_bytes(linear, c->dim, c->hidden_dim, group);
-    return (size_t)c->n_layers * per_layer;
-}
-
-size_t weights_bytes(const ModelConfig *c, QuantKind linear, QuantKind cls, int group) {
-    const size_t emb = quant_matrix_bytes(QUANT_F32, c->vocab_size, c->dim, group);
-    const size_t norms = ((size_t)2 * c->n_layers + 1) * c->dim * sizeof(float);
-    /* A float32 classifier shares the embedding's memory (llama2.c's shared weights). */
-    const size_t classifier = cls == QUANT_F32 ? 0 : quant_matrix_bytes(cls, c->vocab_size, c->dim, group);
-    return emb + norms + linear_weights_bytes(c, linear, group) + classifier;
-}
-
-size_t kv_cache_bytes(const ModelConfig *c, QuantKind kv, int group, int seq) {
+size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int seq) {
     const size_t heads = (size_t)c->n_layers * c->n_kv_heads;
     const int hs = config_head_size(c);
-    switch (kv) {
-    case QUANT_F32: return 2 * heads * seq * hs * sizeof(float);
-    case QUANT_INT:
-        return heads * (quant_matrix_bytes(QUANT_INT, seq, hs, group) +
-                        quant_matrix_bytes(QUANT_INT, hs, seq, group) + seq * sizeof(float));
-    case QUANT_SDR:
-    case QUANT_RTN4: {
-        const int sdr = kv == QUANT_SDR, v_groups = (hs + group - 1) / group;
-        return heads * (r4_bytes_for(seq, hs, group, sdr) + r4_bytes_for(hs, seq, group, 0) +
-                        (size_t)seq * sizeof(float) + (sdr ? (size_t)seq * ((v_groups + 1) / 2) : 0));
-    }
-    }
-    return 0;
+    if (q->kv == QUANT_F32) return 2 * heads * seq * hs * sizeof(float);
+    const Storage ks = storage_for(q->kv, q->acts), vs = storage_for(q->kv, q->probs);
+    const int sdr = q->kv == QUANT_SDR, v_groups = (hs + q->group - 1) / q->group;
+    const size_t int_k = (size_t)seq * hs + (size_t)seq * sizeof(float);
+    const size_t int_vt = (size_t)hs * seq + (size_t)hs * sizeof(float);
+    const size_t k = ks == STORE_INT ? int_k : r4_bytes_for(seq, hs, q->group, sdr);
+    const size_t vt = vs == STORE_INT ? int_vt : r4_bytes_for(hs, seq, q->group, 0);
+    const size_t v_shifts = vs == STORE_R4 && sdr ? (size_t)seq * ((v_groups + 1) / 2) : 0;
+    return heads * (k + vt + (size_t)seq * sizeof(float) + v_shifts);
 }

@@ -58,7 +58,7 @@ static void *alloc_aligned(size_t bytes) {
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-int r4_matrix_alloc(R4Matrix *m, int rows, int cols, int group, int with_shifts) {
+void r4_matrix_shape(R4Matrix *m, int rows, int cols, int group) {
     memset(m, 0, sizeof *m);
     m->rows = rows;
     m->cols = cols;
@@ -66,18 +66,26 @@ int r4_matrix_alloc(R4Matrix *m, int rows, int cols, int group, int with_shifts)
     m->n_groups = (cols + group - 1) / group;
     m->cols_pad = round_up(cols, QR_STEP_COLS);
     m->n_blocks = (rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    const size_t code_bytes = (size_t)m->n_blocks * r4_block_bytes(m);
-    const size_t shift_bytes = (size_t)m->n_blocks * (size_t)m->n_groups * 8;
-    m->codes = alloc_aligned(code_bytes);
-    m->shifts = with_shifts ? alloc_aligned(shift_bytes) : NULL;
-    m->scales = alloc_aligned((size_t)m->n_blocks * QR_BLOCK_ROWS * sizeof(float));
+}
+
+size_t r4_code_bytes(const R4Matrix *m) { return (size_t)m->n_blocks * r4_block_bytes(m); }
+size_t r4_shift_bytes(const R4Matrix *m) { return (size_t)m->n_blocks * (size_t)m->n_groups * 8; }
+size_t r4_scale_bytes(const R4Matrix *m) {
+    return (size_t)m->n_blocks * QR_BLOCK_ROWS * sizeof(float);
+}
+
+int r4_matrix_alloc(R4Matrix *m, int rows, int cols, int group, int with_shifts) {
+    r4_matrix_shape(m, rows, cols, group);
+    m->codes = alloc_aligned(r4_code_bytes(m));
+    m->shifts = with_shifts ? alloc_aligned(r4_shift_bytes(m)) : NULL;
+    m->scales = alloc_aligned(r4_scale_bytes(m));
     if (!m->codes || (with_shifts && !m->shifts) || !m->scales) {
         r4_matrix_free(m);
         return -1;
     }
-    memset(m->codes, 0x88, code_bytes); /* excess-8: every code 0 */
-    if (m->shifts) memset(m->shifts, 0, shift_bytes);
-    memset(m->scales, 0, (size_t)m->n_blocks * QR_BLOCK_ROWS * sizeof(float));
+    memset(m->codes, 0x88, r4_code_bytes(m)); /* excess-8: every code 0 */
+    if (m->shifts) memset(m->shifts, 0, r4_shift_bytes(m));
+    memset(m->scales, 0, r4_scale_bytes(m));
     return 0;
 }
 
@@ -99,9 +107,23 @@ int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax
     return sdr_group(q, n, rounding, codes);
 }
 
+float kind_scale(const float *x, int n, QuantKind kind, int base_qmax) {
+    return absmax_scale(x, n, kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax);
+}
+
+void quantize_group_values(const float *x, int n, float s, QuantKind kind, int base_qmax,
+                           int rounding, int32_t *values) {
+    if (kind == QUANT_INT) {
+        for (int i = 0; i < n; i++) values[i] = quantize_value(x[i], s, base_qmax);
+        return;
+    }
+    int8_t codes[QR_MAX_GROUP];
+    const int shift = quantize_group(x, n, s, kind, base_qmax, rounding, codes);
+    for (int i = 0; i < n; i++) values[i] = codes[i] * (1 << shift);
+}
+
 void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, int rounding) {
-    const int qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT8;
-    const float s = absmax_scale(w, m->cols, qmax);
+    const float s = kind_scale(w, m->cols, kind, QMAX_INT8);
     for (int g = 0; g < m->n_groups; g++) {
         const int start = g * m->group, len = m->cols - start < m->group ? m->cols - start : m->group;
         int8_t codes[QR_MAX_GROUP];
@@ -113,24 +135,13 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 }
 
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
-    const size_t blocks = (size_t)(rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    const size_t groups = (size_t)(cols + group - 1) / group;
-    return blocks * (size_t)round_up(cols, QR_STEP_COLS) * 8 + (with_shifts ? blocks * groups * 8 : 0) +
-           blocks * QR_BLOCK_ROWS * sizeof(float);
+    R4Matrix m;
+    r4_matrix_shape(&m, rows, cols, group);
+    return r4_code_bytes(&m) + (with_shifts ? r4_shift_bytes(&m) : 0) + r4_scale_bytes(&m);
 }
 
 size_t r4_matrix_bytes(const R4Matrix *m) {
     return r4_bytes_for(m->rows, m->cols, m->group, m->shifts != NULL);
-}
-
-size_t quant_matrix_bytes(QuantKind kind, int rows, int cols, int group) {
-    switch (kind) {
-    case QUANT_F32: return (size_t)rows * (size_t)cols * sizeof(float);
-    case QUANT_INT: return (size_t)rows * (size_t)cols + (size_t)rows * sizeof(float);
-    case QUANT_SDR: return r4_bytes_for(rows, cols, group, 1);
-    case QUANT_RTN4: return r4_bytes_for(rows, cols, group, 0);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ R4Acts */
@@ -179,8 +190,7 @@ void r4_acts_sum_groups(R4Acts *a, int t) {
 }
 
 void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
-    const int qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT16;
-    const float s = absmax_scale(x, a->len, qmax);
+    const float s = kind_scale(x, a->len, kind, QMAX_INT16);
     int8_t *codes = a->codes + (size_t)t * a->stride;
     for (int g = 0; g < a->n_groups; g++) {
         const int start = g * a->group, len = a->len - start < a->group ? a->len - start : a->group;
@@ -214,14 +224,22 @@ void i8_matrix_free(I8Matrix *m) {
     memset(m, 0, sizeof *m);
 }
 
-void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w) {
-    const float s = absmax_scale(w, m->cols, QMAX_INT8);
-    for (int c = 0; c < m->cols; c++)
-        m->q[(size_t)r * m->cols + c] = (int8_t)quantize_value(w[c], s, QMAX_INT8);
+void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w, QuantKind kind, int group,
+                            int rounding) {
+    const float s = kind_scale(w, m->cols, kind, QMAX_INT8);
+    int8_t *row = m->q + (size_t)r * m->cols;
+    for (int start = 0; start < m->cols; start += group) {
+        const int len = m->cols - start < group ? m->cols - start : group;
+        int32_t v[QR_MAX_GROUP];
+        quantize_group_values(w + start, len, s, kind, QMAX_INT8, rounding, v);
+        for (int i = 0; i < len; i++) row[start + i] = (int8_t)v[i];
+    }
     m->scales[r] = s;
 }
 
-size_t i8_matrix_bytes(const I8Matrix *m) { return quant_matrix_bytes(QUANT_INT, m->rows, m->cols, 0); }
+size_t i8_matrix_bytes(const I8Matrix *m) {
+    return (size_t)m->rows * (size_t)m->cols + (size_t)m->rows * sizeof(float);
+}
 
 int i16_acts_alloc(I16Acts *a, int cap_n, int cap_len) {
     a->cap_n = cap_n;
@@ -250,10 +268,15 @@ void i16_acts_shape(I16Acts *a, int n, int len) {
     a->stride = round_up(len, 32);
 }
 
-void i16_acts_quantize(I16Acts *a, int t, const float *x) {
+void i16_acts_quantize(I16Acts *a, int t, const float *x, QuantKind kind, int group, int rounding) {
     int16_t *out = a->q + (size_t)t * a->stride;
-    const float s = absmax_scale(x, a->len, QMAX_INT16);
-    for (int i = 0; i < a->len; i++) out[i] = (int16_t)quantize_value(x[i], s, QMAX_INT16);
+    const float s = kind_scale(x, a->len, kind, QMAX_INT16);
+    for (int start = 0; start < a->len; start += group) {
+        const int len = a->len - start < group ? a->len - start : group;
+        int32_t v[QR_MAX_GROUP];
+        quantize_group_values(x + start, len, s, kind, QMAX_INT16, rounding, v);
+        for (int i = 0; i < len; i++) out[start + i] = (int16_t)v[i];
+    }
     memset(out + a->len, 0, (size_t)(a->stride - a->len) * sizeof *out);
     a->scale[t] = s;
 }

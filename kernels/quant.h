@@ -51,7 +51,26 @@ void sdr_razor(const int32_t *q, int n, int group, int rounding, int8_t *codes, 
 int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax, int rounding,
                    int8_t *codes);
 
+/* The stage-1 scale of a vector quantized as `kind` over INT bases of base_qmax (RTN4
+ * scales to 7 instead). */
+float kind_scale(const float *x, int n, QuantKind kind, int base_qmax);
+
+/* The integer values of one group of n <= QR_MAX_GROUP floats whose vector scale is s:
+ * stage-1 codes for QUANT_INT; for SDR and RTN4 the 4-bit codes expanded to c << shift
+ * (at most 7 << 4 = 112 from INT8 bases, 7 << 12 = 28672 from INT16 bases), the exact
+ * values a 4-bit operand stands for when its partner in a matmul is not 4-bit. */
+void quantize_group_values(const float *x, int n, float s, QuantKind kind, int base_qmax,
+                           int rounding, int32_t *values);
+
 /* ---------------------------------------------------------------- R4Matrix */
+
+/* Sets the shape fields of a rows x cols matrix with groups of `group` (pointers NULL). */
+void r4_matrix_shape(R4Matrix *m, int rows, int cols, int group);
+
+/* The sizes of its three arrays: codes, shifts (when it has them) and scales. */
+size_t r4_code_bytes(const R4Matrix *m);
+size_t r4_shift_bytes(const R4Matrix *m);
+size_t r4_scale_bytes(const R4Matrix *m);
 
 /* Allocates a zero matrix (every code 0, every shift 0). with_shifts = 0 leaves
  * shifts NULL. Returns 0, or -1 when out of memory. */
@@ -66,10 +85,6 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 size_t r4_matrix_bytes(const R4Matrix *m);
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
 
-/* Bytes of a rows x cols weight matrix stored as `kind` (F32 4 bytes per weight; INT one
- * byte plus a row scale; SDR 4 bits plus a 4-bit shift per group plus a row scale; RTN4
- * 4 bits plus a row scale). */
-size_t quant_matrix_bytes(QuantKind kind, int rows, int cols, int group);
 
 /* ---------------------------------------------------------------- R4Acts */
 
@@ -89,12 +104,17 @@ void r4_acts_sum_groups(R4Acts *a, int t);
 
 int i8_matrix_alloc(I8Matrix *m, int rows, int cols);
 void i8_matrix_free(I8Matrix *m);
-void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w);
 size_t i8_matrix_bytes(const I8Matrix *m);
+
+/* Row r from floats: INT8 stage 1, or (SDR, RTN4) 4-bit codes expanded to c << s. */
+void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w, QuantKind kind, int group,
+                            int rounding);
 
 int i16_acts_alloc(I16Acts *a, int cap_n, int cap_len);
 void i16_acts_free(I16Acts *a);
 void i16_acts_shape(I16Acts *a, int n, int len);
-void i16_acts_quantize(I16Acts *a, int t, const float *x);
+
+/* Vector t from a->len floats: INT16 stage 1, or (SDR, RTN4) 4-bit codes expanded. */
+void i16_acts_quantize(I16Acts *a, int t, const float *x, QuantKind kind, int group, int rounding);
 
 #endif

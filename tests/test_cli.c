@@ -70,7 +70,7 @@ static void test_bad_flags(void) {
     expect_failure(ARGS(M260K, "-s", "seed"), "-s expects an integer");
     expect_failure(ARGS(M260K, "-n"), "-n needs a value");
     expect_failure(ARGS("-n", "5"), "the first argument must be the model");
-    expect_failure(ARGS(M260K, "-q", "int3"), "unknown quantization mode 'int3'");
+    expect_failure(ARGS(M260K, "-q", "int3"), "-q: unknown mode 'int3'");
     expect_failure(ARGS(M260K, "-g", "24"), "-g takes 16, 32, 64 or 128");
     expect_failure(ARGS(M260K, "-g", "256"), "-g expects an integer in 16..128");
     expect_failure(ARGS(M260K, "--cls", "int4"), "unknown classifier setting 'int4'");
@@ -173,15 +173,18 @@ static void test_greedy_story_matches_golden(void) {
 static void test_info(void) {
     RunResult r = expect_run(ARGS(M260K, "-v", "-n", "2"), NULL, 0, NULL);
     const char *e = r.err ? r.err : "";
-    CHECKF(strstr(e, "mode:     qrazor, G = 16, SDR rounding, classifier qrazor"), "%s", e);
+    CHECKF(strstr(e, "mode:     qrazor (G = 16, SDR rounding; classifier qrazor)"), "%s", e);
     CHECKF(strstr(e, "kernels:  ") && strstr(e, "thread"), "%s", e);
     CHECKF(strstr(e, "4-bit codes + a 4-bit shift per 16: 4.25 bits"), "%s", e);
     CHECKF(strstr(e, "KV cache at full context (512 positions"), "%s", e);
     run_result_free(&r);
-    r = expect_run(ARGS(M260K, "--info", "-q", "w8a16", "-g", "32", "--sdr", "truncate",
+    r = expect_run(ARGS(M260K, "--info", "-q", "qrazor", "-g", "32", "--sdr", "truncate",
                         "--cls", "fp32", "-n", "2"), NULL, 0, NULL);
-    CHECKF(r.err && strstr(r.err, "mode:     w8a16, G = 32, SDR truncating, classifier fp32"),
+    CHECKF(r.err && strstr(r.err, "mode:     qrazor/g32/trunc/cls=fp32 (G = 32, SDR truncating; classifier fp32)"),
            "%s", r.err);
+    run_result_free(&r);
+    r = expect_run(ARGS(M260K, "-v", "-q", "w8a16", "-n", "2"), NULL, 0, NULL);
+    CHECKF(r.err && strstr(r.err, "mode:     w8a16 (classifier int8)"), "%s", r.err);
     run_result_free(&r);
 }
 

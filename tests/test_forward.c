@@ -16,7 +16,7 @@
 #include "engine/transformer.h"
 #include "kernels/simd.h"
 #include "tests/test.h"
-#include "weights/checkpoint.h"
+#include "weights/model.h"
 
 typedef struct {
     const char *model;     /* checkpoint path */
@@ -42,26 +42,34 @@ static double rel_max_diff(const float *a, const float *b, int n) {
     return worst / (double)(hi - lo);
 }
 
+/* The engine's mode for a golden file's mode name: the golden files quantize the
+ * classifier only when their name ends in -clsq. */
+static const char *engine_mode(const char *golden_mode) {
+    static const char *const map[][2] = {
+        {"fp32", "fp32"}, {"w8a16", "w8a16/cls=fp32"}, {"qrazor-g16", "qrazor/cls=fp32"},
+        {"qrazor-g32", "qrazor/g32/cls=fp32"}, {"qrazor-g16-clsq", "qrazor"}, {"rtn4", "rtn4/cls=fp32"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], golden_mode)) return map[i][1];
+    return NULL;
+}
+
 /* Runs golden case gc in `mode` (the golden file's name: fp32, w8a16, qrazor-g16,
  * qrazor-g32, qrazor-g16-clsq, rtn4) with the engine configured to match it. */
 static void check_case(const GoldenCase *gc, const char *mode, double tolerance,
                        ThreadPool *pool) {
     char path[256], err[512] = "";
-    QuantConfig q = {0};
-    char base[32];
-    snprintf(base, sizeof base, "%.*s", (int)strcspn(mode, "-"), mode);
-    if (!CHECKF(quant_config_for_mode(base, &q) == 0, "mode %s", mode)) return;
-    q.rounding = 1;
-    if (strstr(mode, "-g32")) q.group = 32;
-    if (!strstr(mode, "-clsq")) q.cls = QUANT_F32; /* the golden files' default */
-    Checkpoint ck;
-    if (!CHECKF(checkpoint_open(&ck, gc->model, err, sizeof err) == 0, "%s", err)) return;
-    Transformer *t = transformer_new(&ck, &q, pool, err, sizeof err);
+    QuantConfig q;
+    if (!CHECKF(engine_mode(mode) && quant_config_parse(engine_mode(mode), &q, err, sizeof err) == 0,
+                "mode %s: %s", mode, err))
+        return;
+    ModelWeights w;
+    if (!CHECKF(model_open(&w, gc->model, &q, pool, err, sizeof err) == 0, "%s", err)) return;
+    Transformer *t = transformer_new(&w, pool, err, sizeof err);
     if (!CHECKF(t != NULL, "%s", err)) {
-        checkpoint_close(&ck);
+        model_close(&w);
         return;
     }
-    const int vocab = ck.cfg.vocab_size;
+    const int vocab = w.cfg.vocab_size;
     int *tokens, *greedy;
     snprintf(path, sizeof path, "%s.tokens", gc->case_path);
     int n_tokens = test_read_ints(path, &tokens);
@@ -97,7 +105,7 @@ static void check_case(const GoldenCase *gc, const char *mode, double tolerance,
     if (n_tokens > 0) free(tokens);
     if (n_greedy > 0) free(greedy);
     transformer_free(t);
-    checkpoint_close(&ck);
+    model_close(&w);
 }
 
 static void test_fp32_matches_golden(void) {
@@ -170,16 +178,24 @@ static const char *synthetic_checkpoint(void) {
     return path;
 }
 
-/* Logits of 40 positions (a fixed token sequence) under configuration q. */
-static float *run_positions(const Checkpoint *ck, const QuantConfig *q, ThreadPool *pool) {
+/* Logits of 40 positions (a fixed token sequence) of the model at path under mode. */
+static float *run_positions(const char *path, const char *mode, ThreadPool *pool) {
     char err[256];
-    Transformer *t = transformer_new(ck, q, pool, err, sizeof err);
-    if (!CHECKF(t != NULL, "%s", err)) return NULL;
-    const int V = ck->cfg.vocab_size, n = 40;
+    QuantConfig q;
+    ModelWeights w;
+    quant_config_parse(mode, &q, err, sizeof err);
+    if (!CHECKF(model_open(&w, path, &q, pool, err, sizeof err) == 0, "%s", err)) return NULL;
+    Transformer *t = transformer_new(&w, pool, err, sizeof err);
+    if (!CHECKF(t != NULL, "%s", err)) {
+        model_close(&w);
+        return NULL;
+    }
+    const int V = w.cfg.vocab_size, n = 40;
     float *all = malloc((size_t)n * V * sizeof *all);
     for (int pos = 0; pos < n; pos++)
         memcpy(all + (size_t)pos * V, transformer_forward(t, (pos * 37 + 1) % V, pos), (size_t)V * sizeof *all);
     transformer_free(t);
+    model_close(&w);
     return all;
 }
 
@@ -187,20 +203,15 @@ static float *run_positions(const Checkpoint *ck, const QuantConfig *q, ThreadPo
  * fp32 for every thread count (its SIMD levels sum floats in different orders). */
 static void test_same_for_threads_and_levels(void) {
     const char *path = synthetic_checkpoint();
-    Checkpoint ck;
-    char err[256];
-    if (!path || !CHECKF(checkpoint_open(&ck, path, err, sizeof err) == 0, "%s", err)) return;
-    const size_t bytes = (size_t)40 * ck.cfg.vocab_size * sizeof(float);
-    const char *modes[] = {"fp32", "w8a16", "qrazor", "rtn4"};
+    if (!path) return;
+    const size_t bytes = (size_t)40 * 300 * sizeof(float);
+    const char *modes[] = {"fp32", "w8a16", "qrazor", "rtn4", "sdr-kv"};
     const SimdLevel start = simd_current();
     ThreadPool *pools[] = {threadpool_new(2), threadpool_new(3)};
-    for (int m = 0; m < 4; m++) {
-        QuantConfig q = {0};
-        quant_config_for_mode(modes[m], &q);
-        q.rounding = 1;
-        float *ref = run_positions(&ck, &q, NULL);
+    for (int m = 0; m < 5; m++) {
+        float *ref = run_positions(path, modes[m], NULL);
         for (int p = 0; ref && p < 2; p++) {
-            float *got = run_positions(&ck, &q, pools[p]);
+            float *got = run_positions(path, modes[m], pools[p]);
             CHECKF(got && !memcmp(ref, got, bytes), "%s: %d threads differ from 1", modes[m],
                    threadpool_size(pools[p]));
             free(got);
@@ -208,7 +219,7 @@ static void test_same_for_threads_and_levels(void) {
         for (int l = 0; ref && m > 0 && l < SIMD_LEVELS; l++) {
             if (!simd_kernels((SimdLevel)l)) continue;
             simd_use(simd_level_name((SimdLevel)l));
-            float *got = run_positions(&ck, &q, pools[1]);
+            float *got = run_positions(path, modes[m], pools[1]);
             CHECKF(got && !memcmp(ref, got, bytes), "%s: level %s differs", modes[m],
                    simd_level_name((SimdLevel)l));
             free(got);
@@ -218,7 +229,7 @@ static void test_same_for_threads_and_levels(void) {
     }
     threadpool_free(pools[0]);
     threadpool_free(pools[1]);
-    checkpoint_close(&ck);
+    remove(path);
 }
 
 void suite_forward(void) {

@@ -23,6 +23,8 @@ void suite_kernels(void);
 void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
+void suite_eval(void);
+void suite_qrz(void);
 void suite_cli(void);
 
 static const char *filter = "";
@@ -208,6 +210,8 @@ int main(int argc, char **argv) {
     suite_tokenizer();
     suite_sampler();
     suite_forward();
+    suite_eval();
+    suite_qrz();
     suite_cli();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;

@@ -1,0 +1,173 @@
+/*
+ * tests/test_eval.c - perplexity and KL evaluation (engine/eval.c and run --eval).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/eval.h"
+#include "tests/test.h"
+
+#define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
+
+/* The value of "key": in the first JSON object after `after` in s (a tiny reader for our
+ * own flat output). */
+static double json_number(const char *s, const char *after, const char *key) {
+    const char *at = s ? strstr(s, after) : NULL;
+    if (!at) return NAN;
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    at = strstr(at, pattern);
+    return at ? strtod(at + strlen(pattern), NULL) : NAN;
+}
+
+/* The golden nll.txt value for CASE MODE. */
+static double golden_nll(const char *dir, const char *case_mode) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/golden/%s/nll.txt", dir);
+    char *text = test_read_file(path, NULL);
+    if (!text) return NAN;
+    const char *at = strstr(text, case_mode);
+    const double v = at ? strtod(at + strlen(case_mode), NULL) : NAN;
+    free(text);
+    return v;
+}
+
+/* --eval over a file holding just the golden prompt, scoring every next token, gives the
+ * mean NLL the oracle gave for the same tokens. */
+static void test_eval_nll_matches_golden(void) {
+    static const struct {
+        const char *model, *dir, *name;
+    } cases[] = {{"models/stories260K.bin", "stories260K", "lily"},
+                 {"tests/data/llama2xs.bin", "llama2xs", "park"}};
+    for (int c = 0; c < 2; c++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/data/golden/%s/%s.prompt.txt", cases[c].dir, cases[c].name);
+        char *prompt = test_read_file(path, NULL);
+        if (!prompt) continue;
+        prompt[strcspn(prompt, "\n")] = '\0';
+        const char *file = test_temp_file(prompt, strlen(prompt));
+        RunResult r = test_run_program(ARGS(cases[c].model, "--eval", file, "--eval-modes",
+                                            "fp32,qrazor/cls=fp32", "--score", "all", "--json"),
+                                       NULL, NULL);
+        CHECKF(r.status == 0, "%s: exit %d: %s", cases[c].name, r.status, r.err);
+        const struct {
+            const char *ours, *golden;
+        } modes[] = {{"\"fp32\"", " fp32 "}, {"\"qrazor/cls=fp32\"", " qrazor-g16 "}};
+        for (int m = 0; m < 2; m++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s%s", cases[c].name, modes[m].golden);
+            const double want = golden_nll(cases[c].dir, key);
+            const double got = json_number(r.out, modes[m].ours, "nll");
+            /* Logits agree to ~2e-7 of their range; golden NLLs are printed to 1e-6. */
+            CHECKF(fabs(got - want) < 2e-5, "%s %s: NLL %.6f, golden %.6f", cases[c].name,
+                   modes[m].ours, got, want);
+        }
+        /* The prompt's tokens all scored: n - 1 of them. */
+        CHECKF(json_number(r.out, "{", "score_from") == 0, "%s", r.out);
+        run_result_free(&r);
+        free(prompt);
+    }
+}
+
+/* KL(fp32 || fp32) is 0 and top-1 agreement 100%, with the comparison really computed
+ * (two separate float32 models, not one reused). */
+static void test_kl_of_fp32_with_itself_is_zero(void) {
+    char err[256];
+    QuantConfig q;
+    quant_config_parse("fp32", &q, err, sizeof err);
+    ModelWeights a, b;
+    if (!CHECKF(model_open(&a, "models/stories260K.bin", &q, NULL, err, sizeof err) == 0, "%s", err)) return;
+    if (!CHECKF(model_open(&b, "models/stories260K.bin", &q, NULL, err, sizeof err) == 0, "%s", err)) {
+        model_close(&a);
+        return;
+    }
+    Transformer *ref = transformer_new(&a, NULL, err, sizeof err);
+    Transformer *mode = transformer_new(&b, NULL, err, sizeof err);
+    int tokens[100];
+    for (int i = 0; i < 100; i++) tokens[i] = 1 + (i * 53) % 511;
+    EvalPlan plan;
+    CHECK(eval_plan(&plan, 100, 40, 20) == 0 && plan.n_windows == 2 && plan.n_scored == 2 * 19);
+    EvalStats st;
+    Transformer *modes[1] = {mode};
+    CHECK(ref && mode && eval_run(&plan, tokens, 1, ref, modes, 1, &st, NULL, NULL) == 0);
+    CHECKF(st.kl_sum == 0.0 && st.kl_max == 0.0, "KL %g, max %g", st.kl_sum, st.kl_max);
+    CHECK(st.top1_agree == plan.n_scored);
+    CHECK(st.positions == 2 * 39 && st.nll_sum > 0);
+    transformer_free(ref);
+    transformer_free(mode);
+    model_close(&a);
+    model_close(&b);
+}
+
+static void test_eval_windows(void) {
+    EvalPlan p;
+    /* 1000 tokens in windows of 256: 3 full windows, the rest dropped (as llama.cpp). */
+    CHECK(eval_plan(&p, 1000, 256, 128) == 0 && p.n_windows == 3 && p.ctx == 256 &&
+          p.n_scored == 3 * 127);
+    /* A text shorter than one window is one shorter window. */
+    CHECK(eval_plan(&p, 15, 512, 0) == 0 && p.n_windows == 1 && p.ctx == 15 && p.n_scored == 14);
+    /* Nothing left to score is an error. */
+    CHECK(eval_plan(&p, 2, 512, 1) != 0);
+}
+
+static void expect_eval_error(const char *file, const char *fragment) {
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", file), NULL, NULL);
+    CHECKF(r.status == 1, "%s: exit %d", file, r.status);
+    CHECKF(r.err && strstr(r.err, fragment), "%s: stderr lacks '%s': %s", file, fragment, r.err);
+    run_result_free(&r);
+}
+
+static void test_eval_rejects_bad_text(void) {
+    expect_eval_error("tests/data/no-such-text.txt", "cannot open");
+    expect_eval_error(test_temp_file("", 0), "the file is empty");
+    expect_eval_error(test_temp_file("\n \n\t", 4), "only white space");
+    expect_eval_error(test_temp_file("Once upon \xff\xfe a time", 19), "not valid UTF-8 at byte 10");
+    expect_eval_error(test_temp_file("half a character \xe2\x82", 19), "not valid UTF-8 at byte 17");
+    expect_eval_error(test_temp_file("nul\0byte", 8), "contains a NUL byte at offset 3");
+    expect_eval_error(test_temp_file("a", 1), "too short to score");
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", "tests/data/tinystories-dev.txt",
+                                        "--eval-modes", "qrazor,int3"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "unknown mode 'int3'"), "%s", r.err);
+    run_result_free(&r);
+    r = test_run_program(ARGS("models/stories260K.bin", "--json"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "go with --eval"), "%s", r.err);
+    run_result_free(&r);
+}
+
+/* A real evaluation on the first stories of the dev set: the table has every mode, and
+ * the numbers are ordered as quantization predicts: w8a16 close to fp32, qrazor between
+ * w8a16 and rtn4. */
+static void test_eval_on_real_text(void) {
+    size_t size;
+    char *text = test_read_file("tests/data/tinystories-dev.txt", &size);
+    if (!text) return;
+    /* Cut after the 6th story. */
+    char *end = text;
+    for (int i = 0; i < 6 && end; i++) end = strstr(end + 1, "<|endoftext|>");
+    if (end) *end = '\0';
+    const char *file = test_temp_file(text, strlen(text));
+    free(text);
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", file, "--eval-modes",
+                                        "fp32,w8a16,qrazor,rtn4", "--ctx", "128", "--json"),
+                                   NULL, NULL);
+    CHECKF(r.status == 0, "exit %d: %s", r.status, r.err);
+    const double fp32 = json_number(r.out, "\"fp32\"", "nll"), w8 = json_number(r.out, "\"w8a16\"", "nll");
+    const double qr = json_number(r.out, "\"qrazor\"", "nll"), rtn = json_number(r.out, "\"rtn4\"", "nll");
+    CHECKF(fp32 > 0.5 && fp32 < 3, "fp32 NLL %g", fp32);
+    CHECKF(fabs(w8 - fp32) < 0.05, "w8a16 %g vs fp32 %g", w8, fp32);
+    CHECKF(qr > w8 && qr < rtn, "qrazor %g not between w8a16 %g and rtn4 %g", qr, w8, rtn);
+    CHECKF(json_number(r.out, "\"w8a16\"", "top1") > 90, "%s", r.out);
+    CHECKF(json_number(r.out, "\"fp32\"", "mean_kl") == 0, "%s", r.out);
+    CHECKF(json_number(r.out, "{", "windows") >= 2, "%s", r.out);
+    run_result_free(&r);
+}
+
+void suite_eval(void) {
+    test_run("eval_windows", test_eval_windows);
+    test_run("eval_nll_matches_golden", test_eval_nll_matches_golden);
+    test_run("eval_kl_of_fp32_with_itself_is_zero", test_kl_of_fp32_with_itself_is_zero);
+    test_run("eval_rejects_bad_text", test_eval_rejects_bad_text);
+    test_run("eval_on_real_text", test_eval_on_real_text);
+}

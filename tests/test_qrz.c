@@ -1,0 +1,153 @@
+/*
+ * tests/test_qrz.c - .qrz files: written, mapped back, and bit-identical to quantizing at
+ * load; corrupt files rejected with a reason.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/transformer.h"
+#include "tests/test.h"
+#include "weights/qrz.h"
+
+#define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
+
+/* Logits of 30 positions of a fixed token sequence. */
+static float *logits_of(const ModelWeights *w) {
+    char err[256];
+    Transformer *t = transformer_new(w, NULL, err, sizeof err);
+    if (!CHECKF(t != NULL, "%s", err)) return NULL;
+    const int V = w->cfg.vocab_size, n = 30;
+    float *all = malloc((size_t)n * V * sizeof *all);
+    for (int pos = 0; pos < n; pos++)
+        memcpy(all + (size_t)pos * V, transformer_forward(t, (pos * 29 + 1) % V, pos), (size_t)V * sizeof *all);
+    transformer_free(t);
+    return all;
+}
+
+/* Writes model (quantized as `mode`) to a temporary .qrz; returns its path. */
+static const char *write_qrz(const char *model, const char *mode) {
+    char err[256];
+    QuantConfig q;
+    if (!CHECKF(quant_config_parse(mode, &q, err, sizeof err) == 0, "%s", err)) return NULL;
+    ModelWeights w;
+    if (!CHECKF(model_open(&w, model, &q, NULL, err, sizeof err) == 0, "%s", err)) return NULL;
+    const char *path = test_temp_file("", 0);
+    if (path) CHECKF(qrz_write(&w, path, err, sizeof err) == 0, "%s", err);
+    model_close(&w);
+    return path;
+}
+
+static void test_qrz_same_logits_as_quantizing_at_load(void) {
+    static const char *const modes[] = {"qrazor",     "qrazor/g64/trunc", "w8a16", "rtn4",
+                                        "sdr-w",      "sdr-kv",           "fp32",  "qrazor/cls=fp32",
+                                        "fp32/cls=qrazor"};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        const char *path = write_qrz("tests/data/llama2xs.bin", modes[m]);
+        if (!path) continue;
+        char err[256];
+        QuantConfig q;
+        quant_config_parse(modes[m], &q, err, sizeof err);
+        ModelWeights at_load, mapped;
+        if (!CHECKF(model_open(&at_load, "tests/data/llama2xs.bin", &q, NULL, err, sizeof err) == 0, "%s", err))
+            continue;
+        CHECK(model_is_qrz(path));
+        if (CHECKF(model_open(&mapped, path, NULL, NULL, err, sizeof err) == 0, "%s: %s", modes[m], err)) {
+            char a[64], b[64];
+            quant_config_name(&at_load.quant, a, sizeof a);
+            quant_config_name(&mapped.quant, b, sizeof b);
+            CHECKF(!strcmp(a, b), "%s: file says %s", a, b);
+            CHECK(mapped.qrz_map != NULL && mapped.cfg.dim == 64 && mapped.cfg.seq_len == 256);
+            float *x = logits_of(&at_load), *y = logits_of(&mapped);
+            CHECKF(x && y && !memcmp(x, y, (size_t)30 * 512 * sizeof(float)),
+                   "%s: logits from the .qrz file differ from quantize-at-load", modes[m]);
+            free(x), free(y);
+            model_close(&mapped);
+        }
+        model_close(&at_load);
+        remove(path);
+    }
+}
+
+/* A fresh copy of a valid file, to break. */
+static char *qrz_bytes(size_t *size) {
+    const char *path = write_qrz("tests/data/llama2xs.bin", "qrazor");
+    char *bytes = path ? test_read_file(path, size) : NULL;
+    if (path) remove(path);
+    return bytes;
+}
+
+static void expect_reject(const void *bytes, size_t size, const char *fragment) {
+    const char *path = test_temp_file(bytes, size);
+    ModelWeights w;
+    char err[512] = "";
+    QuantConfig q;
+    quant_config_parse("qrazor", &q, err, sizeof err);
+    const int rc = model_open(&w, path, &q, NULL, err, sizeof err);
+    CHECKF(rc != 0, "a broken file (%s) was accepted", fragment);
+    CHECKF(strstr(err, fragment) != NULL, "error '%s' lacks '%s'", err, fragment);
+    if (rc == 0) model_close(&w);
+    remove(path);
+}
+
+static void test_qrz_rejects_corrupt_files(void) {
+    size_t size;
+    char *good = qrz_bytes(&size);
+    if (!good) return;
+    char *bad = malloc(size);
+    expect_reject(good, 100, "truncated: 100 bytes"); /* shorter than the header */
+    expect_reject(good, size - 64, "truncated or appended to");
+    memcpy(bad, good, size);
+    bad[8] = 2; /* version */
+    expect_reject(bad, size, "format version 2");
+    memcpy(bad, good, size);
+    bad[16] = 65; /* dim 64 -> 65: the header no longer matches its table */
+    expect_reject(bad, size, "not a valid .qrz file");
+    memcpy(bad, good, size);
+    bad[44] = 9; /* weights kind */
+    expect_reject(bad, size, "unknown quantization kind 9");
+    memcpy(bad, good, size);
+    bad[52] = 24; /* group size */
+    expect_reject(bad, size, "group size 24");
+    memcpy(bad, good, size);
+    bad[128 + 32 * 5 + 16] += 64; /* the first linear's offset: overlaps the next tensor */
+    expect_reject(bad, size, "misaligned, overlaps or runs past the end");
+    memcpy(bad, good, size);
+    bad[128 + 32 * 5 + 24] += 1; /* its size */
+    expect_reject(bad, size, "its shape needs");
+    memcpy(bad, good, size);
+    bad[128 + 32 * 5 + 4] = 0; /* its storage */
+    expect_reject(bad, size, "expected role");
+    free(bad);
+    free(good);
+}
+
+/* The command line: quantize, then run the file; the story is the one quantize-at-load
+ * tells; quantization flags on a .qrz are refused. */
+static void test_quantize_command(void) {
+    const char *out = test_temp_file("", 0);
+    RunResult r = test_run_program(ARGS("quantize", "models/stories260K.bin", out, "-q", "qrazor"), NULL, NULL);
+    CHECKF(r.status == 0 && r.err && strstr(r.err, "wrote"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    RunResult a = test_run_program(ARGS("models/stories260K.bin", "-t", "0", "-n", "60"), NULL, NULL);
+    RunResult b = test_run_program(ARGS(out, "-t", "0", "-n", "60", "-z", "models/tok512.model"), NULL, NULL);
+    CHECKF(a.status == 0 && b.status == 0 && a.out && b.out && !strcmp(a.out, b.out),
+           "from .bin:\n%s\nfrom .qrz:\n%s%s", a.out, b.out, b.err);
+    run_result_free(&a), run_result_free(&b);
+    r = test_run_program(ARGS(out, "-q", "fp32", "-z", "models/tok512.model"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "already quantized"), "%s", r.err);
+    run_result_free(&r);
+    r = test_run_program(ARGS("quantize", out, "/tmp/never-written.qrz"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "already a .qrz file"), "%s", r.err);
+    run_result_free(&r);
+    r = test_run_program(ARGS("quantize", "models/stories260K.bin", "/no/such/dir/x.qrz"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "cannot write"), "%s", r.err);
+    run_result_free(&r);
+    remove(out);
+}
+
+void suite_qrz(void) {
+    test_run("qrz_same_logits_as_quantizing_at_load", test_qrz_same_logits_as_quantizing_at_load);
+    test_run("qrz_rejects_corrupt_files", test_qrz_rejects_corrupt_files);
+    test_run("qrz_quantize_command", test_quantize_command);
+}

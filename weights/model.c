@@ -1,0 +1,276 @@
+/*
+ * weights/model.c - quantization configurations, and model weights quantized at load.
+ */
+#include "weights/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weights/qrz.h"
+
+/* ------------------------------------------------------------------ configurations */
+
+typedef struct {
+    const char *name;
+    QuantKind weights, acts, kv, probs, cls;
+} BaseMode;
+
+static const BaseMode base_modes[] = {
+    {"fp32", QUANT_F32, QUANT_F32, QUANT_F32, QUANT_F32, QUANT_F32},
+    {"w8a16", QUANT_INT, QUANT_INT, QUANT_INT, QUANT_INT, QUANT_INT},
+    {"qrazor", QUANT_SDR, QUANT_SDR, QUANT_SDR, QUANT_SDR, QUANT_SDR},
+    {"rtn4", QUANT_RTN4, QUANT_RTN4, QUANT_RTN4, QUANT_RTN4, QUANT_RTN4},
+    /* Ablations: stage 1 everywhere (w8a16), razoring at one site only. */
+    {"sdr-w", QUANT_SDR, QUANT_INT, QUANT_INT, QUANT_INT, QUANT_INT},
+    {"sdr-a", QUANT_INT, QUANT_SDR, QUANT_INT, QUANT_INT, QUANT_INT},
+    {"sdr-kv", QUANT_INT, QUANT_INT, QUANT_SDR, QUANT_INT, QUANT_INT},
+    {"sdr-p", QUANT_INT, QUANT_INT, QUANT_INT, QUANT_SDR, QUANT_INT},
+};
+enum { N_BASE_MODES = sizeof base_modes / sizeof base_modes[0] };
+
+static const char *const cls_names[] = {"fp32", "int8", "qrazor", "rtn4"};
+
+const char *quant_kind_cls_name(QuantKind k) { return cls_names[k]; }
+
+int quant_kind_parse_cls(const char *name, QuantKind *k) {
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, cls_names[i]) == 0) {
+            *k = (QuantKind)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const BaseMode *base_of(const QuantConfig *q) {
+    for (int i = 0; i < N_BASE_MODES; i++) {
+        const BaseMode *b = &base_modes[i];
+        if (b->weights == q->weights && b->acts == q->acts && b->kv == q->kv && b->probs == q->probs)
+            return b;
+    }
+    return NULL;
+}
+
+const char *quant_config_base(const QuantConfig *q) {
+    const BaseMode *b = base_of(q);
+    return b ? b->name : "custom";
+}
+
+int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errlen) {
+    char buf[128];
+    if (strlen(spec) >= sizeof buf) {
+        snprintf(err, errlen, "mode '%.40s...' is too long", spec);
+        return -1;
+    }
+    strcpy(buf, spec);
+    char *save = NULL, *tok = strtok_r(buf, "/", &save);
+    const BaseMode *b = NULL;
+    for (int i = 0; tok && i < N_BASE_MODES; i++)
+        if (strcmp(tok, base_modes[i].name) == 0) b = &base_modes[i];
+    if (!b) {
+        snprintf(err, errlen,
+                 "unknown mode '%s': fp32, w8a16, qrazor, rtn4, or an ablation sdr-w, sdr-a, "
+                 "sdr-kv, sdr-p",
+                 tok ? tok : spec);
+        return -1;
+    }
+    *q = (QuantConfig){b->weights, b->acts, b->kv, b->probs, b->cls, 16, 1};
+    while ((tok = strtok_r(NULL, "/", &save)) != NULL) {
+        if (!strcmp(tok, "trunc")) {
+            q->rounding = 0;
+        } else if (!strcmp(tok, "round")) {
+            q->rounding = 1;
+        } else if (!strncmp(tok, "cls=", 4)) {
+            if (quant_kind_parse_cls(tok + 4, &q->cls) != 0) {
+                snprintf(err, errlen, "'%s' in mode '%s': the classifier is fp32, int8, qrazor or rtn4",
+                         tok, spec);
+                return -1;
+            }
+        } else if (tok[0] == 'g' && (!strcmp(tok + 1, "16") || !strcmp(tok + 1, "32") ||
+                                     !strcmp(tok + 1, "64") || !strcmp(tok + 1, "128"))) {
+            q->group = atoi(tok + 1);
+        } else {
+            snprintf(err, errlen, "unknown option '%s' in mode '%s' (g16|g32|g64|g128, trunc, cls=...)",
+                     tok, spec);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void quant_config_name(const QuantConfig *q, char *buf, size_t len) {
+    const BaseMode *b = base_of(q);
+    size_t at = (size_t)snprintf(buf, len, "%s", b ? b->name : "custom");
+    const int razors = q->weights == QUANT_SDR || q->acts == QUANT_SDR || q->kv == QUANT_SDR ||
+                       q->probs == QUANT_SDR || q->cls == QUANT_SDR;
+    if (razors && q->group != 16 && at < len) at += (size_t)snprintf(buf + at, len - at, "/g%d", q->group);
+    if (razors && !q->rounding && at < len) at += (size_t)snprintf(buf + at, len - at, "/trunc");
+    if ((!b || q->cls != b->cls) && at < len)
+        snprintf(buf + at, len - at, "/cls=%s", quant_kind_cls_name(q->cls));
+}
+
+Storage storage_for(QuantKind mine, QuantKind other) {
+    if (mine == QUANT_F32) return STORE_F32;
+    const int four_bit = mine != QUANT_INT, partner_four_bit = other == QUANT_SDR || other == QUANT_RTN4;
+    return four_bit && partner_four_bit ? STORE_R4 : STORE_INT;
+}
+
+/* ------------------------------------------------------------------ sizes */
+
+static size_t linear_bytes(Storage st, QuantKind kind, int rows, int cols, int group) {
+    switch (st) {
+    case STORE_F32: return (size_t)rows * (size_t)cols * sizeof(float);
+    case STORE_INT: return (size_t)rows * (size_t)cols + (size_t)rows * sizeof(float);
+    case STORE_R4: return r4_bytes_for(rows, cols, group, kind == QUANT_SDR);
+    }
+    return 0;
+}
+
+size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q) {
+    const Storage st = storage_for(q->weights, q->acts);
+    const int kv = config_kv_dim(c), G = q->group;
+    const size_t per_layer = 2 * linear_bytes(st, q->weights, c->dim, c->dim, G) +
+                             2 * linear_bytes(st, q->weights, kv, c->dim, G) +
+                             2 * linear_bytes(st, q->weights, c->hidden_dim, c->dim, G) +
+                             linear_bytes(st, q->weights, c->dim, c->hidden_dim, G);
+    return (size_t)c->n_layers * per_layer;
+}
+
+size_t weights_bytes(const ModelConfig *c, const QuantConfig *q) {
+    const size_t emb = (size_t)c->vocab_size * c->dim * sizeof(float);
+    const size_t norms = ((size_t)2 * c->n_layers + 1) * c->dim * sizeof(float);
+    /* A float32 classifier shares the embedding's memory (llama2.c's shared weights). */
+    const size_t cls = q->cls == QUANT_F32 ? 0
+                                           : linear_bytes(storage_for(q->cls, q->cls), q->cls,
+                                                          c->vocab_size, c->dim, q->group);
+    return emb + norms + linear_weights_bytes(c, q) + cls;
+}
+
+/* ------------------------------------------------------------------ quantize at load */
+
+typedef struct {
+    Linear *lin;
+    const float *w;
+    int group, rounding;
+} QuantizeJob;
+
+/* Quantizes whole 16-row blocks: rows of one block share shift bytes in the 4-bit format,
+ * so one thread must own a whole block. */
+static void quantize_task(void *ctx, int thread, int n_threads) {
+    const QuantizeJob *job = ctx;
+    Linear *l = job->lin;
+    const int blocks = (l->rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    const int b0 = (int)((long)blocks * thread / n_threads);
+    const int b1 = (int)((long)blocks * (thread + 1) / n_threads);
+    for (int r = b0 * QR_BLOCK_ROWS; r < b1 * QR_BLOCK_ROWS && r < l->rows; r++) {
+        const float *row = job->w + (size_t)r * l->cols;
+        if (l->storage == STORE_R4)
+            r4_matrix_quantize_row(&l->r4, r, row, l->kind, job->rounding);
+        else
+            i8_matrix_quantize_row(&l->i8, r, row, l->kind, job->group, job->rounding);
+    }
+}
+
+static int linear_quantize(Linear *l, QuantKind kind, QuantKind partner, const float *w, int rows,
+                           int cols, const QuantConfig *q, ThreadPool *pool) {
+    l->storage = storage_for(kind, partner);
+    l->kind = kind;
+    l->rows = rows;
+    l->cols = cols;
+    if (l->storage == STORE_F32) {
+        l->f32 = w;
+        return 0;
+    }
+    if (l->storage == STORE_INT ? i8_matrix_alloc(&l->i8, rows, cols)
+                                : r4_matrix_alloc(&l->r4, rows, cols, q->group, kind == QUANT_SDR))
+        return -1;
+    QuantizeJob job = {l, w, q->group, q->rounding};
+    if (pool)
+        threadpool_run(pool, quantize_task, &job);
+    else
+        quantize_task(&job, 0, 1);
+    return 0;
+}
+
+static void linear_free(Linear *l) {
+    if (l->storage == STORE_INT) i8_matrix_free(&l->i8);
+    if (l->storage == STORE_R4) r4_matrix_free(&l->r4);
+}
+
+static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool *pool) {
+    const Checkpoint *ck = &m->ck;
+    const ModelConfig *c = &ck->cfg;
+    const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, kv = (size_t)config_kv_dim(c);
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *L = &m->layers[l];
+        const size_t i = (size_t)l;
+        const QuantKind W = q->weights, A = q->acts;
+        L->rms_att = ck->rms_att + i * dim;
+        L->rms_ffn = ck->rms_ffn + i * dim;
+        if (linear_quantize(&L->wq, W, A, ck->wq + i * dim * dim, c->dim, c->dim, q, pool) ||
+            linear_quantize(&L->wk, W, A, ck->wk + i * kv * dim, (int)kv, c->dim, q, pool) ||
+            linear_quantize(&L->wv, W, A, ck->wv + i * kv * dim, (int)kv, c->dim, q, pool) ||
+            linear_quantize(&L->wo, W, A, ck->wo + i * dim * dim, c->dim, c->dim, q, pool) ||
+            linear_quantize(&L->w1, W, A, ck->w1 + i * hid * dim, c->hidden_dim, c->dim, q, pool) ||
+            linear_quantize(&L->w2, W, A, ck->w2 + i * dim * hid, c->dim, c->hidden_dim, q, pool) ||
+            linear_quantize(&L->w3, W, A, ck->w3 + i * hid * dim, c->hidden_dim, c->dim, q, pool))
+            return -1;
+    }
+    return linear_quantize(&m->cls, q->cls, q->cls, ck->wcls, c->vocab_size, c->dim, q, pool);
+}
+
+/* ------------------------------------------------------------------ open / close */
+
+int quant_config_check(const QuantConfig *q, char *err, size_t errlen) {
+    const int floats = (q->weights == QUANT_F32) + (q->acts == QUANT_F32) + (q->kv == QUANT_F32) +
+                       (q->probs == QUANT_F32);
+    if (floats != 0 && floats != 4) {
+        snprintf(err, errlen, "either every block site is float32 or none is");
+        return -1;
+    }
+    if (q->group < 16 || q->group > QR_MAX_GROUP || (q->group & (q->group - 1)) != 0) {
+        snprintf(err, errlen, "group size %d is not one of 16, 32, 64, 128", q->group);
+        return -1;
+    }
+    return 0;
+}
+
+int model_open(ModelWeights *m, const char *path, const QuantConfig *q, ThreadPool *pool,
+               char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (model_is_qrz(path)) return qrz_open(m, path, err, errlen);
+    char why[256];
+    if (quant_config_check(q, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    if (checkpoint_open(&m->ck, path, err, errlen) != 0) return -1;
+    m->cfg = m->ck.cfg;
+    m->quant = *q;
+    m->token_embedding = m->ck.token_embedding;
+    m->rms_final = m->ck.rms_final;
+    if (quantize_checkpoint(m, q, pool) != 0) {
+        snprintf(err, errlen, "%s: out of memory for the quantized weights", path);
+        model_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+void model_close(ModelWeights *m) {
+    if (!m->qrz_map) { /* quantized at load: the matrices are ours */
+        for (int l = 0; m->layers && l < m->cfg.n_layers; l++) {
+            LayerWeights *L = &m->layers[l];
+            linear_free(&L->wq), linear_free(&L->wk), linear_free(&L->wv), linear_free(&L->wo);
+            linear_free(&L->w1), linear_free(&L->w2), linear_free(&L->w3);
+        }
+        linear_free(&m->cls);
+    }
+    free(m->layers);
+    checkpoint_close(&m->ck);
+    unmap_file(m->qrz_map, m->qrz_size);
+    memset(m, 0, sizeof *m);
+}

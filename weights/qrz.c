@@ -1,0 +1,355 @@
+/*
+ * weights/qrz.c - writes and maps .qrz files (layout: docs/FORMAT.md).
+ */
+#include "weights/qrz.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    HEADER_BYTES = 128, /* fixed part */
+    ENTRY_BYTES = 32,   /* one tensor table entry */
+    ALIGN = 64,         /* every tensor and every array inside one starts on 64 bytes */
+    ROLE_EMBEDDING = 0, ROLE_RMS_ATT = 1, ROLE_RMS_FFN = 2, ROLE_RMS_FINAL = 3,
+    ROLE_CLASSIFIER = 4, ROLE_LINEAR = 16, /* + 7 * layer + (wq wk wv wo w1 w2 w3) */
+};
+
+static uint64_t align_up(uint64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+
+static int little_endian_host(void) {
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+
+/* ------------------------------------------------------------------ the tensor list */
+
+/* One tensor of the file: what it is, how it is stored, and (when writing) its data. */
+typedef struct {
+    uint32_t role;
+    Storage storage;
+    QuantKind kind;
+    int rows, cols;
+    uint64_t offset, bytes;
+    const float *f32;  /* STORE_F32 */
+    const Linear *lin; /* STORE_INT, STORE_R4 */
+} Tensor;
+
+/* Sizes of the arrays a stored matrix is made of, in file order; returns how many. */
+static int tensor_parts(const Tensor *t, int group, uint64_t part[3]) {
+    if (t->storage == STORE_F32) {
+        part[0] = (uint64_t)t->rows * (uint64_t)t->cols * sizeof(float);
+        return 1;
+    }
+    if (t->storage == STORE_INT) {
+        part[0] = (uint64_t)t->rows * (uint64_t)t->cols; /* codes */
+        part[1] = (uint64_t)t->rows * sizeof(float);    /* row scales */
+        return 2;
+    }
+    R4Matrix shape;
+    r4_matrix_shape(&shape, t->rows, t->cols, group);
+    int n = 0;
+    part[n++] = r4_code_bytes(&shape);
+    if (t->kind == QUANT_SDR) part[n++] = r4_shift_bytes(&shape);
+    part[n++] = r4_scale_bytes(&shape);
+    return n;
+}
+
+static uint64_t tensor_bytes(const Tensor *t, int group) {
+    uint64_t part[3], sum = 0;
+    const int n = tensor_parts(t, group, part);
+    for (int i = 0; i < n; i++) sum += align_up(part[i]);
+    return sum;
+}
+
+/* A matrix tensor of this storage, kind and shape; lin holds its data (NULL: not known). */
+static Tensor linear_tensor(uint32_t role, Storage st, QuantKind kind, int rows, int cols,
+                            const Linear *lin) {
+    Tensor t = {role, st, kind, rows, cols, 0, 0, lin ? lin->f32 : NULL, lin};
+    return t;
+}
+
+static Tensor float_tensor(uint32_t role, int rows, int cols, const float *data) {
+    Tensor t = {role, STORE_F32, QUANT_F32, rows, cols, 0, 0, data, NULL};
+    return t;
+}
+
+/* The tensors a model with this config has, in file order, with their data when m holds
+ * them. Returns how many (4 + 7 * n_layers, plus 1 unless the classifier is shared). */
+static int model_tensors(const ModelConfig *c, const QuantConfig *q, int shared_cls,
+                         const ModelWeights *m, Tensor *out) {
+    int n = 0;
+    const int dim = c->dim, kv = config_kv_dim(c), hid = c->hidden_dim;
+    out[n++] = float_tensor(ROLE_EMBEDDING, c->vocab_size, dim, m ? m->token_embedding : NULL);
+    out[n++] = float_tensor(ROLE_RMS_ATT, c->n_layers, dim, m ? m->layers[0].rms_att : NULL);
+    out[n++] = float_tensor(ROLE_RMS_FFN, c->n_layers, dim, m ? m->layers[0].rms_ffn : NULL);
+    out[n++] = float_tensor(ROLE_RMS_FINAL, 1, dim, m ? m->rms_final : NULL);
+    if (!shared_cls)
+        out[n++] = linear_tensor(ROLE_CLASSIFIER, storage_for(q->cls, q->cls), q->cls,
+                                 c->vocab_size, dim, m ? &m->cls : NULL);
+    const Storage st = storage_for(q->weights, q->acts);
+    const int rows[7] = {dim, kv, kv, dim, hid, dim, hid}, cols[7] = {dim, dim, dim, dim, dim, hid, dim};
+    for (int l = 0; l < c->n_layers; l++) {
+        const Linear *lins[7] = {NULL};
+        if (m) {
+            const LayerWeights *L = &m->layers[l];
+            const Linear *all[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+            memcpy(lins, all, sizeof lins);
+        }
+        for (int j = 0; j < 7; j++)
+            out[n++] = linear_tensor((uint32_t)(ROLE_LINEAR + 7 * l + j), st, q->weights, rows[j],
+                                     cols[j], lins[j]);
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Writes n bytes and zero padding up to the next 64-byte boundary. */
+static int write_padded(FILE *f, const void *data, uint64_t n) {
+    static const uint8_t zeros[ALIGN];
+    if (n && fwrite(data, 1, n, f) != n) return -1;
+    const uint64_t pad = align_up(n) - n;
+    return pad && fwrite(zeros, 1, pad, f) != pad ? -1 : 0;
+}
+
+static int write_tensor(FILE *f, const Tensor *t) {
+    if (t->storage == STORE_F32) {
+        const float *data = t->f32 ? t->f32 : t->lin->f32;
+        return write_padded(f, data, (uint64_t)t->rows * t->cols * sizeof(float));
+    }
+    if (t->storage == STORE_INT) {
+        const I8Matrix *m = &t->lin->i8;
+        return write_padded(f, m->q, (uint64_t)m->rows * m->cols) ||
+               write_padded(f, m->scales, (uint64_t)m->rows * sizeof(float));
+    }
+    const R4Matrix *m = &t->lin->r4;
+    return write_padded(f, m->codes, r4_code_bytes(m)) ||
+           (m->shifts && write_padded(f, m->shifts, r4_shift_bytes(m))) ||
+           write_padded(f, m->scales, r4_scale_bytes(m));
+}
+
+int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen) {
+    if (!little_endian_host()) {
+        snprintf(err, errlen, "%s: .qrz files are little-endian; this host is not", path);
+        return -1;
+    }
+    const ModelConfig *c = &m->cfg;
+    const QuantConfig *q = &m->quant;
+    const int shared = q->cls == QUANT_F32 && m->cls.f32 == m->token_embedding;
+    Tensor *tensors = malloc(((size_t)c->n_layers * 7 + 5) * sizeof *tensors);
+    if (!tensors) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const int n = model_tensors(c, q, shared, m, tensors);
+    const uint64_t header_bytes = align_up(HEADER_BYTES + (uint64_t)ENTRY_BYTES * n);
+    uint64_t at = header_bytes;
+    for (int i = 0; i < n; i++) {
+        tensors[i].offset = at;
+        tensors[i].bytes = tensor_bytes(&tensors[i], q->group);
+        at += tensors[i].bytes;
+    }
+
+    uint8_t *header = calloc(1, header_bytes);
+    if (!header) {
+        free(tensors);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(header, QRZ_MAGIC, 8);
+    put_u32(header + 8, QRZ_VERSION);
+    put_u32(header + 12, (uint32_t)header_bytes);
+    const int32_t cfg[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                            c->vocab_size, c->seq_len};
+    memcpy(header + 16, cfg, sizeof cfg);
+    header[44] = (uint8_t)q->weights;
+    header[45] = (uint8_t)q->acts;
+    header[46] = (uint8_t)q->kv;
+    header[47] = (uint8_t)q->probs;
+    header[48] = (uint8_t)q->cls;
+    header[49] = (uint8_t)q->rounding;
+    header[50] = (uint8_t)shared;
+    put_u32(header + 52, (uint32_t)q->group);
+    put_u32(header + 56, (uint32_t)n);
+    put_u64(header + 64, at);
+    for (int i = 0; i < n; i++) {
+        uint8_t *e = header + HEADER_BYTES + (size_t)ENTRY_BYTES * i;
+        put_u32(e, tensors[i].role);
+        put_u32(e + 4, (uint32_t)tensors[i].storage);
+        put_u32(e + 8, (uint32_t)tensors[i].rows);
+        put_u32(e + 12, (uint32_t)tensors[i].cols);
+        put_u64(e + 16, tensors[i].offset);
+        put_u64(e + 24, tensors[i].bytes);
+    }
+
+    FILE *f = fopen(path, "wb");
+    int failed = !f;
+    if (f) {
+        failed |= fwrite(header, 1, header_bytes, f) != header_bytes;
+        for (int i = 0; i < n && !failed; i++) failed |= write_tensor(f, &tensors[i]) != 0;
+        failed |= fclose(f) != 0;
+    }
+    if (failed) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+        if (f) unlink(path);
+    }
+    free(header);
+    free(tensors);
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+int model_is_qrz(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[8];
+    const int yes = f && fread(magic, 1, 8, f) == 8 && memcmp(magic, QRZ_MAGIC, 8) == 0;
+    if (f) fclose(f);
+    return yes;
+}
+
+/* Points a Linear at its arrays inside the mapping. The mapping is read-only: the engine
+ * never writes weights, and a write would fault rather than corrupt the file. */
+static void map_linear(Linear *l, const Tensor *t, const uint8_t *base, int group) {
+    uint64_t part[3];
+    tensor_parts(t, group, part);
+    const uint8_t *p = base + t->offset;
+    l->storage = t->storage;
+    l->kind = t->kind;
+    l->rows = t->rows;
+    l->cols = t->cols;
+    if (t->storage == STORE_F32) {
+        l->f32 = (const float *)p;
+    } else if (t->storage == STORE_INT) {
+        l->i8 = (I8Matrix){t->rows, t->cols, (int8_t *)p, (float *)(p + align_up(part[0]))};
+    } else {
+        r4_matrix_shape(&l->r4, t->rows, t->cols, group);
+        l->r4.codes = (uint8_t *)p;
+        p += align_up(part[0]);
+        if (t->kind == QUANT_SDR) {
+            l->r4.shifts = (uint8_t *)p;
+            p += align_up(part[1]);
+        }
+        l->r4.scales = (float *)p;
+    }
+}
+
+static int fail(char *err, size_t errlen, const char *path, const char *what) {
+    snprintf(err, errlen, "%s: %s", path, what);
+    return -1;
+}
+
+int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (!little_endian_host()) return fail(err, errlen, path, ".qrz files are little-endian; this host is not");
+    void *map;
+    size_t size;
+    if (map_file(path, &map, &size, err, errlen) != 0) return -1;
+    const uint8_t *b = map;
+    char why[256];
+    Tensor *tensors = NULL;
+#define REJECT(...)                                                  \
+    do {                                                             \
+        snprintf(why, sizeof why, __VA_ARGS__);                      \
+        goto invalid;                                                \
+    } while (0)
+
+    if (size < HEADER_BYTES) REJECT("truncated: %zu bytes, the header alone is %d", size, HEADER_BYTES);
+    if (memcmp(b, QRZ_MAGIC, 8) != 0) REJECT("not a .qrz file (bad magic)");
+    const uint32_t version = get_u32(b + 8);
+    if (version != QRZ_VERSION)
+        REJECT("format version %u, but this build reads version %d only", version, QRZ_VERSION);
+    int32_t cfg[7];
+    memcpy(cfg, b + 16, sizeof cfg);
+    ModelConfig c = {cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6]};
+    if (config_validate(&c, why, sizeof why) != 0) goto invalid;
+    for (int i = 44; i <= 48; i++)
+        if (b[i] > QUANT_RTN4) REJECT("unknown quantization kind %u at byte %d", b[i], i);
+    QuantConfig q = {(QuantKind)b[44], (QuantKind)b[45], (QuantKind)b[46], (QuantKind)b[47],
+                     (QuantKind)b[48], (int)get_u32(b + 52), b[49]};
+    const int shared = b[50];
+    if (b[49] > 1 || shared > 1) REJECT("corrupt flags (rounding %u, shared classifier %u)", b[49], b[50]);
+    if (quant_config_check(&q, why, sizeof why) != 0) goto invalid;
+    if (shared && q.cls != QUANT_F32) REJECT("a shared classifier must be float32");
+    if (get_u64(b + 64) != size)
+        REJECT("file is %zu bytes but its header says %llu (truncated or appended to)", size,
+               (unsigned long long)get_u64(b + 64));
+
+    /* The tensor table must list exactly the tensors this config implies. */
+    tensors = malloc(((size_t)c.n_layers * 7 + 5) * sizeof *tensors);
+    if (!tensors) REJECT("out of memory");
+    const int n = model_tensors(&c, &q, shared, NULL, tensors);
+    const uint64_t header_bytes = align_up(HEADER_BYTES + (uint64_t)ENTRY_BYTES * n);
+    if (get_u32(b + 56) != (uint32_t)n)
+        REJECT("tensor table has %u entries, the model needs %d", get_u32(b + 56), n);
+    if (get_u32(b + 12) != header_bytes || header_bytes > size)
+        REJECT("header size %u is not the %llu its table needs", get_u32(b + 12),
+               (unsigned long long)header_bytes);
+    uint64_t end = header_bytes;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *e = b + HEADER_BYTES + (size_t)ENTRY_BYTES * i;
+        Tensor *t = &tensors[i];
+        if (get_u32(e) != t->role || get_u32(e + 4) != (uint32_t)t->storage ||
+            (int32_t)get_u32(e + 8) != t->rows || (int32_t)get_u32(e + 12) != t->cols)
+            REJECT("tensor %d is role %u storage %u shape %dx%d, expected role %u storage %u "
+                   "shape %dx%d", i, get_u32(e), get_u32(e + 4), (int32_t)get_u32(e + 8),
+                   (int32_t)get_u32(e + 12), t->role, t->storage, t->rows, t->cols);
+        t->offset = get_u64(e + 16);
+        t->bytes = get_u64(e + 24);
+        if (t->bytes != tensor_bytes(t, q.group))
+            REJECT("tensor %d has %llu bytes, its shape needs %llu", i,
+                   (unsigned long long)t->bytes, (unsigned long long)tensor_bytes(t, q.group));
+        if (t->offset % ALIGN != 0 || t->offset < end || t->offset > size || t->bytes > size - t->offset)
+            REJECT("tensor %d at offset %llu (+%llu) is misaligned, overlaps or runs past the end",
+                   i, (unsigned long long)t->offset, (unsigned long long)t->bytes);
+        end = t->offset + t->bytes;
+    }
+    if (end != size) REJECT("%llu bytes after the last tensor", (unsigned long long)(size - end));
+#undef REJECT
+
+    /* Everything checked: point the model at the mapping. */
+    m->cfg = c;
+    m->quant = q;
+    m->qrz_map = map;
+    m->qrz_size = size;
+    m->layers = calloc((size_t)c.n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        free(tensors);
+        model_close(m);
+        return fail(err, errlen, path, "out of memory");
+    }
+    const Tensor *t = tensors;
+    m->token_embedding = (const float *)(b + t[0].offset);
+    const float *rms_att = (const float *)(b + t[1].offset), *rms_ffn = (const float *)(b + t[2].offset);
+    m->rms_final = (const float *)(b + t[3].offset);
+    t += 4;
+    if (shared) {
+        m->cls = (Linear){STORE_F32, QUANT_F32, c.vocab_size, c.dim, m->token_embedding, {0}, {0}};
+    } else {
+        map_linear(&m->cls, t++, b, q.group);
+    }
+    for (int l = 0; l < c.n_layers; l++) {
+        LayerWeights *L = &m->layers[l];
+        L->rms_att = rms_att + (size_t)l * c.dim;
+        L->rms_ffn = rms_ffn + (size_t)l * c.dim;
+        Linear *lins[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (int j = 0; j < 7; j++) map_linear(lins[j], t++, b, q.group);
+    }
+    free(tensors);
+    return 0;
+
+invalid:
+    free(tensors);
+    unmap_file(map, size);
+    snprintf(err, errlen, "%s: not a valid .qrz file: %s", path, why);
+    return -1;
+}
