@@ -23,6 +23,10 @@
 
 #include "kernels/simd.h"
 
+/* Prefetch distance, in bytes ahead in the code stream: a decode step streams every
+ * weight once, and the hardware prefetcher alone leaves the loads waiting. */
+#define PREFETCH_BYTES 2048
+
 static inline __m256i bcast4(const int8_t *p) { /* 4 bytes to every 32-bit lane */
     int32_t v;
     memcpy(&v, p, 4);
@@ -31,65 +35,78 @@ static inline __m256i bcast4(const int8_t *p) { /* 4 bytes to every 32-bit lane 
 
 /* Adds the 8 int32 lanes of v, widened, to dst[0..7]. */
 static inline void widen_add(int64_t *dst, __m256i v) {
-    __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
-    __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
-    _mm256_storeu_si256((__m256i *)dst,
-                        _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)dst), lo));
+    const __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+    const __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)dst), lo));
     _mm256_storeu_si256((__m256i *)(dst + 4),
                         _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(dst + 4)), hi));
 }
 
-static void r4_block_avx2(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
-                          int nt) {
+/* Rows 8*half .. 8*half+7 of one block against NT <= 4 vectors (a compile-time constant at
+ * every call, so the accumulators stay in the 16 registers). */
+static inline __attribute__((always_inline)) void r4_half_tile(int64_t *acc, const R4Matrix *w, int rb,
+                                                               int half, const R4Acts *x, int t0,
+                                                               const int NT) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     const int G = x->group;
-    const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
+    const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w) + half * 32;
     const uint8_t *wshift = w->shifts ? w->shifts + (size_t)rb * w->n_groups * 8 : NULL;
+    __m256i acc32[4];
+    for (int t = 0; t < NT; t++) acc32[t] = _mm256_setzero_si256();
+    int since_flush = 0;
+    for (int g = 0; g < x->n_groups; g++) {
+        const int start = g * G, end = start + G < x->len ? start + G : x->len;
+        const int steps = (end - start + QR_STEP_COLS - 1) / QR_STEP_COLS;
+        /* The 8 rows' weight shifts: byte j holds row j (low nibble), row j+8 (high). */
+        __m256i sw = _mm256_setzero_si256();
+        if (wshift) {
+            const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(wshift + (size_t)g * 8)));
+            sw = half ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
+        }
+        __m256i gacc[4];
+        for (int t = 0; t < NT; t++)
+            gacc[t] = _mm256_set1_epi32(-8 * x->group_sum[(size_t)(t0 + t) * x->n_groups + g]);
+        const uint8_t *codes = block + (size_t)(start / QR_STEP_COLS) * QR_STEP_BYTES;
+        for (int s = 0; s < steps; s++) {
+            _mm_prefetch((const char *)codes + (size_t)s * QR_STEP_BYTES + PREFETCH_BYTES, _MM_HINT_T0);
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(codes + (size_t)s * QR_STEP_BYTES));
+            const __m256i lo = _mm256_and_si256(v, low4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            const int col = start + s * QR_STEP_COLS;
+            for (int t = 0; t < NT; t++) {
+                const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride + col;
+                const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, bcast4(a)), ones);
+                const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, bcast4(a + 4)), ones);
+                gacc[t] = _mm256_add_epi32(gacc[t], _mm256_add_epi32(plo, phi));
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            const __m256i sh = _mm256_add_epi32(sw, _mm256_set1_epi32(x->shifts[(size_t)(t0 + t) * x->n_groups + g]));
+            acc32[t] = _mm256_add_epi32(acc32[t], _mm256_sllv_epi32(gacc[t], sh));
+        }
+        since_flush += G;
+        if (since_flush >= QR_FLUSH_COLS || g == x->n_groups - 1) {
+            for (int t = 0; t < NT; t++) {
+                widen_add(acc + t * QR_BLOCK_ROWS + half * 8, acc32[t]);
+                acc32[t] = _mm256_setzero_si256();
+            }
+            since_flush = 0;
+        }
+    }
+}
+
+static void r4_block_avx2(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
+                          int nt) {
     /* Padding rows hold code 0 and shift 0, so they come out as 0 with no special case. */
     for (int i = 0; i < nt * QR_BLOCK_ROWS; i++) acc[i] = 0;
-
-    for (int half = 0; half < 2; half++) { /* rows 0-7, then rows 8-15 */
-        __m256i acc32[QR_TILE_TOKENS];
-        for (int t = 0; t < nt; t++) acc32[t] = _mm256_setzero_si256();
-        int since_flush = 0;
-        for (int g = 0; g < x->n_groups; g++) {
-            const int start = g * G, end = start + G < x->len ? start + G : x->len;
-            const int steps = (end - start + QR_STEP_COLS - 1) / QR_STEP_COLS;
-            /* The 8 rows' weight shifts: byte j holds row j (low nibble), row j+8 (high). */
-            __m256i sw = _mm256_setzero_si256();
-            if (wshift) {
-                __m128i b = _mm_loadl_epi64((const __m128i *)(wshift + (size_t)g * 8));
-                sw = _mm256_cvtepu8_epi32(b);
-                sw = half ? _mm256_srli_epi32(sw, 4) : _mm256_and_si256(sw, _mm256_set1_epi32(15));
-            }
-            __m256i gacc[QR_TILE_TOKENS];
-            for (int t = 0; t < nt; t++)
-                gacc[t] = _mm256_set1_epi32(-8 * x->group_sum[(size_t)(t0 + t) * x->n_groups + g]);
-            for (int s = 0; s < steps; s++) {
-                const int col = start + s * QR_STEP_COLS;
-                const __m256i v = _mm256_loadu_si256(
-                    (const __m256i *)(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES + half * 32));
-                const __m256i lo = _mm256_and_si256(v, low4);
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                for (int t = 0; t < nt; t++) {
-                    const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride + col;
-                    const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, bcast4(a)), ones);
-                    const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, bcast4(a + 4)), ones);
-                    gacc[t] = _mm256_add_epi32(gacc[t], _mm256_add_epi32(plo, phi));
-                }
-            }
-            for (int t = 0; t < nt; t++) {
-                const __m256i sh = _mm256_add_epi32(
-                    sw, _mm256_set1_epi32(x->shifts[(size_t)(t0 + t) * x->n_groups + g]));
-                acc32[t] = _mm256_add_epi32(acc32[t], _mm256_sllv_epi32(gacc[t], sh));
-            }
-            since_flush += G;
-            if (since_flush >= QR_FLUSH_COLS || g == x->n_groups - 1) {
-                for (int t = 0; t < nt; t++) {
-                    widen_add(acc + t * QR_BLOCK_ROWS + half * 8, acc32[t]);
-                    acc32[t] = _mm256_setzero_si256();
-                }
-                since_flush = 0;
+    for (int done = 0; done < nt; done += 4) { /* vectors in groups of up to 4 */
+        int64_t *out = acc + done * QR_BLOCK_ROWS;
+        for (int half = 0; half < 2; half++) {
+            switch (nt - done < 4 ? nt - done : 4) {
+            case 1: r4_half_tile(out, w, rb, half, x, t0 + done, 1); break;
+            case 2: r4_half_tile(out, w, rb, half, x, t0 + done, 2); break;
+            case 3: r4_half_tile(out, w, rb, half, x, t0 + done, 3); break;
+            default: r4_half_tile(out, w, rb, half, x, t0 + done, 4); break;
             }
         }
     }
@@ -135,5 +152,90 @@ static float dot_f32_avx2(const float *w, const float *x, int n) {
     return sum;
 }
 
-const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, dot_i8_avx2, dot_f32_avx2};
+/* ------------------------------------------------------------------ activation quantizer */
+
+/* roundf's rounding, half away from zero: truncate, then step one away from zero when the
+ * dropped fraction |v| - |trunc v| (exact in floating point) is at least one half. */
+static inline __m256 round_half_away(__m256 v) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_sub_ps(_mm256_andnot_ps(sign_bit, v), _mm256_andnot_ps(sign_bit, t));
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 away = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign_bit));
+    return _mm256_add_ps(t, _mm256_and_ps(up, away));
+}
+
+/* Lanes 0 .. n-1 set (n <= 8), for masked loads. */
+static inline __m256i first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* r4_acts_quantize_scalar, 8 lanes at a time: the same float division and rounding for
+ * stage 1, the same OR / leading-one / rounded shift for each group, so the same bytes. */
+static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
+    const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT16;
+    int8_t *codes = a->codes + (size_t)t * a->stride;
+    uint8_t *shifts = a->shifts + (size_t)t * a->n_groups;
+    int32_t *sums = a->group_sum + (size_t)t * a->n_groups;
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8)
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_bit, _mm256_maskload_ps(x + i, first_lanes(n - i))));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float s = _mm_cvtss_f32(m4) / (float)qmax;
+    memset(codes, 0, (size_t)a->stride);
+    a->scale[t] = s;
+    if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
+        memset(shifts, 0, (size_t)a->n_groups);
+        memset(sums, 0, (size_t)a->n_groups * sizeof *sums);
+        return;
+    }
+    const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps((float)-qmax);
+    for (int g = 0; g < a->n_groups; g++) {
+        const int start = g * G, len = n - start < G ? n - start : G, chunks = (len + 7) / 8;
+        __m256i q[QR_MAX_GROUP / 8];
+        __m256i mags = _mm256_setzero_si256();
+        for (int c = 0; c < chunks; c++) {
+            const __m256 v = _mm256_maskload_ps(x + start + 8 * c, first_lanes(len - 8 * c));
+            const __m256 r = _mm256_min_ps(_mm256_max_ps(round_half_away(_mm256_div_ps(v, vs)), lo), hi);
+            q[c] = _mm256_cvttps_epi32(r);
+            mags = _mm256_or_si256(mags, _mm256_abs_epi32(q[c]));
+        }
+        int shift = 0;
+        if (kind != QUANT_RTN4) { /* the group's leading one, three bits kept below it */
+            __m128i m = _mm_or_si128(_mm256_castsi256_si128(mags), _mm256_extracti128_si256(mags, 1));
+            m = _mm_or_si128(m, _mm_shuffle_epi32(m, 0x4E));
+            m = _mm_or_si128(m, _mm_shuffle_epi32(m, 0xB1));
+            const uint32_t bits = (uint32_t)_mm_cvtsi128_si32(m);
+            const int lead = bits ? 31 - __builtin_clz(bits) : 0;
+            shift = lead > 2 ? lead - 2 : 0;
+        }
+        const __m256i half = _mm256_set1_epi32(rounding && shift > 0 ? 1 << (shift - 1) : 0);
+        const __m128i count = _mm_cvtsi32_si128(shift);
+        __m256i sum = _mm256_setzero_si256();
+        for (int c = 0; c < chunks; c++) {
+            const __m256i mag = _mm256_min_epi32(
+                _mm256_srl_epi32(_mm256_add_epi32(_mm256_abs_epi32(q[c]), half), count), _mm256_set1_epi32(7));
+            const __m256i code = _mm256_sign_epi32(mag, q[c]); /* -mag where q < 0; 0 stays 0 */
+            sum = _mm256_add_epi32(sum, code);
+            int32_t lanes[8];
+            _mm256_storeu_si256((__m256i *)lanes, code);
+            const int m = len - 8 * c < 8 ? len - 8 * c : 8;
+            for (int i = 0; i < m; i++) codes[start + 8 * c + i] = (int8_t)lanes[i];
+        }
+        shifts[g] = (uint8_t)shift;
+        sums[g] = hsum_epi32(sum);
+    }
+}
+
+const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, dot_i8_avx2, dot_f32_avx2, quantize_r4_avx2};
 #endif

@@ -17,6 +17,10 @@
 
 #include "kernels/simd.h"
 
+/* Prefetch distance, in bytes ahead in the code stream: a decode step streams every
+ * weight once, and the hardware prefetcher alone leaves the loads waiting. */
+#define PREFETCH_BYTES 2048
+
 static inline __m512i bcast4(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -31,57 +35,82 @@ static inline void widen_add(int64_t *dst, __m512i v) {
     _mm512_storeu_si512(dst + 8, _mm512_add_epi64(_mm512_loadu_si512(dst + 8), hi));
 }
 
-static void r4_block_avx512(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
-                            int nt) {
+/* The 16 rows' weight shifts of one group as 32-bit lanes. The 8 bytes hold row j in the
+ * low nibble of byte j and row j + 8 in the high one: broadcast them to both halves of a
+ * 16-byte vector, widen every byte to a lane, shift lanes 8-15 right by 4, mask. */
+static inline __m512i row_shifts(const uint8_t *p) {
+    uint64_t bits;
+    memcpy(&bits, p, 8);
+    const __m512i high_half = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i lanes = _mm512_cvtepu8_epi32(_mm_set1_epi64x((long long)bits));
+    return _mm512_and_si512(_mm512_srlv_epi32(lanes, high_half), _mm512_set1_epi32(15));
+}
+
+/* One block of 16 rows against NT vectors. NT is a compile-time constant at every call
+ * (r4_block_avx512 below), so the per-vector accumulators live in registers. */
+static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4Matrix *w, int rb,
+                                                          const R4Acts *x, int t0, const int NT) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const int G = x->group;
     const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
     const uint8_t *wshift = w->shifts ? w->shifts + (size_t)rb * w->n_groups * 8 : NULL;
-    for (int i = 0; i < nt * QR_BLOCK_ROWS; i++) acc[i] = 0;
-
+    const int8_t *a[QR_TILE_TOKENS];
+    const uint8_t *sa[QR_TILE_TOKENS];
+    const int32_t *gsum[QR_TILE_TOKENS];
     __m512i acc32[QR_TILE_TOKENS];
-    for (int t = 0; t < nt; t++) acc32[t] = _mm512_setzero_si512();
+    for (int t = 0; t < NT; t++) {
+        a[t] = x->codes + (size_t)(t0 + t) * x->stride;
+        sa[t] = x->shifts + (size_t)(t0 + t) * x->n_groups;
+        gsum[t] = x->group_sum + (size_t)(t0 + t) * x->n_groups;
+        acc32[t] = _mm512_setzero_si512();
+    }
+    for (int i = 0; i < NT * QR_BLOCK_ROWS; i++) acc[i] = 0;
+
     int since_flush = 0;
     for (int g = 0; g < x->n_groups; g++) {
         const int start = g * G, end = start + G < x->len ? start + G : x->len;
         const int steps = (end - start + QR_STEP_COLS - 1) / QR_STEP_COLS;
-        /* 16 row shifts: 8 bytes of nibbles -> 16 bytes (rows 0-7 low, 8-15 high) -> lanes. */
-        __m512i sw = _mm512_setzero_si512();
-        if (wshift) {
-            const __m128i b = _mm_loadl_epi64((const __m128i *)(wshift + (size_t)g * 8));
-            const __m128i m = _mm_set1_epi8(0x0F);
-            const __m128i nib = _mm_unpacklo_epi64(_mm_and_si128(b, m),
-                                                   _mm_and_si128(_mm_srli_epi16(b, 4), m));
-            sw = _mm512_cvtepu8_epi32(nib);
-        }
+        const __m512i sw = wshift ? row_shifts(wshift + (size_t)g * 8) : _mm512_setzero_si512();
         __m512i gacc[QR_TILE_TOKENS];
-        for (int t = 0; t < nt; t++)
-            gacc[t] = _mm512_set1_epi32(-8 * x->group_sum[(size_t)(t0 + t) * x->n_groups + g]);
+        for (int t = 0; t < NT; t++) gacc[t] = _mm512_set1_epi32(-8 * gsum[t][g]);
+        const uint8_t *codes = block + (size_t)(start / QR_STEP_COLS) * QR_STEP_BYTES;
         for (int s = 0; s < steps; s++) {
-            const int col = start + s * QR_STEP_COLS;
-            const __m512i v =
-                _mm512_loadu_si512(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES);
+            _mm_prefetch((const char *)codes + (size_t)s * QR_STEP_BYTES + PREFETCH_BYTES, _MM_HINT_T0);
+            const __m512i v = _mm512_loadu_si512(codes + (size_t)s * QR_STEP_BYTES);
             const __m512i lo = _mm512_and_si512(v, low4);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-            for (int t = 0; t < nt; t++) {
-                const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride + col;
-                gacc[t] = _mm512_dpbusd_epi32(gacc[t], lo, bcast4(a));
-                gacc[t] = _mm512_dpbusd_epi32(gacc[t], hi, bcast4(a + 4));
+            const int col = start + s * QR_STEP_COLS;
+            for (int t = 0; t < NT; t++) {
+                gacc[t] = _mm512_dpbusd_epi32(gacc[t], lo, bcast4(a[t] + col));
+                gacc[t] = _mm512_dpbusd_epi32(gacc[t], hi, bcast4(a[t] + col + 4));
             }
         }
-        for (int t = 0; t < nt; t++) {
-            const __m512i sh = _mm512_add_epi32(
-                sw, _mm512_set1_epi32(x->shifts[(size_t)(t0 + t) * x->n_groups + g]));
+        for (int t = 0; t < NT; t++) {
+            const __m512i sh = _mm512_add_epi32(sw, _mm512_set1_epi32(sa[t][g]));
             acc32[t] = _mm512_add_epi32(acc32[t], _mm512_sllv_epi32(gacc[t], sh));
         }
         since_flush += G;
         if (since_flush >= QR_FLUSH_COLS || g == x->n_groups - 1) {
-            for (int t = 0; t < nt; t++) {
+            for (int t = 0; t < NT; t++) {
                 widen_add(acc + t * QR_BLOCK_ROWS, acc32[t]);
                 acc32[t] = _mm512_setzero_si512();
             }
             since_flush = 0;
         }
+    }
+}
+
+static void r4_block_avx512(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
+                            int nt) {
+    switch (nt) {
+    case 1: r4_tile(acc, w, rb, x, t0, 1); break;
+    case 2: r4_tile(acc, w, rb, x, t0, 2); break;
+    case 3: r4_tile(acc, w, rb, x, t0, 3); break;
+    case 4: r4_tile(acc, w, rb, x, t0, 4); break;
+    case 5: r4_tile(acc, w, rb, x, t0, 5); break;
+    case 6: r4_tile(acc, w, rb, x, t0, 6); break;
+    case 7: r4_tile(acc, w, rb, x, t0, 7); break;
+    default: r4_tile(acc, w, rb, x, t0, 8); break;
     }
 }
 
@@ -119,5 +148,72 @@ static float dot_f32_avx512(const float *w, const float *x, int n) {
     return sum;
 }
 
-const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, dot_i8_avx512, dot_f32_avx512};
+/* ------------------------------------------------------------------ activation quantizer */
+
+/* roundf's rounding, half away from zero: truncate, then step one away from zero when the
+ * dropped fraction |v| - |trunc v| (exact in floating point) is at least one half. */
+static inline __m512 round_half_away(__m512 v) {
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_sub_ps(_mm512_abs_ps(v), _mm512_abs_ps(t));
+    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u));
+    const __m512 away = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)), sign));
+    return _mm512_mask_add_ps(t, up, t, away);
+}
+
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* r4_acts_quantize_scalar, 16 lanes at a time: the same float division and rounding for
+ * stage 1, the same OR / leading-one / rounded shift for each group, so the same bytes. */
+static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
+    const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT16;
+    int8_t *codes = a->codes + (size_t)t * a->stride;
+    uint8_t *shifts = a->shifts + (size_t)t * a->n_groups;
+    int32_t *sums = a->group_sum + (size_t)t * a->n_groups;
+    __m512 amax = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16)
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i)));
+    const float s = _mm512_reduce_max_ps(amax) / (float)qmax;
+    memset(codes, 0, (size_t)a->stride);
+    a->scale[t] = s;
+    if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
+        memset(shifts, 0, (size_t)a->n_groups);
+        memset(sums, 0, (size_t)a->n_groups * sizeof *sums);
+        return;
+    }
+    const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps((float)qmax), lo = _mm512_set1_ps((float)-qmax);
+    for (int g = 0; g < a->n_groups; g++) {
+        const int start = g * G, len = n - start < G ? n - start : G, chunks = (len + 15) / 16;
+        __m512i q[QR_MAX_GROUP / 16];
+        __m512i mags = _mm512_setzero_si512();
+        for (int c = 0; c < chunks; c++) {
+            const __m512 v = _mm512_maskz_loadu_ps(first_lanes(len - 16 * c), x + start + 16 * c);
+            const __m512 r = _mm512_min_ps(_mm512_max_ps(round_half_away(_mm512_div_ps(v, vs)), lo), hi);
+            q[c] = _mm512_cvttps_epi32(r);
+            mags = _mm512_or_si512(mags, _mm512_abs_epi32(q[c]));
+        }
+        int shift = 0;
+        if (kind != QUANT_RTN4) { /* the group's leading one, three bits kept below it */
+            const uint32_t m = (uint32_t)_mm512_reduce_or_epi32(mags);
+            const int lead = m ? 31 - __builtin_clz(m) : 0;
+            shift = lead > 2 ? lead - 2 : 0;
+        }
+        const __m512i half = _mm512_set1_epi32(rounding && shift > 0 ? 1 << (shift - 1) : 0);
+        const __m512i count = _mm512_set1_epi32(shift);
+        __m512i sum = _mm512_setzero_si512();
+        for (int c = 0; c < chunks; c++) {
+            const __m512i mag = _mm512_min_epi32(
+                _mm512_srlv_epi32(_mm512_add_epi32(_mm512_abs_epi32(q[c]), half), count), _mm512_set1_epi32(7));
+            const __mmask16 neg = _mm512_cmplt_epi32_mask(q[c], _mm512_setzero_si512());
+            const __m512i code = _mm512_mask_sub_epi32(mag, neg, _mm512_setzero_si512(), mag);
+            sum = _mm512_add_epi32(sum, code);
+            _mm512_mask_cvtepi32_storeu_epi8(codes + start + 16 * c, first_lanes(len - 16 * c), code);
+        }
+        shifts[g] = (uint8_t)shift;
+        sums[g] = _mm512_reduce_add_epi32(sum);
+    }
+}
+
+const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, dot_i8_avx512, dot_f32_avx512,
+                                    quantize_r4_avx512};
 #endif

@@ -43,4 +43,5 @@ static float dot_f32_scalar(const float *w, const float *x, int n) {
     return sum;
 }
 
-const KernelTable kernels_scalar = {"scalar", r4_block_scalar, dot_i8_scalar, dot_f32_scalar};
+const KernelTable kernels_scalar = {"scalar", r4_block_scalar, dot_i8_scalar, dot_f32_scalar,
+                                    r4_acts_quantize_scalar};

@@ -4,6 +4,8 @@
  */
 #include "kernels/quant.h"
 
+#include "kernels/simd.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,7 +191,7 @@ void r4_acts_sum_groups(R4Acts *a, int t) {
     }
 }
 
-void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
+void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
     const float s = kind_scale(x, a->len, kind, QMAX_INT16);
     int8_t *codes = a->codes + (size_t)t * a->stride;
     for (int g = 0; g < a->n_groups; g++) {
@@ -200,6 +202,10 @@ void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int roun
     memset(codes + a->len, 0, (size_t)(a->stride - a->len)); /* padding is code 0 */
     a->scale[t] = s;
     r4_acts_sum_groups(a, t);
+}
+
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
+    simd_current_kernels()->quantize_r4(a, t, x, kind, rounding);
 }
 
 /* ------------------------------------------------------------------ INT8 x INT16 */

@@ -94,8 +94,11 @@ void r4_acts_free(R4Acts *a);
 /* Sets the batch shape (n vectors of length len) before filling it. */
 void r4_acts_shape(R4Acts *a, int n, int len);
 
-/* Quantizes vector t of the batch (a->len floats): SDR (INT16 stage 1, then razor) or RTN4. */
+/* Quantizes vector t of the batch (a->len floats): SDR (INT16 stage 1, then razor) or RTN4.
+ * r4_acts_quantize_scalar is the definition; r4_acts_quantize runs the current SIMD
+ * level's version of it (kernels/simd.h), which must give the same bytes. */
 void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
+void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
 
 /* Recomputes group_sum of vector t from its codes (after codes were written directly). */
 void r4_acts_sum_groups(R4Acts *a, int t);

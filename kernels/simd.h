@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kernels/qformat.h"
+#include "kernels/quant.h"
 
 typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;
 
@@ -33,11 +34,16 @@ typedef void (*R4BlockKernel)(int64_t *acc, const R4Matrix *w, int rb, const R4A
 typedef int64_t (*DotI8Kernel)(const int8_t *w, const int16_t *a, int n);
 typedef float (*DotF32Kernel)(const float *w, const float *x, int n);
 
+/* Activation quantization (stage 1 + razoring) of one vector: r4_acts_quantize_scalar in
+ * kernels/quant.c is the definition; the SIMD versions give the same bytes. */
+typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
+
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
     DotI8Kernel dot_i8;
     DotF32Kernel dot_f32;
+    R4QuantizeKernel quantize_r4;
 } KernelTable;
 
 /* The best level this CPU (and its operating system) supports. */

@@ -309,6 +309,46 @@ static void test_f32_kernels_close(void) {
     }
 }
 
+/* Activation quantizers: every level writes the bytes of the scalar definition, on random
+ * vectors, exact .5 ties (s = 1 when the largest value is 32767), zeros and tiny values. */
+static void test_quantizers_exact_every_level(void) {
+    uint64_t rng = 1234;
+    float x[700];
+    for (int trial = 0; trial < 400; trial++) {
+        const int n = test_rand_range(&rng, 1, 700), G = 16 << (trial % 4);
+        const QuantKind kind = trial % 3 == 2 ? QUANT_RTN4 : QUANT_SDR;
+        const int rounding = trial % 5 != 4, style = trial % 4;
+        for (int i = 0; i < n; i++) {
+            const double u = (double)(test_rand(&rng) % 2000001) / 1000000.0 - 1.0;
+            x[i] = style == 0   ? (float)u                                    /* uniform */
+                   : style == 1 ? (float)((int)(u * 32767) + 0.5)             /* ties */
+                   : style == 2 ? (float)(u * u * u * 1e-30)                  /* tiny */
+                                : (test_rand(&rng) % 3 ? 0.0f : (float)u);    /* sparse */
+        }
+        if (style == 1) x[test_rand_range(&rng, 0, n - 1)] = 32767.0f; /* s = 1: exact ties */
+        if (trial % 50 == 0) memset(x, 0, sizeof x);                     /* all zero */
+        R4Acts ref, got;
+        if (!CHECK(r4_acts_alloc(&ref, 1, n, G) == 0 && r4_acts_alloc(&got, 1, n, G) == 0)) return;
+        r4_acts_shape(&ref, 1, n);
+        r4_acts_quantize_scalar(&ref, 0, x, kind, rounding);
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = simd_kernels((SimdLevel)l);
+            if (!k) continue;
+            r4_acts_shape(&got, 1, n);
+            memset(got.codes, 0x55, (size_t)got.stride); /* padding must be written as 0 */
+            k->quantize_r4(&got, 0, x, kind, rounding);
+            const int same = !memcmp(ref.codes, got.codes, (size_t)ref.stride) &&
+                             !memcmp(ref.shifts, got.shifts, (size_t)ref.n_groups) &&
+                             !memcmp(ref.group_sum, got.group_sum, (size_t)ref.n_groups * sizeof(int32_t)) &&
+                             ref.scale[0] == got.scale[0];
+            CHECKF(same, "%s: n=%d G=%d kind=%d rounding=%d style=%d: different bytes", k->name, n, G,
+                   kind, rounding, style);
+        }
+        r4_acts_free(&ref);
+        r4_acts_free(&got);
+    }
+}
+
 /* ------------------------------------------------------------------ threads */
 
 static void test_matmul_same_for_any_thread_count(void) {
@@ -357,6 +397,7 @@ void suite_kernels(void) {
     test_run("kernels_r4_exact_every_level", test_r4_kernels_exact);
     test_run("kernels_r4_long_reduction_no_overflow", test_r4_long_reduction_no_overflow);
     test_run("kernels_i8_exact_every_level", test_i8_kernels_exact);
+    test_run("kernels_quantizers_exact_every_level", test_quantizers_exact_every_level);
     test_run("kernels_f32_close_every_level", test_f32_kernels_close);
     test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
 }
