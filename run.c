@@ -4,6 +4,7 @@
  *
  *   ./run MODEL [options]                     generate (or chat, -m chat)
  *   ./run MODEL --eval TEXT [options]          perplexity and KL against fp32
+ *   ./run MODEL --bench [options]              tokens per second, llama-bench style
  *   ./run quantize IN.bin OUT.qrz [options]    write a 4-bit model file
  *
  * Generation flags follow llama2.c's run.c so its users feel at home. Every bad input ends
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/bench.h"
 #include "engine/eval.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
@@ -35,6 +37,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "Usage:   run MODEL [options]\n"
             "         run MODEL --eval TEXT_FILE [options]\n"
+            "         run MODEL --bench [options]\n"
             "         run quantize IN.bin OUT.qrz [-q MODE] [-g G] [--cls KIND] [--sdr HOW]\n"
             "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n"
             "\n"
@@ -73,7 +76,16 @@ static void usage(FILE *out) {
             "  --ctx N             window length (default: the model's context)\n"
             "  --score half|all    score each window's second half (default), or every\n"
             "                      next token\n"
-            "  --json              print the results as JSON\n"
+            "  --json              print the results as JSON (also with --bench)\n"
+            "\n"
+            "Benchmark (no text is generated; tokens are fixed pseudo-random ids):\n"
+            "  --bench             prompt processing (pp: one batched pass) and text\n"
+            "                      generation (tg: one token at a time) tokens/s, the median\n"
+            "                      of the repetitions after a warm-up, with min and max\n"
+            "  --bench-modes LIST  modes to measure, interleaved repetition by repetition\n"
+            "                      (default: -q's mode)\n"
+            "  --pp N, --tg N      test sizes (default 128 each; 0 skips a test)\n"
+            "  --reps N            repetitions (default 5)\n"
             "\n"
             "Runtime:\n"
             "  -j N        threads (default: the number of online CPUs)\n"
@@ -138,6 +150,10 @@ typedef struct {
     const char *eval_path, *eval_modes;
     int ctx;         /* 0: the model's context */
     int score_all, json;
+    /* benchmark */
+    int bench;
+    const char *bench_modes;
+    int pp, tg, reps;
 } Options;
 
 /* The value of the option at argv[*i], advancing *i past it. */
@@ -148,7 +164,9 @@ static const char *option_value(int argc, char **argv, int *i) {
 
 static Options parse_options(int argc, char **argv) {
     Options o = {.command = "generate", .prompt = "", .steps = -1, .temperature = 1.0f,
-                 .top_p = 0.9f, .threads = threadpool_default_threads()};
+                 .top_p = 0.9f, .threads = threadpool_default_threads(), .pp = 128, .tg = 128,
+                 .reps = 5};
+    int bench_sizes_given = 0;
     const char *mode = "qrazor", *cls = NULL, *sdr = NULL;
     int group = 0;
     char err[ERRLEN];
@@ -180,6 +198,15 @@ static Options parse_options(int argc, char **argv) {
             o.verbose = 1;
         } else if (!strcmp(flag, "--json")) {
             o.json = 1;
+        } else if (!strcmp(flag, "--bench")) {
+            o.bench = 1;
+        } else if (!strcmp(flag, "--bench-modes")) {
+            o.bench_modes = option_value(argc, argv, &i);
+        } else if (!strcmp(flag, "--pp") || !strcmp(flag, "--tg") || !strcmp(flag, "--reps")) {
+            const long v = parse_int(flag, option_value(argc, argv, &i), !strcmp(flag, "--reps"),
+                                     !strcmp(flag, "--reps") ? BENCH_MAX_REPS : INT_MAX);
+            *(flag[2] == 'p' ? &o.pp : flag[2] == 't' ? &o.tg : &o.reps) = (int)v;
+            bench_sizes_given = 1;
         } else if (!strcmp(flag, "--cls")) {
             cls = option_value(argc, argv, &i);
         } else if (!strcmp(flag, "--sdr")) {
@@ -233,14 +260,23 @@ static Options parse_options(int argc, char **argv) {
     if (cls && quant_kind_parse_cls(cls, &o.quant.cls) != 0)
         die("unknown classifier setting '%s': --cls takes fp32, int8, qrazor or rtn4", cls);
     o.quant_given |= group || sdr || cls;
+    if (o.eval_path && o.bench) die("--eval and --bench are separate runs");
     if (o.eval_path) {
         if (strcmp(o.command, "generate") != 0) die("--eval does not combine with -m %s", o.command);
         o.command = "eval";
-    } else if (o.eval_modes || o.ctx || o.score_all || o.json) {
-        die("--eval-modes, --ctx, --score and --json go with --eval FILE");
+    } else if (o.eval_modes || o.ctx || o.score_all) {
+        die("--eval-modes, --ctx and --score go with --eval FILE");
     }
-    if (o.eval_modes && o.quant_given)
-        die("--eval-modes takes whole modes (e.g. qrazor/g32/cls=fp32); drop -q, -g, --cls, --sdr");
+    if (o.bench) {
+        if (strcmp(o.command, "generate") != 0) die("--bench does not combine with -m %s", o.command);
+        o.command = "bench";
+        if (o.pp == 0 && o.tg == 0) die("--pp 0 and --tg 0 leave nothing to measure");
+    } else if (o.bench_modes || bench_sizes_given) {
+        die("--bench-modes, --pp, --tg and --reps go with --bench");
+    }
+    if (o.json && !o.eval_path && !o.bench) die("--json goes with --eval FILE or --bench");
+    if ((o.eval_modes || o.bench_modes) && o.quant_given)
+        die("mode lists take whole modes (e.g. qrazor/g32/cls=fp32); drop -q, -g, --cls, --sdr");
     if (o.seed == 0) o.seed = (uint64_t)time(NULL); /* xorshift must not start at 0 */
     if (o.seed == 0) o.seed = 1;
     return o;
@@ -314,22 +350,44 @@ static void print_piece(const char *s, size_t n) {
     fflush(stdout);
 }
 
-/* Throughput over the positions after the first one (the first pays for page faults). */
+/* Where the time went: the prompt (one batched pass) and the generated tokens (one pass
+ * each), reported on stderr at the end. "achieved tok/s" is llama2.c's figure: all
+ * positions after the first, over the time since the first finished. */
 typedef struct {
-    double start;
-    long positions;
+    double start, first_done;
+    long prompt_tokens, generated;
+    double prompt_seconds, generate_seconds;
 } Timer;
-
-static void timer_tick(Timer *tm) {
-    if (tm->positions++ == 0) tm->start = now_seconds();
-}
 
 static void timer_report(const Timer *tm) {
     fflush(stdout); /* the text first, then the figures */
-    if (tm->positions < 2) return;
-    double secs = now_seconds() - tm->start;
-    fprintf(stderr, "achieved tok/s: %.2f (%ld positions in %.3f s)\n",
-            (double)(tm->positions - 1) / secs, tm->positions - 1, secs);
+    const long positions = tm->prompt_tokens + tm->generated;
+    if (positions < 2) return;
+    const double since_first = now_seconds() - tm->first_done;
+    fprintf(stderr, "achieved tok/s: %.2f (prompt: %ld tokens at %.1f tok/s; generated: %ld "
+                    "tokens at %.1f tok/s)\n",
+            (double)(positions - 1) / since_first, tm->prompt_tokens,
+            (double)tm->prompt_tokens / tm->prompt_seconds, tm->generated,
+            tm->generated ? (double)tm->generated / tm->generate_seconds : 0.0);
+}
+
+/* Runs n prompt tokens in one batched pass and returns the last token's logits. */
+static float *timed_prompt(Transformer *tf, Timer *tm, const int *tokens, int n, int pos) {
+    const double start = now_seconds();
+    float *logits = transformer_run(tf, tokens, n, pos, NULL);
+    const double end = now_seconds();
+    tm->prompt_seconds += end - start;
+    tm->prompt_tokens += n;
+    if (tm->first_done == 0) tm->first_done = end;
+    return logits;
+}
+
+static float *timed_token(Transformer *tf, Timer *tm, int token, int pos) {
+    const double start = now_seconds();
+    float *logits = transformer_forward(tf, token, pos);
+    tm->generate_seconds += now_seconds() - start;
+    tm->generated++;
+    return logits;
 }
 
 /* ------------------------------------------------------------------ generate */
@@ -338,7 +396,7 @@ static void generate(Transformer *tf, const Tokenizer *tok, Sampler *sampler, co
                      int steps) {
     char err[ERRLEN];
     int *prompt;
-    int n_prompt = tokenizer_encode(tok, o->prompt, &prompt, err, sizeof err);
+    const int n_prompt = tokenizer_encode(tok, o->prompt, &prompt, err, sizeof err);
     if (n_prompt < 0) die("cannot encode the prompt: %s", err);
     const int seq_len = transformer_config(tf)->seq_len;
     if (n_prompt > seq_len)
@@ -346,17 +404,24 @@ static void generate(Transformer *tf, const Tokenizer *tok, Sampler *sampler, co
     if (n_prompt > steps)
         die("the prompt is %d tokens but -n allows only %d positions", n_prompt, steps);
 
+    /* The prompt as text, then the story, streamed token by token. */
+    for (int i = 1; i < n_prompt; i++) {
+        size_t n;
+        const char *piece = tokenizer_decode(tok, prompt[i - 1], prompt[i], &n);
+        print_piece(piece, n);
+    }
     Timer tm = {0};
-    int token = prompt[0];
-    for (int pos = 0; pos < steps; pos++) {
-        float *logits = transformer_forward(tf, token, pos);
-        int next = pos + 1 < n_prompt ? prompt[pos + 1] : sampler_sample(sampler, logits);
-        timer_tick(&tm);
+    float *logits = timed_prompt(tf, &tm, prompt, n_prompt, 0);
+    int token = prompt[n_prompt - 1];
+    for (int pos = n_prompt; pos <= steps; pos++) {
+        const int next = sampler_sample(sampler, logits);
         if (next == tokenizer_bos(tok) || next == tokenizer_eos(tok)) break; /* story ends */
         size_t n;
         const char *piece = tokenizer_decode(tok, token, next, &n);
         print_piece(piece, n);
         token = next;
+        if (pos == steps) break;
+        logits = timed_token(tf, &tm, token, pos);
     }
     printf("\n");
     timer_report(&tm);
@@ -402,7 +467,7 @@ static void chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const 
             snprintf(rendered, need, "[INST] %s [/INST]", user);
         first_turn = 0;
         int *ids;
-        int n_ids = tokenizer_encode(tok, rendered, &ids, err, sizeof err);
+        const int n_ids = tokenizer_encode(tok, rendered, &ids, err, sizeof err);
         free(rendered);
         if (n_ids < 0) die("cannot encode the message: %s", err);
         if (pos + n_ids >= steps) {
@@ -411,24 +476,20 @@ static void chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const 
             free(ids);
             break;
         }
-        /* Feed the user's tokens, then let the assistant speak until EOS or the limit. */
-        float *logits = NULL;
-        for (int i = 0; i < n_ids; i++, pos++) {
-            logits = transformer_forward(tf, ids[i], pos);
-            timer_tick(&tm);
-        }
+        /* The user's tokens in one pass, then the assistant speaks until EOS or the limit. */
+        float *logits = timed_prompt(tf, &tm, ids, n_ids, pos);
+        pos += n_ids;
         int token = ids[n_ids - 1];
         free(ids);
         printf("Assistant: ");
         while (pos < steps) {
-            int next = sampler_sample(sampler, logits);
+            const int next = sampler_sample(sampler, logits);
             if (next == tokenizer_eos(tok)) break;
             size_t n;
             const char *piece = tokenizer_decode(tok, token, next, &n);
             print_piece(piece, n);
             token = next;
-            logits = transformer_forward(tf, token, pos++);
-            timer_tick(&tm);
+            logits = timed_token(tf, &tm, token, pos++);
         }
         printf("\n");
     }
@@ -522,29 +583,36 @@ static const char *const all_modes =
     "fp32,w8a16,qrazor,qrazor/g32,qrazor/g64,qrazor/g128,qrazor/trunc,qrazor/cls=fp32,"
     "qrazor/cls=int8,rtn4,sdr-w,sdr-a,sdr-kv,sdr-p";
 
+enum { MAX_MODES = 32 };
+
+/* The modes of a --eval-modes / --bench-modes list ("all" for every one), or -q's mode
+ * when there is no list. Returns how many. */
+static int parse_mode_list(const char *flag, const char *list, const QuantConfig *single,
+                           QuantConfig *configs) {
+    if (!list) {
+        configs[0] = *single;
+        return 1;
+    }
+    char buf[1024], err[ERRLEN];
+    snprintf(buf, sizeof buf, "%s", strcmp(list, "all") ? list : all_modes);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_MODES) die("%s: more than %d modes", flag, MAX_MODES);
+        if (quant_config_parse(tok, &configs[n++], err, sizeof err) != 0) die("%s: %s", flag, err);
+    }
+    if (n == 0) die("%s: no modes given", flag);
+    return n;
+}
+
 static void run_eval(const Options *o, ThreadPool *pool) {
     char err[ERRLEN];
     const int is_qrz = model_is_qrz(o->model_path);
     if (is_qrz && o->eval_modes)
         die("%s is already quantized; --eval-modes needs the float checkpoint", o->model_path);
 
-    /* The modes to compare. */
-    char list[1024];
-    snprintf(list, sizeof list, "%s", !o->eval_modes ? "" : strcmp(o->eval_modes, "all") ? o->eval_modes : all_modes);
-    enum { MAX_MODES = 32 };
     QuantConfig configs[MAX_MODES];
-    int n_modes = 0;
-    if (!o->eval_modes) {
-        configs[n_modes++] = o->quant;
-    } else {
-        char *save = NULL;
-        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            if (n_modes == MAX_MODES) die("--eval-modes: more than %d modes", MAX_MODES);
-            if (quant_config_parse(tok, &configs[n_modes++], err, sizeof err) != 0)
-                die("--eval-modes: %s", err);
-        }
-        if (n_modes == 0) die("--eval-modes: no modes given");
-    }
+    const int n_modes = parse_mode_list("--eval-modes", o->eval_modes, &o->quant, configs);
 
     ModelWeights *weights = calloc((size_t)n_modes + 1, sizeof *weights);
     Transformer **modes = calloc((size_t)n_modes, sizeof *modes);
@@ -629,6 +697,90 @@ static void run_eval(const Options *o, ThreadPool *pool) {
     for (int m = 0; m < n_modes; m++) transformer_free(modes[m]);
     if (own_reference) transformer_free(reference);
     for (int m = 0; m <= n_modes; m++) model_close(&weights[m]);
+    free(modes);
+    free(weights);
+}
+
+/* ------------------------------------------------------------------ benchmark */
+
+/* The CPU's name, from /proc/cpuinfo where there is one. */
+static void cpu_name(char *buf, size_t len) {
+    snprintf(buf, len, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *v = strchr(line, ':');
+        if (v) snprintf(buf, len, "%.*s", (int)strcspn(v + 2, "\n"), v + 2);
+        break;
+    }
+    if (f) fclose(f);
+}
+
+static void run_bench(const Options *o, ThreadPool *pool) {
+    char err[ERRLEN], cpu[256];
+    if (model_is_qrz(o->model_path) && o->bench_modes)
+        die("%s is already quantized; --bench-modes needs the float checkpoint", o->model_path);
+    QuantConfig configs[MAX_MODES];
+    const int n_modes = parse_mode_list("--bench-modes", o->bench_modes, &o->quant, configs);
+    ModelWeights *weights = calloc((size_t)n_modes, sizeof *weights);
+    Transformer **modes = calloc((size_t)n_modes, sizeof *modes);
+    BenchTimes *times = calloc((size_t)n_modes, sizeof *times);
+    if (!weights || !modes || !times) die("out of memory");
+    for (int m = 0; m < n_modes; m++) {
+        open_model(&weights[m], o, &configs[m], pool);
+        configs[m] = weights[m].quant;
+        if (!(modes[m] = transformer_new(&weights[m], pool, err, sizeof err))) die("%s", err);
+    }
+    const ModelConfig *c = &weights[0].cfg;
+    if (o->pp > c->seq_len || o->tg > c->seq_len)
+        die("--pp %d / --tg %d exceed the model's context (seq_len %d)", o->pp, o->tg, c->seq_len);
+    bench_run(modes, n_modes, o->pp, o->tg, o->reps, times);
+
+    cpu_name(cpu, sizeof cpu);
+    const int threads = threadpool_size(pool);
+    if (o->json)
+        printf("{\"model\": \"%s\", \"dim\": %d, \"n_layers\": %d, \"vocab_size\": %d, "
+               "\"cpu\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"reps\": %d, \"results\": [",
+               o->model_path, c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()),
+               threads, o->reps);
+    else
+        printf("bench: %s (dim %d, %d layers, vocab %d); %s, %s kernels, %d thread%s, %d reps\n"
+               "%-18s %10s %10s %7s %10s %21s %8s\n",
+               o->model_path, c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()),
+               threads, threads == 1 ? "" : "s", o->reps, "mode", "weights", "KV cache", "test",
+               "tok/s", "(min - max)", "ms/tok");
+    int first = 1;
+    for (int m = 0; m < n_modes; m++) {
+        char name[64];
+        quant_config_name(&configs[m], name, sizeof name);
+        const double wmb = weights_bytes(c, &configs[m]) / 1e6, kvmb = kv_cache_bytes(c, &configs[m], c->seq_len) / 1e6;
+        for (int test = 0; test < 2; test++) {
+            const int tokens = test ? o->tg : o->pp;
+            if (!tokens) continue;
+            double med, lo, hi; /* of seconds: the fastest repetition is the smallest */
+            bench_stats(test ? times[m].tg_seconds : times[m].pp_seconds, o->reps, &med, &lo, &hi);
+            char label[32];
+            snprintf(label, sizeof label, "%s%d", test ? "tg" : "pp", tokens);
+            if (o->json) {
+                printf("%s\n  {\"mode\": \"%s\", \"test\": \"%s\", \"tokens_per_s\": %.2f, "
+                       "\"min\": %.2f, \"max\": %.2f, \"ms_per_token\": %.4f, \"weight_bytes\": %zu, "
+                       "\"kv_bytes\": %zu}",
+                       first ? "" : ",", name, label, tokens / med, tokens / hi, tokens / lo,
+                       1e3 * med / tokens, weights_bytes(c, &configs[m]), kv_cache_bytes(c, &configs[m], c->seq_len));
+            } else {
+                printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f\n", name, wmb, kvmb,
+                       label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens);
+            }
+            first = 0;
+        }
+    }
+    if (o->json) printf("\n]}\n");
+    for (int m = 0; m < n_modes; m++) {
+        transformer_free(modes[m]);
+        model_close(&weights[m]);
+    }
+    free(times);
     free(modes);
     free(weights);
 }
@@ -734,6 +886,8 @@ int main(int argc, char **argv) {
         run_quantize(&o, pool);
     } else if (!strcmp(o.command, "eval")) {
         run_eval(&o, pool);
+    } else if (!strcmp(o.command, "bench")) {
+        run_bench(&o, pool);
     } else {
         ModelWeights w;
         open_model(&w, &o, &o.quant, pool);

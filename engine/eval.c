@@ -43,19 +43,20 @@ static int argmax(const double *x, int n) {
     return best;
 }
 
-/* Runs one window through t; for each scored position calls score(lp, target, ctx). */
-static void run_window(Transformer *t, const EvalPlan *plan, const int *window, double *lp,
-                       EvalStats *stats, void (*score)(void *, int, const double *, int), void *ctx) {
+/* Runs one window through t (one batched pass); for each scored position calls
+ * score(ctx, k, log-probabilities, target). logits holds [ctx - 1][vocab]. */
+static void run_window(Transformer *t, const EvalPlan *plan, const int *window, float *logits,
+                       double *lp, EvalStats *stats, void (*score)(void *, int, const double *, int),
+                       void *ctx) {
     const int vocab = transformer_config(t)->vocab_size;
     const double start = now_seconds();
-    for (int pos = 0; pos < plan->ctx - 1; pos++) {
-        const float *logits = transformer_forward(t, window[pos], pos);
-        if (pos < plan->score_from) continue;
-        log_softmax(logits, vocab, lp);
-        score(ctx, pos - plan->score_from, lp, window[pos + 1]);
-    }
+    transformer_run(t, window, plan->ctx - 1, 0, logits);
     stats->positions += plan->ctx - 1;
     stats->seconds += now_seconds() - start;
+    for (int pos = plan->score_from; pos < plan->ctx - 1; pos++) {
+        log_softmax(logits + (size_t)pos * vocab, vocab, lp);
+        score(ctx, pos - plan->score_from, lp, window[pos + 1]);
+    }
 }
 
 typedef struct {
@@ -90,10 +91,11 @@ int eval_run(const EvalPlan *plan, const int *tokens, int bos, Transformer *refe
     const int vocab = transformer_config(modes[0])->vocab_size;
     const int per_window = plan->ctx - 1 - plan->score_from;
     int *window = malloc((size_t)plan->ctx * sizeof *window);
+    float *logits = malloc((size_t)plan->ctx * vocab * sizeof *logits);
     double *lp = malloc((size_t)vocab * sizeof *lp);
     double *ref_lp = reference ? malloc((size_t)per_window * vocab * sizeof *ref_lp) : NULL;
-    if (!window || !lp || (reference && !ref_lp)) {
-        free(window), free(lp), free(ref_lp);
+    if (!window || !logits || !lp || (reference && !ref_lp)) {
+        free(window), free(logits), free(lp), free(ref_lp);
         return -1;
     }
     memset(stats, 0, (size_t)n_modes * sizeof *stats);
@@ -103,7 +105,7 @@ int eval_run(const EvalPlan *plan, const int *tokens, int bos, Transformer *refe
         window[0] = bos; /* every window is a fresh context */
         if (reference) {
             Scorer s = {ref_lp, vocab, &ref_stats};
-            run_window(reference, plan, window, lp, &ref_stats, keep_reference, &s);
+            run_window(reference, plan, window, logits, lp, &ref_stats, keep_reference, &s);
         }
         for (int m = 0; m < n_modes; m++) {
             Scorer s = {ref_lp, vocab, &stats[m]};
@@ -114,10 +116,10 @@ int eval_run(const EvalPlan *plan, const int *tokens, int bos, Transformer *refe
                 stats[m].seconds = ref_stats.seconds;
                 continue;
             }
-            run_window(modes[m], plan, window, lp, &stats[m], compare_to_reference, &s);
+            run_window(modes[m], plan, window, logits, lp, &stats[m], compare_to_reference, &s);
         }
         if (progress) progress(progress_ctx, w + 1, plan->n_windows);
     }
-    free(window), free(lp), free(ref_lp);
+    free(window), free(logits), free(lp), free(ref_lp);
     return 0;
 }

@@ -42,6 +42,7 @@
  */
 #include "engine/transformer.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,11 @@
 
 /* ------------------------------------------------------------------ the pieces */
 
-/* A float vector quantized as the input of a matmul. */
+/* Tokens processed together by one pass through the layers (a prompt is cut into chunks
+ * of this many): every weight block is unpacked once per chunk, not once per token. */
+enum { CHUNK = 64 };
+
+/* A batch of float vectors quantized as the inputs of a matmul. */
 typedef struct {
     Storage storage;
     QuantKind kind;
@@ -60,12 +65,15 @@ typedef struct {
     R4Acts r4;   /* STORE_R4 */
 } QActs;
 
-/* Per-thread scratch of the attention step (heads run in parallel). */
+/* Per-thread scratch of the attention step: the queries of one kv head for a chunk
+ * (CHUNK tokens x heads_per_kv query heads: "rows"). */
 typedef struct {
-    QActs q;     /* one head's query, [hs] */
-    QActs p;     /* one head's probabilities with Sv folded in, [seq_len] */
-    R4Acts p_sv; /* p' codes << sv for one group of value dimensions, [seq_len] */
-    float *pf;   /* [seq_len] p' as floats */
+    QActs q;     /* the rows' queries, [rows][hs] */
+    QActs p;     /* their probabilities with Sv folded in, [rows][seq_len] */
+    R4Acts p_sv; /* p' codes << sv for one group of value dimensions, [rows][seq_len] */
+    float *att;  /* [rows][seq_len] scores, then probabilities */
+    float *pf;   /* [rows][seq_len] p' as floats */
+    float *out;  /* [rows][hs] */
 } AttnScratch;
 
 /* The KV cache. For float32, k_f32 / v_f32 [n_layers][seq_len][kv_dim]. Otherwise one
@@ -86,13 +94,12 @@ typedef struct {
     int v_shift_bytes;
 } KVCache;
 
-/* Scratch buffers for one position ("the wave of activations"). */
+/* The activations of a chunk of up to CHUNK tokens, row t for token t. */
 typedef struct {
-    float *x, *xb, *xb2; /* [dim] residual stream, branch input, branch output */
-    float *hb, *hb2;     /* [hidden_dim] w1 xb then the gated activation, w3 xb */
-    float *q, *k, *v;    /* [dim], [kv_dim], [kv_dim] */
-    float *att;          /* [n_heads][seq_len] scores, then probabilities */
-    float *logits;       /* [vocab_size] */
+    float *x, *xb, *xb2; /* [CHUNK][dim] residual stream, branch input, branch output */
+    float *hb, *hb2;     /* [CHUNK][hidden_dim] w1 xb then the gated activation, w3 xb */
+    float *q, *k, *v;    /* [CHUNK][dim], [CHUNK][kv_dim], [CHUNK][kv_dim] */
+    float *logits;       /* [CHUNK][vocab_size] */
     QActs in_dim, in_hidden, in_cls; /* quantized inputs of the matmuls */
 } RunState;
 
@@ -110,12 +117,12 @@ struct Transformer {
 
 /* ------------------------------------------------------------------ quantized inputs */
 
-static int qacts_init(QActs *a, QuantKind kind, QuantKind partner, int len, int group) {
+static int qacts_init(QActs *a, QuantKind kind, QuantKind partner, int cap_n, int len, int group) {
     memset(a, 0, sizeof *a);
     a->kind = kind;
     a->storage = storage_for(kind, partner);
-    if (a->storage == STORE_INT) return i16_acts_alloc(&a->i16, 1, len);
-    if (a->storage == STORE_R4) return r4_acts_alloc(&a->r4, 1, len, group);
+    if (a->storage == STORE_INT) return i16_acts_alloc(&a->i16, cap_n, len);
+    if (a->storage == STORE_R4) return r4_acts_alloc(&a->r4, cap_n, len, group);
     return 0;
 }
 
@@ -124,24 +131,32 @@ static void qacts_free(QActs *a) {
     if (a->storage == STORE_R4) r4_acts_free(&a->r4);
 }
 
-/* Quantizes x (len floats) as the one vector of the batch. No-op for float32. */
-static void qacts_set(QActs *a, const float *x, int len, const QuantConfig *q) {
-    if (a->storage == STORE_INT) {
-        i16_acts_shape(&a->i16, 1, len);
-        i16_acts_quantize(&a->i16, 0, x, a->kind, q->group, q->rounding);
-    } else if (a->storage == STORE_R4) {
-        r4_acts_shape(&a->r4, 1, len);
-        r4_acts_quantize(&a->r4, 0, x, a->kind, q->rounding);
-    }
+/* Sets the batch to n vectors of len values (before quantizing them one by one). */
+static void qacts_shape(QActs *a, int n, int len) {
+    if (a->storage == STORE_INT) i16_acts_shape(&a->i16, n, len);
+    if (a->storage == STORE_R4) r4_acts_shape(&a->r4, n, len);
 }
 
-/* y = W x. x is the float input; qx the same input already quantized by qacts_set. */
-static void linear_apply(float *y, const Linear *l, const float *x, const QActs *qx,
+/* Quantizes vector t of the batch from len floats. No-op for float32. */
+static void qacts_quantize(QActs *a, int t, const float *x, const QuantConfig *q) {
+    if (a->storage == STORE_INT) i16_acts_quantize(&a->i16, t, x, a->kind, q->group, q->rounding);
+    if (a->storage == STORE_R4) r4_acts_quantize(&a->r4, t, x, a->kind, q->rounding);
+}
+
+/* Quantizes n rows of x (stride floats apart) of len values each. */
+static void qacts_set(QActs *a, const float *x, int n, int len, size_t stride, const QuantConfig *q) {
+    qacts_shape(a, n, len);
+    for (int t = 0; a->storage != STORE_F32 && t < n; t++) qacts_quantize(a, t, x + (size_t)t * stride, q);
+}
+
+/* Y = X W^T for n rows: y[t][r] = W[r] . x[t]. x holds the float inputs (for float32
+ * weights), qx the same inputs quantized by qacts_set. */
+static void linear_apply(float *y, const Linear *l, const float *x, int n, const QActs *qx,
                          ThreadPool *pool) {
     switch (l->storage) {
-    case STORE_F32: matmul_f32(y, 0, l->f32, l->rows, l->cols, x, 0, 1, pool); break;
-    case STORE_INT: matmul_i8(y, 0, &l->i8, l->rows, &qx->i16, pool); break;
-    case STORE_R4: matmul_r4(y, 0, &l->r4, l->rows, &qx->r4, pool); break;
+    case STORE_F32: matmul_f32(y, (size_t)l->rows, l->f32, l->rows, l->cols, x, (size_t)l->cols, n, pool); break;
+    case STORE_INT: matmul_i8(y, (size_t)l->rows, &l->i8, l->rows, &qx->i16, pool); break;
+    case STORE_R4: matmul_r4(y, (size_t)l->rows, &l->r4, l->rows, &qx->r4, pool); break;
     }
 }
 
@@ -273,145 +288,190 @@ static R4Matrix r4_rows_view(const R4Matrix *m, int r0, int n) {
 
 /* ------------------------------------------------------------------ attention */
 
-/* out[hs] = V^T p' for razored 4-bit values: per group j of G value dimensions, multiply
+/* One chunk's attention for one kv head: its rows are the queries of the chunk's tokens
+ * (n of them, at positions pos .. pos + n - 1) for each of the query heads that read this
+ * kv head; row r is token r / rep, query head kvh * rep + r % rep. Token i attends to
+ * positions 0 .. pos + i (the causal mask). */
+typedef struct {
+    Transformer *t;
+    int l, pos, n;
+} AttnJob;
+
+/* out = V^T p' for razored 4-bit values: per group j of G value dimensions, multiply
  * V^T's rows of that group by (p' code << sv[p, j]): the value shift goes on the
  * probability code (at most 7 << 4 = 112, still a byte), the group shift sp after. */
-static void razored_values(Transformer *t, AttnScratch *sc, int i, int pos, float *out) {
+static void razored_values(Transformer *t, AttnScratch *sc, int i, int rows, int len) {
     const KVCache *kv = &t->kv;
     const int hs = config_head_size(&t->cfg), seq = t->cfg.seq_len, G = t->quant.group;
     const R4Acts *pa = &sc->p.r4;
     R4Acts *ps = &sc->p_sv;
-    r4_acts_shape(ps, 1, pos + 1);
-    memcpy(ps->shifts, pa->shifts, (size_t)pa->n_groups);
-    ps->scale[0] = pa->scale[0];
-    memset(ps->codes, 0, (size_t)ps->stride);
+    r4_acts_shape(ps, rows, len);
+    memcpy(ps->shifts, pa->shifts, (size_t)rows * pa->n_groups);
+    memcpy(ps->scale, pa->scale, (size_t)rows * sizeof *ps->scale);
     for (int j = 0, d0 = 0; d0 < hs; j++, d0 += G) {
-        for (int p = 0; p <= pos; p++)
-            ps->codes[p] = (int8_t)(pa->codes[p] * (1 << v_shift_get(kv, i, seq, p, j)));
-        r4_acts_sum_groups(ps, 0);
+        for (int r = 0; r < rows; r++) {
+            const int8_t *src = pa->codes + (size_t)r * pa->stride;
+            int8_t *dst = ps->codes + (size_t)r * ps->stride;
+            for (int p = 0; p < len; p++) dst[p] = (int8_t)(src[p] * (1 << v_shift_get(kv, i, seq, p, j)));
+            memset(dst + len, 0, (size_t)(ps->stride - len));
+            r4_acts_sum_groups(ps, r);
+        }
         const int n = hs - d0 < G ? hs - d0 : G;
-        const R4Matrix rows = r4_rows_view(&kv->vt_r4[i], d0, n);
-        matmul_r4(out + d0, 0, &rows, n, ps, NULL);
+        const R4Matrix vrows = r4_rows_view(&kv->vt_r4[i], d0, n);
+        matmul_r4(sc->out + d0, (size_t)hs, &vrows, n, ps, NULL);
     }
 }
 
-/* One head: scores, softmax, weighted sum of values into out[hs]. */
-static void attend_head(Transformer *t, AttnScratch *sc, int l, int h, int pos, float *out) {
+static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, int kvh) {
     const ModelConfig *c = &t->cfg;
     const KVCache *kv = &t->kv;
-    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = c->seq_len;
-    const int kvh = h / (c->n_heads / c->n_kv_heads), i = l * c->n_kv_heads + kvh;
-    const float *qh = t->s.q + (size_t)h * hs;
-    float *att = t->s.att + (size_t)h * seq;
+    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = c->seq_len, dim = c->dim;
+    const int rep = c->n_heads / c->n_kv_heads, i = job->l * c->n_kv_heads + kvh;
+    const int rows = job->n * rep, len = job->pos + job->n; /* keys 0 .. len-1 */
     const float sqrt_hs = sqrtf((float)hs);
+#define QUERY(r) (t->s.q + (size_t)((r) / rep) * dim + (size_t)(kvh * rep + (r) % rep) * hs)
+#define LAST(r) (job->pos + (r) / rep) /* the last position row r may see */
 
     if (kv->kind == QUANT_F32) {
-        const float *keys = kv->k_f32 + (size_t)l * seq * kv_dim + (size_t)kvh * hs;
-        const float *vals = kv->v_f32 + (size_t)l * seq * kv_dim + (size_t)kvh * hs;
-        for (int p = 0; p <= pos; p++) {
-            const float *kp = keys + (size_t)p * kv_dim;
-            float score = 0.0f;
-            for (int d = 0; d < hs; d++) score += qh[d] * kp[d];
-            att[p] = score / sqrt_hs;
+        const float *keys = kv->k_f32 + (size_t)job->l * seq * kv_dim + (size_t)kvh * hs;
+        const float *vals = kv->v_f32 + (size_t)job->l * seq * kv_dim + (size_t)kvh * hs;
+        for (int r = 0; r < rows; r++) {
+            const float *qr = QUERY(r);
+            float *att = sc->att + (size_t)r * seq, *out = sc->out + (size_t)r * hs;
+            for (int p = 0; p <= LAST(r); p++) {
+                const float *kp = keys + (size_t)p * kv_dim;
+                float score = 0.0f;
+                for (int d = 0; d < hs; d++) score += qr[d] * kp[d];
+                att[p] = score / sqrt_hs;
+            }
+            softmax(att, LAST(r) + 1);
+            memset(out, 0, (size_t)hs * sizeof *out);
+            for (int p = 0; p <= LAST(r); p++) {
+                const float *vp = vals + (size_t)p * kv_dim;
+                for (int d = 0; d < hs; d++) out[d] += att[p] * vp[d];
+            }
         }
-        softmax(att, pos + 1);
-        memset(out, 0, (size_t)hs * sizeof *out);
-        for (int p = 0; p <= pos; p++) {
-            const float *vp = vals + (size_t)p * kv_dim;
-            for (int d = 0; d < hs; d++) out[d] += att[p] * vp[d];
+    } else {
+        /* Scores: the integer matmul of the key cache (rows = positions) with the quantized
+         * queries; y[r][p] = ((float)acc * Sq[r]) * Sk[p], then / sqrt(hs). */
+        qacts_shape(&sc->q, rows, hs);
+        for (int r = 0; r < rows; r++) qacts_quantize(&sc->q, r, QUERY(r), &t->quant);
+        if (kv->k_storage == STORE_INT)
+            matmul_i8(sc->att, (size_t)seq, &kv->k_i8[i], len, &sc->q.i16, NULL);
+        else
+            matmul_r4(sc->att, (size_t)seq, &kv->k_r4[i], len, &sc->q.r4, NULL);
+
+        /* Values: fold Sv into each row's probabilities (zero past its last position, which
+         * leaves its scale and shifts what they would be alone), quantize them as vectors
+         * over positions, and multiply with V^T (rows = value dimensions). */
+        const float *sv = kv->v_scale + (size_t)i * seq;
+        qacts_shape(&sc->p, rows, len);
+        for (int r = 0; r < rows; r++) {
+            float *att = sc->att + (size_t)r * seq, *pf = sc->pf + (size_t)r * seq;
+            for (int p = 0; p <= LAST(r); p++) att[p] /= sqrt_hs;
+            softmax(att, LAST(r) + 1);
+            for (int p = 0; p < len; p++) pf[p] = p <= LAST(r) ? att[p] * sv[p] : 0.0f;
+            qacts_quantize(&sc->p, r, pf, &t->quant);
         }
-        return;
+        if (kv->v_storage == STORE_INT)
+            matmul_i8(sc->out, (size_t)hs, &kv->vt_i8[i], hs, &sc->p.i16, NULL);
+        else if (kv->v_shift)
+            razored_values(t, sc, i, rows, len);
+        else /* RTN4 values have no shifts: one product does every dimension */
+            matmul_r4(sc->out, (size_t)hs, &kv->vt_r4[i], hs, &sc->p.r4, NULL);
     }
-
-    /* Scores: the integer matmul of the key cache (rows = positions 0..pos) with the
-     * quantized query; y[p] = ((float)acc * Sq) * Sk[p], then / sqrt(hs). */
-    qacts_set(&sc->q, qh, hs, &t->quant);
-    if (kv->k_storage == STORE_INT)
-        matmul_i8(att, 0, &kv->k_i8[i], pos + 1, &sc->q.i16, NULL);
-    else
-        matmul_r4(att, 0, &kv->k_r4[i], pos + 1, &sc->q.r4, NULL);
-    for (int p = 0; p <= pos; p++) att[p] /= sqrt_hs;
-    softmax(att, pos + 1);
-
-    /* Values: fold Sv into the probabilities, quantize them as one vector over positions,
-     * and multiply with V^T (rows = value dimensions, reduction over positions). */
-    const float *sv = kv->v_scale + (size_t)i * seq;
-    for (int p = 0; p <= pos; p++) sc->pf[p] = att[p] * sv[p];
-    qacts_set(&sc->p, sc->pf, pos + 1, &t->quant);
-    if (kv->v_storage == STORE_INT)
-        matmul_i8(out, 0, &kv->vt_i8[i], hs, &sc->p.i16, NULL);
-    else if (kv->v_shift)
-        razored_values(t, sc, i, pos, out);
-    else /* RTN4 values have no shifts: one product does every dimension */
-        matmul_r4(out, 0, &kv->vt_r4[i], hs, &sc->p.r4, NULL);
+    for (int r = 0; r < rows; r++)
+        memcpy(t->s.xb + (size_t)(r / rep) * dim + (size_t)(kvh * rep + r % rep) * hs,
+               sc->out + (size_t)r * hs, (size_t)hs * sizeof(float));
+#undef QUERY
+#undef LAST
 }
 
-typedef struct {
-    Transformer *t;
-    int l, pos;
-} AttnJob;
-
 static void attn_task(void *ctx, int thread, int n_threads) {
-    AttnJob *job = ctx;
+    const AttnJob *job = ctx;
     Transformer *t = job->t;
-    const int hs = config_head_size(&t->cfg), n_heads = t->cfg.n_heads;
-    for (int h = n_heads * thread / n_threads; h < n_heads * (thread + 1) / n_threads; h++)
-        attend_head(t, &t->attn[thread], job->l, h, job->pos, t->s.xb + (size_t)h * hs);
+    const int n_kv = t->cfg.n_kv_heads;
+    for (int h = n_kv * thread / n_threads; h < n_kv * (thread + 1) / n_threads; h++)
+        attend_kv_head(t, &t->attn[thread], job, h);
 }
 
 /* ------------------------------------------------------------------ the forward pass */
 
-float *transformer_forward(Transformer *t, int token, int pos) {
+/* Runs one chunk of n <= CHUNK tokens at positions pos .. pos + n - 1 through the layers,
+ * leaving the final hidden states in s->x. */
+static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
     const ModelConfig *c = &t->cfg;
     const ModelWeights *w = t->w;
     const QuantConfig *q = &t->quant;
     RunState *s = &t->s;
-    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c);
-    const float *cos_pos = t->rope_cos + (size_t)pos * hs / 2,
-                *sin_pos = t->rope_sin + (size_t)pos * hs / 2;
-    float *x = s->x;
+    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c), kv_dim = config_kv_dim(c);
 
-    memcpy(x, w->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
+    for (int i = 0; i < n; i++)
+        memcpy(s->x + (size_t)i * dim, w->token_embedding + (size_t)tokens[i] * dim, (size_t)dim * sizeof(float));
 
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &w->layers[l];
 
         /* Attention. wq, wk and wv share one quantized input. */
-        rmsnorm(s->xb, x, L->rms_att, dim);
-        qacts_set(&s->in_dim, s->xb, dim, q);
-        linear_apply(s->q, &L->wq, s->xb, &s->in_dim, t->pool);
-        linear_apply(s->k, &L->wk, s->xb, &s->in_dim, t->pool);
-        linear_apply(s->v, &L->wv, s->xb, &s->in_dim, t->pool);
-        rope_rotate(s->q, c->n_heads, hs, cos_pos, sin_pos);
-        rope_rotate(s->k, c->n_kv_heads, hs, cos_pos, sin_pos);
-        kv_store(t, l, pos, s->k, s->v);
-
-        /* Heads in parallel once the context is long enough to pay for it. */
-        AttnJob job = {t, l, pos};
-        if (t->n_threads > 1 && pos >= 32)
+        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->rms_att, dim);
+        qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
+        linear_apply(s->q, &L->wq, s->xb, n, &s->in_dim, t->pool);
+        linear_apply(s->k, &L->wk, s->xb, n, &s->in_dim, t->pool);
+        linear_apply(s->v, &L->wv, s->xb, n, &s->in_dim, t->pool);
+        for (int i = 0; i < n; i++) {
+            const float *cos_p = t->rope_cos + (size_t)(pos + i) * hs / 2, *sin_p = t->rope_sin + (size_t)(pos + i) * hs / 2;
+            rope_rotate(s->q + (size_t)i * dim, c->n_heads, hs, cos_p, sin_p);
+            rope_rotate(s->k + (size_t)i * kv_dim, c->n_kv_heads, hs, cos_p, sin_p);
+            kv_store(t, l, pos + i, s->k + (size_t)i * kv_dim, s->v + (size_t)i * kv_dim);
+        }
+        /* kv heads in parallel once there is enough work to pay for waking the threads */
+        AttnJob job = {t, l, pos, n};
+        if (t->n_threads > 1 && (long)n * (pos + n) * c->n_heads >= 2048)
             threadpool_run(t->pool, attn_task, &job);
         else
             attn_task(&job, 0, 1);
 
-        qacts_set(&s->in_dim, s->xb, dim, q);
-        linear_apply(s->xb2, &L->wo, s->xb, &s->in_dim, t->pool);
-        for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
+        qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
+        linear_apply(s->xb2, &L->wo, s->xb, n, &s->in_dim, t->pool);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 
         /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). w1 and w3 share one input. */
-        rmsnorm(s->xb, x, L->rms_ffn, dim);
-        qacts_set(&s->in_dim, s->xb, dim, q);
-        linear_apply(s->hb, &L->w1, s->xb, &s->in_dim, t->pool);
-        linear_apply(s->hb2, &L->w3, s->xb, &s->in_dim, t->pool);
-        swiglu(s->hb, s->hb2, hid);
-        qacts_set(&s->in_hidden, s->hb, hid, q);
-        linear_apply(s->xb2, &L->w2, s->hb, &s->in_hidden, t->pool);
-        for (int i = 0; i < dim; i++) x[i] += s->xb2[i];
+        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->rms_ffn, dim);
+        qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
+        linear_apply(s->hb, &L->w1, s->xb, n, &s->in_dim, t->pool);
+        linear_apply(s->hb2, &L->w3, s->xb, n, &s->in_dim, t->pool);
+        swiglu(s->hb, s->hb2, n * hid);
+        qacts_set(&s->in_hidden, s->hb, n, hid, (size_t)hid, q);
+        linear_apply(s->xb2, &L->w2, s->hb, n, &s->in_hidden, t->pool);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
     }
+}
 
-    rmsnorm(x, x, w->rms_final, dim);
-    qacts_set(&s->in_cls, x, dim, q);
-    linear_apply(s->logits, &w->cls, x, &s->in_cls, t->pool);
-    return s->logits;
+/* logits = classifier(rmsnorm(x)) for n rows of x. */
+static void classify(Transformer *t, float *x, int n, float *logits) {
+    const int dim = t->cfg.dim;
+    for (int i = 0; i < n; i++) rmsnorm(x + (size_t)i * dim, x + (size_t)i * dim, t->w->rms_final, dim);
+    qacts_set(&t->s.in_cls, x, n, dim, (size_t)dim, &t->quant);
+    linear_apply(logits, &t->w->cls, x, n, &t->s.in_cls, t->pool);
+}
+
+float *transformer_run(Transformer *t, const int *tokens, int n, int pos, float *all_logits) {
+    const int dim = t->cfg.dim, vocab = t->cfg.vocab_size;
+    assert(n >= 1 && pos >= 0 && pos + n <= t->cfg.seq_len);
+    for (int done = 0; done < n;) {
+        const int m = n - done < CHUNK ? n - done : CHUNK;
+        run_chunk(t, tokens + done, m, pos + done);
+        if (all_logits)
+            classify(t, t->s.x, m, all_logits + (size_t)done * vocab);
+        else if (done + m == n) /* only the last token's logits are wanted */
+            classify(t, t->s.x + (size_t)(m - 1) * dim, 1, t->s.logits);
+        done += m;
+    }
+    return all_logits ? all_logits + (size_t)(n - 1) * vocab : t->s.logits;
+}
+
+float *transformer_forward(Transformer *t, int token, int pos) {
+    return transformer_run(t, &token, 1, pos, NULL);
 }
 
 /* ------------------------------------------------------------------ construction */
@@ -436,31 +496,33 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err,
     t->pool = pool;
     t->n_threads = pool ? threadpool_size(pool) : 1;
     const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, seq = (size_t)c->seq_len,
-                 kv_dim = (size_t)config_kv_dim(c), hs = (size_t)config_head_size(c);
+                 kv_dim = (size_t)config_kv_dim(c), hs = (size_t)config_head_size(c), B = CHUNK;
+    const int rows = CHUNK * (c->n_heads / c->n_kv_heads); /* attention rows per kv head */
     int failed = kv_init(&t->kv, c, q) != 0;
 
     RunState *s = &t->s;
-    s->x = alloc_floats(dim, &failed);
-    s->xb = alloc_floats(dim, &failed);
-    s->xb2 = alloc_floats(dim, &failed);
-    s->hb = alloc_floats(hid, &failed);
-    s->hb2 = alloc_floats(hid, &failed);
-    s->q = alloc_floats(dim, &failed);
-    s->k = alloc_floats(kv_dim, &failed);
-    s->v = alloc_floats(kv_dim, &failed);
-    s->att = alloc_floats((size_t)c->n_heads * seq, &failed);
-    s->logits = alloc_floats((size_t)c->vocab_size, &failed);
-    failed |= qacts_init(&s->in_dim, q->acts, q->weights, c->dim, q->group) ||
-              qacts_init(&s->in_hidden, q->acts, q->weights, c->hidden_dim, q->group) ||
-              qacts_init(&s->in_cls, q->cls, q->cls, c->dim, q->group);
+    s->x = alloc_floats(B * dim, &failed);
+    s->xb = alloc_floats(B * dim, &failed);
+    s->xb2 = alloc_floats(B * dim, &failed);
+    s->hb = alloc_floats(B * hid, &failed);
+    s->hb2 = alloc_floats(B * hid, &failed);
+    s->q = alloc_floats(B * dim, &failed);
+    s->k = alloc_floats(B * kv_dim, &failed);
+    s->v = alloc_floats(B * kv_dim, &failed);
+    s->logits = alloc_floats(B * (size_t)c->vocab_size, &failed);
+    failed |= qacts_init(&s->in_dim, q->acts, q->weights, CHUNK, c->dim, q->group) ||
+              qacts_init(&s->in_hidden, q->acts, q->weights, CHUNK, c->hidden_dim, q->group) ||
+              qacts_init(&s->in_cls, q->cls, q->cls, CHUNK, c->dim, q->group);
     t->attn = calloc((size_t)t->n_threads, sizeof *t->attn);
     failed |= !t->attn;
     for (int i = 0; !failed && i < t->n_threads; i++) {
         AttnScratch *a = &t->attn[i];
-        failed |= qacts_init(&a->q, q->acts, q->kv, (int)hs, q->group) ||
-                  qacts_init(&a->p, q->probs, q->kv, c->seq_len, q->group) ||
-                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, 1, c->seq_len, q->group));
-        a->pf = alloc_floats(seq, &failed);
+        failed |= qacts_init(&a->q, q->acts, q->kv, rows, (int)hs, q->group) ||
+                  qacts_init(&a->p, q->probs, q->kv, rows, c->seq_len, q->group) ||
+                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, rows, c->seq_len, q->group));
+        a->att = alloc_floats((size_t)rows * seq, &failed);
+        a->pf = alloc_floats((size_t)rows * seq, &failed);
+        a->out = alloc_floats((size_t)rows * hs, &failed);
     }
     t->rope_cos = alloc_floats(seq * hs / 2, &failed);
     t->rope_sin = alloc_floats(seq * hs / 2, &failed);
@@ -486,12 +548,13 @@ void transformer_free(Transformer *t) {
     kv_free(&t->kv, &t->cfg);
     RunState *s = &t->s;
     free(s->x), free(s->xb), free(s->xb2), free(s->hb), free(s->hb2), free(s->q), free(s->k),
-        free(s->v), free(s->att), free(s->logits);
+        free(s->v), free(s->logits);
     qacts_free(&s->in_dim), qacts_free(&s->in_hidden), qacts_free(&s->in_cls);
     for (int i = 0; t->attn && i < t->n_threads; i++) {
-        qacts_free(&t->attn[i].q), qacts_free(&t->attn[i].p);
-        r4_acts_free(&t->attn[i].p_sv);
-        free(t->attn[i].pf);
+        AttnScratch *a = &t->attn[i];
+        qacts_free(&a->q), qacts_free(&a->p);
+        r4_acts_free(&a->p_sv);
+        free(a->att), free(a->pf), free(a->out);
     }
     free(t->attn);
     free(t->rope_cos), free(t->rope_sin);

@@ -21,9 +21,16 @@ void transformer_free(Transformer *t);
 const ModelConfig *transformer_config(const Transformer *t);
 const QuantConfig *transformer_quant(const Transformer *t);
 
-/* Runs token `token` at position `pos` (0-based; the KV cache must hold positions 0..pos-1
- * from earlier calls) and returns the logits over the vocabulary. The returned buffer is
- * owned by the transformer and overwritten by the next call; callers may modify it. */
+/* Runs n tokens at positions pos .. pos + n - 1 (0-based; the KV cache must hold
+ * positions 0 .. pos - 1 from earlier calls), in chunks that share each weight pass: the
+ * batched prefill of a prompt. If all_logits is not NULL it receives the logits of every
+ * token, [n][vocab_size]; otherwise only the last token's are computed. Returns the last
+ * token's logits (in all_logits, or in a buffer owned by the transformer and overwritten
+ * by the next call; callers may modify it). In the integer modes the result is
+ * bit-identical to running the tokens one at a time. */
+float *transformer_run(Transformer *t, const int *tokens, int n, int pos, float *all_logits);
+
+/* One token at position pos: transformer_run with n = 1. */
 float *transformer_forward(Transformer *t, int token, int pos);
 
 /* Bytes of the KV cache for seq positions under configuration q (any, not only the one

@@ -132,7 +132,7 @@ static void test_eval_rejects_bad_text(void) {
     CHECKF(r.status == 1 && r.err && strstr(r.err, "unknown mode 'int3'"), "%s", r.err);
     run_result_free(&r);
     r = test_run_program(ARGS("models/stories260K.bin", "--json"), NULL, NULL);
-    CHECKF(r.status == 1 && r.err && strstr(r.err, "go with --eval"), "%s", r.err);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "--json goes with --eval FILE or --bench"), "%s", r.err);
     run_result_free(&r);
 }
 

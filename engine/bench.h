@@ -1,0 +1,29 @@
+/*
+ * engine/bench.h - tokens per second, measured the way llama.cpp's llama-bench does:
+ *   pp N  prompt processing: N tokens in one batched pass from an empty context;
+ *   tg N  text generation: N tokens one at a time from an empty context;
+ * each repeated, after a warm-up, with several modes interleaved repetition by
+ * repetition so that a noisy machine slows them all alike. Tokens are fixed pseudo-random
+ * ids and nothing is sampled: only the model is timed.
+ */
+#ifndef ENGINE_BENCH_H
+#define ENGINE_BENCH_H
+
+#include "engine/transformer.h"
+
+enum { BENCH_MAX_REPS = 100 };
+
+typedef struct {
+    int reps;
+    double pp_seconds[BENCH_MAX_REPS]; /* time of each repetition of the pp test */
+    double tg_seconds[BENCH_MAX_REPS];
+} BenchTimes;
+
+/* Runs the tests on every mode (pp or tg may be 0 to skip one; pp + tg, and each alone,
+ * must fit the context). times[m] receives mode m's. */
+void bench_run(Transformer **modes, int n_modes, int pp, int tg, int reps, BenchTimes *times);
+
+/* The median, minimum and maximum of n values. */
+void bench_stats(const double *v, int n, double *median, double *min, double *max);
+
+#endif
