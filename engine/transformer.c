@@ -149,15 +149,28 @@ static void qacts_set(QActs *a, const float *x, int n, int len, size_t stride, c
     for (int t = 0; a->storage != STORE_F32 && t < n; t++) qacts_quantize(a, t, x + (size_t)t * stride, q);
 }
 
-/* Y = X W^T for n rows: y[t][r] = W[r] . x[t]. x holds the float inputs (for float32
- * weights), qx the same inputs quantized by qacts_set. */
+/* Products of one input, in one pass over the thread pool: for each i, y_i[t][r] =
+ * W_i[r] . x[t] for the n rows of x. x holds the float inputs (for float32 weights), qx the
+ * same inputs quantized by qacts_set. */
+static void linears_apply(float *const *ys, const Linear *const *ls, int count, const float *x,
+                          int n, const QActs *qx, ThreadPool *pool) {
+    MatmulOut outs[4];
+    for (int i = 0; i < count; i++) {
+        const Linear *l = ls[i];
+        outs[i] = (MatmulOut){ys[i], (size_t)l->rows, l->rows,
+                              l->storage == STORE_R4 ? &l->r4 : NULL,
+                              l->storage == STORE_INT ? &l->i8 : NULL,
+                              l->storage == STORE_F32 ? l->f32 : NULL};
+    }
+    const Storage st = ls[0]->storage;
+    const MatmulIn in = {st == STORE_R4 ? &qx->r4 : NULL, st == STORE_INT ? &qx->i16 : NULL,
+                         st == STORE_F32 ? x : NULL, ls[0]->cols, n, (size_t)ls[0]->cols};
+    matmul_shared(outs, count, &in, pool);
+}
+
 static void linear_apply(float *y, const Linear *l, const float *x, int n, const QActs *qx,
                          ThreadPool *pool) {
-    switch (l->storage) {
-    case STORE_F32: matmul_f32(y, (size_t)l->rows, l->f32, l->rows, l->cols, x, (size_t)l->cols, n, pool); break;
-    case STORE_INT: matmul_i8(y, (size_t)l->rows, &l->i8, l->rows, &qx->i16, pool); break;
-    case STORE_R4: matmul_r4(y, (size_t)l->rows, &l->r4, l->rows, &qx->r4, pool); break;
-    }
+    linears_apply(&y, &l, 1, x, n, qx, pool);
 }
 
 /* ------------------------------------------------------------------ KV cache */
@@ -397,6 +410,20 @@ static void attn_task(void *ctx, int thread, int n_threads) {
 
 /* ------------------------------------------------------------------ the forward pass */
 
+/* SwiGLU over a chunk, split across the threads (its double-precision exp is the costliest
+ * float work of a decode step). */
+typedef struct {
+    float *gate;
+    const float *up;
+    int n;
+} SwigluJob;
+
+static void swiglu_task(void *ctx, int thread, int n_threads) {
+    const SwigluJob *job = ctx;
+    const int i0 = (int)((long)job->n * thread / n_threads), i1 = (int)((long)job->n * (thread + 1) / n_threads);
+    swiglu(job->gate + i0, job->up + i0, i1 - i0);
+}
+
 /* Runs one chunk of n <= CHUNK tokens at positions pos .. pos + n - 1 through the layers,
  * leaving the final hidden states in s->x. */
 static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
@@ -415,9 +442,9 @@ static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
         /* Attention. wq, wk and wv share one quantized input. */
         for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->rms_att, dim);
         qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
-        linear_apply(s->q, &L->wq, s->xb, n, &s->in_dim, t->pool);
-        linear_apply(s->k, &L->wk, s->xb, n, &s->in_dim, t->pool);
-        linear_apply(s->v, &L->wv, s->xb, n, &s->in_dim, t->pool);
+        float *qkv[3] = {s->q, s->k, s->v};
+        const Linear *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        linears_apply(qkv, wqkv, 3, s->xb, n, &s->in_dim, t->pool);
         for (int i = 0; i < n; i++) {
             const float *cos_p = t->rope_cos + (size_t)(pos + i) * hs / 2, *sin_p = t->rope_sin + (size_t)(pos + i) * hs / 2;
             rope_rotate(s->q + (size_t)i * dim, c->n_heads, hs, cos_p, sin_p);
@@ -426,7 +453,7 @@ static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
         }
         /* kv heads in parallel once there is enough work to pay for waking the threads */
         AttnJob job = {t, l, pos, n};
-        if (t->n_threads > 1 && (long)n * (pos + n) * c->n_heads >= 2048)
+        if (t->n_threads > 1 && c->n_kv_heads > 1 && (long)n * (pos + n) * c->n_heads * hs >= 16384)
             threadpool_run(t->pool, attn_task, &job);
         else
             attn_task(&job, 0, 1);
@@ -438,9 +465,14 @@ static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
         /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). w1 and w3 share one input. */
         for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->rms_ffn, dim);
         qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
-        linear_apply(s->hb, &L->w1, s->xb, n, &s->in_dim, t->pool);
-        linear_apply(s->hb2, &L->w3, s->xb, n, &s->in_dim, t->pool);
-        swiglu(s->hb, s->hb2, n * hid);
+        float *gate_up[2] = {s->hb, s->hb2};
+        const Linear *w13[2] = {&L->w1, &L->w3};
+        linears_apply(gate_up, w13, 2, s->xb, n, &s->in_dim, t->pool);
+        SwigluJob sj = {s->hb, s->hb2, n * hid};
+        if (t->n_threads > 1 && n * hid >= 1024)
+            threadpool_run(t->pool, swiglu_task, &sj);
+        else
+            swiglu_task(&sj, 0, 1);
         qacts_set(&s->in_hidden, s->hb, n, hid, (size_t)hid, q);
         linear_apply(s->xb2, &L->w2, s->hb, n, &s->in_hidden, t->pool);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];

@@ -1,114 +1,141 @@
 /*
  * kernels/matmul.c - splits matrix products into 16-row blocks over the thread pool and
- * turns exact integer accumulators into floats.
+ * turns exact integer accumulators into floats. Rows are handed out in blocks of 16 for
+ * every kind of product (the 4-bit format needs whole blocks; the others do not mind).
  */
 #include "kernels/matmul.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 
 #include "kernels/simd.h"
-
-/* Rows are handed out in blocks of 16 for every kind of product (the 4-bit format needs
- * whole blocks; the others do not mind). */
 
 /* Below this many multiply-adds a product runs on the calling thread alone: waking the
  * other threads would cost more than the work. Either way the results are identical. */
 #define PARALLEL_MIN_MACS (1 << 16)
 
-typedef enum { PRODUCT_R4, PRODUCT_I8, PRODUCT_F32 } ProductKind;
+enum { MAX_SHARED = 4 };
 
 typedef struct {
-    ProductKind kind;
     const KernelTable *k;
-    float *y;
-    size_t y_stride;
-    int n_rows;
-    const R4Matrix *r4;
-    const R4Acts *r4x;
-    const I8Matrix *i8;
-    const I16Acts *i16x;
-    const float *f32, *f32x;
-    int cols, n;
-    size_t x_stride;
+    const MatmulOut *outs;
+    int count;
+    const MatmulIn *in;
+    int blocks[MAX_SHARED]; /* 16-row blocks of each product */
+    int total_blocks;
+    int grain;              /* blocks a thread takes at a time */
+    atomic_int next;        /* the first block nobody has taken yet */
 } Product;
 
-/* 4-bit blocks: exact accumulators for up to 8 vectors, then y = (acc * Sa) * Sw. */
-static void r4_blocks(const Product *p, int rb0, int rb1) {
-    const R4Acts *x = p->r4x;
+/* 4-bit blocks [rb0, rb1) of one product: exact accumulators for up to 8 vectors, then
+ * y = (acc * Sa) * Sw. */
+static void r4_blocks(const Product *p, const MatmulOut *o, int rb0, int rb1) {
+    const R4Acts *x = p->in->r4;
     for (int rb = rb0; rb < rb1; rb++) {
         for (int t0 = 0; t0 < x->n; t0 += QR_TILE_TOKENS) {
             const int nt = x->n - t0 < QR_TILE_TOKENS ? x->n - t0 : QR_TILE_TOKENS;
             int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
-            p->k->r4_block(acc, p->r4, rb, x, t0, nt);
+            p->k->r4_block(acc, o->r4, rb, x, t0, nt);
+            const int rows = o->n_rows - rb * QR_BLOCK_ROWS < QR_BLOCK_ROWS ? o->n_rows - rb * QR_BLOCK_ROWS
+                                                                           : QR_BLOCK_ROWS;
+            const float *sw = o->r4->scales + rb * QR_BLOCK_ROWS;
             for (int t = 0; t < nt; t++) {
-                for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
-                    const int r = rb * QR_BLOCK_ROWS + rr;
-                    if (r >= p->n_rows) break;
-                    p->y[(size_t)(t0 + t) * p->y_stride + r] =
-                        ((float)acc[t * QR_BLOCK_ROWS + rr] * x->scale[t0 + t]) * p->r4->scales[r];
-                }
+                float *y = o->y + (size_t)(t0 + t) * o->y_stride + rb * QR_BLOCK_ROWS;
+                const float sa = x->scale[t0 + t];
+                for (int rr = 0; rr < rows; rr++) y[rr] = ((float)acc[t * QR_BLOCK_ROWS + rr] * sa) * sw[rr];
             }
         }
     }
 }
 
-/* Row-major rows [r0, r1): one dot product per row and vector. */
-static void row_dots(const Product *p, int r0, int r1) {
+/* Row-major rows [r0, r1) of one product: one dot product per row and vector. */
+static void row_dots(const Product *p, const MatmulOut *o, int r0, int r1) {
+    const MatmulIn *in = p->in;
     for (int r = r0; r < r1; r++) {
-        for (int t = 0; t < p->n; t++) {
-            float *y = &p->y[(size_t)t * p->y_stride + r];
-            if (p->kind == PRODUCT_F32) {
-                *y = p->k->dot_f32(p->f32 + (size_t)r * p->cols, p->f32x + (size_t)t * p->x_stride, p->cols);
+        for (int t = 0; t < in->n; t++) {
+            float *y = &o->y[(size_t)t * o->y_stride + r];
+            if (o->f32) {
+                *y = p->k->dot_f32(o->f32 + (size_t)r * in->cols, in->f32 + (size_t)t * in->x_stride, in->cols);
             } else {
-                const I16Acts *x = p->i16x;
-                const int64_t acc = p->k->dot_i8(p->i8->q + (size_t)r * p->i8->cols,
+                const I16Acts *x = in->i16;
+                const int64_t acc = p->k->dot_i8(o->i8->q + (size_t)r * o->i8->cols,
                                                  x->q + (size_t)t * x->stride, x->len);
-                *y = ((float)acc * x->scale[t]) * p->i8->scales[r];
+                *y = ((float)acc * x->scale[t]) * o->i8->scales[r];
             }
         }
     }
 }
 
-static void product_task(void *ctx, int thread, int n_threads) {
-    const Product *p = ctx;
-    const int n_blocks = (p->n_rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    const int rb0 = (int)((long)n_blocks * thread / n_threads);
-    const int rb1 = (int)((long)n_blocks * (thread + 1) / n_threads);
-    if (p->kind == PRODUCT_R4) {
-        r4_blocks(p, rb0, rb1);
-    } else {
-        const int r1 = rb1 * QR_BLOCK_ROWS < p->n_rows ? rb1 * QR_BLOCK_ROWS : p->n_rows;
-        row_dots(p, rb0 * QR_BLOCK_ROWS, r1);
+/* Blocks [b0, b1) of the concatenation of all the products' blocks. */
+static void run_blocks(const Product *p, int b0, int b1) {
+    for (int i = 0, first = 0; i < p->count && b0 < b1; first += p->blocks[i], i++) {
+        const int end = first + p->blocks[i];
+        if (b0 >= end) continue;
+        const int lo = b0 - first, hi = (b1 < end ? b1 : end) - first;
+        const MatmulOut *o = &p->outs[i];
+        if (o->r4) {
+            r4_blocks(p, o, lo, hi);
+        } else {
+            const int r1 = hi * QR_BLOCK_ROWS < o->n_rows ? hi * QR_BLOCK_ROWS : o->n_rows;
+            row_dots(p, o, lo * QR_BLOCK_ROWS, r1);
+        }
+        b0 = first + hi;
     }
 }
 
-static void run_product(Product *p, long macs, ThreadPool *pool) {
-    p->k = simd_current_kernels();
-    if (!pool || threadpool_size(pool) == 1 || macs < PARALLEL_MIN_MACS)
-        product_task(p, 0, 1);
-    else
-        threadpool_run(pool, product_task, p);
+/* Every thread takes `grain` blocks at a time until none are left: a thread slowed by its
+ * core's neighbours simply takes fewer. Each block is still computed whole by one thread,
+ * so the results do not depend on who took it. */
+static void product_task(void *ctx, int thread, int n_threads) {
+    (void)thread, (void)n_threads;
+    Product *p = ctx;
+    for (;;) {
+        const int b0 = atomic_fetch_add_explicit(&p->next, p->grain, memory_order_relaxed);
+        if (b0 >= p->total_blocks) return;
+        run_blocks(p, b0, b0 + p->grain < p->total_blocks ? b0 + p->grain : p->total_blocks);
+    }
+}
+
+void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadPool *pool) {
+    assert(count >= 1 && count <= MAX_SHARED);
+    Product p = {simd_current_kernels(), outs, count, in, {0}, 0, 1, 0};
+    long macs = 0;
+    for (int i = 0; i < count; i++) {
+        p.blocks[i] = (outs[i].n_rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+        p.total_blocks += p.blocks[i];
+        macs += (long)outs[i].n_rows * in->cols * in->n;
+        if (outs[i].r4) assert(in->r4 && outs[i].r4->group == in->r4->group && in->cols <= outs[i].r4->cols);
+        if (outs[i].i8) assert(in->i16 && in->cols <= outs[i].i8->cols);
+        if (outs[i].f32) assert(in->f32);
+    }
+    if (!pool || threadpool_size(pool) == 1 || macs < PARALLEL_MIN_MACS) {
+        run_blocks(&p, 0, p.total_blocks);
+        return;
+    }
+    /* About 8 takes per thread: few enough atomics, small enough to even out. */
+    p.grain = p.total_blocks / (8 * threadpool_size(pool));
+    if (p.grain < 1) p.grain = 1;
+    atomic_init(&p.next, 0);
+    threadpool_run(pool, product_task, &p);
 }
 
 void matmul_r4(float *y, size_t y_stride, const R4Matrix *w, int n_rows, const R4Acts *x,
                ThreadPool *pool) {
-    assert(w->group == x->group && x->len <= w->cols && n_rows <= w->rows);
-    Product p = {.kind = PRODUCT_R4, .y = y, .y_stride = y_stride, .n_rows = n_rows, .r4 = w,
-                 .r4x = x};
-    run_product(&p, (long)n_rows * x->len * x->n, pool);
+    const MatmulOut o = {.y = y, .y_stride = y_stride, .n_rows = n_rows, .r4 = w};
+    const MatmulIn in = {.r4 = x, .cols = x->len, .n = x->n};
+    matmul_shared(&o, 1, &in, pool);
 }
 
 void matmul_i8(float *y, size_t y_stride, const I8Matrix *w, int n_rows, const I16Acts *x,
                ThreadPool *pool) {
-    assert(x->len <= w->cols && n_rows <= w->rows);
-    Product p = {.kind = PRODUCT_I8, .y = y, .y_stride = y_stride, .n_rows = n_rows, .i8 = w,
-                 .i16x = x, .n = x->n};
-    run_product(&p, (long)n_rows * x->len * x->n, pool);
+    const MatmulOut o = {.y = y, .y_stride = y_stride, .n_rows = n_rows, .i8 = w};
+    const MatmulIn in = {.i16 = x, .cols = x->len, .n = x->n};
+    matmul_shared(&o, 1, &in, pool);
 }
 
 void matmul_f32(float *y, size_t y_stride, const float *w, int rows, int cols, const float *x,
                 size_t x_stride, int n, ThreadPool *pool) {
-    Product p = {.kind = PRODUCT_F32, .y = y, .y_stride = y_stride, .n_rows = rows, .f32 = w,
-                 .f32x = x, .cols = cols, .n = n, .x_stride = x_stride};
-    run_product(&p, (long)rows * cols * n, pool);
+    const MatmulOut o = {.y = y, .y_stride = y_stride, .n_rows = rows, .f32 = w};
+    const MatmulIn in = {.f32 = x, .cols = cols, .n = n, .x_stride = x_stride};
+    matmul_shared(&o, 1, &in, pool);
 }
