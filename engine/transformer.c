@@ -266,26 +266,23 @@ static void v_store(Transformer *t, int i, int pos, const float *vh) {
     kv->v_scale[(size_t)i * seq + pos] = s;
 }
 
-/* Stores this position's keys and values (after RoPE) for every kv head of layer l. */
-static void kv_store(Transformer *t, int l, int pos, const float *k, const float *v) {
+/* Stores one kv head's key and value vectors (the key after RoPE) at position pos. */
+static void kv_store_head(Transformer *t, int l, int h, int pos, const float *kh, const float *vh) {
     const ModelConfig *c = &t->cfg;
     KVCache *kv = &t->kv;
-    const int hs = config_head_size(c), kv_dim = config_kv_dim(c);
+    const int hs = config_head_size(c);
     if (kv->kind == QUANT_F32) {
-        const size_t off = ((size_t)l * c->seq_len + pos) * kv_dim;
-        memcpy(kv->k_f32 + off, k, (size_t)kv_dim * sizeof(float));
-        memcpy(kv->v_f32 + off, v, (size_t)kv_dim * sizeof(float));
+        const size_t off = ((size_t)l * c->seq_len + pos) * config_kv_dim(c) + (size_t)h * hs;
+        memcpy(kv->k_f32 + off, kh, (size_t)hs * sizeof(float));
+        memcpy(kv->v_f32 + off, vh, (size_t)hs * sizeof(float));
         return;
     }
-    for (int h = 0; h < c->n_kv_heads; h++) {
-        const int i = l * c->n_kv_heads + h;
-        const float *kh = k + (size_t)h * hs;
-        if (kv->k_storage == STORE_INT)
-            i8_matrix_quantize_row(&kv->k_i8[i], pos, kh, kv->kind, t->quant.group, t->quant.rounding);
-        else
-            r4_matrix_quantize_row(&kv->k_r4[i], pos, kh, kv->kind, t->quant.rounding);
-        v_store(t, i, pos, v + (size_t)h * hs);
-    }
+    const int i = l * c->n_kv_heads + h;
+    if (kv->k_storage == STORE_INT)
+        i8_matrix_quantize_row(&kv->k_i8[i], pos, kh, kv->kind, t->quant.group, t->quant.rounding);
+    else
+        r4_matrix_quantize_row(&kv->k_r4[i], pos, kh, kv->kind, t->quant.rounding);
+    v_store(t, i, pos, vh);
 }
 
 /* Rows [r0, r0 + n) of m as a matrix of its own (r0 a multiple of 16). */
@@ -306,7 +303,6 @@ static R4Matrix r4_rows_view(const R4Matrix *m, int r0, int n) {
  * kv head; row r is token r / rep, query head kvh * rep + r % rep. Token i attends to
  * positions 0 .. pos + i (the causal mask). */
 typedef struct {
-    Transformer *t;
     int l, pos, n;
 } AttnJob;
 
@@ -344,6 +340,17 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
     const float sqrt_hs = sqrtf((float)hs);
 #define QUERY(r) (t->s.q + (size_t)((r) / rep) * dim + (size_t)(kvh * rep + (r) % rep) * hs)
 #define LAST(r) (job->pos + (r) / rep) /* the last position row r may see */
+
+    /* This head's share of the chunk: rotate its queries and keys (RoPE), store its keys
+     * and values. Each kv head's matrices and rows belong to one task: no races. */
+    for (int tok = 0; tok < job->n; tok++) {
+        const int p = job->pos + tok;
+        const float *cos_p = t->rope_cos + (size_t)p * hs / 2, *sin_p = t->rope_sin + (size_t)p * hs / 2;
+        float *kh = t->s.k + (size_t)tok * kv_dim + (size_t)kvh * hs;
+        rope_rotate(QUERY(tok * rep), rep, hs, cos_p, sin_p);
+        rope_rotate(kh, 1, hs, cos_p, sin_p);
+        kv_store_head(t, job->l, kvh, p, kh, t->s.v + (size_t)tok * kv_dim + (size_t)kvh * hs);
+    }
 
     if (kv->kind == QUANT_F32) {
         const float *keys = kv->k_f32 + (size_t)job->l * seq * kv_dim + (size_t)kvh * hs;
@@ -400,38 +407,80 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
 #undef LAST
 }
 
-static void attn_task(void *ctx, int thread, int n_threads) {
-    const AttnJob *job = ctx;
-    Transformer *t = job->t;
-    const int n_kv = t->cfg.n_kv_heads;
-    for (int h = n_kv * thread / n_threads; h < n_kv * (thread + 1) / n_threads; h++)
-        attend_kv_head(t, &t->attn[thread], job, h);
-}
-
 /* ------------------------------------------------------------------ the forward pass */
 
-/* SwiGLU over a chunk, split across the threads (its double-precision exp is the costliest
- * float work of a decode step). */
-typedef struct {
-    float *gate;
-    const float *up;
-    int n;
-} SwigluJob;
+/* A loop over [0, n) split among the threads, or run by the caller alone when `work` (a
+ * rough operation count) would not pay for waking them. fn(t, arg, thread, i0, i1) does
+ * [i0, i1) on thread `thread` (which selects its scratch buffers). */
+typedef void (*SpanFn)(Transformer *t, const void *arg, int thread, int i0, int i1);
 
-static void swiglu_task(void *ctx, int thread, int n_threads) {
-    const SwigluJob *job = ctx;
+typedef struct {
+    Transformer *t;
+    SpanFn fn;
+    const void *arg;
+    int n;
+} SpanJob;
+
+static void span_task(void *ctx, int thread, int n_threads) {
+    const SpanJob *job = ctx;
     const int i0 = (int)((long)job->n * thread / n_threads), i1 = (int)((long)job->n * (thread + 1) / n_threads);
-    swiglu(job->gate + i0, job->up + i0, i1 - i0);
+    if (i0 < i1) job->fn(job->t, job->arg, thread, i0, i1);
+}
+
+static void parallel_spans(Transformer *t, int n, long work, SpanFn fn, const void *arg) {
+    if (t->n_threads > 1 && n > 1 && work >= 16384) {
+        SpanJob job = {t, fn, arg, n};
+        threadpool_run(t->pool, span_task, &job);
+    } else {
+        fn(t, arg, 0, 0, n);
+    }
+}
+
+/* Tokens i0..i1-1: optionally x += xb2 (the previous branch's residual), optionally
+ * xb = rmsnorm(x) with `norm` (else xb is used as it is), then quantize xb as the input of
+ * the next matmuls. */
+typedef struct {
+    const float *norm;
+    int add_residual;
+} InputStep;
+
+static void span_inputs(Transformer *t, const void *arg, int thread, int i0, int i1) {
+    (void)thread;
+    const InputStep *step = arg;
+    RunState *s = &t->s;
+    const size_t dim = (size_t)t->cfg.dim;
+    for (int i = i0; i < i1; i++) {
+        float *x = s->x + i * dim, *xb = s->xb + i * dim;
+        if (step->add_residual)
+            for (size_t d = 0; d < dim; d++) x[d] += s->xb2[i * dim + d];
+        if (step->norm) rmsnorm(xb, x, step->norm, (int)dim);
+        qacts_quantize(&s->in_dim, i, xb, &t->quant);
+    }
+}
+
+static void span_attention(Transformer *t, const void *arg, int thread, int h0, int h1) {
+    for (int h = h0; h < h1; h++) attend_kv_head(t, &t->attn[thread], arg, h);
+}
+
+static void span_swiglu(Transformer *t, const void *arg, int thread, int i0, int i1) {
+    (void)arg, (void)thread;
+    swiglu(t->s.hb + i0, t->s.hb2 + i0, i1 - i0);
+}
+
+static void span_hidden_inputs(Transformer *t, const void *arg, int thread, int i0, int i1) {
+    (void)arg, (void)thread;
+    const size_t hid = (size_t)t->cfg.hidden_dim;
+    for (int i = i0; i < i1; i++) qacts_quantize(&t->s.in_hidden, i, t->s.hb + i * hid, &t->quant);
 }
 
 /* Runs one chunk of n <= CHUNK tokens at positions pos .. pos + n - 1 through the layers,
- * leaving the final hidden states in s->x. */
+ * leaving the final hidden states in s->x (its last residual already added). */
 static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
     const ModelConfig *c = &t->cfg;
     const ModelWeights *w = t->w;
-    const QuantConfig *q = &t->quant;
     RunState *s = &t->s;
-    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c), kv_dim = config_kv_dim(c);
+    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c);
+    const long per_token = (long)dim * 8; /* rough float work of preparing one input */
 
     for (int i = 0; i < n; i++)
         memcpy(s->x + (size_t)i * dim, w->token_embedding + (size_t)tokens[i] * dim, (size_t)dim * sizeof(float));
@@ -439,44 +488,33 @@ static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &w->layers[l];
 
-        /* Attention. wq, wk and wv share one quantized input. */
-        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->rms_att, dim);
-        qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
+        /* Attention: x += wo attention(rmsnorm(x)). wq, wk and wv share one input. */
+        qacts_shape(&s->in_dim, n, dim);
+        const InputStep attn_in = {L->rms_att, l > 0};
+        parallel_spans(t, n, n * per_token, span_inputs, &attn_in);
         float *qkv[3] = {s->q, s->k, s->v};
         const Linear *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         linears_apply(qkv, wqkv, 3, s->xb, n, &s->in_dim, t->pool);
-        for (int i = 0; i < n; i++) {
-            const float *cos_p = t->rope_cos + (size_t)(pos + i) * hs / 2, *sin_p = t->rope_sin + (size_t)(pos + i) * hs / 2;
-            rope_rotate(s->q + (size_t)i * dim, c->n_heads, hs, cos_p, sin_p);
-            rope_rotate(s->k + (size_t)i * kv_dim, c->n_kv_heads, hs, cos_p, sin_p);
-            kv_store(t, l, pos + i, s->k + (size_t)i * kv_dim, s->v + (size_t)i * kv_dim);
-        }
-        /* kv heads in parallel once there is enough work to pay for waking the threads */
-        AttnJob job = {t, l, pos, n};
-        if (t->n_threads > 1 && c->n_kv_heads > 1 && (long)n * (pos + n) * c->n_heads * hs >= 16384)
-            threadpool_run(t->pool, attn_task, &job);
-        else
-            attn_task(&job, 0, 1);
-
-        qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
+        const AttnJob job = {l, pos, n};
+        parallel_spans(t, c->n_kv_heads, (long)n * (pos + n) * c->n_heads * hs, span_attention, &job);
+        qacts_shape(&s->in_dim, n, dim);
+        const InputStep wo_in = {NULL, 0};
+        parallel_spans(t, n, n * per_token, span_inputs, &wo_in);
         linear_apply(s->xb2, &L->wo, s->xb, n, &s->in_dim, t->pool);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 
         /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). w1 and w3 share one input. */
-        for (int i = 0; i < n; i++) rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->rms_ffn, dim);
-        qacts_set(&s->in_dim, s->xb, n, dim, (size_t)dim, q);
+        qacts_shape(&s->in_dim, n, dim);
+        const InputStep ffn_in = {L->rms_ffn, 1};
+        parallel_spans(t, n, n * per_token, span_inputs, &ffn_in);
         float *gate_up[2] = {s->hb, s->hb2};
         const Linear *w13[2] = {&L->w1, &L->w3};
         linears_apply(gate_up, w13, 2, s->xb, n, &s->in_dim, t->pool);
-        SwigluJob sj = {s->hb, s->hb2, n * hid};
-        if (t->n_threads > 1 && n * hid >= 1024)
-            threadpool_run(t->pool, swiglu_task, &sj);
-        else
-            swiglu_task(&sj, 0, 1);
-        qacts_set(&s->in_hidden, s->hb, n, hid, (size_t)hid, q);
+        parallel_spans(t, n * hid, (long)n * hid * 16, span_swiglu, NULL);
+        qacts_shape(&s->in_hidden, n, hid);
+        parallel_spans(t, n, (long)n * hid * 8, span_hidden_inputs, NULL);
         linear_apply(s->xb2, &L->w2, s->hb, n, &s->in_hidden, t->pool);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
     }
+    for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 }
 
 /* logits = classifier(rmsnorm(x)) for n rows of x. */

@@ -23,6 +23,10 @@
 
 #include "kernels/simd.h"
 
+/* The loops over a tile's vectors must be unrolled for the accumulators to stay in
+ * registers; compilers will not do it at -O2 on their own (it grows the code). */
+#define UNROLL_TILE _Pragma("GCC unroll 8")
+
 /* Prefetch distance, in bytes ahead in the code stream: a decode step streams every
  * weight once, and the hardware prefetcher alone leaves the loads waiting. */
 #define PREFETCH_BYTES 2048
@@ -52,6 +56,7 @@ static inline __attribute__((always_inline)) void r4_half_tile(int64_t *acc, con
     const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w) + half * 32;
     const uint8_t *wshift = w->shifts ? w->shifts + (size_t)rb * w->n_groups * 8 : NULL;
     __m256i acc32[4];
+    UNROLL_TILE
     for (int t = 0; t < NT; t++) acc32[t] = _mm256_setzero_si256();
     int since_flush = 0;
     for (int g = 0; g < x->n_groups; g++) {
@@ -64,6 +69,7 @@ static inline __attribute__((always_inline)) void r4_half_tile(int64_t *acc, con
             sw = half ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
         }
         __m256i gacc[4];
+        UNROLL_TILE
         for (int t = 0; t < NT; t++)
             gacc[t] = _mm256_set1_epi32(-8 * x->group_sum[(size_t)(t0 + t) * x->n_groups + g]);
         const uint8_t *codes = block + (size_t)(start / QR_STEP_COLS) * QR_STEP_BYTES;
@@ -73,6 +79,7 @@ static inline __attribute__((always_inline)) void r4_half_tile(int64_t *acc, con
             const __m256i lo = _mm256_and_si256(v, low4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
             const int col = start + s * QR_STEP_COLS;
+            UNROLL_TILE
             for (int t = 0; t < NT; t++) {
                 const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride + col;
                 const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, bcast4(a)), ones);
@@ -80,12 +87,14 @@ static inline __attribute__((always_inline)) void r4_half_tile(int64_t *acc, con
                 gacc[t] = _mm256_add_epi32(gacc[t], _mm256_add_epi32(plo, phi));
             }
         }
+        UNROLL_TILE
         for (int t = 0; t < NT; t++) {
             const __m256i sh = _mm256_add_epi32(sw, _mm256_set1_epi32(x->shifts[(size_t)(t0 + t) * x->n_groups + g]));
             acc32[t] = _mm256_add_epi32(acc32[t], _mm256_sllv_epi32(gacc[t], sh));
         }
         since_flush += G;
         if (since_flush >= QR_FLUSH_COLS || g == x->n_groups - 1) {
+            UNROLL_TILE
             for (int t = 0; t < NT; t++) {
                 widen_add(acc + t * QR_BLOCK_ROWS + half * 8, acc32[t]);
                 acc32[t] = _mm256_setzero_si256();

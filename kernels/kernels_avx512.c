@@ -17,6 +17,10 @@
 
 #include "kernels/simd.h"
 
+/* The loops over a tile's vectors must be unrolled for the accumulators to stay in
+ * registers; compilers will not do it at -O2 on their own (it grows the code). */
+#define UNROLL_TILE _Pragma("GCC unroll 8")
+
 /* Prefetch distance, in bytes ahead in the code stream: a decode step streams every
  * weight once, and the hardware prefetcher alone leaves the loads waiting. */
 #define PREFETCH_BYTES 2048
@@ -58,6 +62,7 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
     const uint8_t *sa[QR_TILE_TOKENS];
     const int32_t *gsum[QR_TILE_TOKENS];
     __m512i acc32[QR_TILE_TOKENS];
+    UNROLL_TILE
     for (int t = 0; t < NT; t++) {
         a[t] = x->codes + (size_t)(t0 + t) * x->stride;
         sa[t] = x->shifts + (size_t)(t0 + t) * x->n_groups;
@@ -72,6 +77,7 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
         const int steps = (end - start + QR_STEP_COLS - 1) / QR_STEP_COLS;
         const __m512i sw = wshift ? row_shifts(wshift + (size_t)g * 8) : _mm512_setzero_si512();
         __m512i gacc[QR_TILE_TOKENS];
+        UNROLL_TILE
         for (int t = 0; t < NT; t++) gacc[t] = _mm512_set1_epi32(-8 * gsum[t][g]);
         const uint8_t *codes = block + (size_t)(start / QR_STEP_COLS) * QR_STEP_BYTES;
         for (int s = 0; s < steps; s++) {
@@ -80,17 +86,20 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
             const __m512i lo = _mm512_and_si512(v, low4);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
             const int col = start + s * QR_STEP_COLS;
+            UNROLL_TILE
             for (int t = 0; t < NT; t++) {
                 gacc[t] = _mm512_dpbusd_epi32(gacc[t], lo, bcast4(a[t] + col));
                 gacc[t] = _mm512_dpbusd_epi32(gacc[t], hi, bcast4(a[t] + col + 4));
             }
         }
+        UNROLL_TILE
         for (int t = 0; t < NT; t++) {
             const __m512i sh = _mm512_add_epi32(sw, _mm512_set1_epi32(sa[t][g]));
             acc32[t] = _mm512_add_epi32(acc32[t], _mm512_sllv_epi32(gacc[t], sh));
         }
         since_flush += G;
         if (since_flush >= QR_FLUSH_COLS || g == x->n_groups - 1) {
+            UNROLL_TILE
             for (int t = 0; t < NT; t++) {
                 widen_add(acc + t * QR_BLOCK_ROWS, acc32[t]);
                 acc32[t] = _mm512_setzero_si512();
