@@ -20,7 +20,7 @@ ENGINE_SRC := $(wildcard engine/*.c kernels/*.c tokenizer/*.c weights/*.c)
 # architectures those files compile to nothing and the scalar kernels run.
 ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
 $(BUILD)/kernels/kernels_avx2.o: SIMD_FLAGS := -mavx2 -mfma
-$(BUILD)/kernels/kernels_avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+$(BUILD)/kernels/kernels_avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
 TEST_SRC   := $(wildcard tests/*.c)

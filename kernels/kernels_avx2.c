@@ -246,5 +246,7 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     }
 }
 
-const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, dot_i8_avx2, dot_f32_avx2, quantize_r4_avx2};
+/* AVX2 has no int64 -> float conversion: it uses the scalar r4_finish. */
+const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, r4_finish_scalar, dot_i8_avx2, dot_f32_avx2,
+                                  quantize_r4_avx2};
 #endif

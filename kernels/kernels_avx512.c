@@ -123,6 +123,21 @@ static void r4_block_avx512(int64_t *acc, const R4Matrix *w, int rb, const R4Act
     }
 }
 
+/* y = ((float)acc * Sa) * Sw for a tile: vcvtqq2ps (AVX-512DQ) rounds each int64 to float
+ * as the scalar conversion does, then the same two products in the same order. */
+static void r4_finish_avx512(float *y, size_t y_stride, const int64_t *acc, int nt, int rows,
+                             const float *sa, const float *sw) {
+    const __mmask16 keep = rows >= 16 ? 0xFFFF : (__mmask16)((1u << rows) - 1);
+    const __m512 scale_w = _mm512_maskz_loadu_ps(keep, sw);
+    for (int t = 0; t < nt; t++) {
+        const __m256 lo = _mm512_cvtepi64_ps(_mm512_loadu_si512(acc + t * QR_BLOCK_ROWS));
+        const __m256 hi = _mm512_cvtepi64_ps(_mm512_loadu_si512(acc + t * QR_BLOCK_ROWS + 8));
+        const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(f, _mm512_set1_ps(sa[t])), scale_w);
+        _mm512_mask_storeu_ps(y + (size_t)t * y_stride, keep, v);
+    }
+}
+
 /* INT8 x INT16 with vpdpwssd (VNNI): 32 products per instruction; each 32-bit lane gains
  * at most 2 * 127 * 32767 per step, so lanes are widened every 256 steps (8192 columns). */
 static int64_t dot_i8_avx512(const int8_t *w, const int16_t *a, int n) {
@@ -223,6 +238,6 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
     }
 }
 
-const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, dot_i8_avx512, dot_f32_avx512,
-                                    quantize_r4_avx512};
+const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, r4_finish_avx512, dot_i8_avx512,
+                                    dot_f32_avx512, quantize_r4_avx512};
 #endif

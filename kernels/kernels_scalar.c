@@ -30,6 +30,14 @@ static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Act
     }
 }
 
+/* The float conversion and scaling of docs/SPEC.md section 3: y = ((float)acc * Sa) * Sw. */
+void r4_finish_scalar(float *y, size_t y_stride, const int64_t *acc, int nt, int rows,
+                             const float *sa, const float *sw) {
+    for (int t = 0; t < nt; t++)
+        for (int rr = 0; rr < rows; rr++)
+            y[(size_t)t * y_stride + rr] = ((float)acc[t * QR_BLOCK_ROWS + rr] * sa[t]) * sw[rr];
+}
+
 /* Stage 1 only (w8a16): sum_i a_i * w_i over INT16 activations and INT8 weights. */
 static int64_t dot_i8_scalar(const int8_t *w, const int16_t *a, int n) {
     int64_t sum = 0;
@@ -43,5 +51,5 @@ static float dot_f32_scalar(const float *w, const float *x, int n) {
     return sum;
 }
 
-const KernelTable kernels_scalar = {"scalar", r4_block_scalar, dot_i8_scalar, dot_f32_scalar,
-                                    r4_acts_quantize_scalar};
+const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,
+                                    dot_f32_scalar, r4_acts_quantize_scalar};

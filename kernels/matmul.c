@@ -38,12 +38,8 @@ static void r4_blocks(const Product *p, const MatmulOut *o, int rb0, int rb1) {
             p->k->r4_block(acc, o->r4, rb, x, t0, nt);
             const int rows = o->n_rows - rb * QR_BLOCK_ROWS < QR_BLOCK_ROWS ? o->n_rows - rb * QR_BLOCK_ROWS
                                                                            : QR_BLOCK_ROWS;
-            const float *sw = o->r4->scales + rb * QR_BLOCK_ROWS;
-            for (int t = 0; t < nt; t++) {
-                float *y = o->y + (size_t)(t0 + t) * o->y_stride + rb * QR_BLOCK_ROWS;
-                const float sa = x->scale[t0 + t];
-                for (int rr = 0; rr < rows; rr++) y[rr] = ((float)acc[t * QR_BLOCK_ROWS + rr] * sa) * sw[rr];
-            }
+            p->k->r4_finish(o->y + (size_t)t0 * o->y_stride + rb * QR_BLOCK_ROWS, o->y_stride, acc, nt,
+                            rows, x->scale + t0, o->r4->scales + rb * QR_BLOCK_ROWS);
         }
     }
 }

@@ -4,8 +4,8 @@
  *   scalar   plain C: the reference every other level must match bit for bit (integer
  *            kernels) and the fallback on any CPU
  *   avx2     AVX2 + FMA (x86-64 from 2013 on)
- *   avx512   AVX-512 F/BW/VL + VNNI (Ice Lake, Zen 4 and later): vpdpbusd does four
- *            byte products and their sum in one instruction
+ *   avx512   AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later):
+ *            vpdpbusd does four byte products and their sum in one instruction
  *
  * The kernels work on one block of 16 rows (QR_BLOCK_ROWS) for up to QR_TILE_TOKENS
  * vectors; kernels/matmul.c splits whole matrices into blocks across the thread pool.
@@ -29,6 +29,13 @@ enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
 typedef void (*R4BlockKernel)(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                               int nt);
 
+/* Floats of a 4-bit tile: y[t * y_stride + rr] = ((float)acc[t * 16 + rr] * sa[t]) * sw[rr]
+ * for t < nt, rr < rows: the one rounding of docs/SPEC.md section 3, in that order. */
+typedef void (*R4FinishKernel)(float *y, size_t y_stride, const int64_t *acc, int nt, int rows,
+                               const float *sa, const float *sw);
+void r4_finish_scalar(float *y, size_t y_stride, const int64_t *acc, int nt, int rows,
+                      const float *sa, const float *sw);
+
 /* Dot products of the stage-1-only (w8a16) and float32 paths: row-major matrices need no
  * blocking, so a kernel is one row times one vector. The INT8 x INT16 one is exact. */
 typedef int64_t (*DotI8Kernel)(const int8_t *w, const int16_t *a, int n);
@@ -41,6 +48,7 @@ typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kin
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
+    R4FinishKernel r4_finish;
     DotI8Kernel dot_i8;
     DotF32Kernel dot_f32;
     R4QuantizeKernel quantize_r4;

@@ -309,6 +309,31 @@ static void test_f32_kernels_close(void) {
     }
 }
 
+/* The float conversion of a tile: every level gives the scalar floats, bit for bit. */
+static void test_r4_finish_exact_every_level(void) {
+    uint64_t rng = 777;
+    int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
+    float sa[QR_TILE_TOKENS], sw[QR_BLOCK_ROWS], want[QR_TILE_TOKENS * 20], got[QR_TILE_TOKENS * 20];
+    for (int trial = 0; trial < 200; trial++) {
+        const int nt = test_rand_range(&rng, 1, QR_TILE_TOKENS), rows = test_rand_range(&rng, 1, QR_BLOCK_ROWS);
+        for (int i = 0; i < QR_TILE_TOKENS * QR_BLOCK_ROWS; i++) /* up to 2^40: rounding matters */
+            acc[i] = (int64_t)(test_rand(&rng) % (1ULL << 41)) - (1LL << 40);
+        for (int t = 0; t < nt; t++) sa[t] = (float)(test_rand(&rng) % 10000 + 1) * 1e-9f;
+        for (int r = 0; r < rows; r++) sw[r] = (float)(test_rand(&rng) % 10000 + 1) * 1e-5f;
+        r4_finish_scalar(want, 20, acc, nt, rows, sa, sw);
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = simd_kernels((SimdLevel)l);
+            if (!k) continue;
+            memset(got, 0, sizeof got);
+            k->r4_finish(got, 20, acc, nt, rows, sa, sw);
+            int bad = 0;
+            for (int t = 0; t < nt; t++)
+                for (int r = 0; r < 20; r++) bad += r < rows ? got[t * 20 + r] != want[t * 20 + r] : got[t * 20 + r] != 0;
+            CHECKF(bad == 0, "%s: nt=%d rows=%d: %d floats differ or written past rows", k->name, nt, rows, bad);
+        }
+    }
+}
+
 /* Activation quantizers: every level writes the bytes of the scalar definition, on random
  * vectors, exact .5 ties (s = 1 when the largest value is 32767), zeros and tiny values. */
 static void test_quantizers_exact_every_level(void) {
@@ -398,6 +423,7 @@ void suite_kernels(void) {
     test_run("kernels_r4_long_reduction_no_overflow", test_r4_long_reduction_no_overflow);
     test_run("kernels_i8_exact_every_level", test_i8_kernels_exact);
     test_run("kernels_quantizers_exact_every_level", test_quantizers_exact_every_level);
+    test_run("kernels_r4_finish_exact_every_level", test_r4_finish_exact_every_level);
     test_run("kernels_f32_close_every_level", test_f32_kernels_close);
     test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
 }
