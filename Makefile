@@ -23,12 +23,12 @@ $(BUILD)/kernels/kernels_avx2.o: SIMD_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/kernels_avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
-TEST_SRC   := $(wildcard tests/*.c)
+TEST_SRC   := $(filter-out tests/synth_main.c,$(wildcard tests/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan accuracy deps clean help
+.PHONY: all run test test-asan accuracy bench deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -40,6 +40,7 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make accuracy   regenerate docs/ACCURACY.md (every mode on the TinyStories dev text)"
+	@echo "make bench      regenerate docs/PERFORMANCE.md (tokens/s of fp32, w8a16, qrazor)"
 	@echo "make clean      remove build products"
 
 # ---------------------------------------------------------------- build
@@ -57,6 +58,9 @@ $(BUILD)/run: $(BUILD)/run.o $(ENGINE_OBJ)
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(ENGINE_OBJ)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -97,6 +101,10 @@ test-asan:
 
 accuracy: all
 	docs/accuracy.sh
+
+# Benchmarks never run as tests: they measure, they do not check.
+bench: all $(BUILD)/synth_model
+	docs/bench.sh
 
 clean:
 	rm -rf build run

@@ -232,7 +232,27 @@ static void test_chat_mode(void) {
     run_result_free(&r);
 }
 
+/* --bench runs and reports (its figures are measured, never checked: only the plumbing). */
+static void test_bench_mode(void) {
+    RunResult r = expect_run(ARGS(M260K, "--bench", "--bench-modes", "fp32,qrazor", "--pp", "8", "--tg",
+                                  "8", "--reps", "2", "-j", "1", "--json"), NULL, 0, "\"results\"");
+    int rows = 0;
+    for (const char *p = r.out; p && (p = strstr(p, "\"tokens_per_s\": ")); p++) rows += atof(p + 16) > 0;
+    CHECKF(rows == 4, "expected 4 results with tokens/s, got %d: %s", rows, r.out);
+    CHECKF(r.out && strstr(r.out, "\"test\": \"pp8\"") && strstr(r.out, "\"test\": \"tg8\""), "%s", r.out);
+    run_result_free(&r);
+    r = expect_run(ARGS(M260K, "--bench", "--pp", "0", "--tg", "4", "--reps", "1"), NULL, 0, "tg4");
+    CHECKF(r.out && !strstr(r.out, "pp0"), "%s", r.out);
+    run_result_free(&r);
+    expect_failure(ARGS(M260K, "--bench", "--pp", "600"), "exceed the model's context");
+    expect_failure(ARGS(M260K, "--bench", "--reps", "0"), "--reps expects an integer in 1..100");
+    expect_failure(ARGS(M260K, "--bench", "--pp", "0", "--tg", "0"), "nothing to measure");
+    expect_failure(ARGS(M260K, "--pp", "16"), "go with --bench");
+    expect_failure(ARGS(M260K, "--bench", "--eval", "tests/data/tinystories-dev.txt"), "separate runs");
+}
+
 void suite_cli(void) {
+    test_run("cli_bench_mode", test_bench_mode);
     test_run("cli_usage", test_usage);
     test_run("cli_bad_flags", test_bad_flags);
     test_run("cli_bad_model_and_tokenizer", test_bad_model_and_tokenizer);

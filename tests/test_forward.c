@@ -15,6 +15,7 @@
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 #include "kernels/simd.h"
+#include "tests/synth_model.h"
 #include "tests/test.h"
 #include "weights/model.h"
 
@@ -153,29 +154,14 @@ static void test_qrazor_threaded_matches_golden(void) {
 
 /* A random checkpoint large enough that matmuls are split across threads (dim 256:
  * 65536 multiply-adds per square matmul), with GQA and a hidden size that leaves a
- * partial razoring group. Weights uniform in [-0.05, 0.05], norms 1. */
+ * partial razoring group. */
 static const char *synthetic_checkpoint(void) {
-    const int h[7] = {256, 344, 2, 8, 4, 300, 160}; /* dim hidden layers heads kv vocab seq */
-    const size_t dim = 256, hid = 344, L = 2, kv = 128, voc = 300, seq = 160, hs = 32;
-    const size_t n = voc * dim + 2 * L * dim + 2 * L * dim * dim + 2 * L * kv * dim + 3 * L * hid * dim +
-                     dim + seq * hs;
-    float *w = malloc(n * sizeof *w);
-    uint64_t rng = 4242;
-    for (size_t i = 0; i < n; i++) w[i] = (float)((int)(test_rand(&rng) % 1001) - 500) / 10000.0f;
-    /* rms_att, rms_ffn, rms_final = 1 (offsets in file order) */
-    float *p = w + voc * dim;
-    for (size_t i = 0; i < L * dim; i++) p[i] = 1.0f;
-    p += L * dim + 2 * L * dim * dim + 2 * L * kv * dim;
-    for (size_t i = 0; i < L * dim; i++) p[i] = 1.0f;
-    p += L * dim + 3 * L * hid * dim;
-    for (size_t i = 0; i < dim; i++) p[i] = 1.0f;
-    char *file = malloc(28 + n * sizeof *w);
-    memcpy(file, h, 28);
-    memcpy(file + 28, w, n * sizeof *w);
-    const char *path = test_temp_file(file, 28 + n * sizeof *w);
-    free(file);
-    free(w);
-    return path;
+    const SynthShape shape = {"test", 256, 344, 2, 8, 4, 300, 160};
+    const char *path = test_temp_file("", 0);
+    FILE *f = path ? fopen(path, "wb") : NULL;
+    const int ok = f && synth_write(f, &shape, 4242) == 0;
+    if (f) fclose(f);
+    return CHECKF(ok, "cannot write the synthetic checkpoint") ? path : NULL;
 }
 
 /* Logits of 40 positions (a fixed token sequence) of the model at path under mode. */
