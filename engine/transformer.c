@@ -44,6 +44,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ typedef struct {
     QActs q;     /* the rows' queries, [rows][hs] */
     QActs p;     /* their probabilities with Sv folded in, [rows][seq_len] */
     R4Acts p_sv; /* p' codes << sv for one group of value dimensions, [rows][seq_len] */
+    R4Acts kv;   /* one key or value vector being stored, [hs] */
     float *att;  /* [rows][seq_len] scores, then probabilities */
     float *pf;   /* [rows][seq_len] p' as floats */
     float *out;  /* [rows][hs] */
@@ -140,7 +142,7 @@ static void qacts_shape(QActs *a, int n, int len) {
 /* Quantizes vector t of the batch from len floats. No-op for float32. */
 static void qacts_quantize(QActs *a, int t, const float *x, const QuantConfig *q) {
     if (a->storage == STORE_INT) i16_acts_quantize(&a->i16, t, x, a->kind, q->group, q->rounding);
-    if (a->storage == STORE_R4) r4_acts_quantize(&a->r4, t, x, a->kind, q->rounding);
+    if (a->storage == STORE_R4) r4_acts_quantize(&a->r4, t, x, a->kind, QMAX_INT16, q->rounding);
 }
 
 /* Quantizes n rows of x (stride floats apart) of len values each. */
@@ -239,50 +241,48 @@ static int v_shift_get(const KVCache *kv, int i, int seq, int t, int j) {
     return j % 2 ? b >> 4 : b & 15;
 }
 
-/* Stores this position's values of one kv head as column pos of V^T: stage 1 over the
- * head (INT8 base), then per group of G dimensions either integer values or 4-bit codes
- * with the group's shift kept for this position. */
-static void v_store(Transformer *t, int i, int pos, const float *vh) {
-    KVCache *kv = &t->kv;
-    const QuantConfig *q = &t->quant;
-    const int hs = config_head_size(&t->cfg), seq = t->cfg.seq_len;
-    const float s = kind_scale(vh, hs, kv->kind, QMAX_INT8);
-    for (int j = 0, d0 = 0; d0 < hs; j++, d0 += q->group) {
-        const int len = hs - d0 < q->group ? hs - d0 : q->group;
-        if (kv->v_storage == STORE_INT) {
-            int32_t v[QR_MAX_GROUP];
-            quantize_group_values(vh + d0, len, s, kv->kind, QMAX_INT8, q->rounding, v);
-            for (int d = 0; d < len; d++) kv->vt_i8[i].q[(size_t)(d0 + d) * seq + pos] = (int8_t)v[d];
-            continue;
-        }
-        int8_t codes[QR_MAX_GROUP];
-        const int shift = quantize_group(vh + d0, len, s, kv->kind, QMAX_INT8, q->rounding, codes);
-        for (int d = 0; d < len; d++) r4_set_code(&kv->vt_r4[i], d0 + d, pos, codes[d]);
-        if (kv->v_shift) {
-            uint8_t *b = v_shift_byte(kv, i, seq, pos, j);
-            *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
-        }
-    }
-    kv->v_scale[(size_t)i * seq + pos] = s;
-}
-
-/* Stores one kv head's key and value vectors (the key after RoPE) at position pos. */
-static void kv_store_head(Transformer *t, int l, int h, int pos, const float *kh, const float *vh) {
+/* Stores one kv head's key and value vectors (the key after RoPE) at position pos. Each is
+ * quantized over the head (INT8 base), then, for 4-bit storage, razored in groups of G
+ * dimensions: the key becomes row pos of K, the value column pos of V^T with its group
+ * shifts kept for this position. kv_codes is scratch for one vector's codes. */
+static void kv_store_head(Transformer *t, R4Acts *kv_codes, int l, int h, int pos, const float *kh,
+                          const float *vh) {
     const ModelConfig *c = &t->cfg;
+    const QuantConfig *q = &t->quant;
     KVCache *kv = &t->kv;
-    const int hs = config_head_size(c);
+    const int hs = config_head_size(c), seq = c->seq_len;
     if (kv->kind == QUANT_F32) {
-        const size_t off = ((size_t)l * c->seq_len + pos) * config_kv_dim(c) + (size_t)h * hs;
+        const size_t off = ((size_t)l * seq + pos) * config_kv_dim(c) + (size_t)h * hs;
         memcpy(kv->k_f32 + off, kh, (size_t)hs * sizeof(float));
         memcpy(kv->v_f32 + off, vh, (size_t)hs * sizeof(float));
         return;
     }
     const int i = l * c->n_kv_heads + h;
-    if (kv->k_storage == STORE_INT)
-        i8_matrix_quantize_row(&kv->k_i8[i], pos, kh, kv->kind, t->quant.group, t->quant.rounding);
-    else
-        r4_matrix_quantize_row(&kv->k_r4[i], pos, kh, kv->kind, t->quant.rounding);
-    v_store(t, i, pos, vh);
+    if (kv->k_storage == STORE_INT) {
+        i8_matrix_quantize_row(&kv->k_i8[i], pos, kh, kv->kind, q->group, q->rounding);
+    } else {
+        r4_acts_quantize(kv_codes, 0, kh, kv->kind, QMAX_INT8, q->rounding);
+        r4_matrix_set_row(&kv->k_r4[i], pos, kv_codes->codes, kv_codes->shifts, kv_codes->scale[0]);
+    }
+    if (kv->v_storage == STORE_INT) {
+        const float s = kind_scale(vh, hs, kv->kind, QMAX_INT8);
+        for (int d0 = 0; d0 < hs; d0 += q->group) {
+            const int len = hs - d0 < q->group ? hs - d0 : q->group;
+            int32_t v[QR_MAX_GROUP];
+            quantize_group_values(vh + d0, len, s, kv->kind, QMAX_INT8, q->rounding, v);
+            for (int d = 0; d < len; d++) kv->vt_i8[i].q[(size_t)(d0 + d) * seq + pos] = (int8_t)v[d];
+        }
+        kv->v_scale[(size_t)i * seq + pos] = s;
+        return;
+    }
+    r4_acts_quantize(kv_codes, 0, vh, kv->kind, QMAX_INT8, q->rounding);
+    for (int d = 0; d < hs; d++) r4_set_code(&kv->vt_r4[i], d, pos, kv_codes->codes[d]);
+    for (int j = 0; kv->v_shift && j < kv->v_groups; j++) {
+        uint8_t *b = v_shift_byte(kv, i, seq, pos, j);
+        const int shift = kv_codes->shifts[j];
+        *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
+    }
+    kv->v_scale[(size_t)i * seq + pos] = kv_codes->scale[0];
 }
 
 /* Rows [r0, r0 + n) of m as a matrix of its own (r0 a multiple of 16). */
@@ -349,7 +349,7 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
         float *kh = t->s.k + (size_t)tok * kv_dim + (size_t)kvh * hs;
         rope_rotate(QUERY(tok * rep), rep, hs, cos_p, sin_p);
         rope_rotate(kh, 1, hs, cos_p, sin_p);
-        kv_store_head(t, job->l, kvh, p, kh, t->s.v + (size_t)tok * kv_dim + (size_t)kvh * hs);
+        kv_store_head(t, &sc->kv, job->l, kvh, p, kh, t->s.v + (size_t)tok * kv_dim + (size_t)kvh * hs);
     }
 
     if (kv->kind == QUANT_F32) {
@@ -418,18 +418,24 @@ typedef struct {
     Transformer *t;
     SpanFn fn;
     const void *arg;
-    int n;
+    int n, grain;
+    atomic_int next; /* items are taken `grain` at a time: a slowed thread takes fewer */
 } SpanJob;
 
 static void span_task(void *ctx, int thread, int n_threads) {
-    const SpanJob *job = ctx;
-    const int i0 = (int)((long)job->n * thread / n_threads), i1 = (int)((long)job->n * (thread + 1) / n_threads);
-    if (i0 < i1) job->fn(job->t, job->arg, thread, i0, i1);
+    (void)n_threads;
+    SpanJob *job = ctx;
+    for (;;) {
+        const int i0 = atomic_fetch_add_explicit(&job->next, job->grain, memory_order_relaxed);
+        if (i0 >= job->n) return;
+        job->fn(job->t, job->arg, thread, i0, i0 + job->grain < job->n ? i0 + job->grain : job->n);
+    }
 }
 
 static void parallel_spans(Transformer *t, int n, long work, SpanFn fn, const void *arg) {
     if (t->n_threads > 1 && n > 1 && work >= 16384) {
-        SpanJob job = {t, fn, arg, n};
+        SpanJob job = {t, fn, arg, n, n / (4 * t->n_threads) > 0 ? n / (4 * t->n_threads) : 1, 0};
+        atomic_init(&job.next, 0);
         threadpool_run(t->pool, span_task, &job);
     } else {
         fn(t, arg, 0, 0, n);
@@ -589,7 +595,8 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err,
         AttnScratch *a = &t->attn[i];
         failed |= qacts_init(&a->q, q->acts, q->kv, rows, (int)hs, q->group) ||
                   qacts_init(&a->p, q->probs, q->kv, rows, c->seq_len, q->group) ||
-                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, rows, c->seq_len, q->group));
+                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, rows, c->seq_len, q->group)) ||
+                  r4_acts_alloc(&a->kv, 1, (int)hs, q->group);
         a->att = alloc_floats((size_t)rows * seq, &failed);
         a->pf = alloc_floats((size_t)rows * seq, &failed);
         a->out = alloc_floats((size_t)rows * hs, &failed);
@@ -623,7 +630,7 @@ void transformer_free(Transformer *t) {
     for (int i = 0; t->attn && i < t->n_threads; i++) {
         AttnScratch *a = &t->attn[i];
         qacts_free(&a->q), qacts_free(&a->p);
-        r4_acts_free(&a->p_sv);
+        r4_acts_free(&a->p_sv), r4_acts_free(&a->kv);
         free(a->att), free(a->pf), free(a->out);
     }
     free(t->attn);

@@ -188,8 +188,9 @@ static inline int32_t hsum_epi32(__m256i v) {
 
 /* r4_acts_quantize_scalar, 8 lanes at a time: the same float division and rounding for
  * stage 1, the same OR / leading-one / rounded shift for each group, so the same bytes. */
-static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
-    const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : QMAX_INT16;
+static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
+                               int rounding) {
+    const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
     int8_t *codes = a->codes + (size_t)t * a->stride;
     uint8_t *shifts = a->shifts + (size_t)t * a->n_groups;
     int32_t *sums = a->group_sum + (size_t)t * a->n_groups;

@@ -136,6 +136,12 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
     m->scales[r] = s;
 }
 
+void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const uint8_t *shifts, float scale) {
+    for (int c = 0; c < m->cols; c++) r4_set_code(m, r, c, codes[c]);
+    for (int g = 0; m->shifts && g < m->n_groups; g++) r4_set_shift(m, r, g, shifts[g]);
+    m->scales[r] = scale;
+}
+
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
     R4Matrix m;
     r4_matrix_shape(&m, rows, cols, group);
@@ -191,21 +197,22 @@ void r4_acts_sum_groups(R4Acts *a, int t) {
     }
 }
 
-void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
-    const float s = kind_scale(x, a->len, kind, QMAX_INT16);
+void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
+                             int rounding) {
+    const float s = kind_scale(x, a->len, kind, base_qmax);
     int8_t *codes = a->codes + (size_t)t * a->stride;
     for (int g = 0; g < a->n_groups; g++) {
         const int start = g * a->group, len = a->len - start < a->group ? a->len - start : a->group;
         a->shifts[(size_t)t * a->n_groups + g] =
-            (uint8_t)quantize_group(x + start, len, s, kind, QMAX_INT16, rounding, codes + start);
+            (uint8_t)quantize_group(x + start, len, s, kind, base_qmax, rounding, codes + start);
     }
     memset(codes + a->len, 0, (size_t)(a->stride - a->len)); /* padding is code 0 */
     a->scale[t] = s;
     r4_acts_sum_groups(a, t);
 }
 
-void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding) {
-    simd_current_kernels()->quantize_r4(a, t, x, kind, rounding);
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding) {
+    simd_current_kernels()->quantize_r4(a, t, x, kind, base_qmax, rounding);
 }
 
 /* ------------------------------------------------------------------ INT8 x INT16 */

@@ -81,6 +81,9 @@ void r4_matrix_free(R4Matrix *m);
  * RTN4 (4-bit absmax, shifts 0). */
 void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, int rounding);
 
+/* Writes row r from already quantized codes (cols of them), group shifts and scale. */
+void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const uint8_t *shifts, float scale);
+
 /* Bytes of codes + shifts + scales, of a matrix and of one not yet allocated. */
 size_t r4_matrix_bytes(const R4Matrix *m);
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
@@ -94,11 +97,13 @@ void r4_acts_free(R4Acts *a);
 /* Sets the batch shape (n vectors of length len) before filling it. */
 void r4_acts_shape(R4Acts *a, int n, int len);
 
-/* Quantizes vector t of the batch (a->len floats): SDR (INT16 stage 1, then razor) or RTN4.
+/* Quantizes vector t of the batch (a->len floats): SDR (stage 1 to integers of base_qmax,
+ * QMAX_INT16 for activations or QMAX_INT8 for key/value entries, then razor) or RTN4.
  * r4_acts_quantize_scalar is the definition; r4_acts_quantize runs the current SIMD
  * level's version of it (kernels/simd.h), which must give the same bytes. */
-void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
-void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
+void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
+                             int rounding);
 
 /* Recomputes group_sum of vector t from its codes (after codes were written directly). */
 void r4_acts_sum_groups(R4Acts *a, int t);

@@ -43,7 +43,8 @@ typedef float (*DotF32Kernel)(const float *w, const float *x, int n);
 
 /* Activation quantization (stage 1 + razoring) of one vector: r4_acts_quantize_scalar in
  * kernels/quant.c is the definition; the SIMD versions give the same bytes. */
-typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int rounding);
+typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
+                                 int rounding);
 
 typedef struct {
     const char *name;

@@ -354,14 +354,15 @@ static void test_quantizers_exact_every_level(void) {
         if (trial % 50 == 0) memset(x, 0, sizeof x);                     /* all zero */
         R4Acts ref, got;
         if (!CHECK(r4_acts_alloc(&ref, 1, n, G) == 0 && r4_acts_alloc(&got, 1, n, G) == 0)) return;
+        const int base = trial % 2 ? QMAX_INT16 : QMAX_INT8; /* activations, key/value entries */
         r4_acts_shape(&ref, 1, n);
-        r4_acts_quantize_scalar(&ref, 0, x, kind, rounding);
+        r4_acts_quantize_scalar(&ref, 0, x, kind, base, rounding);
         for (int l = 0; l < SIMD_LEVELS; l++) {
             const KernelTable *k = simd_kernels((SimdLevel)l);
             if (!k) continue;
             r4_acts_shape(&got, 1, n);
             memset(got.codes, 0x55, (size_t)got.stride); /* padding must be written as 0 */
-            k->quantize_r4(&got, 0, x, kind, rounding);
+            k->quantize_r4(&got, 0, x, kind, base, rounding);
             const int same = !memcmp(ref.codes, got.codes, (size_t)ref.stride) &&
                              !memcmp(ref.shifts, got.shifts, (size_t)ref.n_groups) &&
                              !memcmp(ref.group_sum, got.group_sum, (size_t)ref.n_groups * sizeof(int32_t)) &&
