@@ -315,7 +315,7 @@ static void razored_values(Transformer *t, AttnScratch *sc, int i, int rows, int
     const R4Acts *pa = &sc->p.r4;
     R4Acts *ps = &sc->p_sv;
     r4_acts_shape(ps, rows, len);
-    memcpy(ps->shifts, pa->shifts, (size_t)rows * pa->n_groups);
+    memcpy(ps->shifts, pa->shifts, (size_t)rows * pa->n_groups * sizeof *ps->shifts);
     memcpy(ps->scale, pa->scale, (size_t)rows * sizeof *ps->scale);
     for (int j = 0, d0 = 0; d0 < hs; j++, d0 += G) {
         for (int r = 0; r < rows; r++) {
@@ -323,7 +323,7 @@ static void razored_values(Transformer *t, AttnScratch *sc, int i, int rows, int
             int8_t *dst = ps->codes + (size_t)r * ps->stride;
             for (int p = 0; p < len; p++) dst[p] = (int8_t)(src[p] * (1 << v_shift_get(kv, i, seq, p, j)));
             memset(dst + len, 0, (size_t)(ps->stride - len));
-            r4_acts_sum_groups(ps, r);
+            r4_acts_set_corr(ps, r);
         }
         const int n = hs - d0 < G ? hs - d0 : G;
         const R4Matrix vrows = r4_rows_view(&kv->vt_r4[i], d0, n);

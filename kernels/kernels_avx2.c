@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) void r4_half_tile(int64_t *acc, con
         __m256i gacc[4];
         UNROLL_TILE
         for (int t = 0; t < NT; t++)
-            gacc[t] = _mm256_set1_epi32(-8 * x->group_sum[(size_t)(t0 + t) * x->n_groups + g]);
+            gacc[t] = _mm256_set1_epi32(x->corr[(size_t)(t0 + t) * x->n_groups + g]);
         const uint8_t *codes = block + (size_t)(start / QR_STEP_COLS) * QR_STEP_BYTES;
         for (int s = 0; s < steps; s++) {
             _mm_prefetch((const char *)codes + (size_t)s * QR_STEP_BYTES + PREFETCH_BYTES, _MM_HINT_T0);
@@ -192,8 +192,8 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
                                int rounding) {
     const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
     int8_t *codes = a->codes + (size_t)t * a->stride;
-    uint8_t *shifts = a->shifts + (size_t)t * a->n_groups;
-    int32_t *sums = a->group_sum + (size_t)t * a->n_groups;
+    int32_t *shifts = a->shifts + (size_t)t * a->n_groups;
+    int32_t *corr = a->corr + (size_t)t * a->n_groups;
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
     __m256 amax = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8)
@@ -205,8 +205,8 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     memset(codes, 0, (size_t)a->stride);
     a->scale[t] = s;
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
-        memset(shifts, 0, (size_t)a->n_groups);
-        memset(sums, 0, (size_t)a->n_groups * sizeof *sums);
+        memset(shifts, 0, (size_t)a->n_groups * sizeof *shifts);
+        memset(corr, 0, (size_t)a->n_groups * sizeof *corr);
         return;
     }
     const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps((float)-qmax);
@@ -242,8 +242,8 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
             const int m = len - 8 * c < 8 ? len - 8 * c : 8;
             for (int i = 0; i < m; i++) codes[start + 8 * c + i] = (int8_t)lanes[i];
         }
-        shifts[g] = (uint8_t)shift;
-        sums[g] = hsum_epi32(sum);
+        shifts[g] = shift;
+        corr[g] = -8 * hsum_epi32(sum);
     }
 }
 

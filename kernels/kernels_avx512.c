@@ -59,14 +59,13 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
     const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
     const uint8_t *wshift = w->shifts ? w->shifts + (size_t)rb * w->n_groups * 8 : NULL;
     const int8_t *a[QR_TILE_TOKENS];
-    const uint8_t *sa[QR_TILE_TOKENS];
-    const int32_t *gsum[QR_TILE_TOKENS];
+    const int32_t *sa[QR_TILE_TOKENS], *corr[QR_TILE_TOKENS];
     __m512i acc32[QR_TILE_TOKENS];
     UNROLL_TILE
     for (int t = 0; t < NT; t++) {
         a[t] = x->codes + (size_t)(t0 + t) * x->stride;
         sa[t] = x->shifts + (size_t)(t0 + t) * x->n_groups;
-        gsum[t] = x->group_sum + (size_t)(t0 + t) * x->n_groups;
+        corr[t] = x->corr + (size_t)(t0 + t) * x->n_groups;
         acc32[t] = _mm512_setzero_si512();
     }
     for (int i = 0; i < NT * QR_BLOCK_ROWS; i++) acc[i] = 0;
@@ -78,7 +77,7 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
         const __m512i sw = wshift ? row_shifts(wshift + (size_t)g * 8) : _mm512_setzero_si512();
         __m512i gacc[QR_TILE_TOKENS];
         UNROLL_TILE
-        for (int t = 0; t < NT; t++) gacc[t] = _mm512_set1_epi32(-8 * gsum[t][g]);
+        for (int t = 0; t < NT; t++) gacc[t] = _mm512_set1_epi32(corr[t][g]);
         const uint8_t *codes = block + (size_t)(start / QR_STEP_COLS) * QR_STEP_BYTES;
         for (int s = 0; s < steps; s++) {
             _mm_prefetch((const char *)codes + (size_t)s * QR_STEP_BYTES + PREFETCH_BYTES, _MM_HINT_T0);
@@ -193,8 +192,8 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
                                int rounding) {
     const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
     int8_t *codes = a->codes + (size_t)t * a->stride;
-    uint8_t *shifts = a->shifts + (size_t)t * a->n_groups;
-    int32_t *sums = a->group_sum + (size_t)t * a->n_groups;
+    int32_t *shifts = a->shifts + (size_t)t * a->n_groups;
+    int32_t *corr = a->corr + (size_t)t * a->n_groups;
     __m512 amax = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16)
         amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i)));
@@ -202,8 +201,8 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
     memset(codes, 0, (size_t)a->stride);
     a->scale[t] = s;
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
-        memset(shifts, 0, (size_t)a->n_groups);
-        memset(sums, 0, (size_t)a->n_groups * sizeof *sums);
+        memset(shifts, 0, (size_t)a->n_groups * sizeof *shifts);
+        memset(corr, 0, (size_t)a->n_groups * sizeof *corr);
         return;
     }
     const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps((float)qmax), lo = _mm512_set1_ps((float)-qmax);
@@ -234,8 +233,8 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
             sum = _mm512_add_epi32(sum, code);
             _mm512_mask_cvtepi32_storeu_epi8(codes + start + 16 * c, first_lanes(len - 16 * c), code);
         }
-        shifts[g] = (uint8_t)shift;
-        sums[g] = _mm512_reduce_add_epi32(sum);
+        shifts[g] = shift;
+        corr[g] = -8 * _mm512_reduce_add_epi32(sum);
     }
 }
 

@@ -15,7 +15,7 @@ static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Act
     const int G = x->group;
     for (int t = 0; t < nt; t++) {
         const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride;
-        const uint8_t *sa = x->shifts + (size_t)(t0 + t) * x->n_groups;
+        const int32_t *sa = x->shifts + (size_t)(t0 + t) * x->n_groups;
         for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
             const int r = rb * QR_BLOCK_ROWS + rr;
             int64_t sum = 0;

@@ -60,8 +60,11 @@
  * A batch of n activation vectors of length len, razored along their length in groups of
  * G, kept one code per byte (they live only for one matmul): for vector t,
  *     codes[t * stride + i]  signed code of element i (padding up to stride is 0)
- *     shifts[t * n_groups + g], group_sum[t * n_groups + g] = sum of the group's codes
+ *     shifts[t * n_groups + g]
+ *     corr[t * n_groups + g] = -8 * (sum of the group's codes): the excess-8 correction
  *     scale[t]
+ * Shifts and corrections are 32-bit so that the SIMD kernels broadcast them straight
+ * from memory.
  * The codes are 4-bit values in [-7, 7] for razored activations. (The attention kernel
  * also feeds int8 codes up to 112 here, see engine/attention notes; every kernel accepts
  * |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of razored operands.)
@@ -101,8 +104,8 @@ typedef struct {
     int stride;         /* len rounded up to a multiple of 8 (and of 64 for alignment) */
     int cap_n, cap_len; /* what the buffers were allocated for */
     int8_t *codes;      /* [cap_n][stride] */
-    uint8_t *shifts;    /* [cap_n][n_groups] */
-    int32_t *group_sum; /* [cap_n][n_groups] */
+    int32_t *shifts;    /* [cap_n][n_groups] */
+    int32_t *corr;      /* [cap_n][n_groups] */
     float *scale;       /* [cap_n] */
 } R4Acts;
 

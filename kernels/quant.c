@@ -136,7 +136,7 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
     m->scales[r] = s;
 }
 
-void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const uint8_t *shifts, float scale) {
+void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale) {
     for (int c = 0; c < m->cols; c++) r4_set_code(m, r, c, codes[c]);
     for (int g = 0; m->shifts && g < m->n_groups; g++) r4_set_shift(m, r, g, shifts[g]);
     m->scales[r] = scale;
@@ -161,10 +161,10 @@ int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group) {
     a->cap_len = cap_len;
     const int stride = round_up(cap_len, 64), groups = (cap_len + group - 1) / group;
     a->codes = alloc_aligned((size_t)cap_n * (size_t)stride);
-    a->shifts = alloc_aligned((size_t)cap_n * (size_t)groups);
-    a->group_sum = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
+    a->shifts = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
+    a->corr = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
     a->scale = alloc_aligned((size_t)cap_n * sizeof(float));
-    if (!a->codes || !a->shifts || !a->group_sum || !a->scale) {
+    if (!a->codes || !a->shifts || !a->corr || !a->scale) {
         r4_acts_free(a);
         return -1;
     }
@@ -176,7 +176,7 @@ int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group) {
 void r4_acts_free(R4Acts *a) {
     free(a->codes);
     free(a->shifts);
-    free(a->group_sum);
+    free(a->corr);
     free(a->scale);
     memset(a, 0, sizeof *a);
 }
@@ -188,12 +188,12 @@ void r4_acts_shape(R4Acts *a, int n, int len) {
     a->stride = round_up(len, 64);
 }
 
-void r4_acts_sum_groups(R4Acts *a, int t) {
+void r4_acts_set_corr(R4Acts *a, int t) {
     const int8_t *codes = a->codes + (size_t)t * a->stride;
     for (int g = 0; g < a->n_groups; g++) {
         int32_t sum = 0;
         for (int i = g * a->group; i < a->len && i < (g + 1) * a->group; i++) sum += codes[i];
-        a->group_sum[(size_t)t * a->n_groups + g] = sum;
+        a->corr[(size_t)t * a->n_groups + g] = -8 * sum;
     }
 }
 
@@ -204,11 +204,11 @@ void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, i
     for (int g = 0; g < a->n_groups; g++) {
         const int start = g * a->group, len = a->len - start < a->group ? a->len - start : a->group;
         a->shifts[(size_t)t * a->n_groups + g] =
-            (uint8_t)quantize_group(x + start, len, s, kind, base_qmax, rounding, codes + start);
+            quantize_group(x + start, len, s, kind, base_qmax, rounding, codes + start);
     }
     memset(codes + a->len, 0, (size_t)(a->stride - a->len)); /* padding is code 0 */
     a->scale[t] = s;
-    r4_acts_sum_groups(a, t);
+    r4_acts_set_corr(a, t);
 }
 
 void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding) {

@@ -82,7 +82,7 @@ void r4_matrix_free(R4Matrix *m);
 void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, int rounding);
 
 /* Writes row r from already quantized codes (cols of them), group shifts and scale. */
-void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const uint8_t *shifts, float scale);
+void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale);
 
 /* Bytes of codes + shifts + scales, of a matrix and of one not yet allocated. */
 size_t r4_matrix_bytes(const R4Matrix *m);
@@ -105,8 +105,8 @@ void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base
 void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                              int rounding);
 
-/* Recomputes group_sum of vector t from its codes (after codes were written directly). */
-void r4_acts_sum_groups(R4Acts *a, int t);
+/* Recomputes the corrections of vector t from its codes (after codes were written directly). */
+void r4_acts_set_corr(R4Acts *a, int t);
 
 /* ---------------------------------------------------------------- INT8 x INT16 */
 

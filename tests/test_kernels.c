@@ -166,9 +166,9 @@ static int r4_problem(R4Problem *p, uint64_t *rng, int rows, int cols, int G, in
             a[c] = (int8_t)v;
         }
         for (int g = 0; g < p->x.n_groups; g++)
-            p->x.shifts[t * p->x.n_groups + g] = (uint8_t)(kind ? 12 : test_rand_range(rng, 0, 12));
+            p->x.shifts[t * p->x.n_groups + g] = kind ? 12 : test_rand_range(rng, 0, 12);
         p->x.scale[t] = 1.0f;
-        r4_acts_sum_groups(&p->x, t);
+        r4_acts_set_corr(&p->x, t);
         /* docs/SPEC.md section 3, directly on the arrays. */
         for (int r = 0; r < rows; r++) {
             int64_t acc = 0;
@@ -364,8 +364,8 @@ static void test_quantizers_exact_every_level(void) {
             memset(got.codes, 0x55, (size_t)got.stride); /* padding must be written as 0 */
             k->quantize_r4(&got, 0, x, kind, base, rounding);
             const int same = !memcmp(ref.codes, got.codes, (size_t)ref.stride) &&
-                             !memcmp(ref.shifts, got.shifts, (size_t)ref.n_groups) &&
-                             !memcmp(ref.group_sum, got.group_sum, (size_t)ref.n_groups * sizeof(int32_t)) &&
+                             !memcmp(ref.shifts, got.shifts, (size_t)ref.n_groups * sizeof(int32_t)) &&
+                             !memcmp(ref.corr, got.corr, (size_t)ref.n_groups * sizeof(int32_t)) &&
                              ref.scale[0] == got.scale[0];
             CHECKF(same, "%s: n=%d G=%d kind=%d rounding=%d style=%d: different bytes", k->name, n, G,
                    kind, rounding, style);
