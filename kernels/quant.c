@@ -137,7 +137,16 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 }
 
 void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale) {
-    for (int c = 0; c < m->cols; c++) r4_set_code(m, r, c, codes[c]);
+    /* Each byte of a 64-byte step holds two codes of one row (columns e and e + 4), so a
+     * row is written in whole bytes, padding columns as code 0. */
+    uint8_t *row = m->codes + (size_t)(r / QR_BLOCK_ROWS) * r4_block_bytes(m) + (r % QR_BLOCK_ROWS) * 4;
+    for (int j = 0; j < m->cols_pad / QR_STEP_COLS; j++) {
+        for (int e = 0; e < 4; e++) {
+            const int c = j * QR_STEP_COLS + e;
+            const int lo = c < m->cols ? codes[c] : 0, hi = c + 4 < m->cols ? codes[c + 4] : 0;
+            row[(size_t)j * QR_STEP_BYTES + e] = (uint8_t)((lo + 8) | ((hi + 8) << 4));
+        }
+    }
     for (int g = 0; m->shifts && g < m->n_groups; g++) r4_set_shift(m, r, g, shifts[g]);
     m->scales[r] = scale;
 }

@@ -117,6 +117,17 @@ static void test_r4_pack_roundtrip(void) {
         }
         CHECKF(bad == 0, "%dx%d G=%d: %d values read back wrong", rows, cols, G, bad);
         CHECK(r4_matrix_bytes(&m) == r4_bytes_for(rows, cols, G, 1));
+        /* A whole row written at once (as the KV cache does) reads back the same. */
+        const int r = test_rand_range(&rng, 0, rows - 1);
+        int32_t row_shifts[64];
+        for (int g = 0; g < m.n_groups; g++) row_shifts[g] = test_rand_range(&rng, 0, 12);
+        r4_matrix_set_row(&m, r, codes + r * cols, row_shifts, 0.5f);
+        bad = m.scales[r] != 0.5f;
+        for (int c = 0; c < cols; c++) bad += r4_get_code(&m, r, c) != codes[r * cols + c];
+        for (int g = 0; g < m.n_groups; g++) bad += r4_get_shift(&m, r, g) != row_shifts[g];
+        for (int o = 0; o < rows; o++) /* the other rows are untouched */
+            for (int c = 0; o != r && c < cols; c++) bad += r4_get_code(&m, o, c) != codes[o * cols + c];
+        CHECKF(bad == 0, "%dx%d: set_row of row %d: %d values wrong", rows, cols, r, bad);
         free(codes);
         free(shifts);
         r4_matrix_free(&m);
