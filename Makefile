@@ -28,7 +28,7 @@ TEST_SRC   := $(filter-out tests/synth_main.c,$(wildcard tests/*.c))
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan accuracy bench deps clean help
+.PHONY: all run test test-asan accuracy bench docs deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -41,6 +41,7 @@ help:
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make accuracy   regenerate docs/ACCURACY.md (every mode on the TinyStories dev text)"
 	@echo "make bench      regenerate docs/PERFORMANCE.md (tokens/s of fp32, w8a16, qrazor)"
+	@echo "make docs       regenerate docs/HOW_IT_WORKS.md from the explain mode"
 	@echo "make clean      remove build products"
 
 # ---------------------------------------------------------------- build
@@ -64,22 +65,32 @@ $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-# ---------------------------------------------------------------- the build dependency
-# libsentencepiece-dev is the only library. Install it with apt-get when we can (root, or
-# sudo without a password); otherwise say exactly what to install.
-SP_PKG := libsentencepiece-dev
+# ---------------------------------------------------------------- dependencies
+# libsentencepiece-dev is the only library; the tests also render an SVG with rsvg-convert
+# (librsvg2-bin). Install what is missing with apt-get when we can (root, or sudo without
+# a password); otherwise say exactly what to install.
+define apt_install
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then SUDO=; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	else echo "error: please install $(1) (Debian/Ubuntu: sudo apt-get install $(1))"; exit 1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get install -y --no-install-recommends $(1) || \
+	{ $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(1); } || exit 1
+endef
 
 $(BUILD)/.deps-ok:
 	@mkdir -p $(BUILD)
 	@if ! echo '#include <sentencepiece_processor.h>' | $(CXX) -std=c++17 -x c++ -fsyntax-only - 2>/dev/null; then \
-	  echo "sentencepiece headers not found: installing $(SP_PKG)"; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then SUDO=; \
-	  elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
-	  else echo "error: please install $(SP_PKG) (Debian/Ubuntu: sudo apt-get install $(SP_PKG);"; \
-	       echo "       elsewhere: sentencepiece from https://github.com/google/sentencepiece)"; exit 1; fi; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  $$SUDO apt-get install -y --no-install-recommends $(SP_PKG) || \
-	  { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(SP_PKG); } || exit 1; \
+	  echo "sentencepiece headers not found: installing libsentencepiece-dev"; \
+	  $(call apt_install,libsentencepiece-dev); \
+	fi
+	@touch $@
+
+$(BUILD)/.test-deps-ok:
+	@mkdir -p $(BUILD)
+	@if ! command -v rsvg-convert >/dev/null; then \
+	  echo "rsvg-convert not found (the tests render an SVG): installing librsvg2-bin"; \
+	  $(call apt_install,librsvg2-bin); \
 	fi
 	@touch $@
 
@@ -91,7 +102,7 @@ run: all
 	./run models/stories260K.bin
 
 # The suite drives the program it was built with (so test-asan checks the asan build).
-test: $(BUILD)/run $(BUILD)/run_tests
+test: $(BUILD)/run $(BUILD)/run_tests $(BUILD)/.test-deps-ok
 	$(BUILD)/run_tests --run $(BUILD)/run
 
 # The whole suite again, every object rebuilt with the sanitizers into build/asan/.
@@ -101,6 +112,9 @@ test-asan:
 
 accuracy: all
 	docs/accuracy.sh
+
+docs: all
+	docs/how_it_works.sh
 
 # Benchmarks never run as tests: they measure, they do not check.
 bench: all $(BUILD)/synth_model

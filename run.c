@@ -5,6 +5,7 @@
  *   ./run MODEL [options]                     generate (or chat, -m chat)
  *   ./run MODEL --eval TEXT [options]          perplexity and KL against fp32
  *   ./run MODEL --bench [options]              tokens per second, llama-bench style
+ *   ./run MODEL --explain [options]            W4A4 arithmetic, step by step
  *   ./run quantize IN.bin OUT.qrz [options]    write a 4-bit model file
  *
  * Generation flags follow llama2.c's run.c so its users feel at home. Every bad input ends
@@ -23,6 +24,7 @@
 
 #include "engine/bench.h"
 #include "engine/eval.h"
+#include "engine/explain.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 #include "kernels/simd.h"
@@ -38,6 +40,7 @@ static void usage(FILE *out) {
             "Usage:   run MODEL [options]\n"
             "         run MODEL --eval TEXT_FILE [options]\n"
             "         run MODEL --bench [options]\n"
+            "         run MODEL --explain [-i PROMPT] [--layer L] [--site SITE] [-g G]\n"
             "         run quantize IN.bin OUT.qrz [-q MODE] [-g G] [--cls KIND] [--sdr HOW]\n"
             "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n"
             "\n"
@@ -86,6 +89,15 @@ static void usage(FILE *out) {
             "                      (default: -q's mode)\n"
             "  --pp N, --tg N      test sizes (default 128 each; 0 skips a test)\n"
             "  --reps N            repetitions (default 5)\n"
+            "\n"
+            "Explain (W4A4 inference with the model's own numbers; needs a .bin model):\n"
+            "  --explain           retrace one product at the prompt's last token in\n"
+            "                      integers, then SQNR per layer and site, and memory\n"
+            "  --layer L           which layer (default 0)\n"
+            "  --site SITE         wq | wk | wv | wo | w1 | w2 | w3 | qk | pv (default wq)\n"
+            "  --head H            the query head for qk and pv (default 0)\n"
+            "  --explain-svg FILE  also draw the activations and the SQNR as an SVG\n"
+            "  (the prompt defaults to \"Once upon a time\"; -g and --sdr apply)\n"
             "\n"
             "Runtime:\n"
             "  -j N        threads (default: the number of online CPUs)\n"
@@ -154,6 +166,9 @@ typedef struct {
     int bench;
     const char *bench_modes;
     int pp, tg, reps;
+    /* explain */
+    int explain, layer, head;
+    const char *site, *svg_path;
 } Options;
 
 /* The value of the option at argv[*i], advancing *i past it. */
@@ -200,6 +215,16 @@ static Options parse_options(int argc, char **argv) {
             o.json = 1;
         } else if (!strcmp(flag, "--bench")) {
             o.bench = 1;
+        } else if (!strcmp(flag, "--explain")) {
+            o.explain = 1;
+        } else if (!strcmp(flag, "--layer")) {
+            o.layer = (int)parse_int("--layer", option_value(argc, argv, &i), 0, INT_MAX);
+        } else if (!strcmp(flag, "--head")) {
+            o.head = (int)parse_int("--head", option_value(argc, argv, &i), 0, INT_MAX);
+        } else if (!strcmp(flag, "--site")) {
+            o.site = option_value(argc, argv, &i);
+        } else if (!strcmp(flag, "--explain-svg")) {
+            o.svg_path = option_value(argc, argv, &i);
         } else if (!strcmp(flag, "--bench-modes")) {
             o.bench_modes = option_value(argc, argv, &i);
         } else if (!strcmp(flag, "--pp") || !strcmp(flag, "--tg") || !strcmp(flag, "--reps")) {
@@ -260,7 +285,17 @@ static Options parse_options(int argc, char **argv) {
     if (cls && quant_kind_parse_cls(cls, &o.quant.cls) != 0)
         die("unknown classifier setting '%s': --cls takes fp32, int8, qrazor or rtn4", cls);
     o.quant_given |= group || sdr || cls;
-    if (o.eval_path && o.bench) die("--eval and --bench are separate runs");
+    if ((o.eval_path != NULL) + o.bench + o.explain > 1) die("--eval, --bench and --explain are separate runs");
+    if (o.explain) {
+        if (strcmp(o.command, "generate") != 0) die("--explain does not combine with -m %s", o.command);
+        o.command = "explain";
+        if (!o.site) o.site = "wq";
+        if (!o.prompt[0]) o.prompt = "Once upon a time";
+        if (strcmp(mode, "qrazor") != 0 || cls)
+            die("--explain shows the qrazor arithmetic; it takes -g and --sdr, not -q or --cls");
+    } else if (o.site || o.svg_path || o.layer || o.head) {
+        die("--layer, --site, --head and --explain-svg go with --explain");
+    }
     if (o.eval_path) {
         if (strcmp(o.command, "generate") != 0) die("--eval does not combine with -m %s", o.command);
         o.command = "eval";
@@ -785,6 +820,32 @@ static void run_bench(const Options *o, ThreadPool *pool) {
     free(weights);
 }
 
+/* ------------------------------------------------------------------ explain */
+
+static void run_explain(const Options *o) {
+    char err[ERRLEN];
+    ExplainOptions e = {o->model_path, NULL, 0, o->layer, o->head, SITE_WQ, o->quant.group,
+                        o->quant.rounding, isatty(1) && !getenv("NO_COLOR"), o->svg_path};
+    if (site_parse(o->site, &e.site) != 0)
+        die("unknown site '%s': --site takes wq, wk, wv, wo, w1, w2, w3, qk or pv", o->site);
+    Checkpoint ck;
+    if (model_is_qrz(o->model_path))
+        die("%s: --explain needs the float checkpoint (it is the reference)", o->model_path);
+    if (checkpoint_open(&ck, o->model_path, err, sizeof err) != 0) die("%s", err);
+    Tokenizer *tok = open_tokenizer(o, ck.cfg.vocab_size);
+    checkpoint_close(&ck);
+    int *ids;
+    const int n = tokenizer_encode(tok, o->prompt, &ids, err, sizeof err);
+    if (n < 0) die("cannot encode the prompt: %s", err);
+    e.tokens = ids;
+    e.n_tokens = n;
+    printf("prompt: \"%s\" (%d tokens)\n", o->prompt, n);
+    if (explain_run(&e, stdout, err, sizeof err) != 0) die("%s", err);
+    if (o->svg_path) fprintf(stderr, "wrote %s\n", o->svg_path);
+    free(ids);
+    tokenizer_free(tok);
+}
+
 /* ------------------------------------------------------------------ quantize */
 
 static void run_quantize(const Options *o, ThreadPool *pool) {
@@ -888,6 +949,8 @@ int main(int argc, char **argv) {
         run_eval(&o, pool);
     } else if (!strcmp(o.command, "bench")) {
         run_bench(&o, pool);
+    } else if (!strcmp(o.command, "explain")) {
+        run_explain(&o);
     } else {
         ModelWeights w;
         open_model(&w, &o, &o.quant, pool);

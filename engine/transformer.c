@@ -51,6 +51,7 @@
 
 #include "kernels/floatops.h"
 #include "kernels/matmul.h"
+#include "engine/probe.h"
 
 /* ------------------------------------------------------------------ the pieces */
 
@@ -106,6 +107,7 @@ typedef struct {
 } RunState;
 
 struct Transformer {
+    Probe *probe; /* NULL, or the explain mode's look inside (engine/probe.h) */
     ModelConfig cfg;
     QuantConfig quant;
     const ModelWeights *w;
@@ -349,8 +351,11 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
         float *kh = t->s.k + (size_t)tok * kv_dim + (size_t)kvh * hs;
         rope_rotate(QUERY(tok * rep), rep, hs, cos_p, sin_p);
         rope_rotate(kh, 1, hs, cos_p, sin_p);
-        kv_store_head(t, &sc->kv, job->l, kvh, p, kh, t->s.v + (size_t)tok * kv_dim + (size_t)kvh * hs);
+        const float *vh = t->s.v + (size_t)tok * kv_dim + (size_t)kvh * hs;
+        kv_store_head(t, &sc->kv, job->l, kvh, p, kh, vh);
+        if (t->probe) probe_kv(t->probe, job->l, kvh, p, kh, vh);
     }
+#define HEAD(r) (kvh * rep + (r) % rep)
 
     if (kv->kind == QUANT_F32) {
         const float *keys = kv->k_f32 + (size_t)job->l * seq * kv_dim + (size_t)kvh * hs;
@@ -364,6 +369,7 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
                 for (int d = 0; d < hs; d++) score += qr[d] * kp[d];
                 att[p] = score / sqrt_hs;
             }
+            if (t->probe) probe_scores(t->probe, job->l, HEAD(r), kvh, LAST(r), qr, att);
             softmax(att, LAST(r) + 1);
             memset(out, 0, (size_t)hs * sizeof *out);
             for (int p = 0; p <= LAST(r); p++) {
@@ -389,6 +395,7 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
         for (int r = 0; r < rows; r++) {
             float *att = sc->att + (size_t)r * seq, *pf = sc->pf + (size_t)r * seq;
             for (int p = 0; p <= LAST(r); p++) att[p] /= sqrt_hs;
+            if (t->probe) probe_scores(t->probe, job->l, HEAD(r), kvh, LAST(r), QUERY(r), att);
             softmax(att, LAST(r) + 1);
             for (int p = 0; p < len; p++) pf[p] = p <= LAST(r) ? att[p] * sv[p] : 0.0f;
             qacts_quantize(&sc->p, r, pf, &t->quant);
@@ -400,11 +407,16 @@ static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, 
         else /* RTN4 values have no shifts: one product does every dimension */
             matmul_r4(sc->out, (size_t)hs, &kv->vt_r4[i], hs, &sc->p.r4, NULL);
     }
-    for (int r = 0; r < rows; r++)
-        memcpy(t->s.xb + (size_t)(r / rep) * dim + (size_t)(kvh * rep + r % rep) * hs,
-               sc->out + (size_t)r * hs, (size_t)hs * sizeof(float));
+    for (int r = 0; r < rows; r++) {
+        if (t->probe)
+            probe_values(t->probe, job->l, HEAD(r), kvh, LAST(r), sc->att + (size_t)r * seq,
+                         kv->kind == QUANT_F32 ? NULL : kv->v_scale + (size_t)i * seq, sc->out + (size_t)r * hs);
+        memcpy(t->s.xb + (size_t)(r / rep) * dim + (size_t)HEAD(r) * hs, sc->out + (size_t)r * hs,
+               (size_t)hs * sizeof(float));
+    }
 #undef QUERY
 #undef LAST
+#undef HEAD
 }
 
 /* ------------------------------------------------------------------ the forward pass */
@@ -501,12 +513,18 @@ static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
         float *qkv[3] = {s->q, s->k, s->v};
         const Linear *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         linears_apply(qkv, wqkv, 3, s->xb, n, &s->in_dim, t->pool);
+        if (t->probe) {
+            probe_linear(t->probe, w, l, SITE_WQ, s->xb, n, pos, s->q, L->wq.rows, dim);
+            probe_linear(t->probe, w, l, SITE_WK, s->xb, n, pos, s->k, L->wk.rows, dim);
+            probe_linear(t->probe, w, l, SITE_WV, s->xb, n, pos, s->v, L->wv.rows, dim);
+        }
         const AttnJob job = {l, pos, n};
         parallel_spans(t, c->n_kv_heads, (long)n * (pos + n) * c->n_heads * hs, span_attention, &job);
         qacts_shape(&s->in_dim, n, dim);
         const InputStep wo_in = {NULL, 0};
         parallel_spans(t, n, n * per_token, span_inputs, &wo_in);
         linear_apply(s->xb2, &L->wo, s->xb, n, &s->in_dim, t->pool);
+        if (t->probe) probe_linear(t->probe, w, l, SITE_WO, s->xb, n, pos, s->xb2, dim, dim);
 
         /* Feed-forward: x += w2 (silu(w1 xb) * w3 xb). w1 and w3 share one input. */
         qacts_shape(&s->in_dim, n, dim);
@@ -515,10 +533,15 @@ static void run_chunk(Transformer *t, const int *tokens, int n, int pos) {
         float *gate_up[2] = {s->hb, s->hb2};
         const Linear *w13[2] = {&L->w1, &L->w3};
         linears_apply(gate_up, w13, 2, s->xb, n, &s->in_dim, t->pool);
+        if (t->probe) {
+            probe_linear(t->probe, w, l, SITE_W1, s->xb, n, pos, s->hb, hid, dim);
+            probe_linear(t->probe, w, l, SITE_W3, s->xb, n, pos, s->hb2, hid, dim);
+        }
         parallel_spans(t, n * hid, (long)n * hid * 16, span_swiglu, NULL);
         qacts_shape(&s->in_hidden, n, hid);
         parallel_spans(t, n, (long)n * hid * 8, span_hidden_inputs, NULL);
         linear_apply(s->xb2, &L->w2, s->hb, n, &s->in_hidden, t->pool);
+        if (t->probe) probe_linear(t->probe, w, l, SITE_W2, s->hb, n, pos, s->xb2, dim, hid);
     }
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 }
@@ -636,6 +659,11 @@ void transformer_free(Transformer *t) {
     free(t->attn);
     free(t->rope_cos), free(t->rope_sin);
     free(t);
+}
+
+void transformer_set_probe(Transformer *t, Probe *p) {
+    assert(!p || t->n_threads == 1); /* the probe's sums are not shared between threads */
+    t->probe = p;
 }
 
 const ModelConfig *transformer_config(const Transformer *t) { return &t->cfg; }

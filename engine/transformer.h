@@ -30,6 +30,11 @@ const QuantConfig *transformer_quant(const Transformer *t);
  * bit-identical to running the tokens one at a time. */
 float *transformer_run(Transformer *t, const int *tokens, int n, int pos, float *all_logits);
 
+/* Attaches the explain mode's probe (engine/probe.h), or detaches it with NULL. The
+ * transformer must have been built without worker threads. */
+typedef struct Probe Probe;
+void transformer_set_probe(Transformer *t, Probe *p);
+
 /* One token at position pos: transformer_run with n = 1. */
 float *transformer_forward(Transformer *t, int token, int pos);
 

@@ -25,6 +25,7 @@ void suite_sampler(void);
 void suite_forward(void);
 void suite_eval(void);
 void suite_qrz(void);
+void suite_explain(void);
 void suite_cli(void);
 
 static const char *filter = "";
@@ -212,6 +213,7 @@ int main(int argc, char **argv) {
     suite_forward();
     suite_eval();
     suite_qrz();
+    suite_explain();
     suite_cli();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;

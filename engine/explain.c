@@ -1,0 +1,420 @@
+/*
+ * engine/explain.c - the explain mode: one product of the forward pass retraced in
+ * integers, per-layer SQNR of every site, memory, and an SVG figure.
+ *
+ * Everything is recomputed here with the scalar definitions of kernels/quant.h from the
+ * float inputs the probe captured, and checked against what the engine computed.
+ */
+#include "engine/explain.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/transformer.h"
+
+/* One vector through both stages: stage-1 integers q, 4-bit codes, one shift per group. */
+typedef struct {
+    int n, group, qmax;
+    float scale;
+    int32_t *q;
+    int8_t *codes;
+    int *shifts;
+} Razored;
+
+static int razor(Razored *r, const float *x, int n, int qmax, int group, int rounding) {
+    r->n = n;
+    r->group = group;
+    r->qmax = qmax;
+    r->q = malloc((size_t)n * sizeof *r->q);
+    r->codes = malloc((size_t)n);
+    r->shifts = malloc((size_t)(n / group + 1) * sizeof *r->shifts);
+    if (!r->q || !r->codes || !r->shifts) return -1;
+    r->scale = absmax_scale(x, n, qmax);
+    for (int i = 0; i < n; i++) r->q[i] = quantize_value(x[i], r->scale, qmax);
+    for (int g = 0, start = 0; start < n; g++, start += group)
+        r->shifts[g] = sdr_group(r->q + start, n - start < group ? n - start : group, rounding, r->codes + start);
+    return 0;
+}
+
+static void razored_free(Razored *r) {
+    free(r->q), free(r->codes), free(r->shifts);
+}
+
+static int64_t shl(int64_t x, int s) { return x * ((int64_t)1 << s); }
+
+/* ------------------------------------------------------------------ text */
+
+typedef struct {
+    FILE *out;
+    int color;
+} Text;
+
+static void heading(const Text *t, const char *s) {
+    fprintf(t->out, t->color ? "\n\033[1m%s\033[0m\n" : "\n%s\n", s);
+}
+
+/* |v| in `bits` binary digits, with the three kept bits (shift+2 .. shift) in brackets. */
+static void binary_window(char *buf, uint32_t v, int bits, int shift) {
+    int at = 0;
+    for (int b = bits - 1; b >= 0; b--) {
+        if (b == shift + 2) buf[at++] = '[';
+        buf[at++] = (char)('0' + ((v >> b) & 1));
+        if (b == shift) buf[at++] = ']';
+    }
+    buf[at] = '\0';
+}
+
+static void binary(char *buf, uint32_t v, int bits) {
+    for (int b = bits - 1; b >= 0; b--) *buf++ = (char)('0' + ((v >> b) & 1));
+    *buf = '\0';
+}
+
+/* One razoring group, element by element. */
+static void group_table(const Text *t, const Razored *r, int g, int bits, int rounding) {
+    const int start = g * r->group, len = r->n - start < r->group ? r->n - start : r->group;
+    const int s = r->shifts[g];
+    uint32_t or_all = 0;
+    for (int i = start; i < start + len; i++) or_all |= (uint32_t)abs(r->q[i]);
+    char bin[40];
+    binary(bin, or_all, bits);
+    const int lead = or_all ? 31 - __builtin_clz(or_all) : -1;
+    fprintf(t->out, "  group %d (elements %d..%d); OR of the |q| = %s\n", g, start, start + len - 1, bin);
+    if (lead < 0)
+        fprintf(t->out, "  all zero: shift s = max(0, 0 - 2) = 0, every code 0\n");
+    else
+        fprintf(t->out, "  leading one at bit %d: shift s = max(0, %d - 2) = %d\n  keep bits %d..%d%s\n", lead,
+                lead, s, s + 2, s, rounding && s > 0 ? " and round on the next one (+rnd)" : "");
+    fprintf(t->out, "  %4s %7s %-*s %4s %4s %6s %7s %6s\n", "i", "q", bits + 2, "|q| binary [kept]", "+rnd",
+            "code", "4-bit", "c<<s", "error");
+    for (int i = start; i < start + len; i++) {
+        const uint32_t mag = (uint32_t)abs(r->q[i]);
+        const int c = r->codes[i], round = rounding && s > 0 ? (int)((mag >> (s - 1)) & 1) : 0;
+        char win[40], four[8];
+        binary_window(win, mag, bits, s);
+        snprintf(four, sizeof four, "%d %d%d%d", c < 0, (abs(c) >> 2) & 1, (abs(c) >> 1) & 1, abs(c) & 1);
+        const int64_t value = shl(c, s);
+        fprintf(t->out, "  %4d %7d %-*s %4s %4d %6s %7lld %6lld%s\n", i, r->q[i], bits + 2, win,
+                round ? "+1" : "", c, four, (long long)value, (long long)(value - r->q[i]),
+                abs(c) == 7 && (int64_t)((mag >> s) + (uint32_t)round) > 7 ? " sat" : "");
+    }
+}
+
+static void first_values(const Text *t, const char *what, const float *x, int n) {
+    fprintf(t->out, "  %s (%d values):", what, n);
+    for (int i = 0; i < n && i < 6; i++) fprintf(t->out, " %.5g", x[i]);
+    fprintf(t->out, "%s\n", n > 6 ? " ..." : "");
+}
+
+static int argmax_abs(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (fabsf(x[i]) > fabsf(x[best])) best = i;
+    return best;
+}
+
+/* ------------------------------------------------------------------ runs */
+
+/* Runs the prompt in mode q with a probe attached; fills probe (allocated here). */
+static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe, ModelConfig *cfg,
+                     char *err, size_t errlen) {
+    ModelWeights w;
+    if (model_is_qrz(o->model_path)) {
+        snprintf(err, errlen, "%s: --explain needs the float checkpoint (it is the reference)", o->model_path);
+        return -1;
+    }
+    if (model_open(&w, o->model_path, q, NULL, err, errlen) != 0) return -1;
+    *cfg = w.cfg;
+    if (o->layer >= w.cfg.n_layers || o->head >= w.cfg.n_heads) {
+        snprintf(err, errlen, "--layer %d / --head %d: the model has %d layers and %d heads", o->layer,
+                 o->head, w.cfg.n_layers, w.cfg.n_heads);
+        model_close(&w);
+        return -1;
+    }
+    if (o->n_tokens > w.cfg.seq_len) {
+        snprintf(err, errlen, "the prompt is %d tokens but the model's context is %d", o->n_tokens, w.cfg.seq_len);
+        model_close(&w);
+        return -1;
+    }
+    Transformer *t = transformer_new(&w, NULL, err, errlen);
+    if (!t || probe_init(probe, &w.cfg) != 0) {
+        if (t) snprintf(err, errlen, "out of memory");
+        transformer_free(t);
+        model_close(&w);
+        return -1;
+    }
+    probe->layer = o->layer;
+    probe->site = o->site;
+    probe->head = o->head;
+    probe->position = o->n_tokens - 1;
+    transformer_set_probe(t, probe);
+    transformer_run(t, o->tokens, o->n_tokens, 0, NULL);
+    transformer_free(t);
+    model_close(&w);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the detail */
+
+/* Sections 1-4 for a linear or the scores (an activation vector and a weight row). */
+static void explain_product(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
+    const int is_qk = o->site == SITE_QK, k = p->k;
+    Razored a, w;
+    razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding);
+    razor(&w, p->w, k, QMAX_INT8, o->group, o->rounding);
+    const int g = argmax_abs(p->x, k) / o->group; /* the group of the largest input */
+    char line[160];
+
+    snprintf(line, sizeof line, "1. The activation: %s, stage 1 to INT16 (SPEC section 1)",
+             is_qk ? "this head's query" : "the product's float input");
+    heading(t, line);
+    first_values(t, "x", p->x, k);
+    const int big = argmax_abs(p->x, k);
+    fprintf(t->out, "  absmax = |x[%d]| = %.6g; scale Sa = absmax / 32767 = %.6g\n", big, fabsf(p->x[big]), a.scale);
+    fprintf(t->out, "  q = round(x / Sa), half away from zero:");
+    for (int i = 0; i < k && i < 5; i++) fprintf(t->out, " %d", a.q[i]);
+    fprintf(t->out, " ...\n");
+
+    snprintf(line, sizeof line, "2. Razoring one activation group of G = %d (section 2): 4-bit codes", o->group);
+    heading(t, line);
+    group_table(t, &a, g, 16, o->rounding);
+
+    snprintf(line, sizeof line, "3. The matching %s group: INT8 stage 1, then razoring",
+             is_qk ? "key" : "weight");
+    heading(t, line);
+    if (is_qk)
+        fprintf(t->out, "  the key of position %d (this head's highest score)\n  scale Sk = max|k| / 127 = %.6g\n",
+                p->row, w.scale);
+    else
+        fprintf(t->out, "  weight row %d (the output with the largest float32 value)\n"
+                        "  scale Sw = max|W[%d]| / 127 = %.6g\n", p->row, p->row, w.scale);
+    group_table(t, &w, g, 8, o->rounding);
+
+    heading(t, "4. The integer product (section 3): multiply codes, shift once per group");
+    int64_t acc = 0, dot_g = 0;
+    for (int gg = 0, start = 0; start < k; gg++, start += o->group) {
+        int64_t dot = 0;
+        for (int i = start; i < k && i < start + o->group; i++) dot += a.codes[i] * w.codes[i];
+        acc += shl(dot, a.shifts[gg] + w.shifts[gg]);
+        if (gg == g) dot_g = dot;
+    }
+    fprintf(t->out, "  group %d: sum of a_i * w_i = %lld, shifted by sa + sw = %d + %d: %lld\n", g,
+            (long long)dot_g, a.shifts[g], w.shifts[g], (long long)shl(dot_g, a.shifts[g] + w.shifts[g]));
+    const int groups = (k + o->group - 1) / o->group;
+    fprintf(t->out, "  all %d group%s: acc = %lld (int64, exact)\n", groups, groups == 1 ? "" : "s", (long long)acc);
+    float y = ((float)acc * a.scale) * w.scale;
+    if (is_qk) {
+        y /= sqrtf((float)config_head_size(c));
+        fprintf(t->out, "  score = ((float)acc * Sq) * Sk / sqrt(%d) = %.6g\n", config_head_size(c), y);
+    } else {
+        fprintf(t->out, "  y = ((float)acc * Sa) * Sw = %.6g\n", y);
+    }
+    fprintf(t->out, "  the engine's kernels computed %.6g: %s\n", p->y, y == p->y ? "the same, to the bit" : "DIFFERENT");
+    fprintf(t->out, "  float32 (same input, float %s): %.6g, relative error %.2f%%\n", is_qk ? "key" : "weights", p->y_ref,
+            100.0 * fabs((double)y - p->y_ref) / fabs((double)p->y_ref));
+    razored_free(&a);
+    razored_free(&w);
+}
+
+/* Sections 1-4 for the weighted sum of values: p' over positions, and one value dimension
+ * whose codes and shifts belong to each position. */
+static void explain_values(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
+    const int k = p->k, hs = config_head_size(c), d = p->row, dg = d / o->group;
+    Razored a;
+    razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding);
+    const int g = argmax_abs(p->x, k) / o->group;
+    char line[160];
+
+    heading(t, "1. The activation: p'[t] = softmax[t] * Sv[t], stage 1 to INT16");
+    fprintf(t->out, "  (each position's value scale Sv goes into its probability: SPEC section 4)\n");
+    first_values(t, "p'", p->x, k);
+    fprintf(t->out, "  scale Sp' = max p' / 32767 = %.6g\n", a.scale);
+    snprintf(line, sizeof line, "2. Razoring one group of G = %d positions", o->group);
+    heading(t, line);
+    group_table(t, &a, g, 16, o->rounding);
+
+    snprintf(line, sizeof line, "3. Value dimension %d at those positions: INT8, razored along the head", d);
+    heading(t, line);
+    fprintf(t->out, "  %5s %9s %10s %5s %6s %5s %8s\n", "t", "v[t][d]", "Sv[t]", "q", "shift", "code", "c<<s");
+    int64_t dot_g = 0, acc = 0;
+    for (int gg = 0, start = 0; start < k; gg++, start += o->group) {
+        for (int tt = start; tt < k && tt < start + o->group; tt++) {
+            Razored v;
+            razor(&v, p->v_rows + (size_t)tt * hs, hs, QMAX_INT8, o->group, o->rounding);
+            const int64_t term = shl((int64_t)a.codes[tt] * v.codes[d], a.shifts[gg] + v.shifts[dg]);
+            acc += term;
+            if (gg == g) {
+                dot_g += term;
+                fprintf(t->out, "  %5d %9.5f %10.6g %5d %6d %5d %8lld\n", tt, p->v_rows[(size_t)tt * hs + d],
+                        v.scale, v.q[d], v.shifts[dg], v.codes[d], (long long)shl(v.codes[d], v.shifts[dg]));
+            }
+            razored_free(&v);
+        }
+    }
+    heading(t, "4. The integer product: every term (p' code * v code) << (sp + sv[t])");
+    fprintf(t->out, "  (a value's shift belongs to its position: it joins the probability's)\n");
+    fprintf(t->out, "  group %d of positions: sum of terms = %lld\n", g, (long long)dot_g);
+    fprintf(t->out, "  all positions: acc = %lld (int64, exact)\n", (long long)acc);
+    const float y = (float)acc * a.scale;
+    fprintf(t->out, "  out[%d] = (float)acc * Sp' = %.6g\n", d, y);
+    fprintf(t->out, "  the engine's kernels computed %.6g: %s\n", p->y, y == p->y ? "the same, to the bit" : "DIFFERENT");
+    fprintf(t->out, "  float32 (float probabilities and values): %.6g, relative error %.2f%%\n",
+            p->y_ref, 100.0 * fabs((double)y - p->y_ref) / fabs((double)p->y_ref));
+    razored_free(&a);
+}
+
+/* ------------------------------------------------------------------ SVG */
+
+/* A histogram of the activation before and after razoring (in units of INT16 codes), and
+ * the per-layer SQNR of the site in each mode, as bars. */
+static int write_svg(const char *path, const ExplainOptions *o, const Probe *p, const double *sqnr,
+                     const char *const *mode_names, int n_modes, int n_layers) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    enum { W = 720, H = 560, BINS = 40 };
+    Razored a;
+    razor(&a, p->x, p->k, QMAX_INT16, o->group, o->rounding);
+    int before[BINS] = {0}, after[BINS] = {0}, top = 1;
+    for (int i = 0; i < p->k; i++) {
+        const double v = a.q[i], r = (double)shl(a.codes[i], a.shifts[i / o->group]);
+        const int b0 = (int)((v + 32768.0) * BINS / 65536.0), b1 = (int)((r + 32768.0) * BINS / 65536.0);
+        before[b0 < 0 ? 0 : b0 >= BINS ? BINS - 1 : b0]++;
+        after[b1 < 0 ? 0 : b1 >= BINS ? BINS - 1 : b1]++;
+    }
+    for (int b = 0; b < BINS; b++) top = before[b] > top ? before[b] : after[b] > top ? after[b] : top;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+            W, H, W, H, W, H);
+    /* Panel 1: histogram, x from -32768 to 32767, y counts. */
+    const int x0 = 60, y0 = 48, pw = 620, ph = 190;
+    fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"14\">Layer %d, site %s: the %d activations as INT16 codes</text>\n"
+               "<text x=\"%d\" y=\"34\">before (grey) and after razoring in groups of %d (blue)</text>\n",
+            x0, o->layer, site_name(o->site), p->k, x0, o->group);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y0 + ph, x0 + pw, y0 + ph);
+    for (int b = 0; b < BINS; b++) {
+        const double bw = (double)pw / BINS, x = x0 + b * bw;
+        const double hb = (double)ph * before[b] / top, ha = (double)ph * after[b] / top;
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#bbbbbb\"/>\n", x, y0 + ph - hb, bw * 0.45, hb);
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#3366cc\"/>\n", x + bw * 0.45, y0 + ph - ha, bw * 0.45, ha);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\">-32767</text><text x=\"%d\" y=\"%d\" text-anchor=\"middle\">0</text>"
+               "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">32767</text>\n",
+            x0, y0 + ph + 16, x0 + pw / 2, y0 + ph + 16, x0 + pw, y0 + ph + 16);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%d</text>\n", x0 - 6, y0 + 10, top);
+    /* Panel 2: SQNR bars, one group of bars per layer. */
+    const int y1 = 320, ph2 = 180;
+    double best = 1;
+    for (int i = 0; i < n_modes * n_layers; i++) best = isfinite(sqnr[i]) && sqnr[i] > best ? sqnr[i] : best;
+    static const char *const colors[] = {"#999999", "#3366cc", "#dc3912", "#ff9900"};
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">SQNR of site %s per layer (dB; higher is better)</text>\n",
+            x0, y1 - 16, site_name(o->site));
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y1 + ph2, x0 + pw, y1 + ph2);
+    const double gw = (double)pw / n_layers;
+    for (int l = 0; l < n_layers; l++) {
+        for (int m = 0; m < n_modes; m++) {
+            const double v = sqnr[m * n_layers + l], h = isfinite(v) && v > 0 ? ph2 * v / best : 0;
+            const double bw = gw * 0.8 / n_modes, x = x0 + l * gw + gw * 0.1 + m * bw;
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n", x, y1 + ph2 - h,
+                    bw, h, colors[m % 4]);
+        }
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">layer %d</text>\n", x0 + l * gw + gw / 2, y1 + ph2 + 16, l);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.0f dB</text>\n", x0 - 6, y1 + 10, best);
+    for (int m = 0; m < n_modes; m++) {
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
+                x0 + m * 120, H - 30, colors[m % 4], x0 + m * 120 + 16, H - 20, mode_names[m]);
+    }
+    fprintf(f, "</svg>\n");
+    razored_free(&a);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ the whole report */
+
+int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
+    const Text t = {out, o->color};
+    char name[64];
+    QuantConfig q;
+    quant_config_parse("qrazor", &q, err, errlen);
+    q.group = o->group;
+    q.rounding = o->rounding;
+    Probe detail;
+    ModelConfig c;
+    if (probe_run(o, &q, &detail, &c, err, errlen) != 0) return -1;
+    if (!detail.captured) {
+        snprintf(err, errlen, "nothing captured at layer %d, site %s", o->layer, site_name(o->site));
+        probe_free(&detail);
+        return -1;
+    }
+    quant_config_name(&q, name, sizeof name);
+    fprintf(out, "QRazor step by step: layer %d, site %s, the last of %d tokens, mode %s\n", o->layer,
+            site_name(o->site), o->n_tokens, name);
+    if (o->site >= SITE_QK) fprintf(out, "query head %d\n", o->head);
+    if (o->site == SITE_PV)
+        explain_values(&t, o, &detail, &c);
+    else
+        explain_product(&t, o, &detail, &c);
+
+    /* 5. SQNR of every site, every layer, in each integer mode. */
+    static const char *const modes[] = {"w8a16", "qrazor", "rtn4"};
+    enum { N_MODES = 3 };
+    char mode_names[N_MODES][64];
+    const char *names[N_MODES];
+    double *site_sqnr = malloc((size_t)N_MODES * c.n_layers * sizeof *site_sqnr);
+    heading(&t, "5. Signal-to-quantization-noise ratio of each product, dB (higher: better)");
+    fprintf(out, "  10 log10(sum y_fp32^2 / sum (y - y_fp32)^2) over all outputs and positions;\n"
+                 "  the float32 reference of each product gets the same float input\n");
+    for (int m = 0; m < N_MODES; m++) {
+        QuantConfig qm;
+        quant_config_parse(modes[m], &qm, err, errlen);
+        qm.group = o->group;
+        qm.rounding = o->rounding;
+        quant_config_name(&qm, mode_names[m], sizeof mode_names[m]);
+        names[m] = mode_names[m];
+        Probe p;
+        if (probe_run(o, &qm, &p, &c, err, errlen) != 0) {
+            free(site_sqnr);
+            probe_free(&detail);
+            return -1;
+        }
+        fprintf(out, "\n  %s\n  %5s", mode_names[m], "layer");
+        for (int s = 0; s < N_SITES; s++) fprintf(out, " %6s", site_name((Site)s));
+        fputc('\n', out);
+        for (int l = 0; l < c.n_layers; l++) {
+            fprintf(out, "  %5d", l);
+            for (int s = 0; s < N_SITES; s++) fprintf(out, " %6.1f", probe_sqnr(&p, l, (Site)s));
+            fputc('\n', out);
+            site_sqnr[m * c.n_layers + l] = probe_sqnr(&p, l, o->site);
+        }
+        probe_free(&p);
+    }
+
+    /* 6. Memory. */
+    heading(&t, "6. Memory: bits per weight (7 linears per block) and per KV entry");
+    const double params = (double)c.n_layers * (2.0 * c.dim * c.dim + 2.0 * config_kv_dim(&c) * c.dim +
+                                                3.0 * c.hidden_dim * c.dim);
+    const double entries = 2.0 * c.n_layers * c.seq_len * config_kv_dim(&c);
+    static const char *const all[] = {"fp32", "w8a16", "qrazor", "rtn4"};
+    fprintf(out, "  %-8s %12s %12s\n", "mode", "bits/weight", "bits/KV entry");
+    for (int m = 0; m < 4; m++) {
+        QuantConfig qm;
+        quant_config_parse(all[m], &qm, err, errlen);
+        qm.group = o->group;
+        fprintf(out, "  %-8s %12.2f %12.2f\n", all[m], 8.0 * (double)linear_weights_bytes(&c, &qm) / params,
+                8.0 * (double)kv_cache_bytes(&c, &qm, c.seq_len) / entries);
+    }
+    fprintf(out, "  (4-bit codes + one 4-bit shift per %d = %.2f bits, plus float32 scales per\n"
+                 "   row or per token and head: small models pay more for scales and padding)\n",
+            o->group, 4.0 + 4.0 / o->group);
+
+    int rc = 0;
+    if (o->svg_path && write_svg(o->svg_path, o, &detail, site_sqnr, names, N_MODES, c.n_layers) != 0) {
+        snprintf(err, errlen, "%s: cannot write the figure", o->svg_path);
+        rc = -1;
+    }
+    free(site_sqnr);
+    probe_free(&detail);
+    return rc;
+}

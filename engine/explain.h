@@ -1,0 +1,32 @@
+/*
+ * engine/explain.h - W4A4 inference, shown with the model's own numbers.
+ *
+ * Runs a prompt and, for one site of one layer at the last token, retraces the integer
+ * arithmetic of docs/SPEC.md step by step: the float input, its INT16 codes, one group
+ * razored bit by bit, the matching weight group, their integer dot product and shift,
+ * the accumulator and the float output beside the float32 result. Then a table of the
+ * signal-to-quantization-noise ratio of every site of every layer in each mode, and the
+ * memory of each representation. Optionally an SVG figure of the same.
+ */
+#ifndef ENGINE_EXPLAIN_H
+#define ENGINE_EXPLAIN_H
+
+#include <stdio.h>
+
+#include "engine/probe.h"
+
+typedef struct {
+    const char *model_path; /* a llama2.c checkpoint: the float weights are the reference */
+    const int *tokens;      /* the prompt, BOS first */
+    int n_tokens;
+    int layer, head;        /* head: which query head for the qk and pv sites */
+    Site site;
+    int group, rounding;    /* the razoring explained (G, rounding or truncation) */
+    int color;              /* ANSI emphasis in the text */
+    const char *svg_path;   /* NULL, or where to write the figure */
+} ExplainOptions;
+
+/* Writes the explanation to out. Returns 0, or -1 with err set. */
+int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen);
+
+#endif

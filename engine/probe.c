@@ -1,0 +1,167 @@
+/*
+ * engine/probe.c - float references and error energies for the explain mode.
+ */
+#include "engine/probe.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const site_names[N_SITES] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3", "qk", "pv"};
+
+const char *site_name(Site s) { return site_names[s]; }
+
+int site_parse(const char *name, Site *s) {
+    for (int i = 0; i < N_SITES; i++) {
+        if (!strcmp(name, site_names[i])) {
+            *s = (Site)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int probe_init(Probe *p, const ModelConfig *c) {
+    const size_t cache = (size_t)c->n_layers * c->seq_len * config_kv_dim(c);
+    const int k = c->hidden_dim > c->seq_len ? c->hidden_dim : c->seq_len;
+    p->n_layers = c->n_layers;
+    p->seq_len = c->seq_len;
+    p->kv_dim = config_kv_dim(c);
+    p->head_size = config_head_size(c);
+    p->captured = 0;
+    p->signal = calloc((size_t)c->n_layers * N_SITES, sizeof *p->signal);
+    p->noise = calloc((size_t)c->n_layers * N_SITES, sizeof *p->noise);
+    p->x = calloc((size_t)(k > c->dim ? k : c->dim), sizeof *p->x);
+    p->w = calloc((size_t)(k > c->dim ? k : c->dim), sizeof *p->w);
+    p->v_rows = calloc((size_t)c->seq_len * p->head_size, sizeof *p->v_rows);
+    p->keys = calloc(cache, sizeof *p->keys);
+    p->values = calloc(cache, sizeof *p->values);
+    if (!p->signal || !p->noise || !p->x || !p->w || !p->v_rows || !p->keys || !p->values) {
+        probe_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+void probe_free(Probe *p) {
+    free(p->signal), free(p->noise), free(p->x), free(p->w), free(p->v_rows);
+    free(p->keys), free(p->values);
+    p->signal = p->noise = NULL;
+    p->keys = p->values = p->x = p->w = p->v_rows = NULL;
+}
+
+double probe_sqnr(const Probe *p, int layer, Site s) {
+    const double sig = p->signal[layer * N_SITES + s], noise = p->noise[layer * N_SITES + s];
+    return noise > 0 ? 10.0 * log10(sig / noise) : INFINITY;
+}
+
+static void accumulate(Probe *p, int layer, Site s, double ref, double got) {
+    p->signal[layer * N_SITES + s] += ref * ref;
+    p->noise[layer * N_SITES + s] += (got - ref) * (got - ref);
+}
+
+static int wanted(const Probe *p, int layer, Site s, int pos) {
+    return layer == p->layer && s == p->site && pos == p->position;
+}
+
+/* The float weights of linear s of layer l, in the checkpoint's tensors. */
+static const float *float_linear(const ModelWeights *m, int l, Site s) {
+    const Checkpoint *ck = &m->ck;
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, kv = (size_t)config_kv_dim(c),
+                 L = (size_t)l;
+    switch (s) {
+    case SITE_WQ: return ck->wq + L * dim * dim;
+    case SITE_WK: return ck->wk + L * kv * dim;
+    case SITE_WV: return ck->wv + L * kv * dim;
+    case SITE_WO: return ck->wo + L * dim * dim;
+    case SITE_W1: return ck->w1 + L * hid * dim;
+    case SITE_W2: return ck->w2 + L * dim * hid;
+    case SITE_W3: return ck->w3 + L * hid * dim;
+    default: return NULL;
+    }
+}
+
+void probe_linear(Probe *p, const ModelWeights *m, int layer, Site s, const float *x, int n,
+                  int pos0, const float *y, int rows, int cols) {
+    const float *w = float_linear(m, layer, s);
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * cols;
+        int best = 0;
+        double best_ref = 0;
+        for (int r = 0; r < rows; r++) {
+            double ref = 0;
+            for (int i = 0; i < cols; i++) ref += (double)w[(size_t)r * cols + i] * xt[i];
+            accumulate(p, layer, s, ref, y[(size_t)t * rows + r]);
+            if (fabs(ref) > fabs(best_ref)) best = r, best_ref = ref;
+        }
+        if (!wanted(p, layer, s, pos0 + t)) continue;
+        memcpy(p->x, xt, (size_t)cols * sizeof *xt);
+        memcpy(p->w, w + (size_t)best * cols, (size_t)cols * sizeof *w);
+        p->k = cols;
+        p->row = best;
+        p->y = y[(size_t)t * rows + best];
+        p->y_ref = (float)best_ref;
+        p->w_scale = 0;
+        p->captured = 1;
+    }
+}
+
+void probe_kv(Probe *p, int layer, int kv_head, int pos, const float *k, const float *v) {
+    const size_t off = ((size_t)layer * p->seq_len + pos) * p->kv_dim + (size_t)kv_head * p->head_size;
+    memcpy(p->keys + off, k, (size_t)p->head_size * sizeof *k);
+    memcpy(p->values + off, v, (size_t)p->head_size * sizeof *v);
+}
+
+static const float *cached(const Probe *p, const float *cache, int layer, int kv_head, int pos) {
+    return cache + ((size_t)layer * p->seq_len + pos) * p->kv_dim + (size_t)kv_head * p->head_size;
+}
+
+void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float *q, const float *scores) {
+    const int hs = p->head_size;
+    int best = 0;
+    double best_ref = -INFINITY;
+    for (int t = 0; t <= pos; t++) {
+        const float *k = cached(p, p->keys, layer, kv_head, t);
+        double ref = 0;
+        for (int d = 0; d < hs; d++) ref += (double)q[d] * k[d];
+        ref /= sqrt((double)hs);
+        accumulate(p, layer, SITE_QK, ref, scores[t]);
+        if (ref > best_ref) best = t, best_ref = ref;
+    }
+    if (!wanted(p, layer, SITE_QK, pos) || h != p->head) return;
+    memcpy(p->x, q, (size_t)hs * sizeof *q);
+    memcpy(p->w, cached(p, p->keys, layer, kv_head, best), (size_t)hs * sizeof *q);
+    p->k = hs;
+    p->row = best;
+    p->y = scores[best];
+    p->y_ref = (float)best_ref;
+    p->w_scale = 0;
+    p->captured = 1;
+}
+
+void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float *probs,
+                  const float *v_scale, const float *out) {
+    const int hs = p->head_size;
+    int best = 0;
+    double best_ref = 0;
+    for (int d = 0; d < hs; d++) {
+        double ref = 0;
+        for (int t = 0; t <= pos; t++) ref += (double)probs[t] * cached(p, p->values, layer, kv_head, t)[d];
+        accumulate(p, layer, SITE_PV, ref, out[d]);
+        if (fabs(ref) > fabs(best_ref)) best = d, best_ref = ref;
+    }
+    if (!wanted(p, layer, SITE_PV, pos) || h != p->head) return;
+    for (int t = 0; t <= pos; t++) {
+        const float *v = cached(p, p->values, layer, kv_head, t);
+        p->x[t] = v_scale ? probs[t] * v_scale[t] : probs[t]; /* p', as the engine forms it */
+        p->w[t] = v[best];
+        memcpy(p->v_rows + (size_t)t * hs, v, (size_t)hs * sizeof *v);
+    }
+    p->k = pos + 1;
+    p->row = best;
+    p->y = out[best];
+    p->y_ref = (float)best_ref;
+    p->w_scale = v_scale ? 1.0f : 0.0f;
+    p->captured = 1;
+}

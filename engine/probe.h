@@ -1,0 +1,71 @@
+/*
+ * engine/probe.h - a look inside the forward pass, for the explain mode.
+ *
+ * A probe attached to a transformer (transformer_set_probe) makes every quantized product
+ * also compute its float32 reference from the same float input (the float weights, and
+ * float copies of the keys and values), and records:
+ *   - per layer and site, the energy of the reference outputs and of the error: their
+ *     ratio is the signal-to-quantization-noise ratio of that site;
+ *   - for one site of one layer at one position, the float input vector, the float weight
+ *     row of one output (the one with the largest reference), and both outputs, so that
+ *     the explain mode can retrace the integer arithmetic step by step.
+ * The quantized path computes exactly what it computes without a probe. A probe needs the
+ * float checkpoint (not a .qrz file) and a transformer without worker threads.
+ */
+#ifndef ENGINE_PROBE_H
+#define ENGINE_PROBE_H
+
+#include "weights/model.h"
+
+/* The products of a block: the seven linears, the attention scores (q . k) and the
+ * weighted sum of values (p' . v). */
+typedef enum { SITE_WQ, SITE_WK, SITE_WV, SITE_WO, SITE_W1, SITE_W2, SITE_W3, SITE_QK, SITE_PV, N_SITES } Site;
+
+const char *site_name(Site s);
+int site_parse(const char *name, Site *s); /* 0, or -1 for an unknown name */
+
+typedef struct Probe {
+    /* Set by the caller: what to capture in detail. */
+    int layer, position, head; /* head: the query head for SITE_QK and SITE_PV */
+    Site site;
+
+    /* Filled in by the forward pass. */
+    double *signal, *noise; /* [n_layers][N_SITES]: sums of y_ref^2 and of (y - y_ref)^2 */
+    int captured;           /* 1 once the detail below is filled */
+    float *x;               /* [k] the product's float input (for SITE_PV: p' over positions) */
+    float *w;               /* [k] the float weights of `row` (SITE_QK: the key of position
+                               `row`; SITE_PV: value dimension `row` over positions) */
+    int k, row;             /* reduction length, the output shown */
+    float y, y_ref;         /* that output, quantized and float32 */
+    float w_scale;          /* SITE_PV: the value scales Sv[t] are folded into x; else 0 */
+    float *v_rows;          /* SITE_PV: [k][head_size] the float value vectors, per position */
+    int head_size;
+
+    /* Float copies of the keys (after RoPE) and values: [n_layers][seq_len][kv_dim]. */
+    float *keys, *values;
+    int n_layers, seq_len, kv_dim;
+} Probe;
+
+/* Allocates a probe's buffers for a model. Returns 0, or -1 when out of memory. */
+int probe_init(Probe *p, const ModelConfig *c);
+void probe_free(Probe *p);
+
+/* SQNR of one layer's site in dB (+inf when there was no noise). */
+double probe_sqnr(const Probe *p, int layer, Site s);
+
+/* Hooks for the forward pass (engine/transformer.c), each a no-op unless it concerns what
+ * the probe records. Linears: n input rows x (cols each) at positions pos0.., their
+ * quantized outputs y (rows each). */
+void probe_linear(Probe *p, const ModelWeights *m, int layer, Site s, const float *x, int n,
+                  int pos0, const float *y, int rows, int cols);
+/* A kv head's key (after RoPE) and value at a position, as floats. */
+void probe_kv(Probe *p, int layer, int kv_head, int pos, const float *k, const float *v);
+/* Query head h at position pos: its float query and quantized scores (/ sqrt(head_size))
+ * over positions 0..pos. */
+void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float *q, const float *scores);
+/* Query head h at position pos: its probabilities over 0..pos, the value scales folded
+ * into them (NULL for float32 values), and its quantized output. */
+void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float *probs,
+                  const float *v_scale, const float *out);
+
+#endif
