@@ -42,13 +42,6 @@ int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes) {
     return shift;
 }
 
-void sdr_razor(const int32_t *q, int n, int group, int rounding, int8_t *codes, uint8_t *shifts) {
-    for (int g = 0, start = 0; start < n; g++, start += group) {
-        const int len = n - start < group ? n - start : group;
-        shifts[g] = (uint8_t)sdr_group(q + start, len, rounding, codes + start);
-    }
-}
-
 /* ------------------------------------------------------------------ R4Matrix */
 
 static void *alloc_aligned(size_t bytes) {
@@ -157,10 +150,6 @@ size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
     return r4_code_bytes(&m) + (with_shifts ? r4_shift_bytes(&m) : 0) + r4_scale_bytes(&m);
 }
 
-size_t r4_matrix_bytes(const R4Matrix *m) {
-    return r4_bytes_for(m->rows, m->cols, m->group, m->shifts != NULL);
-}
-
 /* ------------------------------------------------------------------ R4Acts */
 
 int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group) {
@@ -259,9 +248,6 @@ void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w, QuantKind kind, 
     m->scales[r] = s;
 }
 
-size_t i8_matrix_bytes(const I8Matrix *m) {
-    return (size_t)m->rows * (size_t)m->cols + (size_t)m->rows * sizeof(float);
-}
 
 int i16_acts_alloc(I16Acts *a, int cap_n, int cap_len) {
     a->cap_n = cap_n;

@@ -41,9 +41,6 @@ static inline int32_t quantize_value(float x, float s, int qmax) {
  * group's shift. */
 int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes);
 
-/* Stage 2 on a whole vector, in groups of `group` (the last may be shorter). */
-void sdr_razor(const int32_t *q, int n, int group, int rounding, int8_t *codes, uint8_t *shifts);
-
 /* Both stages for one group of n <= QR_MAX_GROUP floats of a vector whose stage-1 scale is
  * s (from absmax_scale with base_qmax, or with QMAX_RTN4 for RTN4): writes n 4-bit codes
  * and returns the group's shift. SDR razors the base_qmax integers (127 or 32767); RTN4
@@ -84,8 +81,7 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 /* Writes row r from already quantized codes (cols of them), group shifts and scale. */
 void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale);
 
-/* Bytes of codes + shifts + scales, of a matrix and of one not yet allocated. */
-size_t r4_matrix_bytes(const R4Matrix *m);
+/* Bytes of codes + shifts + scales of a matrix. */
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
 
 
@@ -112,7 +108,6 @@ void r4_acts_set_corr(R4Acts *a, int t);
 
 int i8_matrix_alloc(I8Matrix *m, int rows, int cols);
 void i8_matrix_free(I8Matrix *m);
-size_t i8_matrix_bytes(const I8Matrix *m);
 
 /* Row r from floats: INT8 stage 1, or (SDR, RTN4) 4-bit codes expanded to c << s. */
 void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w, QuantKind kind, int group,

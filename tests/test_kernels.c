@@ -66,8 +66,9 @@ static void test_sdr_matches_golden_vectors(void) {
                     lines, n, nc, ns))
             continue;
         int8_t got[1024];
-        uint8_t got_shifts[64];
-        sdr_razor(values, n, G, 1, got, got_shifts);
+        int got_shifts[64];
+        for (int g = 0; g * G < n; g++) /* stage 2, group by group */
+            got_shifts[g] = sdr_group(values + g * G, n - g * G < G ? n - g * G : G, 1, got + g * G);
         int bad = 0;
         for (int i = 0; i < n; i++) bad += got[i] != codes[i];
         for (int g = 0; g < ns; g++) bad += got_shifts[g] != shifts[g];
@@ -116,7 +117,6 @@ static void test_r4_pack_roundtrip(void) {
                 bad += r4_get_shift(&m, r, g) != shifts[r * m.n_groups + g];
         }
         CHECKF(bad == 0, "%dx%d G=%d: %d values read back wrong", rows, cols, G, bad);
-        CHECK(r4_matrix_bytes(&m) == r4_bytes_for(rows, cols, G, 1));
         /* A whole row written at once (as the KV cache does) reads back the same. */
         const int r = test_rand_range(&rng, 0, rows - 1);
         int32_t row_shifts[64];

@@ -52,11 +52,6 @@ static const BaseMode *base_of(const QuantConfig *q) {
     return NULL;
 }
 
-const char *quant_config_base(const QuantConfig *q) {
-    const BaseMode *b = base_of(q);
-    return b ? b->name : "custom";
-}
-
 int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errlen) {
     char buf[128];
     if (strlen(spec) >= sizeof buf) {

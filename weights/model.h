@@ -42,9 +42,6 @@ int quant_config_check(const QuantConfig *q, char *err, size_t errlen);
 /* The canonical name of a configuration (the base plus its non-default options). */
 void quant_config_name(const QuantConfig *q, char *buf, size_t len);
 
-/* The base mode name alone ("qrazor", "sdr-kv", ...). */
-const char *quant_config_base(const QuantConfig *q);
-
 /* "fp32", "int8", "qrazor", "rtn4": the --cls names of the kinds; parse one (-1 if unknown). */
 const char *quant_kind_cls_name(QuantKind k);
 int quant_kind_parse_cls(const char *name, QuantKind *k);
