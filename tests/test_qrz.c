@@ -143,7 +143,25 @@ static void test_quantize_command(void) {
     r = test_run_program(ARGS("quantize", "models/stories260K.bin", "/no/such/dir/x.qrz"), NULL, NULL);
     CHECKF(r.status == 1 && r.err && strstr(r.err, "cannot write"), "%s", r.err);
     run_result_free(&r);
+    r = test_run_program(ARGS("quantize", "models/stories260K.bin", out, "-n", "5"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "-n does not apply to quantize"), "%s", r.err);
+    run_result_free(&r);
     remove(out);
+
+    /* Quantizing a checkpoint onto itself is refused, and the checkpoint survives. */
+    size_t size, after_size;
+    char *model = test_read_file("models/stories260K.bin", &size);
+    const char *copy = model ? test_temp_file(model, size) : NULL;
+    if (CHECK(copy != NULL)) {
+        r = test_run_program(ARGS("quantize", copy, copy), NULL, NULL);
+        CHECKF(r.status == 1 && r.err && strstr(r.err, "is the input checkpoint"), "%s", r.err);
+        run_result_free(&r);
+        char *after = test_read_file(copy, &after_size);
+        CHECK(after && after_size == size && memcmp(after, model, size) == 0);
+        free(after);
+        remove(copy);
+    }
+    free(model);
 }
 
 void suite_qrz(void) {

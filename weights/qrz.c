@@ -191,20 +191,32 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
         put_u64(e + 24, tensors[i].bytes);
     }
 
-    FILE *f = fopen(path, "wb");
-    int failed = !f;
-    if (f) {
-        failed |= fwrite(header, 1, header_bytes, f) != header_bytes;
-        for (int i = 0; i < n && !failed; i++) failed |= write_tensor(f, &tensors[i]) != 0;
-        failed |= fclose(f) != 0;
+    /* Write beside the destination and rename at the end: a failed write leaves no half
+     * file, and a file being replaced (perhaps mapped by a reader) is never truncated. */
+    const size_t tmp_len = strlen(path) + sizeof ".tmp";
+    char *tmp = malloc(tmp_len);
+    int error = 0; /* the errno of the first failure */
+    if (!tmp) {
+        error = ENOMEM;
+    } else {
+        snprintf(tmp, tmp_len, "%s.tmp", path);
+        FILE *f = fopen(tmp, "wb");
+        if (!f) error = errno;
+        if (f) {
+            errno = 0;
+            int short_write = fwrite(header, 1, header_bytes, f) != header_bytes;
+            for (int i = 0; i < n && !short_write; i++) short_write = write_tensor(f, &tensors[i]) != 0;
+            if (short_write) error = errno ? errno : EIO;
+            if (fclose(f) != 0 && !error) error = errno ? errno : EIO;
+            if (!error && rename(tmp, path) != 0) error = errno;
+            if (error) unlink(tmp);
+        }
     }
-    if (failed) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
-        if (f) unlink(path);
-    }
+    if (error) snprintf(err, errlen, "%s: cannot write: %s", path, strerror(error));
+    free(tmp);
     free(header);
     free(tensors);
-    return failed ? -1 : 0;
+    return error ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ reading */
