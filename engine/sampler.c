@@ -67,6 +67,7 @@ int sample_top_p(const float *probs, int n, float top_p, ProbIndex *scratch, flo
             m++;
         }
     }
+    if (m == 0) return sample_argmax(probs, n); /* only if probs do not sum to 1 */
     qsort(scratch, (size_t)m, sizeof *scratch, by_prob_desc);
 
     /* The nucleus: the shortest prefix whose cumulative probability exceeds top_p. */
@@ -91,7 +92,10 @@ int sample_top_p(const float *probs, int n, float top_p, ProbIndex *scratch, flo
 
 int sampler_sample(Sampler *s, float *logits) {
     if (s->temperature == 0.0f) return sample_argmax(logits, s->vocab_size);
-    for (int i = 0; i < s->vocab_size; i++) logits[i] /= s->temperature;
+    /* Subtract the largest logit before dividing: with a tiny temperature the quotients
+     * would overflow to inf, and inf - inf in the softmax is NaN. */
+    const float max = logits[sample_argmax(logits, s->vocab_size)];
+    for (int i = 0; i < s->vocab_size; i++) logits[i] = (logits[i] - max) / s->temperature;
     softmax(logits, s->vocab_size);
     const float coin = sampler_random_f32(&s->rng_state);
     if (s->top_p <= 0.0f || s->top_p >= 1.0f) return sample_from(logits, s->vocab_size, coin);

@@ -40,6 +40,28 @@ static void test_top_p(void) {
     CHECK(sample_top_p(p, 4, 0.9f, scratch, 0.99f) == 2);
     /* top_p 0.4: the first token alone exceeds it. */
     CHECK(sample_top_p(p, 4, 0.4f, scratch, 0.99f) == 3);
+    /* Probabilities that sum short of 1 can all fall below the pre-sort cutoff
+     * (1 - 0.01) / 3 = 0.33: no candidate is left, and the most likely token is the answer
+     * (before the fix this read scratch[-1]). */
+    const float low[] = {0.1f, 0.3f, 0.2f, 0.1f};
+    CHECK(sample_top_p(low, 4, 0.01f, scratch, 0.5f) == 1);
+}
+
+static void test_tiny_temperature(void) {
+    /* logits / 1e-38 overflow float32 to inf; the sampler must still give a distribution
+     * with all the mass on the largest logit, so every draw is its index. */
+    enum { N = 4 };
+    Sampler s;
+    CHECK(sampler_init(&s, N, 1e-38f, 1.0f, 99) == 0);
+    for (int k = 0; k < 100; k++) {
+        float l[N] = {1.0f, 7.5f, -3.0f, 7.0f};
+        CHECK(sampler_sample(&s, l) == 1);
+    }
+    sampler_free(&s);
+    CHECK(sampler_init(&s, N, 1e-38f, 0.9f, 99) == 0); /* and with top-p */
+    float l[N] = {1.0f, 7.5f, -3.0f, 7.0f};
+    CHECK(sampler_sample(&s, l) == 1);
+    sampler_free(&s);
 }
 
 static void test_rng_is_llama2c_xorshift(void) {
@@ -87,6 +109,7 @@ void suite_sampler(void) {
     test_run("sampler_argmax", test_argmax);
     test_run("sampler_multinomial", test_multinomial);
     test_run("sampler_top_p", test_top_p);
+    test_run("sampler_tiny_temperature", test_tiny_temperature);
     test_run("sampler_rng_is_llama2c_xorshift", test_rng_is_llama2c_xorshift);
     test_run("sampler_temperature_and_seed", test_temperature_and_seed);
 }
