@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,25 +178,34 @@ static const char *option_value(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+static int is_help(const char *arg) {
+    return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
 static Options parse_options(int argc, char **argv) {
     Options o = {.command = "generate", .prompt = "", .steps = -1, .temperature = 1.0f,
                  .top_p = 0.9f, .threads = threadpool_default_threads(), .pp = 128, .tg = 128,
                  .reps = 5};
-    int bench_sizes_given = 0;
+    int bench_sizes_given = 0, mode_given = 0;
     const char *mode = "qrazor", *cls = NULL, *sdr = NULL;
+    const char *sampling_flag = NULL; /* the first of -n -t -p -s, for the checks below */
+    const char *prompt_flag = NULL;   /* -i */
     int group = 0;
     char err[ERRLEN];
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            exit(EXIT_SUCCESS);
-        }
     if (argc < 2) {
         usage(stderr);
         exit(EXIT_FAILURE);
     }
+    if (is_help(argv[1])) {
+        usage(stdout);
+        exit(EXIT_SUCCESS);
+    }
     int i = 1;
     if (!strcmp(argv[1], "quantize")) {
+        if (argc >= 3 && is_help(argv[2])) {
+            usage(stdout);
+            exit(EXIT_SUCCESS);
+        }
         if (argc < 4 || argv[2][0] == '-' || argv[3][0] == '-')
             die("usage: run quantize IN.bin OUT.qrz [-q MODE] [-g G] [--cls KIND] [--sdr HOW]");
         o.command = "quantize";
@@ -209,7 +219,14 @@ static Options parse_options(int argc, char **argv) {
     }
     for (i++; i < argc; i++) {
         const char *flag = argv[i];
-        if (!strcmp(flag, "-v") || !strcmp(flag, "--info")) {
+        if (!strcmp(o.command, "quantize") && strcmp(flag, "-q") && strcmp(flag, "-g") &&
+            strcmp(flag, "--cls") && strcmp(flag, "--sdr") && strcmp(flag, "-j") &&
+            strcmp(flag, "-v") && strcmp(flag, "--info") && !is_help(flag))
+            die("%s does not apply to quantize, which takes -q, -g, --cls, --sdr, -j and -v", flag);
+        if (is_help(flag)) {
+            usage(stdout);
+            exit(EXIT_SUCCESS);
+        } else if (!strcmp(flag, "-v") || !strcmp(flag, "--info")) {
             o.verbose = 1;
         } else if (!strcmp(flag, "--json")) {
             o.json = 1;
@@ -251,14 +268,16 @@ static Options parse_options(int argc, char **argv) {
             o.score_all = !strcmp(how, "all");
         } else if (flag[0] == '-' && strlen(flag) == 2) {
             const char *val = option_value(argc, argv, &i);
+            if (strchr("ntps", flag[1]) && !sampling_flag) sampling_flag = flag;
             switch (flag[1]) {
             case 'z': o.tokenizer_path = val; break;
-            case 'i': o.prompt = val; break;
+            case 'i': o.prompt = val; prompt_flag = flag; break;
             case 'y': o.system_prompt = val; break;
             case 'm':
                 if (strcmp(val, "generate") != 0 && strcmp(val, "chat") != 0)
                     die("unknown mode '%s': -m takes generate or chat", val);
                 o.command = val;
+                mode_given = 1;
                 break;
             case 'q': mode = val; o.quant_given = 1; break;
             case 'g': {
@@ -285,9 +304,19 @@ static Options parse_options(int argc, char **argv) {
     if (cls && quant_kind_parse_cls(cls, &o.quant.cls) != 0)
         die("unknown classifier setting '%s': --cls takes fp32, int8, qrazor or rtn4", cls);
     o.quant_given |= group || sdr || cls;
+
+    /* Each run takes its own flags; a flag that would be ignored is an error instead. */
     if ((o.eval_path != NULL) + o.bench + o.explain > 1) die("--eval, --bench and --explain are separate runs");
+    const char *run = o.eval_path ? "--eval" : o.bench ? "--bench" : o.explain ? "--explain" : NULL;
+    if (run) {
+        if (mode_given) die("%s does not combine with -m", run);
+        if (sampling_flag) die("%s does not apply to %s (it samples no text)", sampling_flag, run);
+        if (o.system_prompt) die("-y does not apply to %s", run);
+        if (prompt_flag && !o.explain) die("-i does not apply to %s", run);
+        if (o.verbose && o.explain) die("-v does not apply to --explain, which prints it all");
+    }
+    if (o.system_prompt && strcmp(o.command, "chat") != 0) die("-y (system prompt) goes with -m chat");
     if (o.explain) {
-        if (strcmp(o.command, "generate") != 0) die("--explain does not combine with -m %s", o.command);
         o.command = "explain";
         if (!o.site) o.site = "wq";
         if (!o.prompt[0]) o.prompt = "Once upon a time";
@@ -297,13 +326,11 @@ static Options parse_options(int argc, char **argv) {
         die("--layer, --site, --head and --explain-svg go with --explain");
     }
     if (o.eval_path) {
-        if (strcmp(o.command, "generate") != 0) die("--eval does not combine with -m %s", o.command);
         o.command = "eval";
     } else if (o.eval_modes || o.ctx || o.score_all) {
         die("--eval-modes, --ctx and --score go with --eval FILE");
     }
     if (o.bench) {
-        if (strcmp(o.command, "generate") != 0) die("--bench does not combine with -m %s", o.command);
         o.command = "bench";
         if (o.pp == 0 && o.tg == 0) die("--pp 0 and --tg 0 leave nothing to measure");
     } else if (o.bench_modes || bench_sizes_given) {
@@ -325,6 +352,70 @@ static void open_model(ModelWeights *m, const Options *o, const QuantConfig *q, 
         die("%s is already quantized; -q, -g, --cls and --sdr apply to float checkpoints",
             o->model_path);
     if (model_open(m, o->model_path, q, pool, err, sizeof err) != 0) die("%s", err);
+}
+
+/* ------------------------------------------------------------------ -v */
+
+static void print_bytes_row(const char *name, size_t bytes, double per, const char *unit,
+                            const char *note) {
+    fprintf(stderr, "  %-7s %12zu bytes  %6.2f %s%s\n", name, bytes, per, unit, note);
+}
+
+/* What -v prints: the model, each of the n modes it was loaded in, the kernels, and the
+ * memory of weights and KV cache in every base mode (at the first model's group size). */
+static void print_info(const Options *o, const ModelWeights *w, int n, const ThreadPool *pool) {
+    const ModelConfig *c = &w[0].cfg;
+    fprintf(stderr, "model:    %s (%s)\n", o->model_path,
+            w[0].qrz_map ? ".qrz, quantized" : "llama2.c checkpoint, quantized at load");
+    fprintf(stderr, "          dim %d, hidden %d, %d layers, %d query / %d key-value heads "
+                    "(head size %d), vocab %d, context %d%s\n",
+            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, config_head_size(c),
+            c->vocab_size, c->seq_len,
+            w[0].cls.f32 == w[0].token_embedding ? ", classifier shared with the embedding" : "");
+    for (int m = 0; m < n; m++) {
+        const QuantConfig *q = &w[m].quant;
+        char name[64], razor[64] = "";
+        quant_config_name(q, name, sizeof name);
+        if (quant_config_razors(q))
+            snprintf(razor, sizeof razor, "G = %d, SDR %s; ", q->group,
+                     q->rounding ? "rounding" : "truncating");
+        fprintf(stderr, "mode:     %s (%sclassifier %s): %zu bytes of weights in all\n", name,
+                razor, quant_kind_cls_name(q->cls), model_weights_bytes(&w[m]));
+    }
+    fprintf(stderr, "kernels:  %s (this CPU supports %s), %d thread%s\n",
+            simd_level_name(simd_current()), simd_level_name(simd_detect()), threadpool_size(pool),
+            threadpool_size(pool) == 1 ? "" : "s");
+
+    static const char *const bases[] = {"fp32", "w8a16", "qrazor", "rtn4"};
+    const int group = w[0].quant.group;
+    const double params = config_linear_params(c), entries = config_kv_entries(c);
+    fprintf(stderr, "weights of the 7 block linears (%.0f parameters; embedding and norms stay "
+                    "fp32):\n", params);
+    char note[96], err[64];
+    for (int k = 0; k < 4; k++) {
+        QuantConfig each;
+        quant_config_parse(bases[k], &each, err, sizeof err);
+        each.group = group;
+        const size_t b = linear_weights_bytes(c, &each);
+        note[0] = '\0';
+        if (k == 2)
+            snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d: %.2f bits, + row scales)",
+                     group, 4.0 + 4.0 / group);
+        print_bytes_row(bases[k], b, 8.0 * (double)b / params, "bits/weight", note);
+    }
+    fprintf(stderr, "KV cache at full context (%d positions, %.0f key and value entries):\n",
+            c->seq_len, entries);
+    for (int k = 0; k < 4; k++) {
+        QuantConfig each;
+        quant_config_parse(bases[k], &each, err, sizeof err);
+        each.group = group;
+        const size_t b = kv_cache_bytes(c, &each, c->seq_len);
+        note[0] = '\0';
+        if (k == 2)
+            snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d, + a scale per token and head)",
+                     group < config_head_size(c) ? group : config_head_size(c));
+        print_bytes_row(bases[k], b, 8.0 * (double)b / entries, "bits/entry", note);
+    }
 }
 
 /* ------------------------------------------------------------------ tokenizer discovery */
@@ -483,8 +574,9 @@ static void chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const 
     size_t cap = 0;
     if (o->system_prompt) {
         system = strdup(o->system_prompt);
-    } else if (read_line("Enter system prompt (optional): ", &line, &cap)) {
-        system = strdup(line);
+    } else { /* at end of input: no system prompt, and the loop below ends the chat */
+        const char *typed = read_line("Enter system prompt (optional): ", &line, &cap);
+        system = strdup(typed ? typed : "");
     }
     if (!system) die("out of memory");
 
@@ -640,6 +732,19 @@ static int parse_mode_list(const char *flag, const char *list, const QuantConfig
     return n;
 }
 
+/* Loads the model once per mode and makes a transformer for each (a .qrz file says what
+ * it holds, so configs[] is updated from the loaded weights); -v describes them. */
+static void open_modes(const Options *o, QuantConfig *configs, int n, ModelWeights *weights,
+                       Transformer **modes, ThreadPool *pool) {
+    char err[ERRLEN];
+    for (int m = 0; m < n; m++) {
+        open_model(&weights[m], o, &configs[m], pool);
+        configs[m] = weights[m].quant;
+        if (!(modes[m] = transformer_new(&weights[m], pool, err, sizeof err))) die("%s", err);
+    }
+    if (o->verbose) print_info(o, weights, n, pool);
+}
+
 static void run_eval(const Options *o, ThreadPool *pool) {
     char err[ERRLEN];
     const int is_qrz = model_is_qrz(o->model_path);
@@ -652,15 +757,11 @@ static void run_eval(const Options *o, ThreadPool *pool) {
     ModelWeights *weights = calloc((size_t)n_modes + 1, sizeof *weights);
     Transformer **modes = calloc((size_t)n_modes, sizeof *modes);
     if (!weights || !modes) die("out of memory");
+    open_modes(o, configs, n_modes, weights, modes, pool);
     Transformer *reference = NULL; /* one of the modes, or a float32 model of our own */
     int own_reference = 0;
-    for (int m = 0; m < n_modes; m++) {
-        open_model(&weights[m], o, &configs[m], pool);
-        configs[m] = weights[m].quant; /* a .qrz file says what it holds */
-        if (!(modes[m] = transformer_new(&weights[m], pool, err, sizeof err))) die("%s", err);
-        if (configs[m].weights == QUANT_F32 && configs[m].cls == QUANT_F32 && !reference)
-            reference = modes[m];
-    }
+    for (int m = 0; m < n_modes && !reference; m++)
+        if (configs[m].weights == QUANT_F32 && configs[m].cls == QUANT_F32) reference = modes[m];
     if (!reference && !is_qrz) { /* KL needs the float32 distributions */
         QuantConfig fp32;
         quant_config_parse("fp32", &fp32, err, sizeof err);
@@ -753,7 +854,7 @@ static void cpu_name(char *buf, size_t len) {
 }
 
 static void run_bench(const Options *o, ThreadPool *pool) {
-    char err[ERRLEN], cpu[256];
+    char cpu[256];
     if (model_is_qrz(o->model_path) && o->bench_modes)
         die("%s is already quantized; --bench-modes needs the float checkpoint", o->model_path);
     QuantConfig configs[MAX_MODES];
@@ -762,11 +863,7 @@ static void run_bench(const Options *o, ThreadPool *pool) {
     Transformer **modes = calloc((size_t)n_modes, sizeof *modes);
     BenchTimes *times = calloc((size_t)n_modes, sizeof *times);
     if (!weights || !modes || !times) die("out of memory");
-    for (int m = 0; m < n_modes; m++) {
-        open_model(&weights[m], o, &configs[m], pool);
-        configs[m] = weights[m].quant;
-        if (!(modes[m] = transformer_new(&weights[m], pool, err, sizeof err))) die("%s", err);
-    }
+    open_modes(o, configs, n_modes, weights, modes, pool);
     const ModelConfig *c = &weights[0].cfg;
     if (o->pp > c->seq_len || o->tg > c->seq_len)
         die("--pp %d / --tg %d exceed the model's context (seq_len %d)", o->pp, o->tg, c->seq_len);
@@ -789,7 +886,7 @@ static void run_bench(const Options *o, ThreadPool *pool) {
     for (int m = 0; m < n_modes; m++) {
         char name[64];
         quant_config_name(&configs[m], name, sizeof name);
-        const double wmb = weights_bytes(c, &configs[m]) / 1e6, kvmb = kv_cache_bytes(c, &configs[m], c->seq_len) / 1e6;
+        const size_t wbytes = model_weights_bytes(&weights[m]), kvbytes = kv_cache_bytes(c, &configs[m], c->seq_len);
         for (int test = 0; test < 2; test++) {
             const int tokens = test ? o->tg : o->pp;
             if (!tokens) continue;
@@ -802,9 +899,9 @@ static void run_bench(const Options *o, ThreadPool *pool) {
                        "\"min\": %.2f, \"max\": %.2f, \"ms_per_token\": %.4f, \"weight_bytes\": %zu, "
                        "\"kv_bytes\": %zu}",
                        first ? "" : ",", name, label, tokens / med, tokens / hi, tokens / lo,
-                       1e3 * med / tokens, weights_bytes(c, &configs[m]), kv_cache_bytes(c, &configs[m], c->seq_len));
+                       1e3 * med / tokens, wbytes, kvbytes);
             } else {
-                printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f\n", name, wmb, kvmb,
+                printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f\n", name, wbytes / 1e6, kvbytes / 1e6,
                        label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens);
             }
             first = 0;
@@ -851,9 +948,14 @@ static void run_explain(const Options *o) {
 static void run_quantize(const Options *o, ThreadPool *pool) {
     char err[ERRLEN];
     if (model_is_qrz(o->model_path)) die("%s is already a .qrz file", o->model_path);
+    struct stat in, out;
+    if (stat(o->output_path, &out) == 0 && stat(o->model_path, &in) == 0 &&
+        in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+        die("%s is the input checkpoint; write the .qrz to another file", o->output_path);
     const double start = now_seconds();
     ModelWeights m;
     open_model(&m, o, &o->quant, pool);
+    if (o->verbose) print_info(o, &m, 1, pool);
     if (qrz_write(&m, o->output_path, err, sizeof err) != 0) die("%s", err);
     char name[64];
     quant_config_name(&m.quant, name, sizeof name);
@@ -864,70 +966,6 @@ static void run_quantize(const Options *o, ThreadPool *pool) {
     fprintf(stderr, "wrote %s: %s, %ld bytes (from %zu) in %.2f s\n", o->output_path, name,
             out_bytes, m.ck.map_size, now_seconds() - start);
     model_close(&m);
-}
-
-/* ------------------------------------------------------------------ -v */
-
-static void print_bytes_row(const char *name, size_t bytes, double per, const char *unit,
-                            const char *note) {
-    fprintf(stderr, "  %-7s %12zu bytes  %6.2f %s%s\n", name, bytes, per, unit, note);
-}
-
-static void print_info(const Options *o, const ModelWeights *w, const ThreadPool *pool) {
-    const ModelConfig *c = &w->cfg;
-    const QuantConfig *q = &w->quant;
-    char name[64];
-    quant_config_name(q, name, sizeof name);
-    fprintf(stderr, "model:    %s (%s)\n", o->model_path,
-            w->qrz_map ? ".qrz, quantized" : "llama2.c checkpoint, quantized at load");
-    fprintf(stderr, "          dim %d, hidden %d, %d layers, %d query / %d key-value heads "
-                    "(head size %d), vocab %d, context %d\n",
-            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, config_head_size(c),
-            c->vocab_size, c->seq_len);
-    const int razors = q->weights == QUANT_SDR || q->acts == QUANT_SDR || q->kv == QUANT_SDR ||
-                       q->probs == QUANT_SDR || q->cls == QUANT_SDR;
-    if (razors)
-        fprintf(stderr, "mode:     %s (G = %d, SDR %s; classifier %s)\n", name, q->group,
-                q->rounding ? "rounding" : "truncating", quant_kind_cls_name(q->cls));
-    else
-        fprintf(stderr, "mode:     %s (classifier %s)\n", name, quant_kind_cls_name(q->cls));
-    fprintf(stderr, "kernels:  %s (this CPU supports %s), %d thread%s\n",
-            simd_level_name(simd_current()), simd_level_name(simd_detect()), threadpool_size(pool),
-            threadpool_size(pool) == 1 ? "" : "s");
-
-    static const char *const bases[] = {"fp32", "w8a16", "qrazor", "rtn4"};
-    const int kv = config_kv_dim(c);
-    const double params = (double)c->n_layers *
-                          (2.0 * c->dim * c->dim + 2.0 * kv * c->dim + 3.0 * c->hidden_dim * c->dim);
-    fprintf(stderr, "weights of the 7 block linears (%.0f parameters; embedding and norms stay "
-                    "fp32; %zu bytes of weights in all for %s):\n",
-            params, weights_bytes(c, q), name);
-    char note[96], err[64];
-    for (int k = 0; k < 4; k++) {
-        QuantConfig each;
-        quant_config_parse(bases[k], &each, err, sizeof err);
-        each.group = q->group;
-        const size_t b = linear_weights_bytes(c, &each);
-        note[0] = '\0';
-        if (k == 2)
-            snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d: %.2f bits, + row scales)",
-                     q->group, 4.0 + 4.0 / q->group);
-        print_bytes_row(bases[k], b, 8.0 * (double)b / params, "bits/weight", note);
-    }
-    const double entries = 2.0 * c->n_layers * c->seq_len * kv;
-    fprintf(stderr, "KV cache at full context (%d positions, %.0f key and value entries):\n",
-            c->seq_len, entries);
-    for (int k = 0; k < 4; k++) {
-        QuantConfig each;
-        quant_config_parse(bases[k], &each, err, sizeof err);
-        each.group = q->group;
-        const size_t b = kv_cache_bytes(c, &each, c->seq_len);
-        note[0] = '\0';
-        if (k == 2)
-            snprintf(note, sizeof note, "  (4-bit codes + a 4-bit shift per %d, + a scale per token and head)",
-                     q->group < config_head_size(c) ? q->group : config_head_size(c));
-        print_bytes_row(bases[k], b, 8.0 * (double)b / entries, "bits/entry", note);
-    }
 }
 
 /* ------------------------------------------------------------------ main */
@@ -962,7 +1000,7 @@ int main(int argc, char **argv) {
                           : o.steps == 0 ? c->seq_len
                                          : (int)o.steps;
         Tokenizer *tok = open_tokenizer(&o, c->vocab_size);
-        if (o.verbose) print_info(&o, &w, pool);
+        if (o.verbose) print_info(&o, &w, 1, pool);
         Transformer *tf = transformer_new(&w, pool, err, sizeof err);
         if (!tf) die("%s: %s", o.model_path, err);
         Sampler sampler;

@@ -393,9 +393,7 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
 
     /* 6. Memory. */
     heading(&t, "6. Memory: bits per weight (7 linears per block) and per KV entry");
-    const double params = (double)c.n_layers * (2.0 * c.dim * c.dim + 2.0 * config_kv_dim(&c) * c.dim +
-                                                3.0 * c.hidden_dim * c.dim);
-    const double entries = 2.0 * c.n_layers * c.seq_len * config_kv_dim(&c);
+    const double params = config_linear_params(&c), entries = config_kv_entries(&c);
     static const char *const all[] = {"fp32", "w8a16", "qrazor", "rtn4"};
     fprintf(out, "  %-8s %12s %12s\n", "mode", "bits/weight", "bits/KV entry");
     for (int m = 0; m < 4; m++) {

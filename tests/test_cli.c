@@ -230,6 +230,27 @@ static void test_chat_mode(void) {
                              "Tell me a story.\n", 0, "Assistant: ");
     CHECKF(r.out && strstr(r.out, "User: "), "stdout: %s", r.out);
     run_result_free(&r);
+    /* No -y and no input at all: asked for a system prompt, then for the user, then done. */
+    r = expect_run(ARGS(M260K, "-m", "chat"), "", 0, "User: ");
+    CHECKF(r.out && !strstr(r.out, "Assistant: "), "stdout: %s", r.out);
+    run_result_free(&r);
+}
+
+/* A flag that the chosen run would ignore is an error, so nobody believes it took effect;
+ * a flag's value is never read as a flag. */
+static void test_flags_belong_to_their_run(void) {
+    expect_failure(ARGS(M260K, "-y", "Be brief."), "-y (system prompt) goes with -m chat");
+    expect_failure(ARGS(M260K, "--eval", "tests/data/tinystories-dev.txt", "-t", "0"),
+                   "-t does not apply to --eval");
+    expect_failure(ARGS(M260K, "--bench", "-i", "Once"), "-i does not apply to --bench");
+    expect_failure(ARGS(M260K, "--bench", "-m", "chat"), "--bench does not combine with -m");
+    expect_failure(ARGS(M260K, "--explain", "-n", "9"), "-n does not apply to --explain");
+    expect_failure(ARGS(M260K, "--explain", "-v"), "-v does not apply to --explain");
+    expect_failure(ARGS("quantize", M260K, "out.qrz", "-m", "chat"), "-m does not apply to quantize");
+    /* "-h" as the prompt is a prompt, not a request for help. */
+    RunResult r = expect_run(ARGS(M260K, "-i", "-h", "-n", "4", "-t", "0"), NULL, 0, "-h");
+    CHECKF(r.out && !strstr(r.out, "Usage:"), "stdout: %s", r.out);
+    run_result_free(&r);
 }
 
 /* --bench runs and reports (its figures are measured, never checked: only the plumbing). */
@@ -262,4 +283,5 @@ void suite_cli(void) {
     test_run("cli_sampling_is_seeded", test_sampling_is_seeded);
     test_run("cli_tokenizer_discovery", test_tokenizer_discovery);
     test_run("cli_chat_mode", test_chat_mode);
+    test_run("cli_flags_belong_to_their_run", test_flags_belong_to_their_run);
 }

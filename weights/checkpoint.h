@@ -41,6 +41,19 @@ typedef struct {
 static inline int config_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
 static inline int config_kv_dim(const ModelConfig *c) { return config_head_size(c) * c->n_kv_heads; }
 
+/* Weights of the 7 linears of every block (wq, wk, wv, wo, w1, w2, w3): the parameters
+ * that W4 quantizes, and the unit of "bits per weight". */
+static inline double config_linear_params(const ModelConfig *c) {
+    const double kv = config_kv_dim(c);
+    return (double)c->n_layers *
+           (2.0 * c->dim * c->dim + 2.0 * kv * c->dim + 3.0 * (double)c->hidden_dim * c->dim);
+}
+
+/* Key and value entries of the cache at full context: the unit of "bits per KV entry". */
+static inline double config_kv_entries(const ModelConfig *c) {
+    return 2.0 * c->n_layers * c->seq_len * config_kv_dim(c);
+}
+
 /* Float32 weights of one checkpoint; every pointer points into the read-only mapping. */
 typedef struct {
     ModelConfig cfg;

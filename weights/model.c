@@ -94,11 +94,15 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
     return 0;
 }
 
+int quant_config_razors(const QuantConfig *q) {
+    return q->weights == QUANT_SDR || q->acts == QUANT_SDR || q->kv == QUANT_SDR ||
+           q->probs == QUANT_SDR || q->cls == QUANT_SDR;
+}
+
 void quant_config_name(const QuantConfig *q, char *buf, size_t len) {
     const BaseMode *b = base_of(q);
     size_t at = (size_t)snprintf(buf, len, "%s", b ? b->name : "custom");
-    const int razors = q->weights == QUANT_SDR || q->acts == QUANT_SDR || q->kv == QUANT_SDR ||
-                       q->probs == QUANT_SDR || q->cls == QUANT_SDR;
+    const int razors = quant_config_razors(q);
     if (razors && q->group != 16 && at < len) at += (size_t)snprintf(buf + at, len - at, "/g%d", q->group);
     if (razors && !q->rounding && at < len) at += (size_t)snprintf(buf + at, len - at, "/trunc");
     if ((!b || q->cls != b->cls) && at < len)
@@ -132,13 +136,14 @@ size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q) {
     return (size_t)c->n_layers * per_layer;
 }
 
-size_t weights_bytes(const ModelConfig *c, const QuantConfig *q) {
+size_t model_weights_bytes(const ModelWeights *m) {
+    const ModelConfig *c = &m->cfg;
+    const QuantConfig *q = &m->quant;
     const size_t emb = (size_t)c->vocab_size * c->dim * sizeof(float);
     const size_t norms = ((size_t)2 * c->n_layers + 1) * c->dim * sizeof(float);
-    /* A float32 classifier shares the embedding's memory (llama2.c's shared weights). */
-    const size_t cls = q->cls == QUANT_F32 ? 0
-                                           : linear_bytes(storage_for(q->cls, q->cls), q->cls,
-                                                          c->vocab_size, c->dim, q->group);
+    const size_t cls = m->cls.storage == STORE_F32 && m->cls.f32 == m->token_embedding
+                           ? 0
+                           : linear_bytes(m->cls.storage, q->cls, c->vocab_size, c->dim, q->group);
     return emb + norms + linear_weights_bytes(c, q) + cls;
 }
 

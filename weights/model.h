@@ -42,6 +42,9 @@ int quant_config_check(const QuantConfig *q, char *err, size_t errlen);
 /* The canonical name of a configuration (the base plus its non-default options). */
 void quant_config_name(const QuantConfig *q, char *buf, size_t len);
 
+/* 1 if any site is razored (then the group size and rounding matter). */
+int quant_config_razors(const QuantConfig *q);
+
 /* "fp32", "int8", "qrazor", "rtn4": the --cls names of the kinds; parse one (-1 if unknown). */
 const char *quant_kind_cls_name(QuantKind k);
 int quant_kind_parse_cls(const char *name, QuantKind *k);
@@ -95,9 +98,11 @@ void model_close(ModelWeights *m);
 /* 1 if the file at path starts like a .qrz file. */
 int model_is_qrz(const char *path);
 
-/* Bytes of the weights in any representation (not only the one loaded): everything
- * (embedding and norms stay float32), and the 7 block linears alone. */
-size_t weights_bytes(const ModelConfig *c, const QuantConfig *q);
+/* Bytes of the weights of a loaded model: everything (embedding and norms stay float32;
+ * a float32 classifier may share the embedding's memory, as in llama2.c). */
+size_t model_weights_bytes(const ModelWeights *m);
+
+/* Bytes of the 7 block linears in any representation (not only the one loaded). */
 size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q);
 
 #endif
