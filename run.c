@@ -779,7 +779,7 @@ static void run_eval(const Options *o, ThreadPool *pool) {
     if (o->ctx > c->seq_len) die("--ctx %d exceeds the model's context (seq_len %d)", o->ctx, c->seq_len);
     const int ctx = o->ctx ? o->ctx : c->seq_len;
     EvalPlan plan;
-    if (eval_plan(&plan, n_tokens, ctx, o->score_all ? 0 : ctx / 2) != 0)
+    if (eval_plan(&plan, n_tokens, ctx, o->score_all) != 0)
         die("%s: only %d tokens: too short to score (--score all scores every next token)",
             o->eval_path, n_tokens);
     EvalStats *stats = calloc((size_t)n_modes, sizeof *stats);

@@ -14,15 +14,15 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int eval_plan(EvalPlan *plan, int n_tokens, int ctx, int score_from) {
+int eval_plan(EvalPlan *plan, int n_tokens, int ctx, int score_all) {
     plan->ctx = ctx;
-    plan->score_from = score_from;
     plan->n_windows = n_tokens / ctx;
     if (plan->n_windows == 0) { /* a short text is one shorter window */
         plan->n_windows = 1;
         plan->ctx = n_tokens;
     }
-    const long per_window = (long)plan->ctx - 1 - score_from;
+    plan->score_from = score_all ? 0 : plan->ctx / 2;
+    const long per_window = (long)plan->ctx - 1 - plan->score_from;
     plan->n_scored = per_window > 0 ? per_window * plan->n_windows : 0;
     return plan->n_scored > 0 ? 0 : -1;
 }

@@ -30,9 +30,10 @@ typedef struct {
     long n_scored;     /* scored tokens, over all windows */
 } EvalPlan;
 
-/* Plans the windows for n_tokens tokens. Returns 0, or -1 when there is nothing to score
- * (fewer than score_from + 2 tokens in the only window). */
-int eval_plan(EvalPlan *plan, int n_tokens, int ctx, int score_from);
+/* Plans the windows of ctx tokens for n_tokens tokens, scoring each window's second half
+ * (score_all = 0) or every next token (1); the halves are of the window actually used, so
+ * a text shorter than ctx is still scored. Returns 0, or -1 when there is nothing to score. */
+int eval_plan(EvalPlan *plan, int n_tokens, int ctx, int score_all);
 
 /* Runs every mode over the plan's windows. reference (may be NULL) is the float32 model
  * the KL and top-1 figures compare against; it runs once per window, before the modes.

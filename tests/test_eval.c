@@ -88,7 +88,7 @@ static void test_kl_of_fp32_with_itself_is_zero(void) {
     int tokens[100];
     for (int i = 0; i < 100; i++) tokens[i] = 1 + (i * 53) % 511;
     EvalPlan plan;
-    CHECK(eval_plan(&plan, 100, 40, 20) == 0 && plan.n_windows == 2 && plan.n_scored == 2 * 19);
+    CHECK(eval_plan(&plan, 100, 40, 0) == 0 && plan.n_windows == 2 && plan.n_scored == 2 * 19);
     EvalStats st;
     Transformer *modes[1] = {mode};
     CHECK(ref && mode && eval_run(&plan, tokens, 1, ref, modes, 1, &st, NULL, NULL) == 0);
@@ -103,13 +103,17 @@ static void test_kl_of_fp32_with_itself_is_zero(void) {
 
 static void test_eval_windows(void) {
     EvalPlan p;
-    /* 1000 tokens in windows of 256: 3 full windows, the rest dropped (as llama.cpp). */
-    CHECK(eval_plan(&p, 1000, 256, 128) == 0 && p.n_windows == 3 && p.ctx == 256 &&
-          p.n_scored == 3 * 127);
-    /* A text shorter than one window is one shorter window. */
-    CHECK(eval_plan(&p, 15, 512, 0) == 0 && p.n_windows == 1 && p.ctx == 15 && p.n_scored == 14);
+    /* 1000 tokens in windows of 256: 3 full windows, the rest dropped (as llama.cpp);
+     * positions 128..254 of each are scored. */
+    CHECK(eval_plan(&p, 1000, 256, 0) == 0 && p.n_windows == 3 && p.ctx == 256 &&
+          p.score_from == 128 && p.n_scored == 3 * 127);
+    /* A text shorter than one window is one shorter window, scored in full... */
+    CHECK(eval_plan(&p, 15, 512, 1) == 0 && p.n_windows == 1 && p.ctx == 15 && p.n_scored == 14);
+    /* ...or in its own second half: 129 tokens, positions 64..127. */
+    CHECK(eval_plan(&p, 129, 512, 0) == 0 && p.ctx == 129 && p.score_from == 64 && p.n_scored == 64);
     /* Nothing left to score is an error. */
-    CHECK(eval_plan(&p, 2, 512, 1) != 0);
+    CHECK(eval_plan(&p, 2, 512, 0) != 0);
+    CHECK(eval_plan(&p, 1, 512, 1) != 0);
 }
 
 static void expect_eval_error(const char *file, const char *fragment) {
