@@ -1,6 +1,7 @@
 /*
  * tests/test_checkpoint.c - the llama2.c checkpoint loader, on real and on broken files.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,10 +117,46 @@ static void test_rejects_bad_headers(void) {
     expect_error(fake_checkpoint(huge, 64, 0), "truncated");
 }
 
+/* A NaN or infinity in a weight is corruption, named by tensor; one in the legacy RoPE
+ * tables, which nothing reads, is not. Offsets are in floats after the header, from the
+ * layout of the format: embedding 32x16, rms_att 2x16, then wq 2x16x16. */
+static void test_rejects_non_finite_weights(void) {
+    const size_t n = implied_floats(good);
+    float *w = calloc(n, sizeof *w);
+    char *buf = malloc(28 + 4 * n);
+    if (!CHECK(w && buf)) goto done;
+    const size_t wq = 32 * 16 + 2 * 16, rope = n - 8 * 4;
+    const struct {
+        size_t at;
+        float value;
+        const char *why;
+    } cases[] = {{wq + 300, NAN, "tensor wq holds NaN at element 300"},
+                 {5, -INFINITY, "tensor token_embedding holds infinity at element 5"},
+                 {rope - 1, INFINITY, "tensor rms_final holds infinity at element 15"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memset(w, 0, n * sizeof *w);
+        w[cases[k].at] = cases[k].value;
+        memcpy(buf, good, 28);
+        memcpy(buf + 28, w, 4 * n);
+        expect_error(test_temp_file(buf, 28 + 4 * n), cases[k].why);
+    }
+    memset(w, 0, n * sizeof *w);
+    w[rope] = NAN;
+    memcpy(buf + 28, w, 4 * n);
+    Checkpoint ck;
+    char err[512] = "";
+    CHECKF(checkpoint_open(&ck, test_temp_file(buf, 28 + 4 * n), err, sizeof err) == 0, "%s", err);
+    if (!err[0]) checkpoint_close(&ck);
+done:
+    free(w);
+    free(buf);
+}
+
 void suite_checkpoint(void) {
     test_run("checkpoint_loads_stories260k", test_loads_stories260k);
     test_run("checkpoint_accepts_consistent_fake", test_accepts_consistent_fake);
     test_run("checkpoint_rejects_missing_empty_short", test_rejects_missing_empty_and_short);
     test_run("checkpoint_rejects_wrong_size", test_rejects_wrong_size);
     test_run("checkpoint_rejects_bad_headers", test_rejects_bad_headers);
+    test_run("checkpoint_rejects_non_finite_weights", test_rejects_non_finite_weights);
 }

@@ -118,6 +118,13 @@ static void test_qrz_rejects_corrupt_files(void) {
     memcpy(bad, good, size);
     bad[128 + 32 * 5 + 4] = 0; /* its storage */
     expect_reject(bad, size, "expected role");
+    /* Layer 0's wq (64 x 64, qrazor): 4 blocks x 64 columns x 8 bytes of codes, then the
+     * shifts; a shift of 5 (high nibble) is more than an INT8 weight can razor. */
+    memcpy(bad, good, size);
+    uint64_t wq_offset;
+    memcpy(&wq_offset, bad + 128 + 32 * 5 + 16, 8);
+    bad[wq_offset + 4 * 64 * 8] = 0x53;
+    expect_reject(bad, size, "has a shift of 5");
     free(bad);
     free(good);
 }

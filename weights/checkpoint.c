@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +126,51 @@ static int tensor_sizes(const ModelConfig *c, int shared, TensorSizes *t, uint64
     return 0;
 }
 
+/* Index of the first NaN or infinity among n floats, or -1. It tests the exponent bits
+ * as integers, block by block, so that the clean case (every real file) vectorizes and
+ * costs a fraction of reading the file. */
+static int64_t first_non_finite(const float *x, uint64_t n) {
+    enum { BLOCK = 4096 };
+    for (uint64_t start = 0; start < n; start += BLOCK) {
+        const uint64_t end = n - start < BLOCK ? n : start + BLOCK;
+        uint32_t special = 0;
+        for (uint64_t i = start; i < end; i++) {
+            uint32_t bits;
+            memcpy(&bits, &x[i], sizeof bits);
+            special |= (bits & 0x7f800000u) == 0x7f800000u;
+        }
+        if (!special) continue;
+        for (uint64_t i = start; i < end; i++)
+            if (!isfinite(x[i])) return (int64_t)i;
+    }
+    return -1;
+}
+
+/* A NaN or infinite weight is corruption: quantizers would derive a NaN scale from it and
+ * the float path would print noise, so it is an error at open, naming the tensor. */
+static int check_finite(const float *p, const TensorSizes *t, const char *path, char *err,
+                        size_t errlen) {
+    const struct {
+        const char *name;
+        uint64_t n;
+    } tensors[] = {{"token_embedding", t->emb}, {"rms_att", t->rms_att}, {"wq", t->wq},
+                   {"wk", t->wk},           {"wv", t->wv},           {"wo", t->wo},
+                   {"rms_ffn", t->rms_ffn}, {"w1", t->w1},           {"w2", t->w2},
+                   {"w3", t->w3},           {"rms_final", t->rms_final},
+                   {NULL, t->freq}, /* legacy RoPE tables: never read */
+                   {"wcls", t->wcls}};
+    for (size_t k = 0; k < sizeof tensors / sizeof tensors[0]; k++) {
+        const int64_t at = tensors[k].name ? first_non_finite(p, tensors[k].n) : -1;
+        if (at >= 0) {
+            snprintf(err, errlen, "%s: corrupt: tensor %s holds %s at element %lld", path,
+                     tensors[k].name, isnan(p[at]) ? "NaN" : "infinity", (long long)at);
+            return -1;
+        }
+        p += tensors[k].n;
+    }
+    return 0;
+}
+
 int checkpoint_open(Checkpoint *ck, const char *path, char *err, size_t errlen) {
     memset(ck, 0, sizeof *ck);
     void *map;
@@ -170,6 +216,10 @@ int checkpoint_open(Checkpoint *ck, const char *path, char *err, size_t errlen) 
     }
 
     const float *p = (const float *)((const char *)map + sizeof header);
+    if (check_finite(p, &t, path, err, errlen) != 0) {
+        unmap_file(map, size);
+        return -1;
+    }
     ck->cfg = c;
     ck->shared_classifier = shared;
     ck->token_embedding = p, p += t.emb;

@@ -326,6 +326,17 @@ int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen) {
         end = t->offset + t->bytes;
     }
     if (end != size) REJECT("%llu bytes after the last tensor", (unsigned long long)(size - end));
+    for (int i = 0; i < n; i++) { /* the layout is sound; now the weight shifts (SPEC §2) */
+        const Tensor *t = &tensors[i];
+        if (t->storage != STORE_R4 || t->kind != QUANT_SDR) continue;
+        uint64_t part[3];
+        tensor_parts(t, q.group, part);
+        const uint8_t *shifts = b + t->offset + align_up(part[0]);
+        for (uint64_t k = 0; k < part[1]; k++)
+            if ((shifts[k] & 15) > 4 || shifts[k] >> 4 > 4)
+                REJECT("tensor %d has a shift of %d, but INT8 weights razor at most 4 bits", i,
+                       (shifts[k] & 15) > 4 ? shifts[k] & 15 : shifts[k] >> 4);
+    }
 #undef REJECT
 
     /* Everything checked: point the model at the mapping. */
