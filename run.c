@@ -451,10 +451,10 @@ static Tokenizer *open_tokenizer(const Options *o, int vocab_size) {
         }
         size_t used = strlen(tried);
         if (t)
-            snprintf(tried + used, sizeof tried - used, "\n  %s has %d pieces", path,
+            snprintf(tried + used, sizeof tried - used, "; %s has %d pieces", path,
                      tokenizer_vocab_size(t));
         else
-            snprintf(tried + used, sizeof tried - used, "\n  %s", err);
+            snprintf(tried + used, sizeof tried - used, "; %s", err);
         tokenizer_free(t);
     }
     die("no tokenizer with %d pieces found beside %s; pass one with -z%s", vocab_size,
@@ -627,6 +627,22 @@ static void chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const 
 
 /* ------------------------------------------------------------------ evaluation */
 
+/* Prints prefix, then s as a JSON string: quoted, with quotes, backslashes and control
+ * characters escaped (a path may hold any of them). */
+static void print_json_string(const char *prefix, const char *s) {
+    fputs(prefix, stdout);
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
 /* Reads a text file for evaluation: it must exist, be non-empty, and be valid UTF-8. */
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -646,13 +662,20 @@ static char *read_text(const char *path) {
     if (failed) die("%s: read error", path);
     buf[n] = '\0';
     if (strlen(buf) != n) die("%s: contains a NUL byte at offset %zu: not a text file", path, strlen(buf));
-    /* UTF-8: a lead byte and the right number of continuation bytes, no overlongs. */
+    /* UTF-8 (RFC 3629): a lead byte and the right number of continuation bytes 80..BF;
+     * the second byte's narrower ranges after E0, ED, F0 and F4 exclude overlong forms,
+     * UTF-16 surrogates and code points above U+10FFFF. */
     for (size_t i = 0; i < n;) {
         const unsigned char c = (unsigned char)buf[i];
         const int len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
                                                           : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+        const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        const unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
         int ok = len > 0 && i + (size_t)len <= n;
-        for (int k = 1; ok && k < len; k++) ok = ((unsigned char)buf[i + k] & 0xC0) == 0x80;
+        for (int k = 1; ok && k < len; k++) {
+            const unsigned char b = (unsigned char)buf[i + k];
+            ok = k == 1 ? b >= lo && b <= hi : b >= 0x80 && b <= 0xBF;
+        }
         if (!ok) die("%s: not valid UTF-8 at byte %zu", path, i);
         i += (size_t)len;
     }
@@ -790,10 +813,11 @@ static void run_eval(const Options *o, ThreadPool *pool) {
 
     /* Report. */
     if (o->json) {
-        printf("{\"file\": \"%s\", \"model\": \"%s\", \"documents\": %d, \"tokens\": %d, "
-               "\"window\": %d, \"windows\": %d, \"score_from\": %d, \"scored\": %ld, \"modes\": [",
-               o->eval_path, o->model_path, n_docs, n_tokens, plan.ctx, plan.n_windows,
-               plan.score_from, plan.n_scored);
+        print_json_string("{\"file\": ", o->eval_path);
+        print_json_string(", \"model\": ", o->model_path);
+        printf(", \"documents\": %d, \"tokens\": %d, \"window\": %d, \"windows\": %d, "
+               "\"score_from\": %d, \"scored\": %ld, \"modes\": [",
+               n_docs, n_tokens, plan.ctx, plan.n_windows, plan.score_from, plan.n_scored);
     } else {
         printf("eval: %s, %d documents, %d tokens; %d windows of %d, scoring positions %d..%d "
                "of each: %ld tokens\n",
@@ -867,21 +891,24 @@ static void run_bench(const Options *o, ThreadPool *pool) {
     const ModelConfig *c = &weights[0].cfg;
     if (o->pp > c->seq_len || o->tg > c->seq_len)
         die("--pp %d / --tg %d exceed the model's context (seq_len %d)", o->pp, o->tg, c->seq_len);
-    bench_run(modes, n_modes, o->pp, o->tg, o->reps, times);
+    if (bench_run(modes, n_modes, o->pp, o->tg, o->reps, times) != 0) die("out of memory");
 
     cpu_name(cpu, sizeof cpu);
     const int threads = threadpool_size(pool);
-    if (o->json)
-        printf("{\"model\": \"%s\", \"dim\": %d, \"n_layers\": %d, \"vocab_size\": %d, "
-               "\"cpu\": \"%s\", \"simd\": \"%s\", \"threads\": %d, \"reps\": %d, \"results\": [",
-               o->model_path, c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()),
-               threads, o->reps);
-    else
+    if (o->json) {
+        print_json_string("{\"model\": ", o->model_path);
+        printf(", \"dim\": %d, \"n_layers\": %d, \"vocab_size\": %d", c->dim, c->n_layers,
+               c->vocab_size);
+        print_json_string(", \"cpu\": ", cpu);
+        printf(", \"simd\": \"%s\", \"threads\": %d, \"reps\": %d, \"results\": [",
+               simd_level_name(simd_current()), threads, o->reps);
+    } else {
         printf("bench: %s (dim %d, %d layers, vocab %d); %s, %s kernels, %d thread%s, %d reps\n"
                "%-18s %10s %10s %7s %10s %21s %8s\n",
                o->model_path, c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()),
                threads, threads == 1 ? "" : "s", o->reps, "mode", "weights", "KV cache", "test",
                "tok/s", "(min - max)", "ms/tok");
+    }
     int first = 1;
     for (int m = 0; m < n_modes; m++) {
         char name[64];

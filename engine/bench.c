@@ -25,9 +25,10 @@ static double time_tg(Transformer *t, const int *tokens, int tg) {
     return now_seconds() - start;
 }
 
-void bench_run(Transformer **modes, int n_modes, int pp, int tg, int reps, BenchTimes *times) {
+int bench_run(Transformer **modes, int n_modes, int pp, int tg, int reps, BenchTimes *times) {
     const int vocab = transformer_config(modes[0])->vocab_size, n = pp > tg ? pp : tg;
     int *tokens = malloc((size_t)(n ? n : 1) * sizeof *tokens);
+    if (!tokens) return -1;
     uint64_t state = 0x9E3779B97F4A7C15ULL;
     for (int i = 0; i < n; i++) {
         state = state * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -46,6 +47,7 @@ void bench_run(Transformer **modes, int n_modes, int pp, int tg, int reps, Bench
         }
     }
     free(tokens);
+    return 0;
 }
 
 static int by_value(const void *a, const void *b) {

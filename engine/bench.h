@@ -19,9 +19,10 @@ typedef struct {
     double tg_seconds[BENCH_MAX_REPS];
 } BenchTimes;
 
-/* Runs the tests on every mode (pp or tg may be 0 to skip one; pp + tg, and each alone,
- * must fit the context). times[m] receives mode m's. */
-void bench_run(Transformer **modes, int n_modes, int pp, int tg, int reps, BenchTimes *times);
+/* Runs the tests on every mode (pp or tg may be 0 to skip one; each starts from an empty
+ * context, so each must fit the context alone). times[m] receives mode m's. Returns 0, or
+ * -1 when out of memory. */
+int bench_run(Transformer **modes, int n_modes, int pp, int tg, int reps, BenchTimes *times);
 
 /* The median, minimum and maximum of n values. */
 void bench_stats(const double *v, int n, double *median, double *min, double *max);

@@ -22,6 +22,8 @@ typedef struct {
     int *shifts;
 } Razored;
 
+/* Razors x into r (allocated here; free with razored_free even on failure). Returns 0, or
+ * -1 when out of memory. */
 static int razor(Razored *r, const float *x, int n, int qmax, int group, int rounding) {
     r->n = n;
     r->group = group;
@@ -40,8 +42,6 @@ static int razor(Razored *r, const float *x, int n, int qmax, int group, int rou
 static void razored_free(Razored *r) {
     free(r->q), free(r->codes), free(r->shifts);
 }
-
-static int64_t shl(int64_t x, int s) { return x * ((int64_t)1 << s); }
 
 /* ------------------------------------------------------------------ text */
 
@@ -93,7 +93,7 @@ static void group_table(const Text *t, const Razored *r, int g, int bits, int ro
         char win[40], four[8];
         binary_window(win, mag, bits, s);
         snprintf(four, sizeof four, "%d %d%d%d", c < 0, (abs(c) >> 2) & 1, (abs(c) >> 1) & 1, abs(c) & 1);
-        const int64_t value = shl(c, s);
+        const int64_t value = qr_shl(c, s);
         fprintf(t->out, "  %4d %7d %-*s %4s %4d %6s %7lld %6lld%s\n", i, r->q[i], bits + 2, win,
                 round ? "+1" : "", c, four, (long long)value, (long long)(value - r->q[i]),
                 abs(c) == 7 && (int64_t)((mag >> s) + (uint32_t)round) > 7 ? " sat" : "");
@@ -156,12 +156,17 @@ static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe
 
 /* ------------------------------------------------------------------ the detail */
 
-/* Sections 1-4 for a linear or the scores (an activation vector and a weight row). */
-static void explain_product(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
+/* Sections 1-4 for a linear or the scores (an activation vector and a weight row).
+ * Returns 0, or -1 when out of memory. */
+static int explain_product(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
     const int is_qk = o->site == SITE_QK, k = p->k;
-    Razored a, w;
-    razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding);
-    razor(&w, p->w, k, QMAX_INT8, o->group, o->rounding);
+    Razored a = {0}, w = {0};
+    if (razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding) != 0 ||
+        razor(&w, p->w, k, QMAX_INT8, o->group, o->rounding) != 0) {
+        razored_free(&a);
+        razored_free(&w);
+        return -1;
+    }
     const int g = argmax_abs(p->x, k) / o->group; /* the group of the largest input */
     char line[160];
 
@@ -195,11 +200,11 @@ static void explain_product(const Text *t, const ExplainOptions *o, const Probe 
     for (int gg = 0, start = 0; start < k; gg++, start += o->group) {
         int64_t dot = 0;
         for (int i = start; i < k && i < start + o->group; i++) dot += a.codes[i] * w.codes[i];
-        acc += shl(dot, a.shifts[gg] + w.shifts[gg]);
+        acc += qr_shl(dot, a.shifts[gg] + w.shifts[gg]);
         if (gg == g) dot_g = dot;
     }
     fprintf(t->out, "  group %d: sum of a_i * w_i = %lld, shifted by sa + sw = %d + %d: %lld\n", g,
-            (long long)dot_g, a.shifts[g], w.shifts[g], (long long)shl(dot_g, a.shifts[g] + w.shifts[g]));
+            (long long)dot_g, a.shifts[g], w.shifts[g], (long long)qr_shl(dot_g, a.shifts[g] + w.shifts[g]));
     const int groups = (k + o->group - 1) / o->group;
     fprintf(t->out, "  all %d group%s: acc = %lld (int64, exact)\n", groups, groups == 1 ? "" : "s", (long long)acc);
     float y = ((float)acc * a.scale) * w.scale;
@@ -214,14 +219,18 @@ static void explain_product(const Text *t, const ExplainOptions *o, const Probe 
             100.0 * fabs((double)y - p->y_ref) / fabs((double)p->y_ref));
     razored_free(&a);
     razored_free(&w);
+    return 0;
 }
 
 /* Sections 1-4 for the weighted sum of values: p' over positions, and one value dimension
  * whose codes and shifts belong to each position. */
-static void explain_values(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
+static int explain_values(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
     const int k = p->k, hs = config_head_size(c), d = p->row, dg = d / o->group;
-    Razored a;
-    razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding);
+    Razored a = {0};
+    if (razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding) != 0) {
+        razored_free(&a);
+        return -1;
+    }
     const int g = argmax_abs(p->x, k) / o->group;
     char line[160];
 
@@ -239,14 +248,18 @@ static void explain_values(const Text *t, const ExplainOptions *o, const Probe *
     int64_t dot_g = 0, acc = 0;
     for (int gg = 0, start = 0; start < k; gg++, start += o->group) {
         for (int tt = start; tt < k && tt < start + o->group; tt++) {
-            Razored v;
-            razor(&v, p->v_rows + (size_t)tt * hs, hs, QMAX_INT8, o->group, o->rounding);
-            const int64_t term = shl((int64_t)a.codes[tt] * v.codes[d], a.shifts[gg] + v.shifts[dg]);
+            Razored v = {0};
+            if (razor(&v, p->v_rows + (size_t)tt * hs, hs, QMAX_INT8, o->group, o->rounding) != 0) {
+                razored_free(&v);
+                razored_free(&a);
+                return -1;
+            }
+            const int64_t term = qr_shl((int64_t)a.codes[tt] * v.codes[d], a.shifts[gg] + v.shifts[dg]);
             acc += term;
             if (gg == g) {
                 dot_g += term;
                 fprintf(t->out, "  %5d %9.5f %10.6g %5d %6d %5d %8lld\n", tt, p->v_rows[(size_t)tt * hs + d],
-                        v.scale, v.q[d], v.shifts[dg], v.codes[d], (long long)shl(v.codes[d], v.shifts[dg]));
+                        v.scale, v.q[d], v.shifts[dg], v.codes[d], (long long)qr_shl(v.codes[d], v.shifts[dg]));
             }
             razored_free(&v);
         }
@@ -261,6 +274,7 @@ static void explain_values(const Text *t, const ExplainOptions *o, const Probe *
     fprintf(t->out, "  float32 (float probabilities and values): %.6g, relative error %.2f%%\n",
             p->y_ref, 100.0 * fabs((double)y - p->y_ref) / fabs((double)p->y_ref));
     razored_free(&a);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ SVG */
@@ -272,11 +286,15 @@ static int write_svg(const char *path, const ExplainOptions *o, const Probe *p, 
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     enum { W = 720, H = 560, BINS = 40 };
-    Razored a;
-    razor(&a, p->x, p->k, QMAX_INT16, o->group, o->rounding);
+    Razored a = {0};
+    if (razor(&a, p->x, p->k, QMAX_INT16, o->group, o->rounding) != 0) {
+        razored_free(&a);
+        fclose(f);
+        return -1;
+    }
     int before[BINS] = {0}, after[BINS] = {0}, top = 1;
     for (int i = 0; i < p->k; i++) {
-        const double v = a.q[i], r = (double)shl(a.codes[i], a.shifts[i / o->group]);
+        const double v = a.q[i], r = (double)qr_shl(a.codes[i], a.shifts[i / o->group]);
         const int b0 = (int)((v + 32768.0) * BINS / 65536.0), b1 = (int)((r + 32768.0) * BINS / 65536.0);
         before[b0 < 0 ? 0 : b0 >= BINS ? BINS - 1 : b0]++;
         after[b1 < 0 ? 0 : b1 >= BINS ? BINS - 1 : b1]++;
@@ -352,17 +370,20 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
     fprintf(out, "QRazor step by step: layer %d, site %s, the last of %d tokens, mode %s\n", o->layer,
             site_name(o->site), o->n_tokens, name);
     if (o->site >= SITE_QK) fprintf(out, "query head %d\n", o->head);
-    if (o->site == SITE_PV)
-        explain_values(&t, o, &detail, &c);
-    else
-        explain_product(&t, o, &detail, &c);
-
-    /* 5. SQNR of every site, every layer, in each integer mode. */
     static const char *const modes[] = {"w8a16", "qrazor", "rtn4"};
     enum { N_MODES = 3 };
+    double *site_sqnr = malloc((size_t)N_MODES * c.n_layers * sizeof *site_sqnr);
+    if (!site_sqnr || (o->site == SITE_PV ? explain_values(&t, o, &detail, &c)
+                                          : explain_product(&t, o, &detail, &c)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        free(site_sqnr);
+        probe_free(&detail);
+        return -1;
+    }
+
+    /* 5. SQNR of every site, every layer, in each integer mode. */
     char mode_names[N_MODES][64];
     const char *names[N_MODES];
-    double *site_sqnr = malloc((size_t)N_MODES * c.n_layers * sizeof *site_sqnr);
     heading(&t, "5. Signal-to-quantization-noise ratio of each product, dB (higher: better)");
     fprintf(out, "  10 log10(sum y_fp32^2 / sum (y - y_fp32)^2) over all outputs and positions;\n"
                  "  the float32 reference of each product gets the same float input\n");

@@ -4,9 +4,6 @@
  */
 #include "kernels/simd.h"
 
-/* x << s for a possibly negative x, without the undefined behaviour of shifting one. */
-static inline int64_t shl(int64_t x, int s) { return x * ((int64_t)1 << s); }
-
 /* docs/SPEC.md section 3, for each row of the block and each vector:
  *   acc = sum over groups g of ( sum_{i in g} a_i * w_i ) << (sa_g + sw_g)
  * The inner sum multiplies 4-bit codes; the shift is applied once per group. */
@@ -23,7 +20,7 @@ static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Act
                 int32_t dot = 0;
                 for (int i = g * G; i < x->len && i < (g + 1) * G; i++)
                     dot += a[i] * r4_get_code(w, r, i);
-                sum += shl(dot, sa[g] + r4_get_shift(w, r, g));
+                sum += qr_shl(dot, sa[g] + r4_get_shift(w, r, g));
             }
             acc[t * QR_BLOCK_ROWS + rr] = sum;
         }

@@ -123,6 +123,11 @@ typedef struct {
     float *scale;       /* [cap_n] */
 } I16Acts;
 
+/* x << s for a signed x, the razored value c << s and the shifted group sums of a
+ * product: written as a multiplication because shifting a negative number left is
+ * undefined in C. */
+static inline int64_t qr_shl(int64_t x, int s) { return x * ((int64_t)1 << s); }
+
 /* ------------------------------------------------------------------ R4Matrix accessors */
 
 static inline size_t r4_block_bytes(const R4Matrix *m) { return (size_t)m->cols_pad * 8; }

@@ -129,6 +129,11 @@ static void test_eval_rejects_bad_text(void) {
     expect_eval_error(test_temp_file("\n \n\t", 4), "only white space");
     expect_eval_error(test_temp_file("Once upon \xff\xfe a time", 19), "not valid UTF-8 at byte 10");
     expect_eval_error(test_temp_file("half a character \xe2\x82", 19), "not valid UTF-8 at byte 17");
+    /* Well-formed in shape but not UTF-8 (RFC 3629): overlong "/" (E0 80 AF), the
+     * surrogate U+D800 (ED A0 80), U+110000 (F4 90 80 80). */
+    expect_eval_error(test_temp_file("ab\xe0\x80\xaf", 5), "not valid UTF-8 at byte 2");
+    expect_eval_error(test_temp_file("ab\xed\xa0\x80", 5), "not valid UTF-8 at byte 2");
+    expect_eval_error(test_temp_file("ab\xf4\x90\x80\x80", 6), "not valid UTF-8 at byte 2");
     expect_eval_error(test_temp_file("nul\0byte", 8), "contains a NUL byte at offset 3");
     expect_eval_error(test_temp_file("a", 1), "too short to score");
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", "tests/data/tinystories-dev.txt",
