@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "engine/bench.h"
+#include "engine/clock.h"
 #include "engine/eval.h"
 #include "engine/explain.h"
 #include "engine/sampler.h"
@@ -135,12 +136,6 @@ static float parse_float(const char *flag, const char *s, float lo, float hi) {
     if (errno || end == s || *end != '\0' || !(v >= lo && v <= hi))
         die("%s expects a number in [%g, %g], got '%s'", flag, lo, hi, s);
     return v;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ------------------------------------------------------------------ options */
@@ -480,7 +475,7 @@ static void print_piece(const char *s, size_t n) {
  * each), reported on stderr at the end. "achieved tok/s" is llama2.c's figure: all
  * positions after the first, over the time since the first finished. */
 typedef struct {
-    double start, first_done;
+    double first_done; /* when the first pass ended */
     long prompt_tokens, generated;
     double prompt_seconds, generate_seconds;
 } Timer;

@@ -5,13 +5,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "engine/clock.h"
 
 static double time_pp(Transformer *t, const int *tokens, int pp) {
     const double start = now_seconds();

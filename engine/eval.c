@@ -6,13 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "engine/clock.h"
 
 int eval_plan(EvalPlan *plan, int n_tokens, int ctx, int score_all) {
     plan->ctx = ctx;

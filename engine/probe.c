@@ -102,7 +102,6 @@ void probe_linear(Probe *p, const ModelWeights *m, int layer, Site s, const floa
         p->row = best;
         p->y = y[(size_t)t * rows + best];
         p->y_ref = (float)best_ref;
-        p->w_scale = 0;
         p->captured = 1;
     }
 }
@@ -136,7 +135,6 @@ void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float 
     p->row = best;
     p->y = scores[best];
     p->y_ref = (float)best_ref;
-    p->w_scale = 0;
     p->captured = 1;
 }
 
@@ -155,13 +153,11 @@ void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float 
     for (int t = 0; t <= pos; t++) {
         const float *v = cached(p, p->values, layer, kv_head, t);
         p->x[t] = v_scale ? probs[t] * v_scale[t] : probs[t]; /* p', as the engine forms it */
-        p->w[t] = v[best];
         memcpy(p->v_rows + (size_t)t * hs, v, (size_t)hs * sizeof *v);
     }
     p->k = pos + 1;
     p->row = best;
     p->y = out[best];
     p->y_ref = (float)best_ref;
-    p->w_scale = v_scale ? 1.0f : 0.0f;
     p->captured = 1;
 }

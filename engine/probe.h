@@ -34,10 +34,9 @@ typedef struct Probe {
     int captured;           /* 1 once the detail below is filled */
     float *x;               /* [k] the product's float input (for SITE_PV: p' over positions) */
     float *w;               /* [k] the float weights of `row` (SITE_QK: the key of position
-                               `row`; SITE_PV: value dimension `row` over positions) */
+                               `row`; SITE_PV: unused, the values are in v_rows) */
     int k, row;             /* reduction length, the output shown */
     float y, y_ref;         /* that output, quantized and float32 */
-    float w_scale;          /* SITE_PV: the value scales Sv[t] are folded into x; else 0 */
     float *v_rows;          /* SITE_PV: [k][head_size] the float value vectors, per position */
     int head_size;
 

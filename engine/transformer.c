@@ -1,6 +1,8 @@
 /*
- * engine/transformer.c - the LLaMA-2 forward pass, one token at a time, in float32 or with
- * the QRazor integer pipeline at every matmul.
+ * engine/transformer.c - the LLaMA-2 forward pass, in float32 or with the QRazor integer
+ * pipeline at every matmul. A prompt runs in chunks of tokens that share each pass over
+ * the weights (a matmul of the weights by a batch of vectors); generation runs one token
+ * per call. Below, the shapes of one token; a chunk of n has n of each.
  *
  * Shapes (head_size hs = dim / n_heads, kv_dim = n_kv_heads * hs):
  *
@@ -667,7 +669,6 @@ void transformer_set_probe(Transformer *t, Probe *p) {
 }
 
 const ModelConfig *transformer_config(const Transformer *t) { return &t->cfg; }
-const QuantConfig *transformer_quant(const Transformer *t) { return &t->quant; }
 
 /* ------------------------------------------------------------------ memory accounting */
 

@@ -1,6 +1,7 @@
 /*
- * engine/transformer.h - the LLaMA forward pass: one token in, next-token logits out, with
- * every matmul in float32 or in one of the integer pipelines of docs/SPEC.md section 5.
+ * engine/transformer.h - the LLaMA forward pass: tokens in (a prompt in one batched call,
+ * or one generated token), next-token logits out, with every matmul in float32 or in one
+ * of the integer pipelines of docs/SPEC.md section 5.
  */
 #ifndef ENGINE_TRANSFORMER_H
 #define ENGINE_TRANSFORMER_H
@@ -19,7 +20,6 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err,
 void transformer_free(Transformer *t);
 
 const ModelConfig *transformer_config(const Transformer *t);
-const QuantConfig *transformer_quant(const Transformer *t);
 
 /* Runs n tokens at positions pos .. pos + n - 1 (0-based; the KV cache must hold
  * positions 0 .. pos - 1 from earlier calls), in chunks that share each weight pass: the

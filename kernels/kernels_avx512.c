@@ -1,5 +1,5 @@
 /*
- * kernels/kernels_avx512.c - AVX-512 (F, BW, VL) + VNNI kernels (compiled with those
+ * kernels/kernels_avx512.c - AVX-512 (F, DQ, BW, VL) + VNNI kernels (compiled with those
  * flags; only called after CPU detection says so).
  *
  * The 4-bit kernel is the AVX2 one (see kernels_avx2.c for why it is exact) with the

@@ -128,10 +128,3 @@ void matmul_i8(float *y, size_t y_stride, const I8Matrix *w, int n_rows, const I
     const MatmulIn in = {.i16 = x, .cols = x->len, .n = x->n};
     matmul_shared(&o, 1, &in, pool);
 }
-
-void matmul_f32(float *y, size_t y_stride, const float *w, int rows, int cols, const float *x,
-                size_t x_stride, int n, ThreadPool *pool) {
-    const MatmulOut o = {.y = y, .y_stride = y_stride, .n_rows = rows, .f32 = w};
-    const MatmulIn in = {.f32 = x, .cols = cols, .n = n, .x_stride = x_stride};
-    matmul_shared(&o, 1, &in, pool);
-}

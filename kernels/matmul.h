@@ -4,9 +4,10 @@
  * Each call computes, for the first n_rows rows of a matrix and every vector t of a batch,
  *     y[t * y_stride + r]
  * with the kernels of the current SIMD level (simd.h). Integer products are exact and
- * then scaled as docs/SPEC.md section 3 says: y = ((float)acc * Sa[t]) * Sw[r]. Rows are split
- * across threads in contiguous blocks of 16, so every result is computed by one thread in
- * one fixed order: the output does not depend on the thread count.
+ * then scaled as docs/SPEC.md section 3 says: y = ((float)acc * Sa[t]) * Sw[r]. Rows go
+ * to threads in blocks of 16 that each thread takes from a shared counter as it finishes
+ * the last (so a slowed thread takes fewer); a block is computed whole by one thread in
+ * one fixed order, so the output does not depend on the thread count or on who took what.
  */
 #ifndef KERNELS_MATMUL_H
 #define KERNELS_MATMUL_H
@@ -17,7 +18,7 @@
 #include "kernels/threadpool.h"
 
 /* Several products of one input (wq, wk and wv of a layer; w1 and w3): one pass over the
- * thread pool for all of them, their 16-row blocks split evenly among the threads. Each
+ * thread pool for all of them, their 16-row blocks shared out among the threads. Each
  * output names its matrix (exactly one of r4, i8, f32, matching the input's kind) and
  * where its first n_rows rows go. */
 typedef struct {
@@ -48,9 +49,5 @@ void matmul_r4(float *y, size_t y_stride, const R4Matrix *w, int n_rows, const R
 /* INT8 weights x INT16 activations (stage 1 only). */
 void matmul_i8(float *y, size_t y_stride, const I8Matrix *w, int n_rows, const I16Acts *x,
                ThreadPool *pool);
-
-/* float32 [rows][cols] x n float vectors (x_stride apart). */
-void matmul_f32(float *y, size_t y_stride, const float *w, int rows, int cols, const float *x,
-                size_t x_stride, int n, ThreadPool *pool);
 
 #endif

@@ -66,7 +66,7 @@
  * Shifts and corrections are 32-bit so that the SIMD kernels broadcast them straight
  * from memory.
  * The codes are 4-bit values in [-7, 7] for razored activations. (The attention kernel
- * also feeds int8 codes up to 112 here, see engine/attention notes; every kernel accepts
+ * also feeds int8 codes up to 112 here, see the header of engine/transformer.c; every kernel accepts
  * |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of razored operands.)
  *
  * ============================================================ INT8 x INT16 (stage 1 only)

@@ -6,6 +6,7 @@
 
 #include "kernels/simd.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,7 @@ void r4_acts_free(R4Acts *a) {
 }
 
 void r4_acts_shape(R4Acts *a, int n, int len) {
+    assert(n <= a->cap_n && len <= a->cap_len); /* the buffers were allocated for these */
     a->n = n;
     a->len = len;
     a->n_groups = (len + a->group - 1) / a->group;
@@ -271,6 +273,7 @@ void i16_acts_free(I16Acts *a) {
 }
 
 void i16_acts_shape(I16Acts *a, int n, int len) {
+    assert(n <= a->cap_n && len <= a->cap_len);
     a->n = n;
     a->len = len;
     a->stride = round_up(len, 32);

@@ -90,7 +90,8 @@ size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
 int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group);
 void r4_acts_free(R4Acts *a);
 
-/* Sets the batch shape (n vectors of length len) before filling it. */
+/* Sets the batch shape (n vectors of length len, within the allocated capacity) before
+ * filling it. */
 void r4_acts_shape(R4Acts *a, int n, int len);
 
 /* Quantizes vector t of the batch (a->len floats): SDR (stage 1 to integers of base_qmax,

@@ -403,7 +403,10 @@ static void test_matmul_same_for_any_thread_count(void) {
 
     /* The reference: one thread. Floats are checked against the exact accumulators. */
     matmul_r4(y1, (size_t)rows, &p.w, rows, &p.x, NULL);
-    matmul_f32(f1, (size_t)rows, fw, rows, cols, fx, (size_t)cols, n, NULL);
+    const MatmulIn fin = {.f32 = fx, .cols = cols, .n = n, .x_stride = (size_t)cols};
+    const MatmulOut fout1 = {.y = f1, .y_stride = (size_t)rows, .n_rows = rows, .f32 = fw};
+    const MatmulOut foutk = {.y = fk, .y_stride = (size_t)rows, .n_rows = rows, .f32 = fw};
+    matmul_shared(&fout1, 1, &fin, NULL);
     int bad = 0;
     for (int t = 0; t < n; t++)
         for (int r = 0; r < rows; r++)
@@ -416,7 +419,7 @@ static void test_matmul_same_for_any_thread_count(void) {
         if (!CHECK(pool != NULL)) continue;
         for (int rep = 0; rep < 20; rep++) { /* repeated runs exercise the pool's handshake */
             matmul_r4(yk, (size_t)rows, &p.w, rows, &p.x, pool);
-            matmul_f32(fk, (size_t)rows, fw, rows, cols, fx, (size_t)cols, n, pool);
+            matmul_shared(&foutk, 1, &fin, pool);
             CHECKF(!memcmp(y1, yk, (size_t)n * rows * sizeof *y1), "r4: %d threads differ", counts[i]);
             CHECKF(!memcmp(f1, fk, (size_t)n * rows * sizeof *f1), "f32: %d threads differ", counts[i]);
         }

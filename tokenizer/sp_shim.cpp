@@ -44,7 +44,6 @@ extern "C" int sp_model_eos_id(const SpModel *m) { return m->sp.eos_id(); }
 extern "C" const char *sp_model_piece(const SpModel *m, int id) {
     return m->sp.IdToPiece(id).c_str();
 }
-extern "C" int sp_model_is_byte(const SpModel *m, int id) { return m->sp.IsByte(id); }
 extern "C" int sp_model_is_control(const SpModel *m, int id) { return m->sp.IsControl(id); }
 
 extern "C" int sp_model_encode(const SpModel *m, const char *text, int **ids, char *err,

@@ -23,7 +23,6 @@ int sp_model_vocab_size(const SpModel *m);
 int sp_model_bos_id(const SpModel *m); /* -1 when the model defines none */
 int sp_model_eos_id(const SpModel *m);
 const char *sp_model_piece(const SpModel *m, int id); /* "▁the", "<0x0A>", "<s>", ... */
-int sp_model_is_byte(const SpModel *m, int id);       /* a byte-fallback piece <0xXX> */
 int sp_model_is_control(const SpModel *m, int id);    /* <s>, </s>, ... */
 
 /* Encodes UTF-8 text (no BOS) into a malloc'd array *ids (the caller frees it).
