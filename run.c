@@ -880,12 +880,13 @@ static void run_bench(const Options *o, ThreadPool *pool) {
     const int n_modes = parse_mode_list("--bench-modes", o->bench_modes, &o->quant, configs);
     ModelWeights *weights = calloc((size_t)n_modes, sizeof *weights);
     Transformer **modes = calloc((size_t)n_modes, sizeof *modes);
-    BenchTimes *times = calloc((size_t)n_modes, sizeof *times);
-    if (!weights || !modes || !times) die("out of memory");
+    if (!weights || !modes) die("out of memory");
     open_modes(o, configs, n_modes, weights, modes, pool);
     const ModelConfig *c = &weights[0].cfg;
     if (o->pp > c->seq_len || o->tg > c->seq_len)
         die("--pp %d / --tg %d exceed the model's context (seq_len %d)", o->pp, o->tg, c->seq_len);
+    BenchTimes *times = calloc((size_t)n_modes, sizeof *times);
+    if (!times) die("out of memory");
     if (bench_run(modes, n_modes, o->pp, o->tg, o->reps, times) != 0) die("out of memory");
 
     cpu_name(cpu, sizeof cpu);
