@@ -361,7 +361,7 @@ static void print_bytes_row(const char *name, size_t bytes, double per, const ch
 static void print_info(const Options *o, const ModelWeights *w, int n, const ThreadPool *pool) {
     const ModelConfig *c = &w[0].cfg;
     fprintf(stderr, "model:    %s (%s)\n", o->model_path,
-            w[0].qrz_map ? ".qrz, quantized" : "llama2.c checkpoint, quantized at load");
+            w[0].qrz_map ? ".qrz, quantized" : "llama2.c checkpoint");
     fprintf(stderr, "          dim %d, hidden %d, %d layers, %d query / %d key-value heads "
                     "(head size %d), vocab %d, context %d%s\n",
             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, config_head_size(c),
