@@ -519,7 +519,7 @@ static void generate(Transformer *tf, const Tokenizer *tok, Sampler *sampler, co
     int *prompt;
     const int n_prompt = tokenizer_encode(tok, o->prompt, &prompt, err, sizeof err);
     if (n_prompt < 0) die("cannot encode the prompt: %s", err);
-    const int seq_len = transformer_config(tf)->seq_len;
+    const int seq_len = transformer_context(tf);
     if (n_prompt > seq_len)
         die("the prompt is %d tokens but the model's context (seq_len) is %d", n_prompt, seq_len);
     if (n_prompt > steps)
@@ -758,7 +758,7 @@ static void open_modes(const Options *o, QuantConfig *configs, int n, ModelWeigh
     for (int m = 0; m < n; m++) {
         open_model(&weights[m], o, &configs[m], pool);
         configs[m] = weights[m].quant;
-        if (!(modes[m] = transformer_new(&weights[m], pool, err, sizeof err))) die("%s", err);
+        if (!(modes[m] = transformer_new(&weights[m], pool, weights[m].cfg.seq_len, err, sizeof err))) die("%s", err);
     }
     if (o->verbose) print_info(o, weights, n, pool);
 }
@@ -784,7 +784,7 @@ static void run_eval(const Options *o, ThreadPool *pool) {
         QuantConfig fp32;
         quant_config_parse("fp32", &fp32, err, sizeof err);
         open_model(&weights[n_modes], o, &fp32, pool);
-        if (!(reference = transformer_new(&weights[n_modes], pool, err, sizeof err))) die("%s", err);
+        if (!(reference = transformer_new(&weights[n_modes], pool, weights[n_modes].cfg.seq_len, err, sizeof err))) die("%s", err);
         own_reference = 1;
     }
     const ModelConfig *c = &weights[0].cfg;
@@ -1024,7 +1024,7 @@ int main(int argc, char **argv) {
                                          : (int)o.steps;
         Tokenizer *tok = open_tokenizer(&o, c->vocab_size);
         if (o.verbose) print_info(&o, &w, 1, pool);
-        Transformer *tf = transformer_new(&w, pool, err, sizeof err);
+        Transformer *tf = transformer_new(&w, pool, w.cfg.seq_len, err, sizeof err);
         if (!tf) die("%s: %s", o.model_path, err);
         Sampler sampler;
         if (sampler_init(&sampler, c->vocab_size, o.temperature, o.top_p, o.seed) != 0)

@@ -136,7 +136,7 @@ static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe
         model_close(&w);
         return -1;
     }
-    Transformer *t = transformer_new(&w, NULL, err, errlen);
+    Transformer *t = transformer_new(&w, NULL, w.cfg.seq_len, err, errlen);
     if (!t || probe_init(probe, &w.cfg) != 0) {
         if (t) snprintf(err, errlen, "out of memory");
         transformer_free(t);

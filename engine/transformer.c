@@ -115,6 +115,7 @@ struct Transformer {
     const ModelWeights *w;
     ThreadPool *pool;
     int n_threads;
+    int n_ctx; /* positions the KV cache holds: 0 .. n_ctx - 1 */
     KVCache kv;
     RunState s;
     AttnScratch *attn;          /* one per thread */
@@ -181,12 +182,12 @@ static void linear_apply(float *y, const Linear *l, const float *x, int n, const
 
 /* ------------------------------------------------------------------ KV cache */
 
-static int kv_init(KVCache *kv, const ModelConfig *c, const QuantConfig *q) {
+static int kv_init(KVCache *kv, const ModelConfig *c, const QuantConfig *q, int seq) {
     memset(kv, 0, sizeof *kv);
     kv->kind = q->kv;
     kv->k_storage = storage_for(q->kv, q->acts);
     kv->v_storage = storage_for(q->kv, q->probs);
-    const int hs = config_head_size(c), seq = c->seq_len, n = c->n_layers * c->n_kv_heads;
+    const int hs = config_head_size(c), n = c->n_layers * c->n_kv_heads;
     if (kv->kind == QUANT_F32) {
         const size_t floats = (size_t)c->n_layers * seq * config_kv_dim(c);
         kv->k_f32 = calloc(floats, sizeof(float));
@@ -254,7 +255,7 @@ static void kv_store_head(Transformer *t, R4Acts *kv_codes, int l, int h, int po
     const ModelConfig *c = &t->cfg;
     const QuantConfig *q = &t->quant;
     KVCache *kv = &t->kv;
-    const int hs = config_head_size(c), seq = c->seq_len;
+    const int hs = config_head_size(c), seq = t->n_ctx;
     if (kv->kind == QUANT_F32) {
         const size_t off = ((size_t)l * seq + pos) * config_kv_dim(c) + (size_t)h * hs;
         memcpy(kv->k_f32 + off, kh, (size_t)hs * sizeof(float));
@@ -315,7 +316,7 @@ typedef struct {
  * probability code (at most 7 << 4 = 112, still a byte), the group shift sp after. */
 static void razored_values(Transformer *t, AttnScratch *sc, int i, int rows, int len) {
     const KVCache *kv = &t->kv;
-    const int hs = config_head_size(&t->cfg), seq = t->cfg.seq_len, G = t->quant.group;
+    const int hs = config_head_size(&t->cfg), seq = t->n_ctx, G = t->quant.group;
     const R4Acts *pa = &sc->p.r4;
     R4Acts *ps = &sc->p_sv;
     r4_acts_shape(ps, rows, len);
@@ -338,7 +339,7 @@ static void razored_values(Transformer *t, AttnScratch *sc, int i, int rows, int
 static void attend_kv_head(Transformer *t, AttnScratch *sc, const AttnJob *job, int kvh) {
     const ModelConfig *c = &t->cfg;
     const KVCache *kv = &t->kv;
-    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = c->seq_len, dim = c->dim;
+    const int hs = config_head_size(c), kv_dim = config_kv_dim(c), seq = t->n_ctx, dim = c->dim;
     const int rep = c->n_heads / c->n_kv_heads, i = job->l * c->n_kv_heads + kvh;
     const int rows = job->n * rep, len = job->pos + job->n; /* keys 0 .. len-1 */
     const float sqrt_hs = sqrtf((float)hs);
@@ -558,7 +559,7 @@ static void classify(Transformer *t, float *x, int n, float *logits) {
 
 float *transformer_run(Transformer *t, const int *tokens, int n, int pos, float *all_logits) {
     const int dim = t->cfg.dim, vocab = t->cfg.vocab_size;
-    assert(n >= 1 && pos >= 0 && pos + n <= t->cfg.seq_len);
+    assert(n >= 1 && pos >= 0 && pos + n <= t->n_ctx);
     for (int done = 0; done < n;) {
         const int m = n - done < CHUNK ? n - done : CHUNK;
         run_chunk(t, tokens + done, m, pos + done);
@@ -583,7 +584,8 @@ static void *alloc_floats(size_t n, int *failed) {
     return p;
 }
 
-Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err, size_t errlen) {
+Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, int n_ctx, char *err,
+                             size_t errlen) {
     Transformer *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory");
@@ -591,15 +593,17 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err,
     }
     const ModelConfig *c = &w->cfg;
     const QuantConfig *q = &w->quant;
+    assert(n_ctx >= 1 && n_ctx <= c->seq_len);
+    t->n_ctx = n_ctx;
     t->cfg = *c;
     t->quant = *q;
     t->w = w;
     t->pool = pool;
     t->n_threads = pool ? threadpool_size(pool) : 1;
-    const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, seq = (size_t)c->seq_len,
+    const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, seq = (size_t)n_ctx,
                  kv_dim = (size_t)config_kv_dim(c), hs = (size_t)config_head_size(c), B = CHUNK;
     const int rows = CHUNK * (c->n_heads / c->n_kv_heads); /* attention rows per kv head */
-    int failed = kv_init(&t->kv, c, q) != 0;
+    int failed = kv_init(&t->kv, c, q, n_ctx) != 0;
 
     RunState *s = &t->s;
     s->x = alloc_floats(B * dim, &failed);
@@ -619,8 +623,8 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err,
     for (int i = 0; !failed && i < t->n_threads; i++) {
         AttnScratch *a = &t->attn[i];
         failed |= qacts_init(&a->q, q->acts, q->kv, rows, (int)hs, q->group) ||
-                  qacts_init(&a->p, q->probs, q->kv, rows, c->seq_len, q->group) ||
-                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, rows, c->seq_len, q->group)) ||
+                  qacts_init(&a->p, q->probs, q->kv, rows, n_ctx, q->group) ||
+                  (t->kv.v_shift && r4_acts_alloc(&a->p_sv, rows, n_ctx, q->group)) ||
                   r4_acts_alloc(&a->kv, 1, (int)hs, q->group);
         a->att = alloc_floats((size_t)rows * seq, &failed);
         a->pf = alloc_floats((size_t)rows * seq, &failed);
@@ -629,7 +633,7 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err,
     t->rope_cos = alloc_floats(seq * hs / 2, &failed);
     t->rope_sin = alloc_floats(seq * hs / 2, &failed);
     if (failed) {
-        snprintf(err, errlen, "out of memory for activations and KV cache (seq_len %d)", c->seq_len);
+        snprintf(err, errlen, "out of memory for activations and a KV cache of %d positions", n_ctx);
         transformer_free(t);
         return NULL;
     }
@@ -669,6 +673,8 @@ void transformer_set_probe(Transformer *t, Probe *p) {
 }
 
 const ModelConfig *transformer_config(const Transformer *t) { return &t->cfg; }
+
+int transformer_context(const Transformer *t) { return t->n_ctx; }
 
 /* ------------------------------------------------------------------ memory accounting */
 

@@ -14,12 +14,17 @@
 typedef struct Transformer Transformer;
 
 /* Builds a transformer over loaded weights (which must outlive it) and allocates its
- * activations and KV cache for the full context, quantized as the weights' QuantConfig
- * says. pool may be NULL (one thread). NULL with err set on failure. */
-Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, char *err, size_t errlen);
+ * activations and a KV cache of n_ctx positions (1 .. the model's seq_len: the context a
+ * run will use, not necessarily the longest the model knows), quantized as the weights'
+ * QuantConfig says. pool may be NULL (one thread). NULL with err set on failure. */
+Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, int n_ctx, char *err,
+                             size_t errlen);
 void transformer_free(Transformer *t);
 
 const ModelConfig *transformer_config(const Transformer *t);
+
+/* The positions its KV cache holds (n_ctx of transformer_new). */
+int transformer_context(const Transformer *t);
 
 /* Runs n tokens at positions pos .. pos + n - 1 (0-based; the KV cache must hold
  * positions 0 .. pos - 1 from earlier calls), in chunks that share each weight pass: the

@@ -83,8 +83,8 @@ static void test_kl_of_fp32_with_itself_is_zero(void) {
         model_close(&a);
         return;
     }
-    Transformer *ref = transformer_new(&a, NULL, err, sizeof err);
-    Transformer *mode = transformer_new(&b, NULL, err, sizeof err);
+    Transformer *ref = transformer_new(&a, NULL, a.cfg.seq_len, err, sizeof err);
+    Transformer *mode = transformer_new(&b, NULL, b.cfg.seq_len, err, sizeof err);
     int tokens[100];
     for (int i = 0; i < 100; i++) tokens[i] = 1 + (i * 53) % 511;
     EvalPlan plan;

@@ -65,7 +65,7 @@ static void check_case(const GoldenCase *gc, const char *mode, double tolerance,
         return;
     ModelWeights w;
     if (!CHECKF(model_open(&w, gc->model, &q, pool, err, sizeof err) == 0, "%s", err)) return;
-    Transformer *t = transformer_new(&w, pool, err, sizeof err);
+    Transformer *t = transformer_new(&w, pool, w.cfg.seq_len, err, sizeof err);
     if (!CHECKF(t != NULL, "%s", err)) {
         model_close(&w);
         return;
@@ -171,7 +171,7 @@ static float *run_positions(const char *path, const char *mode, ThreadPool *pool
     ModelWeights w;
     quant_config_parse(mode, &q, err, sizeof err);
     if (!CHECKF(model_open(&w, path, &q, pool, err, sizeof err) == 0, "%s", err)) return NULL;
-    Transformer *t = transformer_new(&w, pool, err, sizeof err);
+    Transformer *t = transformer_new(&w, pool, w.cfg.seq_len, err, sizeof err);
     if (!CHECKF(t != NULL, "%s", err)) {
         model_close(&w);
         return NULL;
@@ -236,8 +236,8 @@ static void test_batched_prefill_matches_one_by_one(void) {
         ModelWeights w;
         quant_config_parse(modes[m], &q, err, sizeof err);
         if (!CHECKF(model_open(&w, path, &q, pool, err, sizeof err) == 0, "%s", err)) continue;
-        Transformer *one = transformer_new(&w, pool, err, sizeof err);
-        Transformer *batch = transformer_new(&w, pool, err, sizeof err);
+        Transformer *one = transformer_new(&w, pool, w.cfg.seq_len, err, sizeof err);
+        Transformer *batch = transformer_new(&w, pool, w.cfg.seq_len, err, sizeof err);
         float *a = malloc((size_t)N * V * sizeof *a), *b = malloc((size_t)N * V * sizeof *b);
         for (int i = 0; one && i < N; i++)
             memcpy(a + (size_t)i * V, transformer_forward(one, tokens[i], i), V * sizeof *a);
@@ -258,7 +258,7 @@ static void test_batched_prefill_matches_one_by_one(void) {
         }
         /* Only-the-last-logits mode agrees with the full batch. */
         transformer_free(batch);
-        batch = transformer_new(&w, pool, err, sizeof err);
+        batch = transformer_new(&w, pool, w.cfg.seq_len, err, sizeof err);
         const float *last = batch ? transformer_run(batch, tokens, N, 0, NULL) : NULL;
         CHECKF(last && !memcmp(last, b + (size_t)(N - 1) * V, V * sizeof *last), "%s: last logits differ",
                modes[m]);

@@ -15,7 +15,7 @@
 /* Logits of 30 positions of a fixed token sequence. */
 static float *logits_of(const ModelWeights *w) {
     char err[256];
-    Transformer *t = transformer_new(w, NULL, err, sizeof err);
+    Transformer *t = transformer_new(w, NULL, w->cfg.seq_len, err, sizeof err);
     if (!CHECKF(t != NULL, "%s", err)) return NULL;
     const int V = w->cfg.vocab_size, n = 30;
     float *all = malloc((size_t)n * V * sizeof *all);
