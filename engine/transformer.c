@@ -46,7 +46,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,28 +432,16 @@ typedef struct {
     Transformer *t;
     SpanFn fn;
     const void *arg;
-    int n, grain;
-    atomic_int next; /* items are taken `grain` at a time: a slowed thread takes fewer */
 } SpanJob;
 
-static void span_task(void *ctx, int thread, int n_threads) {
-    (void)n_threads;
-    SpanJob *job = ctx;
-    for (;;) {
-        const int i0 = atomic_fetch_add_explicit(&job->next, job->grain, memory_order_relaxed);
-        if (i0 >= job->n) return;
-        job->fn(job->t, job->arg, thread, i0, i0 + job->grain < job->n ? i0 + job->grain : job->n);
-    }
+static void span_range(void *ctx, int thread, int i0, int i1) {
+    const SpanJob *job = ctx;
+    job->fn(job->t, job->arg, thread, i0, i1);
 }
 
 static void parallel_spans(Transformer *t, int n, long work, SpanFn fn, const void *arg) {
-    if (t->n_threads > 1 && n > 1 && work >= 16384) {
-        SpanJob job = {t, fn, arg, n, n / (4 * t->n_threads) > 0 ? n / (4 * t->n_threads) : 1, 0};
-        atomic_init(&job.next, 0);
-        threadpool_run(t->pool, span_task, &job);
-    } else {
-        fn(t, arg, 0, 0, n);
-    }
+    SpanJob job = {t, fn, arg};
+    threadpool_parallel_for(t->pool, n, work >= 16384 ? threadpool_grain(t->pool, n, 4) : n, span_range, &job);
 }
 
 /* Tokens i0..i1-1: optionally x += xb2 (the previous branch's residual), optionally
