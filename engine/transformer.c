@@ -52,6 +52,7 @@
 
 #include "kernels/floatops.h"
 #include "kernels/matmul.h"
+#include "kernels/simd.h"
 #include "engine/probe.h"
 
 /* ------------------------------------------------------------------ the pieces */

@@ -42,10 +42,19 @@ static int64_t dot_i8_scalar(const int8_t *w, const int16_t *a, int n) {
     return sum;
 }
 
-static float dot_f32_scalar(const float *w, const float *x, int n) {
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) sum += w[i] * x[i];
-    return sum;
+/* The one order of float32 dot products, which every level follows: 64 running sums
+ * (sum j takes the products of elements j, j + 64, j + 128, ...), each product rounded
+ * before it is added (no fused multiply-add; the build forbids contraction), then the
+ * sums folded in halves: j + (j + 32), then j + (j + 16), ... down to one. It is the
+ * order of 64 SIMD lanes (4 AVX-512 or 8 AVX2 registers), written out. A lane that gets
+ * no product stays +0.0, and adding +0.0 changes no sum, so the padding of a SIMD tail
+ * with zeros is the same as this loop's stopping at n. */
+float dot_f32_scalar(const float *w, const float *x, int n) {
+    float lane[DOT_F32_LANES] = {0};
+    for (int i = 0; i < n; i++) lane[i % DOT_F32_LANES] += w[i] * x[i];
+    for (int half = DOT_F32_LANES / 2; half >= 1; half /= 2)
+        for (int j = 0; j < half; j++) lane[j] += lane[j + half];
+    return lane[0];
 }
 
 const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,

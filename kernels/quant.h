@@ -34,6 +34,10 @@ static inline int32_t quantize_value(float x, float s, int qmax) {
      * away from zero, as docs/SPEC.md requires (lrintf would round half to even). */
     if (s == 0.0f) return 0;
     const float v = roundf(x / s);
+    /* Defined for every float: infinities saturate like any large value, and a NaN (from
+     * a NaN input, or inf / inf) has no value to keep: code 0. The engine reports
+     * non-finite activations; the quantizer only has to stay defined. */
+    if (v != v) return 0;
     return (int32_t)(v > (float)qmax ? (float)qmax : v < (float)-qmax ? (float)-qmax : v);
 }
 
@@ -96,9 +100,8 @@ void r4_acts_shape(R4Acts *a, int n, int len);
 
 /* Quantizes vector t of the batch (a->len floats): SDR (stage 1 to integers of base_qmax,
  * QMAX_INT16 for activations or QMAX_INT8 for key/value entries, then razor) or RTN4.
- * r4_acts_quantize_scalar is the definition; r4_acts_quantize runs the current SIMD
- * level's version of it (kernels/simd.h), which must give the same bytes. */
-void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
+ * This is the definition; r4_acts_quantize (kernels/simd.h) runs the current SIMD level's
+ * version of it, which must give the same bytes. */
 void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                              int rounding);
 
