@@ -41,6 +41,19 @@ int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes) {
     return shift;
 }
 
+/* ------------------------------------------------------------------ docs/SPEC.md section 3 */
+
+int64_t qr_dot(const int32_t *a, const int32_t *a_shift, const int32_t *w, const int32_t *w_shift, int n,
+               int group) {
+    int64_t acc = 0;
+    for (int g = 0, start = 0; start < n; g++, start += group) {
+        int64_t dot = 0; /* the group's products of codes: small (|.| <= 49 G for 4-bit codes) */
+        for (int i = start; i < start + qr_group_len(n, group, g); i++) dot += (int64_t)a[i] * w[i];
+        acc += qr_shl(dot, a_shift[g] + w_shift[g]); /* one shift per group */
+    }
+    return acc;
+}
+
 /* ------------------------------------------------------------------ R4Matrix */
 
 static void *alloc_aligned(size_t bytes) {
@@ -141,6 +154,17 @@ void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *s
     }
     for (int g = 0; m->shifts && g < m->n_groups; g++) r4_set_shift(m, r, g, shifts[g]);
     m->scales[r] = scale;
+}
+
+R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n) {
+    assert(r0 % QR_BLOCK_ROWS == 0 && r0 + n <= m->rows);
+    R4Matrix v = *m;
+    v.rows = n;
+    v.n_blocks = (n + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    v.codes = m->codes + (size_t)(r0 / QR_BLOCK_ROWS) * r4_block_bytes(m);
+    v.shifts = m->shifts ? m->shifts + (size_t)(r0 / QR_BLOCK_ROWS) * m->n_groups * 8 : NULL;
+    v.scales = m->scales + r0;
+    return v;
 }
 
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
