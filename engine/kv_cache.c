@@ -75,14 +75,6 @@ void kv_cache_free(KVCache *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-static uint8_t *v_shift_byte(const KVCache *kv, int i, int t, int j) {
-    return kv->v_shift + ((size_t)i * kv->n_ctx + t) * kv->v_shift_bytes + j / 2;
-}
-
-int kv_cache_v_shift(const KVCache *kv, int i, int t, int j) {
-    const uint8_t b = *v_shift_byte(kv, i, t, j);
-    return j % 2 ? b >> 4 : b & 15;
-}
 
 void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *value, R4Acts *scratch) {
     const int hs = kv->head_size, G = kv->group;
@@ -116,7 +108,7 @@ void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *
     r4_acts_quantize(scratch, 0, value, kv->kind, QMAX_INT8, kv->rounding);
     for (int d = 0; d < hs; d++) r4_set_code(&vt->r4, d, pos, scratch->codes[d]);
     for (int j = 0; j < kv->v_groups; j++) {
-        uint8_t *b = v_shift_byte(kv, i, pos, j);
+        uint8_t *b = kv_cache_v_shift_byte(kv, i, pos, j);
         const int shift = scratch->shifts[j];
         *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
     }

@@ -47,7 +47,15 @@ void kv_cache_free(KVCache *kv);
  * scratch holds one vector of head_size codes (r4_acts_alloc(scratch, 1, head_size, G)). */
 void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *value, R4Acts *scratch);
 
-/* The 4-bit shift of value group j at position t of head i. */
-int kv_cache_v_shift(const KVCache *kv, int i, int t, int j);
+/* The byte holding the 4-bit shift of value group j at position t of head i (the low
+ * nibble for even j), and that shift. */
+static inline uint8_t *kv_cache_v_shift_byte(const KVCache *kv, int i, int t, int j) {
+    return kv->v_shift + ((size_t)i * kv->n_ctx + t) * kv->v_shift_bytes + j / 2;
+}
+
+static inline int kv_cache_v_shift(const KVCache *kv, int i, int t, int j) {
+    const uint8_t b = *kv_cache_v_shift_byte(kv, i, t, j);
+    return j % 2 ? b >> 4 : b & 15;
+}
 
 #endif
