@@ -21,7 +21,8 @@
 int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen);
 
 /* Maps and validates a .qrz file into m: every offset and size is checked against the
- * file before use. Called by model_open(). Returns 0, or -1 with err set. */
+ * file, then every stored value (docs/FORMAT.md), before use. Called by model_open().
+ * Returns 0, or -1 with err set. */
 int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen);
 
 #endif
