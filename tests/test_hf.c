@@ -463,6 +463,7 @@ static void compare_with_checkpoint(const char *dir, const char *bin, int bf16) 
         const int layer = i == 0 || i > 9 * L ? -1 : (i - 1) % L;
         CHECKF(t->role == role && t->layer == layer, "tensor %d is %s/%d, expected %s/%d", i,
                hf_role_name(t->role), t->layer, hf_role_name(role), layer);
+        CHECK(hf_model_find(&m, role, layer) == i);
         const size_t n = (size_t)t->rows * t->cols;
         float *got = malloc(n * sizeof *got);
         if (!CHECKF(hf_model_read_rows(&m, i, 0, t->rows, got, err, sizeof err) == 0, "%s", err)) {
@@ -489,6 +490,8 @@ static void compare_with_checkpoint(const char *dir, const char *bin, int bf16) 
     }
     CHECKF(mismatches == 0, "%s: %zu of %zu weights differ from %s", dir, mismatches, compared,
            bin);
+    CHECK(hf_model_find(&m, HF_WQ, L) == -1);
+    CHECK((hf_model_find(&m, HF_CLASSIFIER, -1) == -1) == ck.shared_classifier);
     /* The q/k permutation matters: HF's raw rows of wq differ from the engine's. */
     const HfTensor *wq = &m.tensors[1 + L];
     float *raw = malloc((size_t)wq->rows * wq->cols * sizeof *raw);

@@ -228,6 +228,12 @@ int hf_model_read_rows(const HfModel *m, int i, int row0, int n_rows, float *out
     return 0;
 }
 
+int hf_model_find(const HfModel *m, HfRole role, int layer) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].role == role && m->tensors[i].layer == layer) return i;
+    return -1;
+}
+
 void hf_model_release(const HfModel *m, int i) {
     if (i >= 0 && i < m->n_tensors) safetensors_release(&m->st, m->tensors[i].src);
 }

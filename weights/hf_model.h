@@ -77,6 +77,11 @@ void hf_model_close(HfModel *m);
 int hf_model_read_rows(const HfModel *m, int i, int row0, int n_rows, float *out, char *err,
                        size_t errlen);
 
+/* The index of the tensor of this role and layer (-1 for a whole-model tensor), or -1 if
+ * the model has none (the classifier of a tied model): for writers whose file order is
+ * not llama2.c's. */
+int hf_model_find(const HfModel *m, HfRole role, int layer);
+
 /* Drops tensor i's pages from the resident set once it has been read (see
  * safetensors_release). */
 void hf_model_release(const HfModel *m, int i);
