@@ -142,23 +142,30 @@ static int64_t dot_i8_avx2(const int8_t *w, const int16_t *a, int n) {
     return sum;
 }
 
-/* Four independent accumulators hide the FMA latency. */
+/* dot_f32_scalar's order: its 64 sums are the 8 lanes of r[0..7] (sum 8k + j is lane j
+ * of r[k]); products are rounded before they are added (mul, then add: no FMA); the tail
+ * is loaded with zeros past n; then the same halving folds. Eight independent sums also
+ * hide the latency of the adds. */
 static float dot_f32_avx2(const float *w, const float *x, int n) {
-    const int n32 = n / 32 * 32;
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int i = 0; i < n32; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    __m256 r[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_setzero_ps();
+    const int n64 = n / 64 * 64;
+    for (int i = 0; i < n64; i += 64)
+        for (int k = 0; k < 8; k++)
+            r[k] = _mm256_add_ps(r[k], _mm256_mul_ps(_mm256_loadu_ps(w + i + 8 * k), _mm256_loadu_ps(x + i + 8 * k)));
+    for (int k = 0; n64 + 8 * k < n; k++) {
+        const int at = n64 + 8 * k;
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - at), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        r[k] = _mm256_add_ps(r[k], _mm256_mul_ps(_mm256_maskload_ps(w + at, m), _mm256_maskload_ps(x + at, m)));
     }
-    const __m256 v = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    for (int k = 0; k < 4; k++) r[k] = _mm256_add_ps(r[k], r[k + 4]); /* j + 32 */
+    r[0] = _mm256_add_ps(r[0], r[2]);                                  /* j + 16 */
+    r[1] = _mm256_add_ps(r[1], r[3]);
+    r[0] = _mm256_add_ps(r[0], r[1]);                                  /* j + 8 */
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(r[0]), _mm256_extractf128_ps(r[0], 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float sum = _mm_cvtss_f32(s);
-    for (int i = n32; i < n; i++) sum += w[i] * x[i];
-    return sum;
+    return _mm_cvtss_f32(s);
 }
 
 /* ------------------------------------------------------------------ activation quantizer */
@@ -197,7 +204,9 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
     __m256 amax = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8)
-        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_bit, _mm256_maskload_ps(x + i, first_lanes(n - i))));
+        /* max_ps returns its second operand when either is NaN: a NaN input is skipped,
+         * as fmaxf skips it in absmax_scale */
+        amax = _mm256_max_ps(_mm256_andnot_ps(sign_bit, _mm256_maskload_ps(x + i, first_lanes(n - i))), amax);
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
@@ -211,12 +220,14 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     }
     const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps((float)-qmax);
     for (int g = 0; g < a->n_groups; g++) {
-        const int start = g * G, len = n - start < G ? n - start : G, chunks = (len + 7) / 8;
+        const int start = g * G, len = qr_group_len(n, G, g), chunks = (len + 7) / 8;
         __m256i q[QR_MAX_GROUP / 8];
         __m256i mags = _mm256_setzero_si256();
         for (int c = 0; c < chunks; c++) {
             const __m256 v = _mm256_maskload_ps(x + start + 8 * c, first_lanes(len - 8 * c));
-            const __m256 r = _mm256_min_ps(_mm256_max_ps(round_half_away(_mm256_div_ps(v, vs)), lo), hi);
+            const __m256 d = round_half_away(_mm256_div_ps(v, vs));
+            /* clamp, and a NaN (unordered with itself) becomes 0, as in quantize_value */
+            const __m256 r = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(d, lo), hi), _mm256_cmp_ps(d, d, _CMP_ORD_Q));
             q[c] = _mm256_cvttps_epi32(r);
             mags = _mm256_or_si256(mags, _mm256_abs_epi32(q[c]));
         }

@@ -4,35 +4,33 @@
  */
 #include "kernels/simd.h"
 
-/* docs/SPEC.md section 3, for each row of the block and each vector:
- *   acc = sum over groups g of ( sum_{i in g} a_i * w_i ) << (sa_g + sw_g)
- * The inner sum multiplies 4-bit codes; the shift is applied once per group. */
+/* The 4-bit kernel in plain C: each row of the block is unpacked group by group into
+ * integers, and docs/SPEC.md section 3 (qr_dot) applied to the group with each vector. */
 static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                             int nt) {
     const int G = x->group;
-    for (int t = 0; t < nt; t++) {
-        const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride;
-        const int32_t *sa = x->shifts + (size_t)(t0 + t) * x->n_groups;
-        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
-            const int r = rb * QR_BLOCK_ROWS + rr;
-            int64_t sum = 0;
-            for (int g = 0; r < w->rows && g < x->n_groups; g++) {
-                int32_t dot = 0;
-                for (int i = g * G; i < x->len && i < (g + 1) * G; i++)
-                    dot += a[i] * r4_get_code(w, r, i);
-                sum += qr_shl(dot, sa[g] + r4_get_shift(w, r, g));
+    for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
+        const int r = rb * QR_BLOCK_ROWS + rr;
+        for (int t = 0; t < nt; t++) acc[t * QR_BLOCK_ROWS + rr] = 0;
+        for (int g = 0; r < w->rows && g < x->n_groups; g++) {
+            int32_t wg[QR_MAX_GROUP], ag[QR_MAX_GROUP];
+            const int start = g * G, len = qr_group_len(x->len, G, g), sw = r4_get_shift(w, r, g);
+            for (int i = 0; i < len; i++) wg[i] = r4_get_code(w, r, start + i);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *codes = x->codes + (size_t)(t0 + t) * x->stride + start;
+                for (int i = 0; i < len; i++) ag[i] = codes[i];
+                acc[t * QR_BLOCK_ROWS + rr] += qr_dot(ag, &x->shifts[(size_t)(t0 + t) * x->n_groups + g], wg, &sw, len, G);
             }
-            acc[t * QR_BLOCK_ROWS + rr] = sum;
         }
     }
 }
 
-/* The float conversion and scaling of docs/SPEC.md section 3: y = ((float)acc * Sa) * Sw. */
+/* The float conversion and scaling of docs/SPEC.md section 3 (qr_output). */
 void r4_finish_scalar(float *y, size_t y_stride, const int64_t *acc, int nt, int rows,
-                             const float *sa, const float *sw) {
+                      const float *sa, const float *sw) {
     for (int t = 0; t < nt; t++)
         for (int rr = 0; rr < rows; rr++)
-            y[(size_t)t * y_stride + rr] = ((float)acc[t * QR_BLOCK_ROWS + rr] * sa[t]) * sw[rr];
+            y[(size_t)t * y_stride + rr] = qr_output(acc[t * QR_BLOCK_ROWS + rr], sa[t], sw[rr]);
 }
 
 /* Stage 1 only (w8a16): sum_i a_i * w_i over INT16 activations and INT8 weights. */
@@ -42,10 +40,19 @@ static int64_t dot_i8_scalar(const int8_t *w, const int16_t *a, int n) {
     return sum;
 }
 
-static float dot_f32_scalar(const float *w, const float *x, int n) {
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) sum += w[i] * x[i];
-    return sum;
+/* The one order of float32 dot products, which every level follows: 64 running sums
+ * (sum j takes the products of elements j, j + 64, j + 128, ...), each product rounded
+ * before it is added (no fused multiply-add; the build forbids contraction), then the
+ * sums folded in halves: j + (j + 32), then j + (j + 16), ... down to one. It is the
+ * order of 64 SIMD lanes (4 AVX-512 or 8 AVX2 registers), written out. A lane that gets
+ * no product stays +0.0, and adding +0.0 changes no sum, so the padding of a SIMD tail
+ * with zeros is the same as this loop's stopping at n. */
+float dot_f32_scalar(const float *w, const float *x, int n) {
+    float lane[DOT_F32_LANES] = {0};
+    for (int i = 0; i < n; i++) lane[i % DOT_F32_LANES] += w[i] * x[i];
+    for (int half = DOT_F32_LANES / 2; half >= 1; half /= 2)
+        for (int j = 0; j < half; j++) lane[j] += lane[j + half];
+    return lane[0];
 }
 
 const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,

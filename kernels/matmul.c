@@ -6,7 +6,6 @@
 #include "kernels/matmul.h"
 
 #include <assert.h>
-#include <stdatomic.h>
 
 #include "kernels/simd.h"
 
@@ -23,8 +22,6 @@ typedef struct {
     const MatmulIn *in;
     int blocks[MAX_SHARED]; /* 16-row blocks of each product */
     int total_blocks;
-    int grain;              /* blocks a thread takes at a time */
-    atomic_int next;        /* the first block nobody has taken yet */
 } Product;
 
 /* 4-bit blocks [rb0, rb1) of one product: exact accumulators for up to 8 vectors, then
@@ -56,7 +53,7 @@ static void row_dots(const Product *p, const MatmulOut *o, int r0, int r1) {
                 const I16Acts *x = in->i16;
                 const int64_t acc = p->k->dot_i8(o->i8->q + (size_t)r * o->i8->cols,
                                                  x->q + (size_t)t * x->stride, x->len);
-                *y = ((float)acc * x->scale[t]) * o->i8->scales[r];
+                *y = qr_output(acc, x->scale[t], o->i8->scales[r]);
             }
         }
     }
@@ -79,22 +76,16 @@ static void run_blocks(const Product *p, int b0, int b1) {
     }
 }
 
-/* Every thread takes `grain` blocks at a time until none are left: a thread slowed by its
- * core's neighbours simply takes fewer. Each block is still computed whole by one thread,
- * so the results do not depend on who took it. */
-static void product_task(void *ctx, int thread, int n_threads) {
-    (void)thread, (void)n_threads;
-    Product *p = ctx;
-    for (;;) {
-        const int b0 = atomic_fetch_add_explicit(&p->next, p->grain, memory_order_relaxed);
-        if (b0 >= p->total_blocks) return;
-        run_blocks(p, b0, b0 + p->grain < p->total_blocks ? b0 + p->grain : p->total_blocks);
-    }
+/* Blocks are the items of the parallel for: each is computed whole by one thread, so the
+ * results do not depend on who took it. */
+static void block_range(void *ctx, int thread, int b0, int b1) {
+    (void)thread;
+    run_blocks(ctx, b0, b1);
 }
 
 void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadPool *pool) {
     assert(count >= 1 && count <= MAX_SHARED);
-    Product p = {simd_current_kernels(), outs, count, in, {0}, 0, 1, 0};
+    Product p = {simd_current_kernels(), outs, count, in, {0}, 0};
     long macs = 0;
     for (int i = 0; i < count; i++) {
         p.blocks[i] = (outs[i].n_rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
@@ -104,15 +95,9 @@ void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadP
         if (outs[i].i8) assert(in->i16 && in->cols <= outs[i].i8->cols);
         if (outs[i].f32) assert(in->f32);
     }
-    if (!pool || threadpool_size(pool) == 1 || macs < PARALLEL_MIN_MACS) {
-        run_blocks(&p, 0, p.total_blocks);
-        return;
-    }
-    /* About 8 takes per thread: few enough atomics, small enough to even out. */
-    p.grain = p.total_blocks / (8 * threadpool_size(pool));
-    if (p.grain < 1) p.grain = 1;
-    atomic_init(&p.next, 0);
-    threadpool_run(pool, product_task, &p);
+    /* About 8 ranges per thread: few enough atomics, small enough to even out. */
+    const int grain = macs < PARALLEL_MIN_MACS ? p.total_blocks : threadpool_grain(pool, p.total_blocks, 8);
+    threadpool_parallel_for(pool, p.total_blocks, grain, block_range, &p);
 }
 
 void matmul_r4(float *y, size_t y_stride, const R4Matrix *w, int n_rows, const R4Acts *x,

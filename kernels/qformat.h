@@ -123,6 +123,13 @@ typedef struct {
     float *scale;       /* [cap_n] */
 } I16Acts;
 
+/* The length of group g of an axis of n elements cut into groups of `group`: `group`,
+ * except for a shorter last group when n is not a multiple of it (docs/SPEC.md section 2). */
+static inline int qr_group_len(int n, int group, int g) {
+    const int start = g * group;
+    return n - start < group ? n - start : group;
+}
+
 /* x << s for a signed x, the razored value c << s and the shifted group sums of a
  * product: written as a multiplication because shifting a negative number left is
  * undefined in C. */

@@ -4,8 +4,6 @@
  */
 #include "kernels/quant.h"
 
-#include "kernels/simd.h"
-
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
@@ -41,6 +39,19 @@ int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes) {
         codes[i] = (int8_t)(q[i] < 0 ? -(int)c : (int)c);
     }
     return shift;
+}
+
+/* ------------------------------------------------------------------ docs/SPEC.md section 3 */
+
+int64_t qr_dot(const int32_t *a, const int32_t *a_shift, const int32_t *w, const int32_t *w_shift, int n,
+               int group) {
+    int64_t acc = 0;
+    for (int g = 0, start = 0; start < n; g++, start += group) {
+        int64_t dot = 0; /* the group's products of codes: small (|.| <= 49 G for 4-bit codes) */
+        for (int i = start; i < start + qr_group_len(n, group, g); i++) dot += (int64_t)a[i] * w[i];
+        acc += qr_shl(dot, a_shift[g] + w_shift[g]); /* one shift per group */
+    }
+    return acc;
 }
 
 /* ------------------------------------------------------------------ R4Matrix */
@@ -121,7 +132,7 @@ void quantize_group_values(const float *x, int n, float s, QuantKind kind, int b
 void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, int rounding) {
     const float s = kind_scale(w, m->cols, kind, QMAX_INT8);
     for (int g = 0; g < m->n_groups; g++) {
-        const int start = g * m->group, len = m->cols - start < m->group ? m->cols - start : m->group;
+        const int start = g * m->group, len = qr_group_len(m->cols, m->group, g);
         int8_t codes[QR_MAX_GROUP];
         const int shift = quantize_group(w + start, len, s, kind, QMAX_INT8, rounding, codes);
         for (int i = 0; i < len; i++) r4_set_code(m, r, start + i, codes[i]);
@@ -143,6 +154,17 @@ void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *s
     }
     for (int g = 0; m->shifts && g < m->n_groups; g++) r4_set_shift(m, r, g, shifts[g]);
     m->scales[r] = scale;
+}
+
+R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n) {
+    assert(r0 % QR_BLOCK_ROWS == 0 && r0 + n <= m->rows);
+    R4Matrix v = *m;
+    v.rows = n;
+    v.n_blocks = (n + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    v.codes = m->codes + (size_t)(r0 / QR_BLOCK_ROWS) * r4_block_bytes(m);
+    v.shifts = m->shifts ? m->shifts + (size_t)(r0 / QR_BLOCK_ROWS) * m->n_groups * 8 : NULL;
+    v.scales = m->scales + r0;
+    return v;
 }
 
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
@@ -202,17 +224,13 @@ void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, i
     const float s = kind_scale(x, a->len, kind, base_qmax);
     int8_t *codes = a->codes + (size_t)t * a->stride;
     for (int g = 0; g < a->n_groups; g++) {
-        const int start = g * a->group, len = a->len - start < a->group ? a->len - start : a->group;
+        const int start = g * a->group, len = qr_group_len(a->len, a->group, g);
         a->shifts[(size_t)t * a->n_groups + g] =
             quantize_group(x + start, len, s, kind, base_qmax, rounding, codes + start);
     }
     memset(codes + a->len, 0, (size_t)(a->stride - a->len)); /* padding is code 0 */
     a->scale[t] = s;
     r4_acts_set_corr(a, t);
-}
-
-void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding) {
-    simd_current_kernels()->quantize_r4(a, t, x, kind, base_qmax, rounding);
 }
 
 /* ------------------------------------------------------------------ INT8 x INT16 */
@@ -241,8 +259,8 @@ void i8_matrix_quantize_row(I8Matrix *m, int r, const float *w, QuantKind kind, 
                             int rounding) {
     const float s = kind_scale(w, m->cols, kind, QMAX_INT8);
     int8_t *row = m->q + (size_t)r * m->cols;
-    for (int start = 0; start < m->cols; start += group) {
-        const int len = m->cols - start < group ? m->cols - start : group;
+    for (int g = 0, start = 0; start < m->cols; g++, start += group) {
+        const int len = qr_group_len(m->cols, group, g);
         int32_t v[QR_MAX_GROUP];
         quantize_group_values(w + start, len, s, kind, QMAX_INT8, rounding, v);
         for (int i = 0; i < len; i++) row[start + i] = (int8_t)v[i];
@@ -282,8 +300,8 @@ void i16_acts_shape(I16Acts *a, int n, int len) {
 void i16_acts_quantize(I16Acts *a, int t, const float *x, QuantKind kind, int group, int rounding) {
     int16_t *out = a->q + (size_t)t * a->stride;
     const float s = kind_scale(x, a->len, kind, QMAX_INT16);
-    for (int start = 0; start < a->len; start += group) {
-        const int len = a->len - start < group ? a->len - start : group;
+    for (int g = 0, start = 0; start < a->len; g++, start += group) {
+        const int len = qr_group_len(a->len, group, g);
         int32_t v[QR_MAX_GROUP];
         quantize_group_values(x + start, len, s, kind, QMAX_INT16, rounding, v);
         for (int i = 0; i < len; i++) out[start + i] = (int16_t)v[i];

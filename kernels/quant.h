@@ -34,6 +34,10 @@ static inline int32_t quantize_value(float x, float s, int qmax) {
      * away from zero, as docs/SPEC.md requires (lrintf would round half to even). */
     if (s == 0.0f) return 0;
     const float v = roundf(x / s);
+    /* Defined for every float: infinities saturate like any large value, and a NaN (from
+     * a NaN input, or inf / inf) has no value to keep: code 0. The engine reports
+     * non-finite activations; the quantizer only has to stay defined. */
+    if (v != v) return 0;
     return (int32_t)(v > (float)qmax ? (float)qmax : v < (float)-qmax ? (float)-qmax : v);
 }
 
@@ -47,6 +51,18 @@ int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes);
  * rounds straight to 4 bits and returns shift 0. */
 int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax, int rounding,
                    int8_t *codes);
+
+/* docs/SPEC.md section 3 on plain arrays, the definition every integer kernel computes:
+ * for n elements in groups of `group` (the last may be shorter),
+ *   acc = sum over groups g of ( sum_{i in g} a_i * w_i ) << (a_shift[g] + w_shift[g])
+ * exactly, in 64 bits. a_i and w_i are the operands' integers: 4-bit codes with their
+ * group shifts, or stage-1 codes with shifts 0. */
+int64_t qr_dot(const int32_t *a, const int32_t *a_shift, const int32_t *w, const int32_t *w_shift, int n,
+               int group);
+
+/* The one rounding of section 3: the float output of an accumulator,
+ * y = ((float)acc * Sa) * Sw, in that order everywhere. */
+static inline float qr_output(int64_t acc, float sa, float sw) { return ((float)acc * sa) * sw; }
 
 /* The stage-1 scale of a vector quantized as `kind` over INT bases of base_qmax (RTN4
  * scales to 7 instead). */
@@ -81,6 +97,10 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 /* Writes row r from already quantized codes (cols of them), group shifts and scale. */
 void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale);
 
+/* Rows [r0, r0 + n) of m as a matrix of its own, sharing m's memory (r0 a multiple of
+ * QR_BLOCK_ROWS). */
+R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n);
+
 /* Bytes of codes + shifts + scales of a matrix. */
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
 
@@ -96,9 +116,8 @@ void r4_acts_shape(R4Acts *a, int n, int len);
 
 /* Quantizes vector t of the batch (a->len floats): SDR (stage 1 to integers of base_qmax,
  * QMAX_INT16 for activations or QMAX_INT8 for key/value entries, then razor) or RTN4.
- * r4_acts_quantize_scalar is the definition; r4_acts_quantize runs the current SIMD
- * level's version of it (kernels/simd.h), which must give the same bytes. */
-void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
+ * This is the definition; r4_acts_quantize (kernels/simd.h) runs the current SIMD level's
+ * version of it, which must give the same bytes. */
 void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                              int rounding);
 

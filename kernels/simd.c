@@ -76,6 +76,10 @@ const char *simd_level_name(SimdLevel level) {
     return level < SIMD_LEVELS ? names[level] : "?";
 }
 
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding) {
+    simd_current_kernels()->quantize_r4(a, t, x, kind, base_qmax, rounding);
+}
+
 int simd_use(const char *name) {
     for (int l = 0; l < SIMD_LEVELS; l++) {
         if (strcmp(name, simd_level_name((SimdLevel)l)) != 0) continue;

@@ -37,9 +37,13 @@ void r4_finish_scalar(float *y, size_t y_stride, const int64_t *acc, int nt, int
                       const float *sa, const float *sw);
 
 /* Dot products of the stage-1-only (w8a16) and float32 paths: row-major matrices need no
- * blocking, so a kernel is one row times one vector. The INT8 x INT16 one is exact. */
+ * blocking, so a kernel is one row times one vector. The INT8 x INT16 one is exact; the
+ * float one adds in the one order dot_f32_scalar defines, at every level, so that a
+ * float32 product gives the same bits on every CPU. */
 typedef int64_t (*DotI8Kernel)(const int8_t *w, const int16_t *a, int n);
 typedef float (*DotF32Kernel)(const float *w, const float *x, int n);
+float dot_f32_scalar(const float *w, const float *x, int n);
+enum { DOT_F32_LANES = 64 }; /* the running sums of that order (see kernels_scalar.c) */
 
 /* Activation quantization (stage 1 + razoring) of one vector: r4_acts_quantize_scalar in
  * kernels/quant.c is the definition; the SIMD versions give the same bytes. */
@@ -70,5 +74,8 @@ const KernelTable *simd_current_kernels(void);
 int simd_use(const char *name);
 
 const char *simd_level_name(SimdLevel level);
+
+/* r4_acts_quantize_scalar (kernels/quant.h) at the current level: the same bytes, faster. */
+void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
 
 #endif

@@ -1,17 +1,23 @@
 /*
  * kernels/threadpool.c - workers that wait for a new "generation" of work.
  *
- * The caller publishes (fn, ctx), sets pending = n - 1 and bumps `generation`. Each worker
- * notices the new generation, runs its share, and decrements `pending`; the caller runs
- * share 0 and then spins until pending is 0. A worker that has spun for a while without
+ * The caller publishes a loop (body, ctx, n, grain), sets pending = n_threads - 1 and
+ * bumps `generation`. Each worker notices the new generation, takes ranges from the shared
+ * counter `next` until none are left, and decrements `pending`; the caller takes ranges
+ * too and then spins until pending is 0. A worker that has spun for a while without
  * seeing new work sleeps on `wake`; the caller signals only when someone sleeps, so the
- * hot path makes no system call.
+ * hot path makes no system call. The three counters every thread writes live on cache
+ * lines of their own, so that taking a range does not evict the others' view of them.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "kernels/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -25,31 +31,50 @@
  * a decode step (microseconds), short enough not to burn a core while idle. */
 #define SPIN_BEFORE_SLEEP 20000
 
+/* Spin iterations of the caller waiting for the workers' last ranges before it yields. */
+#define SPIN_BEFORE_YIELD 2000
+
+enum { CACHE_LINE = 64 };
+
 typedef struct {
     ThreadPool *pool;
     int index;
     pthread_t thread;
+    alignas(CACHE_LINE) atomic_long ranges; /* ranges this worker has run */
 } Worker;
 
 struct ThreadPool {
     int n_threads;
     Worker *workers; /* n_threads - 1 of them; the caller is thread 0 */
 
-    ThreadTask fn;
+    /* The loop being run: written by the caller before it bumps the generation. */
+    RangeTask body;
     void *ctx;
-    atomic_uint generation; /* bumped once per run */
-    atomic_int pending;     /* workers still running this generation */
-    atomic_int sleepers;    /* workers blocked on `wake` */
+    int n, grain;
+
+    alignas(CACHE_LINE) atomic_int next;         /* the first item nobody has taken */
+    alignas(CACHE_LINE) atomic_int pending;      /* workers still in this generation */
+    alignas(CACHE_LINE) atomic_uint generation;  /* bumped once per loop */
+    atomic_int sleepers;                         /* workers blocked on `wake` */
     atomic_int quit;
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
 };
 
+/* Takes ranges of the current loop until none are left; returns how many it took. */
+static long take_ranges(ThreadPool *p, int thread) {
+    for (long taken = 0;; taken++) {
+        const int i0 = atomic_fetch_add_explicit(&p->next, p->grain, memory_order_relaxed);
+        if (i0 >= p->n) return taken;
+        p->body(p->ctx, thread, i0, p->n - i0 < p->grain ? p->n : i0 + p->grain);
+    }
+}
+
 static void *worker_main(void *arg) {
     Worker *w = arg;
     ThreadPool *p = w->pool;
-    /* Generation 0 is "no work yet". Not a load of the current value: a run may already
+    /* Generation 0 is "no work yet". Not a load of the current value: a loop may already
      * have been published before this thread got scheduled, and it must not be missed. */
     unsigned seen = 0;
     for (;;) {
@@ -70,7 +95,7 @@ static void *worker_main(void *arg) {
         }
         seen = gen;
         if (atomic_load(&p->quit)) return NULL;
-        p->fn(p->ctx, w->index, p->n_threads);
+        atomic_fetch_add_explicit(&w->ranges, take_ranges(p, w->index), memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
     }
 }
@@ -88,16 +113,19 @@ static void start_generation(ThreadPool *p) {
 
 ThreadPool *threadpool_new(int n_threads) {
     if (n_threads < 1) return NULL;
-    ThreadPool *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    ThreadPool *p = NULL;
+    if (posix_memalign((void **)&p, CACHE_LINE, sizeof *p) != 0) return NULL;
+    memset(p, 0, sizeof *p);
     p->n_threads = n_threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
-    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    if (posix_memalign((void **)&p->workers, CACHE_LINE, (size_t)n_threads * sizeof *p->workers) != 0)
+        p->workers = NULL;
     if (!p->workers) {
         free(p);
         return NULL;
     }
+    memset(p->workers, 0, (size_t)n_threads * sizeof *p->workers);
     for (int i = 1; i < n_threads; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
@@ -121,21 +149,48 @@ void threadpool_free(ThreadPool *p) {
     free(p);
 }
 
-int threadpool_size(const ThreadPool *p) { return p->n_threads; }
+int threadpool_size(const ThreadPool *p) { return p ? p->n_threads : 1; }
 
-void threadpool_run(ThreadPool *p, ThreadTask fn, void *ctx) {
-    if (p->n_threads == 1) {
-        fn(ctx, 0, 1);
+void threadpool_parallel_for(ThreadPool *p, int n, int grain, RangeTask body, void *ctx) {
+    if (n <= 0) return;
+    if (!p || p->n_threads == 1 || n <= grain) {
+        body(ctx, 0, 0, n);
         return;
     }
-    p->fn = fn;
+    p->body = body;
     p->ctx = ctx;
-    start_generation(p);
-    fn(ctx, 0, p->n_threads);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    p->n = n;
+    p->grain = grain;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    start_generation(p); /* publishes the fields above to the workers */
+    take_ranges(p, 0);
+    /* The workers finish their last ranges: wait for them, spinning at first, then
+     * yielding the core, in case one of them is waiting for it (more threads than cores). */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_BEFORE_YIELD)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+long threadpool_worker_ranges(const ThreadPool *p) {
+    long sum = 0;
+    for (int i = 1; p && i < p->n_threads; i++) sum += atomic_load_explicit(&p->workers[i].ranges, memory_order_relaxed);
+    return sum;
+}
+
+int threadpool_grain(const ThreadPool *p, int n, int per_thread) {
+    const int grain = n / (per_thread * threadpool_size(p));
+    return grain > 0 ? grain : 1;
 }
 
 int threadpool_default_threads(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = 0;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+#endif
+    if (n < 1) n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }

@@ -33,6 +33,12 @@ static void test_stage1_rounds_half_away(void) {
                quantize_value(x[i], s, QMAX_INT8));
     const float zero[4] = {0};
     CHECK(absmax_scale(zero, 4, QMAX_INT16) == 0.0f && quantize_value(0.0f, 0.0f, QMAX_INT16) == 0);
+    /* Defined for every float: a NaN has no value (0), infinities saturate. */
+    CHECK(quantize_value(NAN, 1.0f, QMAX_INT8) == 0 && quantize_value(-NAN, 1.0f, QMAX_INT8) == 0);
+    CHECK(quantize_value(INFINITY, 1.0f, QMAX_INT8) == 127 && quantize_value(-INFINITY, 1.0f, QMAX_INT8) == -127);
+    CHECK(quantize_value(INFINITY, INFINITY, QMAX_INT16) == 0 && quantize_value(1.0f, INFINITY, QMAX_INT16) == 0);
+    const float with_nan[3] = {NAN, -2.0f, 1.0f};
+    CHECK(absmax_scale(with_nan, 3, 2) == 1.0f); /* NaN is skipped, as fmaxf does */
 }
 
 /* Parses "a b c" into ints; returns how many. */
@@ -295,26 +301,30 @@ static void test_i8_kernels_exact(void) {
     }
 }
 
-/* Float kernels: every level within float rounding of a double-precision dot product. */
-static void test_f32_kernels_close(void) {
+/* Float kernels: every level adds in dot_f32_scalar's order, so the floats are equal bit
+ * for bit; and that order is within float rounding of a double-precision dot product. */
+static void test_f32_kernels_same_every_level(void) {
     uint64_t rng = 99;
-    for (int trial = 0; trial < 100; trial++) {
-        const int n = test_rand_range(&rng, 1, 1500);
+    for (int trial = 0; trial < 200; trial++) {
+        const int n = trial < 130 ? trial + 1 : test_rand_range(&rng, 1, 1500);
         float *w = malloc((size_t)n * sizeof *w), *x = malloc((size_t)n * sizeof *x);
-        double want = 0, mag = 0;
+        double exact = 0, mag = 0;
         for (int i = 0; i < n; i++) {
             w[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
             x[i] = (float)((int)(test_rand(&rng) % 2001) - 1000) / 1000.0f;
-            want += (double)w[i] * x[i];
+            exact += (double)w[i] * x[i];
             mag += fabs((double)w[i] * x[i]);
         }
+        const float want = dot_f32_scalar(w, x, n);
+        /* n float additions are within n * 2^-24 of the exact sum, relative to the sum of
+         * magnitudes. */
+        const double err = fabs(want - exact) / (mag + 1e-30);
+        CHECKF(err <= n * 6e-8, "n=%d relative error %.3g", n, err);
         for (int l = 0; l < SIMD_LEVELS; l++) {
             const KernelTable *k = simd_kernels((SimdLevel)l);
             if (!k) continue;
-            /* n float additions are within n * 2^-24 of the exact sum, relative to the sum
-             * of magnitudes. */
-            const double err = fabs(k->dot_f32(w, x, n) - want) / (mag + 1e-30);
-            CHECKF(err <= n * 6e-8, "%s: n=%d relative error %.3g", k->name, n, err);
+            const float got = k->dot_f32(w, x, n);
+            CHECKF(memcmp(&got, &want, sizeof got) == 0, "%s: n=%d: %.9g, scalar %.9g", k->name, n, got, want);
         }
         free(w), free(x);
     }
@@ -362,6 +372,10 @@ static void test_quantizers_exact_every_level(void) {
                                 : (test_rand(&rng) % 3 ? 0.0f : (float)u);    /* sparse */
         }
         if (style == 1) x[test_rand_range(&rng, 0, n - 1)] = 32767.0f; /* s = 1: exact ties */
+        if (trial % 7 == 3) { /* non-finite and huge inputs: every level defined, and alike */
+            const float odd[] = {NAN, -NAN, INFINITY, -INFINITY, 3e38f, -3e38f};
+            for (int k = 0; k < 3; k++) x[test_rand_range(&rng, 0, n - 1)] = odd[test_rand(&rng) % 6];
+        }
         if (trial % 50 == 0) memset(x, 0, sizeof x);                     /* all zero */
         R4Acts ref, got;
         if (!CHECK(r4_acts_alloc(&ref, 1, n, G) == 0 && r4_acts_alloc(&got, 1, n, G) == 0)) return;
@@ -439,6 +453,6 @@ void suite_kernels(void) {
     test_run("kernels_i8_exact_every_level", test_i8_kernels_exact);
     test_run("kernels_quantizers_exact_every_level", test_quantizers_exact_every_level);
     test_run("kernels_r4_finish_exact_every_level", test_r4_finish_exact_every_level);
-    test_run("kernels_f32_close_every_level", test_f32_kernels_close);
+    test_run("kernels_f32_same_every_level", test_f32_kernels_same_every_level);
     test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
 }

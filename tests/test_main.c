@@ -23,6 +23,7 @@ void suite_kernels(void);
 void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
+void suite_reference(void);
 void suite_eval(void);
 void suite_qrz(void);
 void suite_explain(void);
@@ -212,6 +213,7 @@ int main(int argc, char **argv) {
     suite_tokenizer();
     suite_sampler();
     suite_forward();
+    suite_reference();
     suite_eval();
     suite_qrz();
     suite_explain();

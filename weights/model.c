@@ -155,14 +155,12 @@ typedef struct {
     int group, rounding;
 } QuantizeJob;
 
-/* Quantizes whole 16-row blocks: rows of one block share shift bytes in the 4-bit format,
- * so one thread must own a whole block. */
-static void quantize_task(void *ctx, int thread, int n_threads) {
+/* Quantizes 16-row blocks [b0, b1): rows of one block share shift bytes in the 4-bit
+ * format, so a whole block is one item of the parallel for. */
+static void quantize_blocks(void *ctx, int thread, int b0, int b1) {
+    (void)thread;
     const QuantizeJob *job = ctx;
     Linear *l = job->lin;
-    const int blocks = (l->rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    const int b0 = (int)((long)blocks * thread / n_threads);
-    const int b1 = (int)((long)blocks * (thread + 1) / n_threads);
     for (int r = b0 * QR_BLOCK_ROWS; r < b1 * QR_BLOCK_ROWS && r < l->rows; r++) {
         const float *row = job->w + (size_t)r * l->cols;
         if (l->storage == STORE_R4)
@@ -186,10 +184,8 @@ static int linear_quantize(Linear *l, QuantKind kind, QuantKind partner, const f
                                 : r4_matrix_alloc(&l->r4, rows, cols, q->group, kind == QUANT_SDR))
         return -1;
     QuantizeJob job = {l, w, q->group, q->rounding};
-    if (pool)
-        threadpool_run(pool, quantize_task, &job);
-    else
-        quantize_task(&job, 0, 1);
+    const int blocks = (rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    threadpool_parallel_for(pool, blocks, threadpool_grain(pool, blocks, 4), quantize_blocks, &job);
     return 0;
 }
 
