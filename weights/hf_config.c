@@ -149,7 +149,7 @@ static int refuse_unsupported(const Reader *r, const ModelConfig *c) {
                         biases[i]);
     }
     int head_dim;
-    if (get_int(r, "head_dim", c->dim / c->n_heads, 1, CHECKPOINT_MAX_DIM, &head_dim) != 0)
+    if (get_int(r, "head_dim", c->dim / c->n_heads, 1, MODEL_MAX_DIM, &head_dim) != 0)
         return -1;
     if (head_dim != c->dim / c->n_heads)
         return fail(r, "head_dim = %d is not hidden_size / num_attention_heads = %d", head_dim,
@@ -174,13 +174,13 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
         goto out;
     }
     if (read_architecture(&r, h) != 0) goto out;
-    if (get_int(&r, "hidden_size", -1, 1, CHECKPOINT_MAX_DIM, &c->dim) ||
-        get_int(&r, "intermediate_size", -1, 1, 4 * CHECKPOINT_MAX_DIM, &c->hidden_dim) ||
-        get_int(&r, "num_hidden_layers", -1, 1, CHECKPOINT_MAX_LAYERS, &c->n_layers) ||
-        get_int(&r, "num_attention_heads", -1, 1, CHECKPOINT_MAX_HEADS, &c->n_heads) ||
-        get_int(&r, "num_key_value_heads", c->n_heads, 1, CHECKPOINT_MAX_HEADS, &c->n_kv_heads) ||
-        get_int(&r, "vocab_size", -1, 1, CHECKPOINT_MAX_VOCAB, &c->vocab_size) ||
-        get_int(&r, "max_position_embeddings", -1, 1, CHECKPOINT_MAX_SEQ, &c->seq_len))
+    if (get_int(&r, "hidden_size", -1, 1, MODEL_MAX_DIM, &c->dim) ||
+        get_int(&r, "intermediate_size", -1, 1, 4 * MODEL_MAX_DIM, &c->hidden_dim) ||
+        get_int(&r, "num_hidden_layers", -1, 1, MODEL_MAX_LAYERS, &c->n_layers) ||
+        get_int(&r, "num_attention_heads", -1, 1, MODEL_MAX_HEADS, &c->n_heads) ||
+        get_int(&r, "num_key_value_heads", c->n_heads, 1, MODEL_MAX_HEADS, &c->n_kv_heads) ||
+        get_int(&r, "vocab_size", -1, 1, MODEL_MAX_VOCAB, &c->vocab_size) ||
+        get_int(&r, "max_position_embeddings", -1, 1, MODEL_MAX_SEQ, &c->seq_len))
         goto out;
     /* The shape rules of config_validate(), said with the names of this file. */
     if (c->dim % c->n_heads != 0) {
