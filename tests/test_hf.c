@@ -198,7 +198,10 @@ static void test_safetensors_reads_each_dtype(void) {
     const char *path = write_safetensors(header, data, sizeof data);
     SafeTensors st;
     char err[512] = "";
-    if (!path || !CHECKF(safetensors_open(&st, path, err, sizeof err) == 0, "%s", err)) return;
+    if (!path) return;
+    const int rc = safetensors_open(&st, path, err, sizeof err);
+    unlink(path); /* the mapping keeps the data */
+    if (!CHECKF(rc == 0, "%s", err)) return;
     CHECK(st.n_tensors == 5 && st.n_files == 1);
     const SafeTensor *f32 = safetensors_find(&st, "f32"), *f16 = safetensors_find(&st, "f16"),
                      *bf16 = safetensors_find(&st, "bf16"), *i8 = safetensors_find(&st, "i8"),
@@ -224,6 +227,7 @@ static void expect_st_error(const char *header, size_t data_len, const char *fra
     char err[512] = "";
     if (!path) return;
     const int rc = safetensors_open(&st, path, err, sizeof err);
+    unlink(path);
     CHECKF(rc != 0, "%s: opened", header);
     CHECKF(strstr(err, fragment) != NULL, "error '%s' lacks '%s'", err, fragment);
     CHECKF(strstr(err, path) == err, "error '%s' does not start with the file", err);
@@ -268,9 +272,11 @@ static void test_safetensors_rejects(void) {
     const char *path = test_temp_file("\x10\0\0", 3);
     CHECK(path && safetensors_open(&st, path, err, sizeof err) != 0 && strstr(err, "truncated") &&
           strstr(err, path));
+    if (path) unlink(path);
     path = test_temp_file("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
     CHECK(path && safetensors_open(&st, path, err, sizeof err) != 0 &&
           strstr(err, "header length 9223372036854775807 runs past the end") && strstr(err, path));
+    if (path) unlink(path);
     CHECK(safetensors_open(&st, "tests/data/no-such.safetensors", err, sizeof err) != 0 &&
           strstr(err, "cannot open"));
     CHECK(safetensors_open(&st, "tests/data/golden", err, sizeof err) != 0 &&
@@ -373,6 +379,8 @@ static void test_config_rejects(void) {
         {"tie_word_embeddings", "1", "tie_word_embeddings must be true or false"},
         {"bos_token_id", "512", "bos_token_id = 512 is not below vocab_size 512"},
         {"eos_token_id", "\"</s>\"", "eos_token_id must be a non-negative integer"},
+        {"eos_token_id", "[]", "eos_token_id is an empty list"},
+        {"eos_token_id", "[-1]", "eos_token_id must be a non-negative integer"},
         {"architectures", "[\"GPT2LMHeadModel\"]",
          "architectures: GPT2LMHeadModel is not supported"},
         {"architectures", "[\"LlamaForCausalLM\", \"Qwen2ForCausalLM\"]",

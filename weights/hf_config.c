@@ -87,7 +87,8 @@ static int get_bool(const Reader *r, const char *name, int dflt, int *out) {
 /* A token id: an integer, or a list of them (the first counts), below the vocabulary size. */
 static int get_token(const Reader *r, const char *name, int dflt, int vocab, int *out) {
     const JsonValue *v = field(r, name);
-    if (v && v->type == JSON_ARRAY) v = json_first(r->doc, v);
+    if (v && v->type == JSON_ARRAY && !(v = json_first(r->doc, v)))
+        return fail(r, "%s is an empty list", name);
     uint64_t x = (uint64_t)dflt;
     if (v && (v->type != JSON_NUMBER || json_u64(v, &x) != 0))
         return fail(r, "%s must be a non-negative integer (or a list of them)", name);
