@@ -4,8 +4,9 @@
  *
  * In fp32 they are floats, [head][position][head_size]. In an integer mode each key and
  * value vector is quantized over its head (INT8 stage 1, one scale per position and head,
- * docs/SPEC.md section 1) and, when 4-bit, razored in groups of G head dimensions
- * (section 2). Per (layer, kv head) the cache holds two matrices laid out so that
+ * docs/SPEC.md section 1) and, unless its type is i8, razored in groups of G head
+ * dimensions (section 2), to 4-bit codes (type r4) or 5-bit codes (r5, section 6). 5-bit
+ * codes are kept as the integers they stand for, c << s <= 15 << 3 = 120: one byte. Per (layer, kv head) the cache holds two matrices laid out so that
  * attention is two matrix products (section 4):
  *
  *   K    rows = positions, cols = head dimensions: the scores of a query are K q;
@@ -26,7 +27,7 @@
 #include "weights/model.h"
 
 typedef struct {
-    QuantKind kind;               /* of keys and values; QUANT_F32: floats */
+    QuantKind key_kind, value_kind; /* how each is quantized; QUANT_F32: floats */
     int n_ctx, head_size, group, rounding;
     int n_heads;                  /* n_layers * n_kv_heads: head i = layer * n_kv_heads + h */
     float *k_f32, *v_f32;         /* fp32: [n_heads][n_ctx][head_size] */
