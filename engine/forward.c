@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/transformer.h"
 #include "engine/state.h"
 #include "kernels/floatops.h"
 

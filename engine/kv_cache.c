@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/transformer.h"
 #include "kernels/simd.h"
 
 /* A cache matrix: rows x cols in the storage of `kind` meeting `partner`, zeroed, with
@@ -116,7 +115,6 @@ void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *
     *scale = scratch->scale[0];
 }
 
-/* Declared in engine/transformer.h: the memory figure -v and the benchmarks print. */
 size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int n_ctx) {
     const size_t heads = (size_t)c->n_layers * c->n_kv_heads, seq = (size_t)n_ctx;
     const int hs = config_head_size(c);

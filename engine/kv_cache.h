@@ -48,6 +48,10 @@ void kv_cache_free(KVCache *kv);
  * scratch holds one vector of head_size codes (r4_acts_alloc(scratch, 1, head_size, G)). */
 void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *value, R4Acts *scratch);
 
+/* Bytes of a cache of n_ctx positions under configuration q (any, not only one built):
+ * the memory figure -v and the benchmarks print. */
+size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int n_ctx);
+
 /* The byte holding the 4-bit shift of value group j at position t of head i (the low
  * nibble for even j), and that shift. */
 static inline uint8_t *kv_cache_v_shift_byte(const KVCache *kv, int i, int t, int j) {
