@@ -31,7 +31,7 @@ TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard t
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan test-compilers accuracy bench docs deps clean help
+.PHONY: all run test test-asan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -43,6 +43,8 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
+	@echo "make fuzz       run every libFuzzer harness (tests/fuzz/) for FUZZ_TIME seconds (600)"
+	@echo "make fuzz-smoke the same for 30 s each (CI)"
 	@echo "make accuracy   regenerate docs/ACCURACY.md (every mode on the TinyStories dev text)"
 	@echo "make bench      regenerate docs/PERFORMANCE.md (tokens/s of fp32, w8a16, qrazor)"
 	@echo "make docs       regenerate docs/HOW_IT_WORKS.md from the explain mode"
@@ -126,6 +128,27 @@ test-compilers:
 	build/cc-clang/logits_digest > build/cc-clang/digest.txt
 	cmp build/cc-gcc/digest.txt build/cc-clang/digest.txt
 	@echo "gcc and clang give bit-identical logits ($$(wc -l < build/cc-gcc/digest.txt) model/mode pairs)"
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
+# build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
+FUZZ_HARNESSES := checkpoint qrz tokenizer
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_TIME ?= 600
+
+$(BUILD)/tests/fuzz/%.o: CPPFLAGS += -D_GNU_SOURCE
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/%.o $(ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=clang CXX=clang++ OPT="-O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	  LDFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer" $(FUZZ_HARNESSES:%=build/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_TIME)
+
+fuzz-smoke: fuzz-build
+	tests/fuzz/run.sh 30
 
 accuracy: all
 	docs/accuracy.sh

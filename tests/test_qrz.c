@@ -2,10 +2,16 @@
  * tests/test_qrz.c - .qrz files: written, mapped back, and bit-identical to quantizing at
  * load; corrupt files rejected with a reason.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/transformer.h"
 #include "tests/test.h"
@@ -244,6 +250,97 @@ static void test_qrz_rejects_bad_values(void) {
 
 /* ------------------------------------------------------------------ the quantize command */
 
+/* A fresh directory for files a test makes (and removes). */
+static const char *temp_dir(char *buf, size_t len) {
+    snprintf(buf, len, "%s/qrazor-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return CHECKF(mkdtemp(buf) != NULL, "mkdtemp: %s", strerror(errno)) ? buf : NULL;
+}
+
+/* Names in a directory that start with prefix. */
+static int count_entries(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d) closedir(d);
+    return n;
+}
+
+static RunResult quantize_to(const char *out) {
+    return test_run_program(ARGS("quantize", "models/stories260K.bin", out), NULL, NULL);
+}
+
+/* quantize writes a new file or replaces a regular one, and nothing else: not a device or
+ * a FIFO (run as root with OUT = /dev/full, it used to replace the device node by a file;
+ * this test does not try /dev/null: a regression would destroy it when run as root), not
+ * a directory, not through a symbolic link; a symlink planted where the temporary file
+ * used to go (OUT.tmp) does not redirect the write; a failed write leaves no file. */
+static void test_quantize_output_safety(void) {
+    char dir[256], out[300], fifo[300], sub[300], link[300], victim[300], planted[300];
+    if (!temp_dir(dir, sizeof dir)) return;
+    snprintf(out, sizeof out, "%s/out.qrz", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo.qrz", dir);
+    snprintf(sub, sizeof sub, "%s/sub.qrz", dir);
+    snprintf(link, sizeof link, "%s/link.qrz", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(planted, sizeof planted, "%s/out.qrz.tmp", dir);
+    const char secret[] = "not to be overwritten\n";
+    FILE *f = fopen(victim, "w");
+    if (!CHECK(f != NULL)) return;
+    fputs(secret, f);
+    fclose(f);
+    struct stat st;
+
+    CHECK(mkfifo(fifo, 0600) == 0);
+    RunResult r = quantize_to(fifo);
+    CHECKF(r.status == 1 && strstr(r.err, "is a FIFO, not a regular file"), "exit %d: %s", r.status, r.err);
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    run_result_free(&r);
+
+    CHECK(mkdir(sub, 0700) == 0);
+    r = quantize_to(sub);
+    CHECKF(r.status == 1 && strstr(r.err, "is a directory, not a regular file"), "exit %d: %s", r.status, r.err);
+    CHECK(lstat(sub, &st) == 0 && S_ISDIR(st.st_mode));
+    run_result_free(&r);
+
+    CHECK(symlink("victim", link) == 0);
+    r = quantize_to(link);
+    CHECKF(r.status == 1 && strstr(r.err, "is a symbolic link"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+
+    CHECK(symlink("victim", planted) == 0);
+    r = quantize_to(out);
+    CHECKF(r.status == 0 && strstr(r.err, "wrote") && !strstr(r.err, "replacing"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    char *v = test_read_file(victim, NULL);
+    CHECKF(v && !strcmp(v, secret), "the symlink's target was overwritten: %.40s", v ? v : "");
+    free(v);
+    CHECK(lstat(planted, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(model_is_qrz(out));
+
+    r = quantize_to(out); /* replacing a regular file: said, and done */
+    CHECKF(r.status == 0 && strstr(r.err, "replacing the file that was there"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    CHECK(model_is_qrz(out) && count_entries(dir, "out.qrz") == 2); /* out.qrz, the planted link */
+
+    /* A write that fails part way (the file size limit, inherited by the child) leaves no
+     * file: neither OUT nor a temporary. */
+    remove(out);
+    struct rlimit old;
+    getrlimit(RLIMIT_FSIZE, &old);
+    struct rlimit small = {100000, old.rlim_max};
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN); /* write fails with EFBIG instead */
+    setrlimit(RLIMIT_FSIZE, &small);
+    r = quantize_to(out);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+    CHECKF(r.status == 1 && strstr(r.err, "cannot write: File too large"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    CHECK(count_entries(dir, "out.qrz") == 1); /* only the planted link */
+
+    remove(planted), remove(link), remove(victim), remove(fifo), rmdir(sub);
+    CHECKF(rmdir(dir) == 0, "%s is not empty after the test", dir);
+}
+
 /* The command line: quantize, then run the file; the story is the one quantize-at-load
  * tells; quantization flags on a .qrz are refused. */
 static void test_quantize_command(void) {
@@ -291,4 +388,5 @@ void suite_qrz(void) {
     test_run("qrz_rejects_corrupt_files", test_qrz_rejects_corrupt_files);
     test_run("qrz_quantize_command", test_quantize_command);
     test_run("qrz_rejects_bad_values", test_qrz_rejects_bad_values);
+    test_run("qrz_quantize_output_safety", test_quantize_output_safety);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -138,11 +139,45 @@ static int write_tensor(FILE *f, const Tensor *t) {
            write_padded(f, m->scales, r4_scale_bytes(m));
 }
 
+int qrz_check_destination(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0; /* a new file (its directory is checked by writing) */
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a symbolic link; give the path of the file itself", path);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *what = S_ISDIR(st.st_mode)                           ? "a directory"
+                           : S_ISFIFO(st.st_mode)                        ? "a FIFO"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                         : "something else";
+        snprintf(err, errlen, "%s: is %s, not a regular file: the .qrz goes to a new file or "
+                 "replaces a regular one", path, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* The permissions the output gets: those of the file it replaces, or what creating a new
+ * file gives (0666 less the umask). mkstemp creates its file 0600. */
+static mode_t output_mode(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) == 0) return st.st_mode & 0777;
+    const mode_t mask = umask(0);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
 int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen) {
     if (!little_endian_host()) {
         snprintf(err, errlen, "%s: .qrz files are little-endian; this host is not", path);
         return -1;
     }
+    if (qrz_check_destination(path, err, errlen) != 0) return -1;
     const ModelConfig *c = &m->cfg;
     const QuantConfig *q = &m->quant;
     const int qrazor = q->weights == QUANT_SDR && q->acts == QUANT_SDR;
@@ -165,7 +200,7 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
         at += tensors[i].bytes;
     }
 
-    uint8_t *header = calloc(1, header_bytes);
+    uint8_t *header = calloc(1, header_bytes); /* reserved bytes and padding stay 0 */
     if (!header) {
         free(tensors);
         snprintf(err, errlen, "out of memory");
@@ -197,27 +232,39 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
         put_u64(e + 24, tensors[i].bytes);
     }
 
-    /* Write beside the destination and rename at the end: a failed write leaves no half
-     * file, and a file being replaced (perhaps mapped by a reader) is never truncated. */
-    const size_t tmp_len = strlen(path) + sizeof ".tmp";
+    /* Write a new temporary file beside the destination, flush it to disk, then rename it
+     * over the destination: a failed write leaves nothing behind, a file being replaced
+     * (perhaps mapped by a running reader) is never truncated, and a crash leaves either
+     * the old file or the whole new one. mkstemp creates the temporary with O_EXCL under
+     * a random name, so nothing planted in the directory (a symlink "OUT.tmp" to a
+     * victim, say) can redirect the write. */
+    const size_t tmp_len = strlen(path) + sizeof ".tmp-XXXXXX";
     char *tmp = malloc(tmp_len);
     int error = 0; /* the errno of the first failure */
+    FILE *f = NULL;
     if (!tmp) {
         error = ENOMEM;
     } else {
-        snprintf(tmp, tmp_len, "%s.tmp", path);
-        FILE *f = fopen(tmp, "wb");
-        if (!f) error = errno;
-        if (f) {
-            errno = 0;
-            int short_write = fwrite(header, 1, header_bytes, f) != header_bytes;
-            for (int i = 0; i < n && !short_write; i++) short_write = write_tensor(f, &tensors[i]) != 0;
-            if (short_write) error = errno ? errno : EIO;
-            if (fclose(f) != 0 && !error) error = errno ? errno : EIO;
-            if (!error && rename(tmp, path) != 0) error = errno;
-            if (error) unlink(tmp);
+        snprintf(tmp, tmp_len, "%s.tmp-XXXXXX", path);
+        const int fd = mkstemp(tmp);
+        if (fd < 0) {
+            error = errno;
+            free(tmp);
+            tmp = NULL; /* nothing was created */
+        } else if (fchmod(fd, output_mode(path)) != 0 || !(f = fdopen(fd, "wb"))) {
+            error = errno;
+            close(fd);
         }
     }
+    if (f) {
+        errno = 0;
+        int short_write = fwrite(header, 1, header_bytes, f) != header_bytes;
+        for (int i = 0; i < n && !short_write; i++) short_write = write_tensor(f, &tensors[i]) != 0;
+        if (short_write || fflush(f) != 0 || fsync(fileno(f)) != 0) error = errno ? errno : EIO;
+        if (fclose(f) != 0 && !error) error = errno ? errno : EIO;
+        if (!error && rename(tmp, path) != 0) error = errno;
+    }
+    if (error && tmp) unlink(tmp);
     if (error) snprintf(err, errlen, "%s: cannot write: %s", path, strerror(error));
     free(tmp);
     free(header);
