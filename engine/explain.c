@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/reference.h"
 #include "engine/transformer.h"
 
 /* One vector through both stages: stage-1 integers q, 4-bit codes, one shift per group. */
@@ -35,7 +36,7 @@ static int razor(Razored *r, const float *x, int n, int qmax, int group, int rou
     r->scale = absmax_scale(x, n, qmax);
     for (int i = 0; i < n; i++) r->q[i] = quantize_value(x[i], r->scale, qmax);
     for (int g = 0, start = 0; start < n; g++, start += group)
-        r->shifts[g] = sdr_group(r->q + start, n - start < group ? n - start : group, rounding, r->codes + start);
+        r->shifts[g] = sdr_group(r->q + start, qr_group_len(n, group, g), 3, rounding, r->codes + start);
     return 0;
 }
 
@@ -115,7 +116,8 @@ static int argmax_abs(const float *x, int n) {
 
 /* ------------------------------------------------------------------ runs */
 
-/* Runs the prompt in mode q with a probe attached; fills probe (allocated here). */
+/* Runs the prompt in mode q through the reference forward pass with a probe attached;
+ * fills probe (allocated here). */
 static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe, ModelConfig *cfg,
                      char *err, size_t errlen) {
     ModelWeights w;
@@ -136,10 +138,10 @@ static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe
         model_close(&w);
         return -1;
     }
-    Transformer *t = transformer_new(&w, NULL, w.cfg.seq_len, err, errlen);
-    if (!t || probe_init(probe, &w.cfg) != 0) {
-        if (t) snprintf(err, errlen, "out of memory");
-        transformer_free(t);
+    Reference *r = reference_new(&w, o->n_tokens, err, errlen);
+    if (!r || probe_init(probe, &w.cfg) != 0) {
+        if (r) snprintf(err, errlen, "out of memory");
+        reference_free(r);
         model_close(&w);
         return -1;
     }
@@ -147,9 +149,9 @@ static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe
     probe->site = o->site;
     probe->head = o->head;
     probe->position = o->n_tokens - 1;
-    transformer_set_probe(t, probe);
-    transformer_run(t, o->tokens, o->n_tokens, 0, NULL);
-    transformer_free(t);
+    reference_set_probe(r, probe);
+    for (int pos = 0; pos < o->n_tokens; pos++) reference_forward(r, o->tokens[pos], pos);
+    reference_free(r);
     model_close(&w);
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * engine/probe.h - a look inside the forward pass, for the explain mode.
  *
- * A probe attached to a transformer (transformer_set_probe) makes every quantized product
+ * A probe attached to the reference forward pass (reference_set_probe, engine/reference.h:
+ * the fast path computes the same numbers, bit for bit) makes every quantized product
  * also compute its float32 reference from the same float input (the float weights, and
  * float copies of the keys and values), and records:
  *   - per layer and site, the energy of the reference outputs and of the error: their
@@ -10,7 +11,7 @@
  *     row of one output (the one with the largest reference), and both outputs, so that
  *     the explain mode can retrace the integer arithmetic step by step.
  * The quantized path computes exactly what it computes without a probe. A probe needs the
- * float checkpoint (not a .qrz file) and a transformer without worker threads.
+ * float checkpoint (not a .qrz file).
  */
 #ifndef ENGINE_PROBE_H
 #define ENGINE_PROBE_H
@@ -52,7 +53,7 @@ void probe_free(Probe *p);
 /* SQNR of one layer's site in dB (+inf when there was no noise). */
 double probe_sqnr(const Probe *p, int layer, Site s);
 
-/* Hooks for the forward pass (engine/transformer.c), each a no-op unless it concerns what
+/* Hooks for the forward pass (engine/reference.c), each a no-op unless it concerns what
  * the probe records. Linears: n input rows x (cols each) at positions pos0.., their
  * quantized outputs y (rows each). */
 void probe_linear(Probe *p, const ModelWeights *m, int layer, Site s, const float *x, int n,

@@ -1,15 +1,20 @@
 /*
  * engine/transformer.h - the LLaMA forward pass: tokens in (a prompt in one batched call,
  * or one generated token), next-token logits out, with every matmul in float32 or in one
- * of the integer pipelines of docs/SPEC.md section 5.
+ * of the integer pipelines of docs/SPEC.md section 5. This is the fast path
+ * (engine/forward.c); engine/reference.h is the plain one it must equal.
  */
 #ifndef ENGINE_TRANSFORMER_H
 #define ENGINE_TRANSFORMER_H
 
 #include <stddef.h>
 
+#include "engine/kv_cache.h" /* kv_cache_bytes: the memory of a run's cache */
 #include "kernels/threadpool.h"
 #include "weights/model.h"
+
+/* RoPE's base (llama2.c and Llama 2): pair i of a head turns by pos / 10000^(2i / hs). */
+#define ROPE_THETA 10000.0
 
 typedef struct Transformer Transformer;
 
@@ -32,19 +37,15 @@ int transformer_context(const Transformer *t);
  * token, [n][vocab_size]; otherwise only the last token's are computed. Returns the last
  * token's logits (in all_logits, or in a buffer owned by the transformer and overwritten
  * by the next call; callers may modify it). In the integer modes the result is
- * bit-identical to running the tokens one at a time. */
+ * bit-identical to running the tokens one at a time, and to engine/reference.h.
+ * Returns NULL when an activation overflowed float32 (weights too large to run):
+ * transformer_error says where. */
 float *transformer_run(Transformer *t, const int *tokens, int n, int pos, float *all_logits);
 
-/* Attaches the explain mode's probe (engine/probe.h), or detaches it with NULL. The
- * transformer must have been built without worker threads. */
-typedef struct Probe Probe;
-void transformer_set_probe(Transformer *t, Probe *p);
+/* Why the last transformer_run returned NULL. */
+const char *transformer_error(const Transformer *t);
 
 /* One token at position pos: transformer_run with n = 1. */
 float *transformer_forward(Transformer *t, int token, int pos);
-
-/* Bytes of the KV cache for seq positions under configuration q (any, not only the one
- * built). */
-size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int seq);
 
 #endif

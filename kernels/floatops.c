@@ -51,6 +51,14 @@ void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
+void rope_angles(float *cos_t, float *sin_t, int pos, int head_size, double theta) {
+    for (int i = 0; i < head_size / 2; i++) {
+        const double angle = (double)pos * (1.0 / pow(theta, (double)(2 * i) / (double)head_size));
+        cos_t[i] = (float)cos(angle);
+        sin_t[i] = (float)sin(angle);
+    }
+}
+
 void rope_rotate(float *v, int n_vecs, int len, const float *cos_t, const float *sin_t) {
     for (int h = 0; h < n_vecs; h++) {
         float *vh = v + (size_t)h * (size_t)len;

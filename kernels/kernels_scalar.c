@@ -4,35 +4,33 @@
  */
 #include "kernels/simd.h"
 
-/* docs/SPEC.md section 3, for each row of the block and each vector:
- *   acc = sum over groups g of ( sum_{i in g} a_i * w_i ) << (sa_g + sw_g)
- * The inner sum multiplies 4-bit codes; the shift is applied once per group. */
+/* The 4-bit kernel in plain C: each row of the block is unpacked group by group into
+ * integers, and docs/SPEC.md section 3 (qr_dot) applied to the group with each vector. */
 static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                             int nt) {
     const int G = x->group;
-    for (int t = 0; t < nt; t++) {
-        const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride;
-        const int32_t *sa = x->shifts + (size_t)(t0 + t) * x->n_groups;
-        for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
-            const int r = rb * QR_BLOCK_ROWS + rr;
-            int64_t sum = 0;
-            for (int g = 0; r < w->rows && g < x->n_groups; g++) {
-                int32_t dot = 0;
-                for (int i = g * G; i < x->len && i < (g + 1) * G; i++)
-                    dot += a[i] * r4_get_code(w, r, i);
-                sum += qr_shl(dot, sa[g] + r4_get_shift(w, r, g));
+    for (int rr = 0; rr < QR_BLOCK_ROWS; rr++) {
+        const int r = rb * QR_BLOCK_ROWS + rr;
+        for (int t = 0; t < nt; t++) acc[t * QR_BLOCK_ROWS + rr] = 0;
+        for (int g = 0; r < w->rows && g < x->n_groups; g++) {
+            int32_t wg[QR_MAX_GROUP], ag[QR_MAX_GROUP];
+            const int start = g * G, len = qr_group_len(x->len, G, g), sw = r4_get_shift(w, r, g);
+            for (int i = 0; i < len; i++) wg[i] = r4_get_code(w, r, start + i);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *codes = x->codes + (size_t)(t0 + t) * x->stride + start;
+                for (int i = 0; i < len; i++) ag[i] = codes[i];
+                acc[t * QR_BLOCK_ROWS + rr] += qr_dot(ag, &x->shifts[(size_t)(t0 + t) * x->n_groups + g], wg, &sw, len, G);
             }
-            acc[t * QR_BLOCK_ROWS + rr] = sum;
         }
     }
 }
 
-/* The float conversion and scaling of docs/SPEC.md section 3: y = ((float)acc * Sa) * Sw. */
+/* The float conversion and scaling of docs/SPEC.md section 3 (qr_output). */
 void r4_finish_scalar(float *y, size_t y_stride, const int64_t *acc, int nt, int rows,
-                             const float *sa, const float *sw) {
+                      const float *sa, const float *sw) {
     for (int t = 0; t < nt; t++)
         for (int rr = 0; rr < rows; rr++)
-            y[(size_t)t * y_stride + rr] = ((float)acc[t * QR_BLOCK_ROWS + rr] * sa[t]) * sw[rr];
+            y[(size_t)t * y_stride + rr] = qr_output(acc[t * QR_BLOCK_ROWS + rr], sa[t], sw[rr]);
 }
 
 /* Stage 1 only (w8a16): sum_i a_i * w_i over INT16 activations and INT8 weights. */

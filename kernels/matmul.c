@@ -53,7 +53,7 @@ static void row_dots(const Product *p, const MatmulOut *o, int r0, int r1) {
                 const I16Acts *x = in->i16;
                 const int64_t acc = p->k->dot_i8(o->i8->q + (size_t)r * o->i8->cols,
                                                  x->q + (size_t)t * x->stride, x->len);
-                *y = ((float)acc * x->scale[t]) * o->i8->scales[r];
+                *y = qr_output(acc, x->scale[t], o->i8->scales[r]);
             }
         }
     }

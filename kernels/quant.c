@@ -19,26 +19,40 @@ float absmax_scale(const float *x, int n, int qmax) {
 
 /* ------------------------------------------------------------------ docs/SPEC.md section 2 */
 
-int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes) {
+int sdr_group(const int32_t *q, int n, int mbits, int rounding, int8_t *codes) {
     /* 1. A leading-one detector over the group: OR of the magnitudes. Its highest set bit
      *    is the highest set bit of the largest magnitude. */
     uint32_t m = 0;
     for (int i = 0; i < n; i++) m |= (uint32_t)abs(q[i]);
-    /* 2-4. Keep three magnitude bits from the leading one down: shift = position - 2. */
+    /* 2-4. Keep mbits magnitude bits from the leading one down: shift = position - (mbits - 1)
+     *      (position - 2 for the 4-bit codes of section 2). */
     int shift = 0;
     if (m != 0) {
         const int lead = 31 - __builtin_clz(m);
-        shift = lead > 2 ? lead - 2 : 0;
+        shift = lead > mbits - 1 ? lead - (mbits - 1) : 0;
     }
-    /* 5-6. Round half up on the first dropped bit, saturate at 7, put the sign back (never
-     *      on a zero: there is no negative zero). */
-    const uint32_t half = rounding && shift > 0 ? 1u << (shift - 1) : 0;
+    /* 5-6. Round half up on the first dropped bit, saturate at 2^mbits - 1 (7), put the
+     *      sign back (never on a zero: there is no negative zero). */
+    const uint32_t half = rounding && shift > 0 ? 1u << (shift - 1) : 0, cmax = (1u << mbits) - 1;
     for (int i = 0; i < n; i++) {
         uint32_t c = ((uint32_t)abs(q[i]) + half) >> shift;
-        c = c > 7 ? 7 : c;
+        c = c > cmax ? cmax : c;
         codes[i] = (int8_t)(q[i] < 0 ? -(int)c : (int)c);
     }
     return shift;
+}
+
+/* ------------------------------------------------------------------ docs/SPEC.md section 3 */
+
+int64_t qr_dot(const int32_t *a, const int32_t *a_shift, const int32_t *w, const int32_t *w_shift, int n,
+               int group) {
+    int64_t acc = 0;
+    for (int g = 0, start = 0; start < n; g++, start += group) {
+        int64_t dot = 0; /* the group's products of codes: small (|.| <= 49 G for 4-bit codes) */
+        for (int i = start; i < start + qr_group_len(n, group, g); i++) dot += (int64_t)a[i] * w[i];
+        acc += qr_shl(dot, a_shift[g] + w_shift[g]); /* one shift per group */
+    }
+    return acc;
 }
 
 /* ------------------------------------------------------------------ R4Matrix */
@@ -98,7 +112,7 @@ int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax
     }
     int32_t q[QR_MAX_GROUP];
     for (int i = 0; i < n; i++) q[i] = quantize_value(x[i], s, base_qmax);
-    return sdr_group(q, n, rounding, codes);
+    return sdr_group(q, n, sdr_magnitude_bits(kind), rounding, codes);
 }
 
 float kind_scale(const float *x, int n, QuantKind kind, int base_qmax) {
@@ -141,6 +155,17 @@ void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *s
     }
     for (int g = 0; m->shifts && g < m->n_groups; g++) r4_set_shift(m, r, g, shifts[g]);
     m->scales[r] = scale;
+}
+
+R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n) {
+    assert(r0 % QR_BLOCK_ROWS == 0 && r0 + n <= m->rows);
+    R4Matrix v = *m;
+    v.rows = n;
+    v.n_blocks = (n + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
+    v.codes = m->codes + (size_t)(r0 / QR_BLOCK_ROWS) * r4_block_bytes(m);
+    v.shifts = m->shifts ? m->shifts + (size_t)(r0 / QR_BLOCK_ROWS) * m->n_groups * 8 : NULL;
+    v.scales = m->scales + r0;
+    return v;
 }
 
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {

@@ -21,7 +21,12 @@ typedef enum {
     QUANT_INT,  /* stage 1 only: INT8 weights / KV, INT16 activations (mode w8a16) */
     QUANT_SDR,  /* stage 1, then razored to 4-bit codes + group shifts (mode qrazor) */
     QUANT_RTN4, /* absmax straight to 4 bits, no shifts (mode rtn4, the naive baseline) */
+    QUANT_SDR5, /* stage 1, then razored to 5-bit codes (4 magnitude bits) + group shifts:
+                   the KV-cache type r5 of docs/SPEC.md section 6 */
 } QuantKind;
+
+/* Magnitude bits a razored code keeps: 3 (4-bit codes), or 4 for QUANT_SDR5. */
+static inline int sdr_magnitude_bits(QuantKind kind) { return kind == QUANT_SDR5 ? 4 : 3; }
 
 /* Stage 1, in two halves: the scale s = max|x| / qmax of a vector (0 for an all-zero
  * vector), and the code round(x / s) of one value, rounded half away from zero and
@@ -41,16 +46,29 @@ static inline int32_t quantize_value(float x, float s, int qmax) {
     return (int32_t)(v > (float)qmax ? (float)qmax : v < (float)-qmax ? (float)-qmax : v);
 }
 
-/* Stage 2 on one group of n stage-1 integers: writes the signed 4-bit codes, returns the
- * group's shift. */
-int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes);
+/* Stage 2 on one group of n stage-1 integers, keeping `mbits` magnitude bits (3: the 4-bit
+ * codes of section 2; 4: the 5-bit codes of section 6): writes the signed codes, returns
+ * the group's shift. */
+int sdr_group(const int32_t *q, int n, int mbits, int rounding, int8_t *codes);
 
 /* Both stages for one group of n <= QR_MAX_GROUP floats of a vector whose stage-1 scale is
- * s (from absmax_scale with base_qmax, or with QMAX_RTN4 for RTN4): writes n 4-bit codes
- * and returns the group's shift. SDR razors the base_qmax integers (127 or 32767); RTN4
- * rounds straight to 4 bits and returns shift 0. */
+ * s (from absmax_scale with base_qmax, or with QMAX_RTN4 for RTN4): writes n codes and
+ * returns the group's shift. SDR razors the base_qmax integers (127 or 32767) to 4-bit
+ * codes, SDR5 to 5-bit codes; RTN4 rounds straight to 4 bits and returns shift 0. */
 int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax, int rounding,
                    int8_t *codes);
+
+/* docs/SPEC.md section 3 on plain arrays, the definition every integer kernel computes:
+ * for n elements in groups of `group` (the last may be shorter),
+ *   acc = sum over groups g of ( sum_{i in g} a_i * w_i ) << (a_shift[g] + w_shift[g])
+ * exactly, in 64 bits. a_i and w_i are the operands' integers: 4-bit codes with their
+ * group shifts, or stage-1 codes with shifts 0. */
+int64_t qr_dot(const int32_t *a, const int32_t *a_shift, const int32_t *w, const int32_t *w_shift, int n,
+               int group);
+
+/* The one rounding of section 3: the float output of an accumulator,
+ * y = ((float)acc * Sa) * Sw, in that order everywhere. */
+static inline float qr_output(int64_t acc, float sa, float sw) { return ((float)acc * sa) * sw; }
 
 /* The stage-1 scale of a vector quantized as `kind` over INT bases of base_qmax (RTN4
  * scales to 7 instead). */
@@ -84,6 +102,10 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 
 /* Writes row r from already quantized codes (cols of them), group shifts and scale. */
 void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale);
+
+/* Rows [r0, r0 + n) of m as a matrix of its own, sharing m's memory (r0 a multiple of
+ * QR_BLOCK_ROWS). */
+R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n);
 
 /* Bytes of codes + shifts + scales of a matrix. */
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);

@@ -31,12 +31,16 @@
  * a decode step (microseconds), short enough not to burn a core while idle. */
 #define SPIN_BEFORE_SLEEP 20000
 
+/* Spin iterations of the caller waiting for the workers' last ranges before it yields. */
+#define SPIN_BEFORE_YIELD 2000
+
 enum { CACHE_LINE = 64 };
 
 typedef struct {
     ThreadPool *pool;
     int index;
     pthread_t thread;
+    alignas(CACHE_LINE) atomic_long ranges; /* ranges this worker has run */
 } Worker;
 
 struct ThreadPool {
@@ -58,11 +62,11 @@ struct ThreadPool {
     pthread_cond_t wake;
 };
 
-/* Takes ranges of the current loop until none are left. */
-static void take_ranges(ThreadPool *p, int thread) {
-    for (;;) {
+/* Takes ranges of the current loop until none are left; returns how many it took. */
+static long take_ranges(ThreadPool *p, int thread) {
+    for (long taken = 0;; taken++) {
         const int i0 = atomic_fetch_add_explicit(&p->next, p->grain, memory_order_relaxed);
-        if (i0 >= p->n) return;
+        if (i0 >= p->n) return taken;
         p->body(p->ctx, thread, i0, p->n - i0 < p->grain ? p->n : i0 + p->grain);
     }
 }
@@ -91,7 +95,7 @@ static void *worker_main(void *arg) {
         }
         seen = gen;
         if (atomic_load(&p->quit)) return NULL;
-        take_ranges(p, w->index);
+        atomic_fetch_add_explicit(&w->ranges, take_ranges(p, w->index), memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
     }
 }
@@ -115,11 +119,13 @@ ThreadPool *threadpool_new(int n_threads) {
     p->n_threads = n_threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
-    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    if (posix_memalign((void **)&p->workers, CACHE_LINE, (size_t)n_threads * sizeof *p->workers) != 0)
+        p->workers = NULL;
     if (!p->workers) {
         free(p);
         return NULL;
     }
+    memset(p->workers, 0, (size_t)n_threads * sizeof *p->workers);
     for (int i = 1; i < n_threads; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
@@ -158,7 +164,20 @@ void threadpool_parallel_for(ThreadPool *p, int n, int grain, RangeTask body, vo
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     start_generation(p); /* publishes the fields above to the workers */
     take_ranges(p, 0);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* The workers finish their last ranges: wait for them, spinning at first, then
+     * yielding the core, in case one of them is waiting for it (more threads than cores). */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_BEFORE_YIELD)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+long threadpool_worker_ranges(const ThreadPool *p) {
+    long sum = 0;
+    for (int i = 1; p && i < p->n_threads; i++) sum += atomic_load_explicit(&p->workers[i].ranges, memory_order_relaxed);
+    return sum;
 }
 
 int threadpool_grain(const ThreadPool *p, int n, int per_thread) {

@@ -37,6 +37,10 @@ void threadpool_parallel_for(ThreadPool *pool, int n, int grain, RangeTask body,
  * (at least 1 item each): enough ranges to even out slow threads, few enough atomics. */
 int threadpool_grain(const ThreadPool *pool, int n, int per_thread);
 
+/* How many ranges of parallel fors the worker threads (not the caller) have run since
+ * the pool was made: for tests and diagnostics, to see that work was really shared. */
+long threadpool_worker_ranges(const ThreadPool *pool);
+
 /* The CPUs this process may run on (its affinity mask, as taskset sets it; the online
  * CPUs where there is no such call), at least 1: the default thread count. */
 int threadpool_default_threads(void);

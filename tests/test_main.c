@@ -23,10 +23,12 @@ void suite_kernels(void);
 void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
+void suite_reference(void);
 void suite_eval(void);
 void suite_qrz(void);
 void suite_explain(void);
 void suite_cli(void);
+void suite_hf(void);
 
 static const char *filter = "";
 static const char *run_binary = NULL;
@@ -211,10 +213,12 @@ int main(int argc, char **argv) {
     suite_tokenizer();
     suite_sampler();
     suite_forward();
+    suite_reference();
     suite_eval();
     suite_qrz();
     suite_explain();
     suite_cli();
+    suite_hf();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }

@@ -180,6 +180,11 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
     if (qrz_check_destination(path, err, errlen) != 0) return -1;
     const ModelConfig *c = &m->cfg;
     const QuantConfig *q = &m->quant;
+    const int qrazor = q->weights == QUANT_SDR && q->acts == QUANT_SDR;
+    if (q->keys != q->values || (qrazor && q->keys != QUANT_SDR)) {
+        snprintf(err, errlen, "%s: KV-cache types are chosen when a model runs (-ctk, -ctv), not stored", path);
+        return -1;
+    }
     const int shared = q->cls == QUANT_F32 && m->cls.f32 == m->token_embedding;
     Tensor *tensors = malloc(((size_t)c->n_layers * 7 + 5) * sizeof *tensors);
     if (!tensors) {
@@ -209,7 +214,7 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
     memcpy(header + 16, cfg, sizeof cfg);
     header[44] = (uint8_t)q->weights;
     header[45] = (uint8_t)q->acts;
-    header[46] = (uint8_t)q->kv;
+    header[46] = (uint8_t)q->keys; /* == values (checked above) */
     header[47] = (uint8_t)q->probs;
     header[48] = (uint8_t)q->cls;
     header[49] = (uint8_t)q->rounding;
@@ -463,7 +468,9 @@ int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen) {
     if (config_validate(&c, why, sizeof why) != 0) goto invalid;
     for (int i = 44; i <= 48; i++)
         if (b[i] > QUANT_RTN4) REJECT("unknown quantization kind %u at byte %d", b[i], i);
-    QuantConfig q = {(QuantKind)b[44], (QuantKind)b[45], (QuantKind)b[46], (QuantKind)b[47],
+    /* Byte 46 is the KV cache's base kind; qrazor's cache types (r5, i8) are chosen at run
+     * time, not stored. */
+    QuantConfig q = {(QuantKind)b[44], (QuantKind)b[45], (QuantKind)b[46], (QuantKind)b[46], (QuantKind)b[47],
                      (QuantKind)b[48], (int)get_u32(b + 52), b[49]};
     const int shared = b[50];
     if (b[49] > 1 || shared > 1) REJECT("corrupt flags (rounding %u, shared classifier %u)", b[49], b[50]);

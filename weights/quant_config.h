@@ -15,7 +15,8 @@
 typedef struct {
     QuantKind weights; /* the 7 linears of every block */
     QuantKind acts;    /* activations entering a matmul: linear inputs and attention queries */
-    QuantKind kv;      /* the key/value cache */
+    QuantKind keys;    /* the key cache: SDR (type r4), SDR5 (r5) or INT (i8) in qrazor */
+    QuantKind values;  /* the value cache, likewise (docs/SPEC.md section 6) */
     QuantKind probs;   /* attention probabilities (with the value scales folded in) */
     QuantKind cls;     /* the classifier (final logits matmul): its weights and its input */
     int group;         /* SDR group size G: 16, 32, 64 or 128 */
@@ -27,12 +28,15 @@ typedef struct {
  *   sdr-w | sdr-a | sdr-kv | sdr-p    w8a16 with one site razored: weights, activations,
  *                                     KV cache or attention probabilities (ablations)
  *   /gN  /trunc  /round  /cls=fp32|int8|qrazor|rtn4
- * e.g. "qrazor", "qrazor/g32/trunc", "qrazor/cls=fp32". The classifier follows the base
- * (int8 for the ablations). Returns 0, or -1 with err set. */
+ *   /k4 /k5 /k8  /v4 /v5 /v8          qrazor's KV-cache types (docs/SPEC.md section 6):
+ *                                     keys / values razored to 4-bit (r4, the default)
+ *                                     or 5-bit codes (r5), or INT8 not razored (i8)
+ * e.g. "qrazor", "qrazor/g32/trunc", "qrazor/cls=fp32", "qrazor/k5". The classifier
+ * follows the base (int8 for the ablations). Returns 0, or -1 with err set. */
 int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errlen);
 
-/* Checks a configuration (valid group, float32 everywhere in the block or nowhere).
- * Returns 0, or -1 with err set. */
+/* Checks a configuration (valid group, float32 everywhere in the block or nowhere, cache
+ * types only with qrazor). Returns 0, or -1 with err set. */
 int quant_config_check(const QuantConfig *q, char *err, size_t errlen);
 
 /* The canonical name of a configuration (the base plus its non-default options). */
@@ -40,6 +44,15 @@ void quant_config_name(const QuantConfig *q, char *buf, size_t len);
 
 /* 1 if any site is razored (then the group size and rounding matter). */
 int quant_config_razors(const QuantConfig *q);
+
+/* The KV-cache type names of docs/SPEC.md section 6 and llama.cpp's --cache-type-k/-v:
+ * "r4" (SDR), "r5" (SDR5), "i8" (INT); parse one (-1 if unknown). Sets *kind. */
+const char *quant_cache_type_name(QuantKind kind);
+int quant_cache_type_parse(const char *name, QuantKind *kind);
+
+/* Sets the key and value cache types of a qrazor configuration. Returns 0, or -1 with err
+ * set when q is not qrazor (the types are qrazor's alone). */
+int quant_config_set_cache_types(QuantConfig *q, QuantKind keys, QuantKind values, char *err, size_t errlen);
 
 /* "fp32", "int8", "qrazor", "rtn4": the --cls names of the kinds; parse one (-1 if unknown). */
 const char *quant_kind_cls_name(QuantKind k);
