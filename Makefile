@@ -133,12 +133,12 @@ test-compilers:
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
 # build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
-FUZZ_HARNESSES := checkpoint qrz tokenizer
+FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TIME ?= 600
 
 $(BUILD)/tests/fuzz/%.o: CPPFLAGS += -D_GNU_SOURCE
-$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/%.o $(ENGINE_OBJ)
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(ENGINE_OBJ)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 fuzz-build:
