@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "weights/checkpoint.h" /* map_file */
+#include "weights/file.h" /* map_file */
 #include "weights/json.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
