@@ -31,7 +31,7 @@ TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard t
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs deps clean help
+.PHONY: all run test test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -42,6 +42,7 @@ help:
 	@echo "make run        build, then generate a story with the embedded stories260K model"
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make test-tsan  the test suite under ThreadSanitizer"
 	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
 	@echo "make fuzz       run every libFuzzer harness (tests/fuzz/) for FUZZ_TIME seconds (600)"
 	@echo "make fuzz-smoke the same for 30 s each (CI)"
@@ -132,12 +133,12 @@ test-compilers:
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
 # build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
-FUZZ_HARNESSES := checkpoint qrz tokenizer
+FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TIME ?= 600
 
 $(BUILD)/tests/fuzz/%.o: CPPFLAGS += -D_GNU_SOURCE
-$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/%.o $(ENGINE_OBJ)
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(ENGINE_OBJ)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 fuzz-build:
@@ -149,6 +150,19 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	tests/fuzz/run.sh 30
+
+# The whole suite again under ThreadSanitizer, into build/tsan/ (the thread pool, the
+# threaded matmuls and forward passes, and the program the suite runs, threaded by
+# default); then a stories15M-shape model, whose matmuls are large enough to be split,
+# quantized at load, prefilled and decoded on 3 threads. A race fails the run.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+test-tsan: export TSAN_OPTIONS = halt_on_error=1 exitcode=66
+test-tsan:
+	$(MAKE) BUILD=build/tsan OPT="-O1 $(TSAN)" LDFLAGS="$(TSAN)" test build/tsan/synth_model
+	build/tsan/synth_model stories15M build/tsan/stories15M.bin
+	for mode in qrazor w8a16 fp32 sdr-p; do \
+	  build/tsan/run build/tsan/stories15M.bin -z tests/data/tokenizer.bin -q $$mode -j 3 -n 12 \
+	    -i "Once upon a time there was" >/dev/null || exit 1; done
 
 accuracy: all
 	docs/accuracy.sh

@@ -30,6 +30,7 @@ void suite_qrz(void);
 void suite_explain(void);
 void suite_cli(void);
 void suite_hf(void);
+void suite_fuzz_findings(void);
 
 static const char *filter = "";
 static const char *run_binary = NULL;
@@ -221,6 +222,7 @@ int main(int argc, char **argv) {
     suite_explain();
     suite_cli();
     suite_hf();
+    suite_fuzz_findings();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }

@@ -23,7 +23,7 @@
 
 #include <stddef.h>
 
-#include "weights/checkpoint.h"
+#include "weights/file.h"
 
 typedef struct {
     ModelConfig cfg;   /* rope_theta and norm_eps included */
