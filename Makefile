@@ -69,9 +69,10 @@ $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- dependencies
-# libsentencepiece-dev is the only library; the tests also render an SVG with rsvg-convert
-# (librsvg2-bin). Install what is missing with apt-get when we can (root, or sudo without
-# a password); otherwise say exactly what to install.
+# libsentencepiece-dev is the only library. Install it with apt-get when it is missing and
+# we can (root, or sudo without a password); otherwise say exactly what to install. The
+# test suite needs nothing more (it renders an SVG with rsvg-convert where installed and
+# says "not run" where not).
 define apt_install
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then SUDO=; \
 	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
@@ -89,14 +90,6 @@ $(BUILD)/.deps-ok:
 	fi
 	@touch $@
 
-$(BUILD)/.test-deps-ok:
-	@mkdir -p $(BUILD)
-	@if ! command -v rsvg-convert >/dev/null; then \
-	  echo "rsvg-convert not found (the tests render an SVG): installing librsvg2-bin"; \
-	  $(call apt_install,librsvg2-bin); \
-	fi
-	@touch $@
-
 deps: $(BUILD)/.deps-ok
 
 # ---------------------------------------------------------------- use and test
@@ -105,7 +98,7 @@ run: all
 	./run models/stories260K.bin
 
 # The suite drives the program it was built with (so test-asan checks the asan build).
-test: $(BUILD)/run $(BUILD)/run_tests $(BUILD)/.test-deps-ok
+test: $(BUILD)/run $(BUILD)/run_tests
 	$(BUILD)/run_tests --run $(BUILD)/run
 
 # The whole suite again, every object rebuilt with the sanitizers into build/asan/.

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/test.h"
@@ -164,7 +165,10 @@ static void test_greedy_story_matches_golden(void) {
     run_result_free(&r);
     const char *levels[] = {"QRAZOR_SIMD=scalar", "QRAZOR_SIMD=avx2", "QRAZOR_SIMD=avx512"};
     for (int l = 0; l < 3; l++) {
-        if (!simd_kernels((SimdLevel)l)) continue; /* this CPU cannot run it */
+        if (!simd_kernels((SimdLevel)l)) {
+            test_not_run("the story with %s: this CPU cannot run that level", levels[l]);
+            continue;
+        }
         r = expect_run_env(ARGS(M260K, "-t", "0", "-n", steps, "-j", l == 1 ? "1" : "3"), NULL,
                            levels[l], 0, NULL);
         CHECKF(r.out && !strcmp(r.out, qrazor), "%s: stdout:\n%s", levels[l], r.out);
@@ -204,9 +208,9 @@ static void test_sampling_is_seeded(void) {
 
 static void test_tokenizer_discovery(void) {
     /* A model alone in a directory: no tokenizer beside it is an error that says so. */
-    char dir[] = "/tmp/qrazor-test-dir-XXXXXX";
-    if (!CHECK(mkdtemp(dir) != NULL)) return;
-    char model[128], tok[128];
+    const char *dir = test_temp_path("lonely-model");
+    if (!CHECK(mkdir(dir, 0700) == 0)) return;
+    char model[512], tok[512];
     snprintf(model, sizeof model, "%s/model.bin", dir);
     snprintf(tok, sizeof tok, "%s/tokenizer.model", dir);
     size_t size;
