@@ -100,7 +100,7 @@ static void test_explain_errors(void) {
     } cases[] = {
         {"--site", "w9", "unknown site 'w9'"},
         {"--layer", "9", "the model has 5 layers"},
-        {"-q", "rtn4", "--explain shows the qrazor arithmetic"},
+        {"-q", "rtn4", "-q does not apply to --explain, which takes -z, -i, -g, --sdr"},
     };
     for (int i = 0; i < 3; i++) {
         RunResult r = test_run_program(ARGS("models/stories260K.bin", "--explain", cases[i].a, cases[i].b), NULL, NULL);
@@ -108,7 +108,7 @@ static void test_explain_errors(void) {
         run_result_free(&r);
     }
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "--site", "wq"), NULL, NULL);
-    CHECKF(r.status == 1 && r.err && strstr(r.err, "go with --explain"), "%s", r.err);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "--site goes with --explain"), "%s", r.err);
     run_result_free(&r);
 }
 
