@@ -333,8 +333,9 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
         goto done;
     }
     if (o->window && o->window < min_window) {
-        snprintf(err, errlen, "-c %d: a window of %d tokens leaves nothing to score; the shortest is %d%s",
-                 o->window, o->window, min_window, o->score_all ? "" : " (2 with --score all)");
+        snprintf(err, errlen, "-c %d: a window of %d token%s leaves nothing to score; the shortest is %d%s",
+                 o->window, o->window, o->window == 1 ? "" : "s", min_window,
+                 o->score_all ? "" : " (2 with --score all)");
         goto done;
     }
     if (!(tok = command_tokenizer(o->tokenizer_path, o->model_path, c->vocab_size, err, errlen))) goto done;
