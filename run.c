@@ -301,6 +301,7 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     g->seed = v[O_SEED].i ? (unsigned long long)v[O_SEED].i : (unsigned long long)time(NULL);
     g->seed += g->seed == 0; /* xorshift must not start at 0 */
     g->verbose = v[O_VERBOSE].at != 0;
+    g->chat = o->command == CMD_CHAT;
     o->threads = v[O_THREADS].at ? (int)v[O_THREADS].i : threadpool_default_threads();
     o->eval = (EvalOptions){.model_path = g->model_path, .tokenizer_path = g->tokenizer_path,
                             .text_path = v[O_EVAL].text, .modes = modes, .quant = *q, .quant_given = g->quant_given,
@@ -367,28 +368,22 @@ int main(int argc, char **argv) {
     if (parsed == PARSE_ERROR) fprintf(stderr, "error: %s\n", err);
     if (parsed != PARSE_RUN) return parsed == PARSE_HELP && argc >= 2 ? EXIT_SUCCESS : EXIT_FAILURE;
 
-    size_t kv_limit;
+    size_t kv_limit = 0;
     ThreadPool *pool = NULL;
     int rc = -1;
-    if (command_environment(&kv_limit, err, sizeof err) != 0)
-        ;
-    else if (!(pool = threadpool_new(o.command == CMD_EXPLAIN ? 1 : o.threads))) /* explain: one thread */
+    if (command_environment(&kv_limit, err, sizeof err) == 0 &&
+        !(pool = threadpool_new(o.command == CMD_EXPLAIN ? 1 : o.threads))) /* explain: one thread */
         snprintf(err, sizeof err, "cannot start %d threads", o.threads);
-    else if (o.command == CMD_EVAL)
-        rc = eval_command((o.eval.kv_limit = kv_limit, &o.eval), pool, err, sizeof err);
-    else if (o.command == CMD_BENCH)
-        rc = bench_command((o.bench.kv_limit = kv_limit, &o.bench), pool, err, sizeof err);
-    else if (o.command == CMD_QUANTIZE)
-        rc = quantize_command(&o.quantize, pool, err, sizeof err);
-    else if (o.command == CMD_EXPLAIN) {
-        o.explain.kv_limit = kv_limit;
-        o.explain.color = isatty(1) && !getenv("NO_COLOR");
-        rc = explain_command(&o.explain, stdout, err, sizeof err);
-        if (rc == 0 && o.explain.svg_path) fprintf(stderr, "wrote %s\n", o.explain.svg_path);
-    } else {
-        o.generate.kv_limit = kv_limit;
-        o.generate.chat = o.command == CMD_CHAT;
-        rc = generate_command(&o.generate, pool, err, sizeof err);
+    o.generate.kv_limit = o.eval.kv_limit = o.bench.kv_limit = o.explain.kv_limit = kv_limit;
+    o.explain.color = isatty(1) && !getenv("NO_COLOR");
+    switch (pool ? o.command : N_COMMANDS) {
+    case CMD_GENERATE:
+    case CMD_CHAT: rc = generate_command(&o.generate, pool, err, sizeof err); break;
+    case CMD_EVAL: rc = eval_command(&o.eval, pool, err, sizeof err); break;
+    case CMD_BENCH: rc = bench_command(&o.bench, pool, err, sizeof err); break;
+    case CMD_EXPLAIN: rc = explain_command(&o.explain, stdout, err, sizeof err); break;
+    case CMD_QUANTIZE: rc = quantize_command(&o.quantize, pool, err, sizeof err); break;
+    case N_COMMANDS: break; /* err says why there is no pool */
     }
     threadpool_free(pool);
     if (rc != 0) fprintf(stderr, "error: %s\n", err);
