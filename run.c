@@ -55,8 +55,8 @@ typedef struct {
     const char *help;    /* lines of -h, separated by '\n' */
 } OptionSpec;
 
-enum { O_TOKENIZER, O_PROMPT, O_STEPS, O_TEMPERATURE, O_TOP_P, O_SEED, O_MODE, O_SYSTEM, O_CTX, O_QUANT, O_GROUP,
-       O_CLS, O_SDR, O_EVAL, O_EVAL_MODES, O_SCORE, O_JSON, O_BENCH, O_BENCH_MODES, O_PP, O_TG, O_REPS, O_EXPLAIN,
+enum { O_TOKENIZER, O_PROMPT, O_STEPS, O_TEMPERATURE, O_TOP_P, O_SEED, O_MODE, O_SYSTEM, O_CTX, O_REFERENCE,
+       O_QUANT, O_GROUP, O_CLS, O_SDR, O_CACHE_K, O_CACHE_V, O_EVAL, O_EVAL_MODES, O_SCORE, O_JSON, O_BENCH, O_BENCH_MODES, O_PP, O_TG, O_REPS, O_EXPLAIN,
        O_LAYER, O_SITE, O_HEAD, O_SVG, O_THREADS, O_VERBOSE, O_HELP, N_OPTIONS };
 
 static const OptionSpec options[N_OPTIONS] = {
@@ -85,19 +85,31 @@ static const OptionSpec options[N_OPTIONS] = {
                .help = "context: the positions the KV cache holds, at most the\n"
                        "model's; -n runs within it (default: -n's positions;\n"
                        "with --eval, the window, default the model's context)"},
+    [O_REFERENCE] = {"--reference", 0, ARG_NONE, NULL, .commands = TEXT,
+                     .help = "run the reference forward pass (engine/reference.c: one\n"
+                             "token at a time, plain loops, one thread) to read along\n"
+                             "in a debugger; the same logits as the fast path"},
     [O_QUANT] = {"-q", 0, ARG_TEXT, "MODE", .commands = MODES | QUANT,
                  .section = "Quantization (docs/SPEC.md), for .bin models",
                  .help = "fp32 | w8a16 | qrazor | rtn4 (default qrazor: 4-bit\n"
                          "weights, activations and KV cache, razored from\n"
                          "INT8/INT16/INT8); sdr-w | sdr-a | sdr-kv | sdr-p: w8a16\n"
                          "with one site razored; options may follow:\n"
-                         "qrazor/g32/trunc/cls=fp32"},
+                         "qrazor/g32/trunc/cls=fp32, and qrazor's cache types\n"
+                         "/k5 /k8 /v5 /v8 (as -ctk, -ctv)"},
     [O_GROUP] = {"-g", 0, ARG_INT, "G", 16, 128, .words = "16|32|64|128", .commands = MODES | QUANT | EXPLAIN,
                  .help = "razoring group size: 16, 32, 64 or 128 (default 16)"},
     [O_CLS] = {"--cls", 0, ARG_WORD, "KIND", .words = "fp32|int8|qrazor|rtn4", .noun = "classifier setting",
                .commands = MODES | QUANT, .help = "classifier: fp32 | int8 | qrazor | rtn4 (default: as\nthe mode)"},
     [O_SDR] = {"--sdr", 0, ARG_WORD, "HOW", .words = "round|truncate", .noun = "razoring",
                .commands = MODES | QUANT | EXPLAIN, .help = "razoring: round | truncate (default round)"},
+    [O_CACHE_K] = {"-ctk", "--cache-type-k", ARG_WORD, "TYPE", .words = "r4|r5|i8", .noun = "cache type",
+                   .commands = MODES | EXPLAIN,
+                   .help = "qrazor's key cache: r4 (4-bit razored codes, the\n"
+                           "default), r5 (5-bit razored codes) or i8 (INT8, not\n"
+                           "razored): docs/SPEC.md section 6; .qrz files too"},
+    [O_CACHE_V] = {"-ctv", "--cache-type-v", ARG_WORD, "TYPE", .words = "r4|r5|i8", .noun = "cache type",
+                   .commands = MODES, .help = "qrazor's value cache: r4 | r5 | i8 (default r4)"},
     [O_EVAL] = {"--eval", 0, ARG_TEXT, "FILE", .commands = EVAL, .section = "Evaluation",
                 .help = "perplexity of a UTF-8 text file (documents separated by\n"
                         "<|endoftext|> lines are joined with BOS), and KL\n"
@@ -155,6 +167,10 @@ static void usage(FILE *out) {
         snprintf(left, sizeof left, "%s%s%s%s%s", s->flag, s->alias ? ", " : "", s->alias ? s->alias : "",
                  s->arg ? " " : "", s->arg ? s->arg : "");
         if (s->section) fprintf(out, "\n%s:\n", s->section);
+        if (strlen(left) > 18) { /* a long flag gets a line of its own */
+            fprintf(out, "  %s\n", left);
+            left[0] = '\0';
+        }
         for (const char *h = s->help; *h; left[0] = '\0') { /* the help, line by line */
             const int len = (int)strcspn(h, "\n");
             fprintf(out, "  %-18s %.*s\n", left, len, h);
@@ -287,6 +303,13 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     const int knob = v[O_GROUP].at && (!v[O_SDR].at || v[O_GROUP].at < v[O_SDR].at) ? O_GROUP : O_SDR;
     if (modes && g->quant_given)
         return fail(err, errlen, "mode lists take whole modes (e.g. qrazor/g32/cls=fp32); drop -q, -g, --cls, --sdr");
+    CacheTypes *cache = &g->cache;
+    cache->given = v[O_CACHE_K].at || v[O_CACHE_V].at;
+    cache->keys = cache->values = QUANT_SDR;
+    if (v[O_CACHE_K].at) quant_cache_type_parse(v[O_CACHE_K].text, &cache->keys);
+    if (v[O_CACHE_V].at) quant_cache_type_parse(v[O_CACHE_V].text, &cache->values);
+    if (modes && cache->given)
+        return fail(err, errlen, "mode lists take whole modes (e.g. qrazor/k5/v5); drop -ctk, -ctv");
     if (v[knob].at && o->command != CMD_EXPLAIN && !quant_config_razors(q))
         return fail(err, errlen, "%s sets the razoring, but mode %s razors nothing", v[knob].flag, v[O_QUANT].text);
     if (o->command == CMD_BENCH && v[O_PP].at && v[O_TG].at && !v[O_PP].i && !v[O_TG].i)
@@ -302,18 +325,24 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     g->seed += g->seed == 0; /* xorshift must not start at 0 */
     g->verbose = v[O_VERBOSE].at != 0;
     g->chat = o->command == CMD_CHAT;
+    g->reference = v[O_REFERENCE].at != 0;
     o->threads = v[O_THREADS].at ? (int)v[O_THREADS].i : threadpool_default_threads();
     o->eval = (EvalOptions){.model_path = g->model_path, .tokenizer_path = g->tokenizer_path,
                             .text_path = v[O_EVAL].text, .modes = modes, .quant = *q, .quant_given = g->quant_given,
+                            .cache = *cache,
                             .window = g->ctx, .score_all = v[O_SCORE].i == 1, .json = v[O_JSON].at != 0,
                             .verbose = g->verbose};
     o->bench = (BenchOptions){.model_path = g->model_path, .modes = modes, .quant = *q, .quant_given = g->quant_given,
+                              .cache = *cache,
                               .pp = v[O_PP].at ? (int)v[O_PP].i : 128, .tg = v[O_TG].at ? (int)v[O_TG].i : 128,
                               .reps = v[O_REPS].at ? (int)v[O_REPS].i : 5, .json = v[O_JSON].at != 0,
                               .verbose = g->verbose};
     o->explain = (ExplainOptions){.model_path = g->model_path, .tokenizer_path = g->tokenizer_path,
                                   .prompt = g->prompt, .layer = (int)v[O_LAYER].i, .head = (int)v[O_HEAD].i,
-                                  .site = SITE_WQ, .group = q->group, .rounding = q->rounding, .svg_path = v[O_SVG].text};
+                                  .site = SITE_WQ, .group = q->group, .rounding = q->rounding, .keys = cache->keys,
+                                  .svg_path = v[O_SVG].text};
+    if (o->command == CMD_EXPLAIN && cache->keys == QUANT_INT)
+        return fail(err, errlen, "-ctk i8 keys are not razored: --explain shows r4 or r5");
     if (v[O_SITE].at) site_parse(v[O_SITE].text, &o->explain.site);
     o->quantize = (QuantizeOptions){.in_path = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
                                     .verbose = g->verbose};

@@ -136,7 +136,7 @@ int bench_command(const BenchOptions *o, ThreadPool *pool, char *err, size_t err
     Transformer *modes[MAX_MODES] = {0};
     BenchTimes *times = NULL;
     int rc = -1;
-    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, pool, err, errlen) != 0)
+    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, &o->cache, pool, err, errlen) != 0)
         return -1;
     const ModelConfig *c = &weights[0].cfg;
     const int n_ctx = o->pp > o->tg ? o->pp : o->tg;

@@ -9,6 +9,7 @@
 #ifndef ENGINE_BENCH_H
 #define ENGINE_BENCH_H
 
+#include "engine/command.h"
 #include "engine/transformer.h"
 #include "kernels/threadpool.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     const char *modes;   /* a mode list (engine/command.h), or NULL for `quant` alone */
     QuantConfig quant;
     int quant_given;     /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
+    CacheTypes cache;    /* -ctk, -ctv */
     int pp, tg, reps;    /* test sizes (0 skips one) and repetitions */
     int json, verbose;
     size_t kv_limit;     /* bytes all the KV caches may take (engine/command.h) */

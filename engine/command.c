@@ -11,19 +11,26 @@
 #include "kernels/simd.h"
 
 int command_open_model(ModelWeights *m, const char *path, const QuantConfig *q, int quant_given,
-                       ThreadPool *pool, char *err, size_t errlen) {
+                       const CacheTypes *cache, ThreadPool *pool, char *err, size_t errlen) {
     if (quant_given && model_is_qrz(path)) {
         snprintf(err, errlen, "%s is already quantized; -q, -g, --cls and --sdr apply to float checkpoints",
                  path);
         return -1;
     }
-    return model_open(m, path, q, pool, err, errlen);
+    if (model_open(m, path, q, pool, err, errlen) != 0) return -1;
+    char why[160];
+    if (cache && cache->given && quant_config_set_cache_types(&m->quant, cache->keys, cache->values, why, sizeof why)) {
+        snprintf(err, errlen, "-ctk / -ctv: %s", why);
+        model_close(m);
+        return -1;
+    }
+    return 0;
 }
 
 int command_open_modes(ModelWeights *weights, QuantConfig *configs, int n, const char *path,
-                       int quant_given, ThreadPool *pool, char *err, size_t errlen) {
+                       int quant_given, const CacheTypes *cache, ThreadPool *pool, char *err, size_t errlen) {
     for (int m = 0; m < n; m++) {
-        if (command_open_model(&weights[m], path, &configs[m], quant_given, pool, err, errlen) != 0) {
+        if (command_open_model(&weights[m], path, &configs[m], quant_given, cache, pool, err, errlen) != 0) {
             while (m-- > 0) model_close(&weights[m]);
             return -1;
         }
@@ -104,22 +111,23 @@ int kv_check(const ModelConfig *c, const QuantConfig *q, int n, int n_ctx, size_
     return -1;
 }
 
-static const char *const base_modes[] = {"fp32", "w8a16", "qrazor", "rtn4"};
-
 void memory_report(FILE *out, const ModelConfig *c, int group) {
     const double params = config_linear_params(c), entries = config_kv_entries(c);
     const int hs = config_head_size(c), kv_group = group < hs ? group : hs;
     fprintf(out, "  7 block linears: %.0f weights (the embedding and norms stay float32)\n", params);
     fprintf(out, "  KV cache at full context (%d positions, %.0f key and value entries)\n", c->seq_len,
             entries);
-    fprintf(out, "  %-8s %14s %12s %14s %11s\n", "mode", "weights", "bits/weight", "KV cache", "bits/entry");
-    for (int k = 0; k < 4; k++) {
+    fprintf(out, "  %-12s %10s %12s %14s %11s\n", "mode", "weights", "bits/weight", "KV cache", "bits/entry");
+    /* The base modes, and qrazor with the other KV-cache types of docs/SPEC.md section 6
+     * (5-bit codes are kept in a byte each: c << s <= 120). */
+    static const char *const rows[] = {"fp32", "w8a16", "qrazor", "qrazor/k5", "qrazor/k5/v5", "qrazor/k8/v8", "rtn4"};
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
         QuantConfig q;
         char err[64];
-        quant_config_parse(base_modes[k], &q, err, sizeof err);
+        quant_config_parse(rows[k], &q, err, sizeof err);
         q.group = group;
         const size_t w = linear_weights_bytes(c, &q), kv = kv_cache_bytes(c, &q, c->seq_len);
-        fprintf(out, "  %-8s %14zu %12.2f %14zu %11.2f\n", base_modes[k], w, 8.0 * (double)w / params, kv,
+        fprintf(out, "  %-12s %10zu %12.2f %14zu %11.2f\n", rows[k], w, 8.0 * (double)w / params, kv,
                 8.0 * (double)kv / entries);
     }
     fprintf(out, "  qrazor: 4-bit codes + a 4-bit shift per %d: %.2f bits, + a float32 scale\n", group,
@@ -163,7 +171,7 @@ void command_describe(FILE *out, const char *path, const ModelWeights *w, int n,
 
 /* Every mode and knob of the accuracy study (docs/ACCURACY.md). */
 static const char *const all_modes =
-    "fp32,w8a16,qrazor,qrazor/g32,qrazor/g64,qrazor/g128,qrazor/trunc,qrazor/cls=fp32,"
+    "fp32,w8a16,qrazor,qrazor/k5,qrazor/k5/v5,qrazor/k8,qrazor/k8/v8,qrazor/g32,qrazor/g64,qrazor/g128,qrazor/trunc,qrazor/cls=fp32,"
     "qrazor/cls=int8,rtn4,sdr-w,sdr-a,sdr-kv,sdr-p";
 
 int mode_list_parse(const char *flag, const char *list, const QuantConfig *single,

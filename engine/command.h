@@ -12,17 +12,25 @@
 #include "engine/transformer.h"
 #include "tokenizer/tokenizer.h"
 
-/* Opens the model at path: a .qrz file as it is, a checkpoint quantized as q says.
- * quant_given: the user chose the mode (-q, -g, --cls, --sdr), which a .qrz file cannot
- * honour, so that is an error rather than a flag silently ignored. Returns 0, or -1 with
- * err set. */
+/* The KV-cache types given with -ctk / -ctv (docs/SPEC.md section 6): qrazor's keys and
+ * values as r4, r5 or i8. They are chosen when a model runs, so they apply to a .qrz file
+ * as well as to a checkpoint. */
+typedef struct {
+    int given;              /* -ctk or -ctv was used */
+    QuantKind keys, values; /* QUANT_SDR (r4), QUANT_SDR5 (r5) or QUANT_INT (i8) */
+} CacheTypes;
+
+/* Opens the model at path: a .qrz file as it is, a checkpoint quantized as q says; then
+ * sets the cache types when given (an error unless the mode is qrazor). quant_given: the
+ * user chose the mode (-q, -g, --cls, --sdr), which a .qrz file cannot honour, so that is
+ * an error rather than a flag silently ignored. Returns 0, or -1 with err set. */
 int command_open_model(ModelWeights *m, const char *path, const QuantConfig *q, int quant_given,
-                       ThreadPool *pool, char *err, size_t errlen);
+                       const CacheTypes *cache, ThreadPool *pool, char *err, size_t errlen);
 
 /* The model opened once per mode of configs[0..n) (each updated to what was loaded: a .qrz
  * file says what it holds). On failure nothing stays open. Returns 0, or -1 with err set. */
 int command_open_modes(ModelWeights *weights, QuantConfig *configs, int n, const char *path,
-                       int quant_given, ThreadPool *pool, char *err, size_t errlen);
+                       int quant_given, const CacheTypes *cache, ThreadPool *pool, char *err, size_t errlen);
 
 /* The tokenizer for a model of vocab_size pieces: `path` if not NULL, else the one found
  * beside the model (tokenizer_find), named on stderr. NULL with err set on failure. */

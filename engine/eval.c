@@ -314,7 +314,7 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
     Tokenizer *tok = NULL;
     int *tokens = NULL, n_loaded = 0, rc = -1;
     EvalStats *stats = NULL;
-    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, pool, err, errlen) != 0)
+    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, &o->cache, pool, err, errlen) != 0)
         return -1;
     n_loaded = n_modes;
     /* KL needs float32 distributions: one of the modes, or a model of our own. */

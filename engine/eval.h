@@ -15,6 +15,7 @@
 #ifndef ENGINE_EVAL_H
 #define ENGINE_EVAL_H
 
+#include "engine/command.h"
 #include "engine/transformer.h"
 #include "kernels/threadpool.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +29,7 @@ typedef struct {
     const char *modes;          /* a mode list (engine/command.h), or NULL for `quant` alone */
     QuantConfig quant;
     int quant_given;            /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
+    CacheTypes cache;           /* -ctk, -ctv */
     int window;                 /* tokens per window (-c); 0 = the model's context */
     int score_all;              /* score every next token, not each window's second half */
     int json, verbose;

@@ -17,7 +17,7 @@
 
 /* One vector through both stages: stage-1 integers q, 4-bit codes, one shift per group. */
 typedef struct {
-    int n, group, qmax;
+    int n, group, qmax, mbits; /* mbits: magnitude bits kept, 3 (4-bit codes) or 4 */
     float scale;
     int32_t *q;
     int8_t *codes;
@@ -26,10 +26,11 @@ typedef struct {
 
 /* Razors x into r (allocated here; free with razored_free even on failure). Returns 0, or
  * -1 when out of memory. */
-static int razor(Razored *r, const float *x, int n, int qmax, int group, int rounding) {
+static int razor(Razored *r, const float *x, int n, int qmax, int group, int mbits, int rounding) {
     r->n = n;
     r->group = group;
     r->qmax = qmax;
+    r->mbits = mbits;
     r->q = malloc((size_t)n * sizeof *r->q);
     r->codes = malloc((size_t)n);
     r->shifts = malloc((size_t)(n / group + 1) * sizeof *r->shifts);
@@ -37,7 +38,7 @@ static int razor(Razored *r, const float *x, int n, int qmax, int group, int rou
     r->scale = absmax_scale(x, n, qmax);
     for (int i = 0; i < n; i++) r->q[i] = quantize_value(x[i], r->scale, qmax);
     for (int g = 0, start = 0; start < n; g++, start += group)
-        r->shifts[g] = sdr_group(r->q + start, qr_group_len(n, group, g), 3, rounding, r->codes + start);
+        r->shifts[g] = sdr_group(r->q + start, qr_group_len(n, group, g), mbits, rounding, r->codes + start);
     return 0;
 }
 
@@ -56,11 +57,11 @@ static void heading(const Text *t, const char *s) {
     fprintf(t->out, t->color ? "\n\033[1m%s\033[0m\n" : "\n%s\n", s);
 }
 
-/* |v| in `bits` binary digits, with the three kept bits (shift+2 .. shift) in brackets. */
-static void binary_window(char *buf, uint32_t v, int bits, int shift) {
+/* |v| in `bits` binary digits, with the kept bits (shift + mbits - 1 .. shift) in brackets. */
+static void binary_window(char *buf, uint32_t v, int bits, int shift, int mbits) {
     int at = 0;
     for (int b = bits - 1; b >= 0; b--) {
-        if (b == shift + 2) buf[at++] = '[';
+        if (b == shift + mbits - 1) buf[at++] = '[';
         buf[at++] = (char)('0' + ((v >> b) & 1));
         if (b == shift) buf[at++] = ']';
     }
@@ -74,8 +75,8 @@ static void binary(char *buf, uint32_t v, int bits) {
 
 /* One razoring group, element by element. */
 static void group_table(const Text *t, const Razored *r, int g, int bits, int rounding) {
-    const int start = g * r->group, len = r->n - start < r->group ? r->n - start : r->group;
-    const int s = r->shifts[g];
+    const int start = g * r->group, len = qr_group_len(r->n, r->group, g), s = r->shifts[g];
+    const int m = r->mbits, cmax = (1 << m) - 1;
     uint32_t or_all = 0;
     for (int i = start; i < start + len; i++) or_all |= (uint32_t)abs(r->q[i]);
     char bin[40];
@@ -83,22 +84,25 @@ static void group_table(const Text *t, const Razored *r, int g, int bits, int ro
     const int lead = or_all ? 31 - __builtin_clz(or_all) : -1;
     fprintf(t->out, "  group %d (elements %d..%d); OR of the |q| = %s\n", g, start, start + len - 1, bin);
     if (lead < 0)
-        fprintf(t->out, "  all zero: shift s = max(0, 0 - 2) = 0, every code 0\n");
+        fprintf(t->out, "  all zero: shift s = max(0, 0 - %d) = 0, every code 0\n", m - 1);
     else
-        fprintf(t->out, "  leading one at bit %d: shift s = max(0, %d - 2) = %d\n  keep bits %d..%d%s\n", lead,
-                lead, s, s + 2, s, rounding && s > 0 ? " and round on the next one (+rnd)" : "");
+        fprintf(t->out, "  leading one at bit %d: shift s = max(0, %d - %d) = %d\n  keep bits %d..%d%s\n", lead, lead,
+                m - 1, s, s + m - 1, s, rounding && s > 0 ? " and round on the next one (+rnd)" : "");
+    char code_head[16];
+    snprintf(code_head, sizeof code_head, "%d-bit", m + 1);
     fprintf(t->out, "  %4s %7s %-*s %4s %4s %6s %7s %6s\n", "i", "q", bits + 2, "|q| binary [kept]", "+rnd",
-            "code", "4-bit", "c<<s", "error");
+            "code", code_head, "c<<s", "error");
     for (int i = start; i < start + len; i++) {
         const uint32_t mag = (uint32_t)abs(r->q[i]);
         const int c = r->codes[i], round = rounding && s > 0 ? (int)((mag >> (s - 1)) & 1) : 0;
-        char win[40], four[8];
-        binary_window(win, mag, bits, s);
-        snprintf(four, sizeof four, "%d %d%d%d", c < 0, (abs(c) >> 2) & 1, (abs(c) >> 1) & 1, abs(c) & 1);
+        char win[40], code_bits[8];
+        binary_window(win, mag, bits, s, m);
+        code_bits[0] = (char)('0' + (c < 0)), code_bits[1] = ' '; /* sign, then the magnitude */
+        binary(code_bits + 2, (uint32_t)abs(c), m);
         const int64_t value = qr_shl(c, s);
         fprintf(t->out, "  %4d %7d %-*s %4s %4d %6s %7lld %6lld%s\n", i, r->q[i], bits + 2, win,
-                round ? "+1" : "", c, four, (long long)value, (long long)(value - r->q[i]),
-                abs(c) == 7 && (int64_t)((mag >> s) + (uint32_t)round) > 7 ? " sat" : "");
+                round ? "+1" : "", c, code_bits, (long long)value, (long long)(value - r->q[i]),
+                abs(c) == cmax && (int64_t)((mag >> s) + (uint32_t)round) > cmax ? " sat" : "");
     }
 }
 
@@ -172,8 +176,9 @@ static int probe_run(const ExplainOptions *o, const Prompt *prompt, const QuantC
 static int explain_product(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
     const int is_qk = o->site == SITE_QK, k = p->k;
     Razored a = {0}, w = {0};
-    if (razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding) != 0 ||
-        razor(&w, p->w, k, QMAX_INT8, o->group, o->rounding) != 0) {
+    const int key_bits = is_qk ? sdr_magnitude_bits(o->keys) : 3; /* 4 for -ctk r5 */
+    if (razor(&a, p->x, k, QMAX_INT16, o->group, 3, o->rounding) != 0 ||
+        razor(&w, p->w, k, QMAX_INT8, o->group, key_bits, o->rounding) != 0) {
         razored_free(&a);
         razored_free(&w);
         return -1;
@@ -195,8 +200,8 @@ static int explain_product(const Text *t, const ExplainOptions *o, const Probe *
     heading(t, line);
     group_table(t, &a, g, 16, o->rounding);
 
-    snprintf(line, sizeof line, "3. The matching %s group: INT8 stage 1, then razoring",
-             is_qk ? "key" : "weight");
+    snprintf(line, sizeof line, "3. The matching %s group: INT8 stage 1, then razoring%s",
+             is_qk ? "key" : "weight", key_bits == 4 ? " to 5-bit codes (r5, section 6)" : "");
     heading(t, line);
     if (is_qk)
         fprintf(t->out, "  the key of position %d (this head's highest score)\n  scale Sk = max|k| / 127 = %.6g\n",
@@ -238,7 +243,7 @@ static int explain_product(const Text *t, const ExplainOptions *o, const Probe *
 static int explain_values(const Text *t, const ExplainOptions *o, const Probe *p, const ModelConfig *c) {
     const int k = p->k, hs = config_head_size(c), d = p->row, dg = d / o->group;
     Razored a = {0};
-    if (razor(&a, p->x, k, QMAX_INT16, o->group, o->rounding) != 0) {
+    if (razor(&a, p->x, k, QMAX_INT16, o->group, 3, o->rounding) != 0) {
         razored_free(&a);
         return -1;
     }
@@ -260,7 +265,7 @@ static int explain_values(const Text *t, const ExplainOptions *o, const Probe *p
     for (int gg = 0, start = 0; start < k; gg++, start += o->group) {
         for (int tt = start; tt < k && tt < start + o->group; tt++) {
             Razored v = {0};
-            if (razor(&v, p->v_rows + (size_t)tt * hs, hs, QMAX_INT8, o->group, o->rounding) != 0) {
+            if (razor(&v, p->v_rows + (size_t)tt * hs, hs, QMAX_INT8, o->group, 3, o->rounding) != 0) {
                 razored_free(&v);
                 razored_free(&a);
                 return -1;
@@ -298,7 +303,7 @@ static int write_svg(const char *path, const ExplainOptions *o, const Probe *p, 
     if (!f) return -1;
     enum { W = 720, H = 560, BINS = 40 };
     Razored a = {0};
-    if (razor(&a, p->x, p->k, QMAX_INT16, o->group, o->rounding) != 0) {
+    if (razor(&a, p->x, p->k, QMAX_INT16, o->group, 3, o->rounding) != 0) {
         razored_free(&a);
         fclose(f);
         return -1;
@@ -369,6 +374,7 @@ static int explain_prompt(const ExplainOptions *o, const Prompt *prompt, FILE *o
     quant_config_parse("qrazor", &q, err, errlen);
     q.group = o->group;
     q.rounding = o->rounding;
+    q.keys = o->keys;
     Probe detail;
     ModelConfig c;
     if (probe_run(o, prompt, &q, &detail, &c, err, errlen) != 0) return -1;

@@ -22,6 +22,8 @@ typedef struct {
     int layer, head;            /* head: which query head for the qk and pv sites */
     Site site;
     int group, rounding;        /* the razoring explained (G, rounding or truncation) */
+    QuantKind keys;             /* the key cache: QUANT_SDR (4-bit codes) or QUANT_SDR5
+                                   (5-bit codes, -ctk r5: docs/SPEC.md section 6) */
     int color;                  /* ANSI emphasis in the text */
     const char *svg_path;       /* NULL, or where to write the figure */
     size_t kv_limit;            /* bytes the KV cache may take (engine/command.h) */

@@ -10,8 +10,30 @@
 
 #include "engine/clock.h"
 #include "engine/command.h"
+#include "engine/reference.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat.h"
+
+/* The forward pass a run uses: the fast one (engine/forward.c), or with --reference the
+ * reference path (engine/reference.c), token by token, to read along in a debugger. In
+ * the integer modes both give the same logits, so the same text. */
+typedef struct {
+    Transformer *fast;
+    Reference *reference;
+} Forward;
+
+/* The logits after tokens[0..n) at positions pos.., or NULL (with err set) when the
+ * forward pass overflowed float32. */
+static float *forward(Forward *f, const int *tokens, int n, int pos, char *err, size_t errlen) {
+    float *logits = NULL;
+    if (f->fast) {
+        if (!(logits = transformer_run(f->fast, tokens, n, pos, NULL)))
+            snprintf(err, errlen, "%s", transformer_error(f->fast));
+        return logits;
+    }
+    for (int i = 0; i < n; i++) logits = reference_forward(f->reference, tokens[i], pos + i);
+    return logits;
+}
 
 /* Writes a decoded piece, dropping lone control bytes (a model can emit <0x07> or <0x1B>)
  * but keeping whitespace and the bytes of UTF-8 characters. */
@@ -41,10 +63,11 @@ static void timer_report(const Timer *tm) {
             tm->generated ? (double)tm->generated / tm->generate_seconds : 0.0);
 }
 
-/* Runs n prompt tokens from position pos in one batched pass; the last one's logits. */
-static float *timed_prompt(Transformer *tf, Timer *tm, const int *tokens, int n, int pos) {
+/* Runs n prompt tokens from position pos in one batched pass; the last one's logits, or
+ * NULL with err set. */
+static float *timed_prompt(Forward *f, Timer *tm, const int *tokens, int n, int pos, char *err, size_t errlen) {
     const double start = now_seconds();
-    float *logits = transformer_run(tf, tokens, n, pos, NULL);
+    float *logits = forward(f, tokens, n, pos, err, errlen);
     const double end = now_seconds();
     tm->prompt_seconds += end - start;
     tm->prompt_tokens += n;
@@ -54,9 +77,9 @@ static float *timed_prompt(Transformer *tf, Timer *tm, const int *tokens, int n,
 
 /* From the logits of `token` at position pos - 1: samples, prints and runs one token at a
  * time until the model ends (EOS; BOS too when end_at_bos) or the token for position `last`
- * is printed. Returns the next position to fill. */
-static int sample_text(Transformer *tf, Timer *tm, const Tokenizer *tok, Sampler *sampler, float *logits, int token,
-                       int pos, int last, int end_at_bos) {
+ * is printed. Returns the next position to fill, or -1 with err set. */
+static int sample_text(Forward *f, Timer *tm, const Tokenizer *tok, Sampler *sampler, float *logits, int token,
+                       int pos, int last, int end_at_bos, char *err, size_t errlen) {
     for (; pos <= last; pos++) {
         const int next = sampler_sample(sampler, logits);
         if (next == tokenizer_eos(tok) || (end_at_bos && next == tokenizer_bos(tok))) break;
@@ -65,26 +88,30 @@ static int sample_text(Transformer *tf, Timer *tm, const Tokenizer *tok, Sampler
         print_piece(piece, n);
         if (pos == last) break;
         const double start = now_seconds();
-        logits = transformer_forward(tf, token = next, pos);
+        token = next;
+        if (!(logits = forward(f, &token, 1, pos, err, errlen))) return -1;
         tm->generate_seconds += now_seconds() - start;
         tm->generated++;
     }
     return pos;
 }
 
-/* The prompt as text, then the story, up to position `steps`. */
-static void generate(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const int *prompt, int n_prompt,
-                     int steps) {
+/* The prompt as text, then the story, up to position `steps`. Returns 0, or -1 with err
+ * set. */
+static int generate(Forward *f, const Tokenizer *tok, Sampler *sampler, const int *prompt, int n_prompt, int steps,
+                    char *err, size_t errlen) {
     for (int i = 1; i < n_prompt; i++) {
         size_t n;
         const char *piece = tokenizer_decode(tok, prompt[i - 1], prompt[i], &n);
         print_piece(piece, n);
     }
     Timer tm = {0};
-    float *logits = timed_prompt(tf, &tm, prompt, n_prompt, 0);
-    sample_text(tf, &tm, tok, sampler, logits, prompt[n_prompt - 1], n_prompt, steps, 1);
+    float *logits = timed_prompt(f, &tm, prompt, n_prompt, 0, err, errlen);
+    const int rc = logits ? sample_text(f, &tm, tok, sampler, logits, prompt[n_prompt - 1], n_prompt, steps, 1, err,
+                                        errlen) : -1;
     printf("\n");
     timer_report(&tm);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Reads one line from stdin without its newline; NULL at end of input. */
@@ -98,7 +125,7 @@ static char *read_line(const char *prompt_text, char **buf, size_t *cap) {
 
 /* Llama-2 chat (tokenizer/chat.h): each user turn in one batched pass, then the assistant
  * answers until EOS, while the conversation fits in `steps` positions. */
-static int chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const GenerateOptions *g, int steps,
+static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const GenerateOptions *g, int steps,
                 char *err, size_t errlen) {
     char *line = NULL, *system = NULL;
     size_t cap = 0;
@@ -123,11 +150,16 @@ static int chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const G
             free(ids);
             break;
         }
-        float *logits = timed_prompt(tf, &tm, ids, n_ids, pos);
+        float *logits = timed_prompt(f, &tm, ids, n_ids, pos, err, errlen);
         printf("Assistant: ");
-        pos = sample_text(tf, &tm, tok, sampler, logits, ids[n_ids - 1], pos + n_ids, steps - 1, 0);
+        pos = logits ? sample_text(f, &tm, tok, sampler, logits, ids[n_ids - 1], pos + n_ids, steps - 1, 0, err, errlen)
+                     : -1;
         free(ids);
         printf("\n");
+        if (pos < 0) {
+            rc = -1;
+            break;
+        }
     }
     timer_report(&tm);
     free(line);
@@ -137,10 +169,10 @@ static int chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const G
 
 int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size_t errlen) {
     ModelWeights w;
-    if (command_open_model(&w, g->model_path, &g->quant, g->quant_given, pool, err, errlen) != 0) return -1;
+    if (command_open_model(&w, g->model_path, &g->quant, g->quant_given, &g->cache, pool, err, errlen) != 0) return -1;
     const ModelConfig *c = &w.cfg;
     Tokenizer *tok = NULL;
-    Transformer *tf = NULL;
+    Forward f = {NULL, NULL};
     Sampler sampler = {0};
     int *prompt = NULL, n_prompt = 0, rc = -1;
     const int ctx = g->ctx ? g->ctx : c->seq_len; /* the positions -n may use */
@@ -172,24 +204,24 @@ int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size
         }
     }
     const int n_ctx = g->ctx ? g->ctx : steps; /* the KV cache holds what the run uses */
-    if (kv_check(c, &w.quant, 1, n_ctx, g->kv_limit, "ask for fewer positions with -n or -c", err, errlen) != 0 ||
-        !(tf = transformer_new(&w, pool, n_ctx, err, errlen)))
+    if (kv_check(c, &w.quant, 1, n_ctx, g->kv_limit, "ask for fewer positions with -n or -c", err, errlen) != 0)
+        goto done;
+    if (g->reference ? !(f.reference = reference_new(&w, n_ctx, err, errlen))
+                     : !(f.fast = transformer_new(&w, pool, n_ctx, err, errlen)))
         goto done;
     if (sampler_init(&sampler, c->vocab_size, g->temperature, g->top_p, g->seed) != 0) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    if (g->verbose) command_describe(stderr, g->model_path, &w, 1, transformer_context(tf), g->kv_limit, pool);
-    if (g->chat) {
-        rc = chat(tf, tok, &sampler, g, steps, err, errlen);
-    } else {
-        generate(tf, tok, &sampler, prompt, n_prompt, steps);
-        rc = 0;
-    }
+    if (g->verbose) command_describe(stderr, g->model_path, &w, 1, n_ctx, g->kv_limit, pool);
+    if (g->verbose && g->reference) fprintf(stderr, "forward:  the reference path (engine/reference.c), one thread\n");
+    rc = g->chat ? chat(&f, tok, &sampler, g, steps, err, errlen)
+                 : generate(&f, tok, &sampler, prompt, n_prompt, steps, err, errlen);
 done:
     sampler_free(&sampler);
     free(prompt);
-    transformer_free(tf);
+    transformer_free(f.fast);
+    reference_free(f.reference);
     tokenizer_free(tok);
     model_close(&w);
     return rc;

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "engine/command.h"
 #include "kernels/threadpool.h"
 #include "weights/model.h"
 
@@ -23,6 +24,8 @@ typedef struct {
     unsigned long long seed;    /* not 0 */
     QuantConfig quant;
     int quant_given;            /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
+    CacheTypes cache;           /* -ctk, -ctv */
+    int reference;              /* --reference: run engine/reference.c, one token at a time */
     int verbose;
     size_t kv_limit;            /* bytes the KV cache may take (engine/command.h) */
 } GenerateOptions;

@@ -26,6 +26,7 @@ void suite_sampler(void);
 void suite_forward(void);
 void suite_reference(void);
 void suite_layout(void);
+void suite_cache_types(void);
 void suite_eval(void);
 void suite_qrz(void);
 void suite_explain(void);
@@ -272,6 +273,7 @@ int main(int argc, char **argv) {
     suite_forward();
     suite_reference();
     suite_layout();
+    suite_cache_types();
     suite_eval();
     suite_qrz();
     suite_explain();
