@@ -260,7 +260,13 @@ static void progress_bar(void *ctx, int done, int total) {
     if (done == total) fputc('\n', stderr);
 }
 
-static void report(const EvalOptions *o, const EvalPlan *plan, int n_docs, int n_tokens,
+/* Bits of KV cache per key or value element of a mode, at the model's full context (the
+ * scales and shifts included). */
+static double kv_bits(const ModelConfig *c, const QuantConfig *q) {
+    return 8.0 * (double)kv_cache_bytes(c, q, c->seq_len) / config_kv_entries(c);
+}
+
+static void report(const EvalOptions *o, const ModelConfig *c, const EvalPlan *plan, int n_docs, int n_tokens,
                    const QuantConfig *configs, const EvalStats *stats, int n_modes, int have_reference) {
     if (o->json) {
         print_json_string(stdout, "{\"file\": ", o->text_path);
@@ -273,7 +279,8 @@ static void report(const EvalOptions *o, const EvalPlan *plan, int n_docs, int n
                "of each: %ld tokens\n",
                o->text_path, n_docs, n_tokens, plan->n_windows, plan->ctx, plan->score_from, plan->ctx - 2,
                plan->n_scored);
-        printf("%-18s %8s %9s %10s %9s %7s %9s\n", "mode", "NLL", "PPL", "mean KL", "max KL", "top-1", "tok/s");
+        printf("%-18s %8s %9s %10s %9s %7s %7s %9s\n", "mode", "NLL", "PPL", "mean KL", "max KL", "top-1", "KV bits",
+               "tok/s");
     }
     for (int m = 0; m < n_modes; m++) {
         char name[64];
@@ -287,12 +294,13 @@ static void report(const EvalOptions *o, const EvalPlan *plan, int n_docs, int n
             printf("%s\n  {\"mode\": \"%s\", \"nll\": %.6f, \"ppl\": %.6f", m ? "," : "", name, nll, exp(nll));
             if (have_reference)
                 printf(", \"mean_kl\": %.8f, \"max_kl\": %.8f, \"top1\": %.4f", kl, st->kl_max, top1);
-            printf(", \"tokens_per_s\": %.1f}", tps);
+            printf(", \"kv_bits\": %.2f, \"tokens_per_s\": %.1f}", kv_bits(c, &configs[m]), tps);
         } else if (have_reference) {
-            printf("%-18s %8.4f %9.4f %10.6f %9.5f %6.2f%% %9.1f\n", name, nll, exp(nll), kl, st->kl_max, top1,
-                   tps);
+            printf("%-18s %8.4f %9.4f %10.6f %9.5f %6.2f%% %7.2f %9.1f\n", name, nll, exp(nll), kl, st->kl_max, top1,
+                   kv_bits(c, &configs[m]), tps);
         } else {
-            printf("%-18s %8.4f %9.4f %10s %9s %7s %9.1f\n", name, nll, exp(nll), "n/a", "n/a", "n/a", tps);
+            printf("%-18s %8.4f %9.4f %10s %9s %7s %7.2f %9.1f\n", name, nll, exp(nll), "n/a", "n/a", "n/a",
+                   kv_bits(c, &configs[m]), tps);
         }
     }
     if (o->json) printf("\n]}\n");
@@ -362,7 +370,7 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
         snprintf(err, errlen, "out of memory during the evaluation");
         goto done;
     }
-    report(o, &plan, n_docs, n_tokens, configs, stats, n_modes, reference >= 0);
+    report(o, c, &plan, n_docs, n_tokens, configs, stats, n_modes, reference >= 0);
     rc = 0;
 done:
     free(stats);
