@@ -317,13 +317,17 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
     QuantConfig configs[MAX_MODES + 1]; /* the modes, then a float32 reference if none is one */
     const int n_modes = mode_list_parse("--eval-modes", o->modes, &o->quant, configs, err, errlen);
     if (n_modes < 0) return -1;
+    char *text = eval_read_text(o->text_path, err, errlen); /* before the models: a bad text fails fast */
+    if (!text) return -1;
     ModelWeights weights[MAX_MODES + 1];
     Transformer *modes[MAX_MODES + 1] = {0};
     Tokenizer *tok = NULL;
     int *tokens = NULL, n_loaded = 0, rc = -1;
     EvalStats *stats = NULL;
-    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, &o->cache, pool, err, errlen) != 0)
+    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, &o->cache, pool, err, errlen) != 0) {
+        free(text);
         return -1;
+    }
     n_loaded = n_modes;
     /* KL needs float32 distributions: one of the modes, or a model of our own. */
     int reference = -1;
@@ -347,11 +351,8 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
         goto done;
     }
     if (!(tok = command_tokenizer(o->tokenizer_path, o->model_path, c->vocab_size, err, errlen))) goto done;
-    char *text = eval_read_text(o->text_path, err, errlen);
     int n_tokens = 0, n_docs = 0;
-    if (text) tokens = eval_tokenize(tok, text, &n_tokens, &n_docs, err, errlen);
-    free(text);
-    if (!tokens) goto done;
+    if (!(tokens = eval_tokenize(tok, text, &n_tokens, &n_docs, err, errlen))) goto done;
     EvalPlan plan;
     if (eval_plan(&plan, n_tokens, o->window ? o->window : c->seq_len, o->score_all) != 0) {
         snprintf(err, errlen, "%s: only %d tokens: too short to score (--score all scores every next token)",
@@ -373,6 +374,7 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
     report(o, c, &plan, n_docs, n_tokens, configs, stats, n_modes, reference >= 0);
     rc = 0;
 done:
+    free(text);
     free(stats);
     free(tokens);
     tokenizer_free(tok);

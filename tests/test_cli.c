@@ -400,6 +400,10 @@ static void test_context_is_what_the_run_uses(void) {
                    "\"results\"");
     CHECKF(r.out && strstr(r.out, "\"kv_bytes\": 10240}") && strstr(r.out, "\"context\": 8,"), "%s", r.out);
     run_result_free(&r);
+    /* --explain holds the prompt: the probe's float copies of keys and values too. */
+    r = expect_run(ARGS(model, "--explain", "-z", "models/tok512.model", "--site", "pv"), NULL, 0, "the same, to the bit");
+    CHECKF(r.out && strstr(r.out, "KV cache at full context (1048576 positions"), "%s", r.out);
+    run_result_free(&r);
     /* The whole context of that header would take hundreds of MB: over a limit, refused. */
     r = expect_run_env(ARGS(model, "-z", "models/tok512.model", "-n", "0"), NULL, "QRAZOR_KV_LIMIT=64M", 1,
                        "a context of 1048576 positions needs");
