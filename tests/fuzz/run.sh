@@ -12,12 +12,16 @@ seconds=${1:?usage: tests/fuzz/run.sh SECONDS [TARGET...]}
 shift
 # target:harness (the two tokenizer targets run one harness from different seeds)
 all="checkpoint:checkpoint qrz:qrz tokenizer:tokenizer sentencepiece:tokenizer
-     safetensors:safetensors hf_config:hf_config"
+     safetensors:safetensors hf_config:hf_config eval_text:eval_text cli:cli"
 targets=("$@")
 status=0
 for run in $all; do
     target=${run%%:*} harness=${run#*:}
     if ((${#targets[@]})) && [[ ! " ${targets[*]} " == *" $target "* ]]; then continue; fi
+    if [ ! -x "build/fuzz/fuzz_$harness" ]; then
+        printf '%-14s not built (see FUZZ_HARNESSES in the Makefile)\n' "$target"
+        continue
+    fi
     mkdir -p "build/fuzz/corpus/$target" build/fuzz/artifacts build/fuzz/logs
     log="build/fuzz/logs/$target.log"
     "build/fuzz/fuzz_$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
