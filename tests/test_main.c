@@ -24,6 +24,7 @@ void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
 void suite_reference(void);
+void suite_layout(void);
 void suite_eval(void);
 void suite_qrz(void);
 void suite_explain(void);
@@ -215,6 +216,7 @@ int main(int argc, char **argv) {
     suite_sampler();
     suite_forward();
     suite_reference();
+    suite_layout();
     suite_eval();
     suite_qrz();
     suite_explain();
