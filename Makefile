@@ -128,13 +128,7 @@ test-compilers:
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
 # build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
-FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config
-# The eval text reader and the command line parser become callable with helper cli's
-# work (eval_read_text in engine/eval.h, parse_args under RUN_NO_MAIN in run.c); until
-# that is on the branch, those two harnesses are not built. (Drop this test once it is.)
-ifneq (,$(shell grep -l RUN_NO_MAIN run.c 2>/dev/null))
-FUZZ_HARNESSES += eval_text cli
-endif
+FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config eval_text cli
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TIME ?= 600
 
