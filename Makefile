@@ -128,7 +128,7 @@ test-compilers:
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
 # build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
-FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config
+FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config eval_text cli
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TIME ?= 600
 

@@ -305,28 +305,25 @@ static int fail(char *err, size_t errlen, const char *path, const char *what) {
     return -1;
 }
 
-/* 1 if a byte of p[0..n) holds a zero nibble, or (shifts) a nibble above 4. */
-static int any_zero_nibble(const uint8_t *p, uint64_t n) {
-    int found = 0;
-    for (uint64_t i = 0; i < n; i++) found |= ((p[i] & 0x0f) == 0) | ((p[i] & 0xf0) == 0);
-    return found;
-}
-
-static int any_nibble_above_4(const uint8_t *p, uint64_t n) {
-    int found = 0;
-    for (uint64_t i = 0; i < n; i++) found |= ((p[i] & 0x0f) > 4) | ((p[i] >> 4) > 4);
-    return found;
-}
-
-/* Index of the first byte of p[0..n) for which test(byte) holds, or -1. Block by block,
- * whole blocks with a constant count (which lets compilers vectorize the scan at -O2). */
-static int64_t first_byte(const uint8_t *p, uint64_t n, int (*test)(const uint8_t *, uint64_t)) {
+/* Index of the first byte of p[0..n) holding a zero nibble, or -1. Eight bytes at a time:
+ * OR-ing each nibble's bits down into its lowest bit leaves that bit 0 only for a zero
+ * nibble. Code arrays are whole 64-byte steps, so n is a multiple of 8. */
+static int64_t first_zero_nibble(const uint8_t *p, uint64_t n) {
     enum { BLOCK = 4096 };
+    const uint64_t low_bits = 0x1111111111111111u;
     for (uint64_t start = 0; start < n; start += BLOCK) {
-        const uint64_t len = n - start < BLOCK ? n - start : BLOCK;
-        if (!(len == BLOCK ? test(p + start, BLOCK) : test(p + start, len))) continue;
-        for (uint64_t i = start;; i++)
-            if (test(p + i, 1)) return (int64_t)i;
+        const uint64_t end = n - start < BLOCK ? n : start + BLOCK;
+        uint64_t zero = 0;
+        for (uint64_t i = start; i + 8 <= end; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, sizeof w);
+            w |= w >> 1;
+            w |= w >> 2;
+            zero |= ~w & low_bits;
+        }
+        if (!zero) continue;
+        for (uint64_t i = start; i < end; i++)
+            if ((p[i] & 0x0f) == 0 || (p[i] & 0xf0) == 0) return (int64_t)i;
     }
     return -1;
 }
@@ -369,18 +366,19 @@ static int check_linear(const Linear *l, double *max, char *why, size_t len) {
     /* In excess-8 (kernels/qformat.h) the nibble 0 would be the code -8, which is not a
      * 4-bit sign-magnitude code and which no writer produces (padding is the code 0, the
      * nibble 8). */
-    const int64_t zero = first_byte(r->codes, r4_code_bytes(r), any_zero_nibble);
+    const int64_t zero = first_zero_nibble(r->codes, r4_code_bytes(r));
     if (zero >= 0) {
         snprintf(why, len, "has a code of -8 (a nibble 0 in code byte %lld), outside -7..7",
                  (long long)zero);
         return -1;
     }
-    const int64_t shift = r->shifts ? first_byte(r->shifts, r4_shift_bytes(r), any_nibble_above_4) : -1;
-    if (shift >= 0) {
-        const uint8_t s = r->shifts[shift];
-        snprintf(why, len, "has a shift of %d, but INT8 weights razor at most 4 bits",
-                 (s & 15) > 4 ? s & 15 : s >> 4);
-        return -1;
+    const size_t n_shifts = r->shifts ? r4_shift_bytes(r) : 0; /* 1/16 of the codes */
+    for (size_t k = 0; k < n_shifts; k++) {
+        if ((r->shifts[k] & 15) > 4 || r->shifts[k] >> 4 > 4) {
+            snprintf(why, len, "has a shift of %d, but INT8 weights razor at most 4 bits",
+                     (r->shifts[k] & 15) > 4 ? r->shifts[k] & 15 : r->shifts[k] >> 4);
+            return -1;
+        }
     }
     *max = (r->shifts ? 7 << 4 : 7) * (double)m;
     return 0;

@@ -12,7 +12,7 @@ seconds=${1:?usage: tests/fuzz/run.sh SECONDS [TARGET...]}
 shift
 # target:harness (the two tokenizer targets run one harness from different seeds)
 all="checkpoint:checkpoint qrz:qrz tokenizer:tokenizer sentencepiece:tokenizer
-     safetensors:safetensors hf_config:hf_config"
+     safetensors:safetensors hf_config:hf_config eval_text:eval_text cli:cli"
 targets=("$@")
 status=0
 for run in $all; do
