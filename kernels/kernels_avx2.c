@@ -258,7 +258,221 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     }
 }
 
+/* ------------------------------------------------------------------ batched products (GEMM)
+ *
+ * For a batch of vectors, each 16-row block of weights is unpacked once per 512 columns
+ * into a panel that stays in L1 while every vector of the batch goes through it, three at
+ * a time, with the accumulators of 16 rows x 3 vectors in registers. The arithmetic is
+ * arranged so that the multiply port (one vpmaddubsw or vpmaddwd per cycle) does little
+ * else:
+ *   - the weight's shift goes into the weight: w' = c << sw, |w'| <= 7 << 4 = 112, still a
+ *     signed byte, computed while packing the panel;
+ *   - the activation code is offset to an unsigned byte, a + 8 (1..15), and
+ *     sum (a + 8) w' = sum a w' + 8 sum w': the correction -8 sum w' depends on the
+ *     weights only; the panel holds it, and each sum starts from it;
+ *   - vpmaddubsw multiplies (a + 8) by w' and adds pairs of products into 16-bit lanes
+ *     (no pair saturates: 2 * 15 * 112 = 3360), and vpaddw sums a unit of up to 32
+ *     columns there exactly: the unit's sum a w' is at most 32 * 7 * 112 = 25088 < 2^15
+ *     in magnitude, and 16-bit addition is exact modulo 2^16, so partial sums may wrap
+ *     but the last cannot;
+ *   - the two 16-bit halves of a 32-bit lane hold two units A and B (the packed layout of
+ *     qformat.h), and one vpmaddwd by (2^sa(A), 2^sa(B)) applies both activation shifts
+ *     and adds the halves into 32 bits, exactly: 2 * 25088 * 2^12 < 2^31;
+ *   - a 32-bit lane gathers at most 512 columns (each |a w'| 2^sa <= 784 * 2^12, and 512 of
+ *     them < 2^31) before it is added to the int64 accumulators.
+ * Per 8 rows x 32 columns x 1 vector (G = 16): 8 vpmaddubsw and 1 vpmaddwd, where r4_block
+ * needs 16 multiplies. The attention's shifted probability codes (up to 112) would
+ * saturate vpmaddubsw at w' = 112; r4_pack_avx2 refuses them and matmul uses r4_block.
+ */
+
+enum {
+    GEMM_TILE = 3,            /* vectors per register tile: 2 x 3 sums of 16 and 32 bits, in 12 registers */
+    GEMM_CHUNK = 64,          /* vectors whose int64 accumulators one pass keeps */
+    GEMM_COLS = QR_FLUSH_COLS /* columns per panel: 32-bit lanes are widened after each */
+};
+
+/* A panel, per pair of units of width U: 2 x 32 bytes of corrections (int16 pairs for rows
+ * 0-7, then 8-15), then U / 2 steps of 2 x 32 bytes of w' (rows 0-7, rows 8-15), lane r of
+ * a step k holding w' of columns 2k, 2k + 1 of unit A and the same of unit B. */
+static inline int pair_bytes(int U) { return 64 + 32 * U; }
+enum { PANEL_BYTES = GEMM_COLS / 32 * (64 + 32 * 16) }; /* the most: U = 16 */
+
+static inline int unit_width(int group) { return group < 32 ? group : 32; }
+
+static int r4_pack_avx2(const R4Acts *x) {
+    const int U = unit_width(x->group), n_pairs = (x->len + 2 * U - 1) / (2 * U);
+    const __m128i eight = _mm_set1_epi8(8), seven = _mm_set1_epi8(7);
+    __m128i over = _mm_setzero_si128(); /* bytes of codes above 7 in magnitude */
+    for (int t = 0; t < x->n; t++) {
+        /* Units lie within stride (2U n_pairs <= len rounded up to 64), past len all 0. */
+        const int8_t *a = x->codes + (size_t)t * x->stride;
+        const int32_t *sa = x->shifts + (size_t)t * x->n_groups;
+        uint8_t *out = x->packed + (size_t)t * x->stride;
+        int32_t *mult = x->pair_mult + (size_t)t * x->pair_stride;
+        for (int i = 0; i < n_pairs; i++) {
+            const int ua = 2 * i * U, ub = ua + U;
+            for (int c = 0; c < U; c += 16) {
+                const __m128i A = _mm_loadu_si128((const __m128i *)(a + ua + c));
+                const __m128i B = _mm_loadu_si128((const __m128i *)(a + ub + c));
+                over = _mm_or_si128(over, _mm_cmpgt_epi8(_mm_max_epu8(_mm_abs_epi8(A), _mm_abs_epi8(B)), seven));
+                const __m128i A8 = _mm_add_epi8(A, eight), B8 = _mm_add_epi8(B, eight);
+                _mm_storeu_si128((__m128i *)(out + ua + 2 * c), _mm_unpacklo_epi16(A8, B8));
+                _mm_storeu_si128((__m128i *)(out + ua + 2 * c + 16), _mm_unpackhi_epi16(A8, B8));
+            }
+            const int sb = ub < x->len ? sa[ub / x->group] : 0;
+            mult[i] = (int32_t)((1u << sa[ua / x->group]) | (1u << sb) << 16);
+        }
+    }
+    return _mm_movemask_epi8(over) ? -1 : 0;
+}
+
+/* The 8 rows' weight shifts of group g for rows 8 * half .. 8 * half + 7, as 32-bit lanes
+ * (byte j of a block's group holds row j in its low nibble, row j + 8 in its high one). */
+static inline __m256i half_shifts(const R4Matrix *w, int rb, int g, int half) {
+    if (!w->shifts) return _mm256_setzero_si256();
+    const __m128i bytes = _mm_loadl_epi64((const __m128i *)(w->shifts + ((size_t)rb * w->n_groups + g) * 8));
+    const __m256i b = _mm256_cvtepu8_epi32(bytes);
+    return half ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
+}
+
+/* w' = c << sw of one 8-column step (columns col .. col + 7, col a multiple of 8) of rows
+ * 8 * half .. + 7: lanes of columns 0-3 in *lo, 4-7 in *hi; columns at or past end are 0.
+ * From excess-8 nibbles x = c + 8: (x << sw) - (8 << sw), each byte shifted inside its
+ * 32-bit lane (x << sw <= 15 << 4 fits a byte, so nothing crosses into the next). */
+static inline void unpack_step(const uint8_t *block, int col, int end, int half, __m256i sw, __m256i *lo,
+                               __m256i *hi) {
+    if (col >= end) {
+        *lo = *hi = _mm256_setzero_si256();
+        return;
+    }
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES + half * 32));
+    const __m256i eights = _mm256_sllv_epi32(_mm256_set1_epi8(8), sw);
+    *lo = _mm256_sub_epi8(_mm256_sllv_epi32(_mm256_and_si256(v, low4), sw), eights);
+    *hi = _mm256_sub_epi8(_mm256_sllv_epi32(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), sw), eights);
+    if (col + QR_STEP_COLS > end) {
+        const __m256i left = _mm256_set1_epi8((char)(end - col));
+        const __m256i e = _mm256_set1_epi32(0x03020100);
+        *lo = _mm256_and_si256(*lo, _mm256_cmpgt_epi8(left, e));
+        *hi = _mm256_and_si256(*hi, _mm256_cmpgt_epi8(left, _mm256_add_epi8(e, _mm256_set1_epi8(4))));
+    }
+}
+
+/* The panel of block rb for columns [c0, c1) (c0 a multiple of GEMM_COLS, c1 - c0 <= it);
+ * columns past c1 are 0. Returns its number of pairs. */
+static int pack_panel(uint8_t *panel, const R4Matrix *w, int rb, int c0, int c1, int U) {
+    const __m256i eights = _mm256_set1_epi8(8), zero = _mm256_setzero_si256();
+    const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
+    const int n_pairs = (c1 - c0 + 2 * U - 1) / (2 * U), G = w->group;
+    for (int i = 0; i < n_pairs; i++) {
+        uint8_t *out = panel + (size_t)i * pair_bytes(U);
+        const int ua = c0 + 2 * i * U, ub = ua + U;
+        for (int half = 0; half < 2; half++) {
+            const __m256i swa = half_shifts(w, rb, ua / G, half);
+            const __m256i swb = ub < c1 ? half_shifts(w, rb, ub / G, half) : zero;
+            __m256i sum = zero; /* 8 sum w' of each unit, in the lanes' halves */
+            for (int j = 0; j < U / QR_STEP_COLS; j++) {
+                __m256i alo, ahi, blo, bhi;
+                unpack_step(block, ua + QR_STEP_COLS * j, c1, half, swa, &alo, &ahi);
+                unpack_step(block, ub + QR_STEP_COLS * j, c1, half, swb, &blo, &bhi);
+                /* A lane of alo holds columns 0-3 of unit A's step: 0, 1 with B's 0, 1 make
+                 * step 4j, their 2, 3 step 4j + 1; ahi and bhi likewise steps 4j + 2, 4j + 3. */
+                const __m256i steps[4] = {
+                    _mm256_blend_epi16(alo, _mm256_slli_epi32(blo, 16), 0xAA),
+                    _mm256_blend_epi16(_mm256_srli_epi32(alo, 16), blo, 0xAA),
+                    _mm256_blend_epi16(ahi, _mm256_slli_epi32(bhi, 16), 0xAA),
+                    _mm256_blend_epi16(_mm256_srli_epi32(ahi, 16), bhi, 0xAA),
+                };
+                for (int q = 0; q < 4; q++) {
+                    _mm256_store_si256((__m256i *)(out + 64 + (size_t)(4 * j + q) * 64 + half * 32), steps[q]);
+                    sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(eights, steps[q]));
+                }
+            }
+            _mm256_store_si256((__m256i *)(out + half * 32), _mm256_sub_epi16(zero, sum));
+        }
+    }
+    return n_pairs;
+}
+
+/* NT <= 3 vectors (packed codes a, t-th at a + t * a_stride; pair multipliers m likewise)
+ * through a panel of n_pairs pairs of width U: adds the 16 rows' sums to acc[t * 16 + rr].
+ * NT and U are compile-time constants at every call, so the sums stay in registers. */
+static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, const uint8_t *panel, int n_pairs,
+                                                            const uint8_t *a, size_t a_stride, const int32_t *m,
+                                                            size_t m_stride, const int NT, const int U) {
+    __m256i sum32[GEMM_TILE][2];
+    UNROLL_TILE
+    for (int t = 0; t < NT; t++) sum32[t][0] = sum32[t][1] = _mm256_setzero_si256();
+    for (int i = 0; i < n_pairs; i++) {
+        const uint8_t *pw = panel + (size_t)i * pair_bytes(U), *pa = a + (size_t)i * 2 * U;
+        __m256i sum16[GEMM_TILE][2];
+        UNROLL_TILE
+        for (int t = 0; t < NT; t++) {
+            sum16[t][0] = _mm256_load_si256((const __m256i *)pw);
+            sum16[t][1] = _mm256_load_si256((const __m256i *)(pw + 32));
+        }
+        for (int k = 0; k < U / 2; k++) {
+            const __m256i w0 = _mm256_load_si256((const __m256i *)(pw + 64 + 64 * k));
+            const __m256i w1 = _mm256_load_si256((const __m256i *)(pw + 96 + 64 * k));
+            UNROLL_TILE
+            for (int t = 0; t < NT; t++) {
+                const __m256i b = bcast4((const int8_t *)pa + t * a_stride + 4 * k);
+                sum16[t][0] = _mm256_add_epi16(sum16[t][0], _mm256_maddubs_epi16(b, w0));
+                sum16[t][1] = _mm256_add_epi16(sum16[t][1], _mm256_maddubs_epi16(b, w1));
+            }
+        }
+        UNROLL_TILE
+        for (int t = 0; t < NT; t++) {
+            const __m256i shifts = _mm256_set1_epi32(m[t * m_stride + i]);
+            sum32[t][0] = _mm256_add_epi32(sum32[t][0], _mm256_madd_epi16(sum16[t][0], shifts));
+            sum32[t][1] = _mm256_add_epi32(sum32[t][1], _mm256_madd_epi16(sum16[t][1], shifts));
+        }
+    }
+    UNROLL_TILE
+    for (int t = 0; t < NT; t++) {
+        widen_add(acc + t * QR_BLOCK_ROWS, sum32[t][0]);
+        widen_add(acc + t * QR_BLOCK_ROWS + 8, sum32[t][1]);
+    }
+}
+
+static void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
+                         const R4Acts *x) {
+    const int U = unit_width(x->group);
+    _Alignas(32) uint8_t panel[PANEL_BYTES];
+    int64_t acc[GEMM_CHUNK * QR_BLOCK_ROWS];
+    for (int rb = rb0; rb < rb1; rb++) {
+        const int rows = n_rows - rb * QR_BLOCK_ROWS < QR_BLOCK_ROWS ? n_rows - rb * QR_BLOCK_ROWS : QR_BLOCK_ROWS;
+        for (int t0 = 0; t0 < x->n; t0 += GEMM_CHUNK) {
+            const int nt = x->n - t0 < GEMM_CHUNK ? x->n - t0 : GEMM_CHUNK;
+            memset(acc, 0, (size_t)nt * QR_BLOCK_ROWS * sizeof *acc);
+            for (int c0 = 0; c0 < x->len; c0 += GEMM_COLS) {
+                const int c1 = x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS;
+                const int n_pairs = pack_panel(panel, w, rb, c0, c1, U);
+                /* The chunk's first pair is pair c0 / 2U: at byte c0 of a packed vector. */
+                const uint8_t *a = x->packed + (size_t)t0 * x->stride + c0;
+                const int32_t *m = x->pair_mult + (size_t)t0 * x->pair_stride + c0 / (2 * U);
+                for (int t = 0; t < nt; t += GEMM_TILE) {
+                    int64_t *at = acc + t * QR_BLOCK_ROWS;
+                    const uint8_t *as = a + (size_t)t * x->stride;
+                    const int32_t *ms = m + (size_t)t * x->pair_stride;
+                    const size_t sa = (size_t)x->stride, sm = (size_t)x->pair_stride;
+                    switch ((nt - t < GEMM_TILE ? nt - t : GEMM_TILE) * 100 + U) {
+                    case 116: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 1, 16); break;
+                    case 216: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 2, 16); break;
+                    case 316: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 3, 16); break;
+                    case 132: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 1, 32); break;
+                    case 232: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 2, 32); break;
+                    default: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 3, 32); break;
+                    }
+                }
+            }
+            r4_finish_scalar(y + (size_t)t0 * y_stride + rb * QR_BLOCK_ROWS, y_stride, acc, nt, rows,
+                             x->scale + t0, w->scales + rb * QR_BLOCK_ROWS);
+        }
+    }
+}
+
 /* AVX2 has no int64 -> float conversion: it uses the scalar r4_finish. */
 const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, r4_finish_scalar, dot_i8_avx2, dot_f32_avx2,
-                                  quantize_r4_avx2};
+                                  quantize_r4_avx2, r4_pack_avx2, r4_gemm_avx2};
 #endif

@@ -56,4 +56,4 @@ float dot_f32_scalar(const float *w, const float *x, int n) {
 }
 
 const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,
-                                    dot_f32_scalar, r4_acts_quantize_scalar};
+                                    dot_f32_scalar, r4_acts_quantize_scalar, NULL, NULL};

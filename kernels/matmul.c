@@ -15,6 +15,11 @@
 
 enum { MAX_SHARED = 4 };
 
+/* From this many vectors on, a 4-bit product runs as a GEMM where the level has one (the
+ * weights are unpacked into a panel once per block, which pays for itself over a few
+ * vectors); below, it runs in r4_block tiles. Either way the results are identical. */
+#define GEMM_MIN_VECTORS 4
+
 typedef struct {
     const KernelTable *k;
     const MatmulOut *outs;
@@ -22,12 +27,17 @@ typedef struct {
     const MatmulIn *in;
     int blocks[MAX_SHARED]; /* 16-row blocks of each product */
     int total_blocks;
+    int gemm;               /* 4-bit products run as the level's GEMM (the input is packed) */
 } Product;
 
 /* 4-bit blocks [rb0, rb1) of one product: exact accumulators for up to 8 vectors, then
  * y = (acc * Sa) * Sw. */
 static void r4_blocks(const Product *p, const MatmulOut *o, int rb0, int rb1) {
     const R4Acts *x = p->in->r4;
+    if (p->gemm) {
+        p->k->r4_gemm(o->y, o->y_stride, o->r4, o->n_rows, rb0, rb1, x);
+        return;
+    }
     for (int rb = rb0; rb < rb1; rb++) {
         for (int t0 = 0; t0 < x->n; t0 += QR_TILE_TOKENS) {
             const int nt = x->n - t0 < QR_TILE_TOKENS ? x->n - t0 : QR_TILE_TOKENS;
@@ -85,7 +95,7 @@ static void block_range(void *ctx, int thread, int b0, int b1) {
 
 void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadPool *pool) {
     assert(count >= 1 && count <= MAX_SHARED);
-    Product p = {simd_current_kernels(), outs, count, in, {0}, 0};
+    Product p = {simd_current_kernels(), outs, count, in, {0}, 0, 0};
     long macs = 0;
     for (int i = 0; i < count; i++) {
         p.blocks[i] = (outs[i].n_rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
@@ -95,6 +105,7 @@ void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadP
         if (outs[i].i8) assert(in->i16 && in->cols <= outs[i].i8->cols);
         if (outs[i].f32) assert(in->f32);
     }
+    p.gemm = in->r4 && in->n >= GEMM_MIN_VECTORS && p.k->r4_gemm && p.k->r4_pack(in->r4) == 0;
     /* About 8 ranges per thread: few enough atomics, small enough to even out. */
     const int grain = macs < PARALLEL_MIN_MACS ? p.total_blocks : threadpool_grain(pool, p.total_blocks, 8);
     threadpool_parallel_for(pool, p.total_blocks, grain, block_range, &p);

@@ -66,8 +66,21 @@
  * Shifts and corrections are 32-bit so that the SIMD kernels broadcast them straight
  * from memory.
  * The codes are 4-bit values in [-7, 7] for razored activations. (The attention kernel
- * also feeds int8 codes up to 112 here, see the header of engine/transformer.c; every kernel accepts
- * |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of razored operands.)
+ * also feeds int8 codes up to 112 here, see razored_values in engine/attention.c; every
+ * kernel accepts |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of razored operands.)
+ *
+ * For products of a matrix with several vectors at once (the GEMM of kernels_avx2.c), the
+ * batch is also rearranged ("packed") once per product, so that the kernel's inner loop
+ * reads each operand with one load:
+ *     unit width U = min(G, 32); unit u = columns [uU, uU + U), all in group uU / G;
+ *     pair i = units A = 2i and B = 2i + 1 (n_pairs = ceil(len / 2U));
+ *     packed[t * stride + 2U i + 4k + e] for k < U / 2, e < 4 =
+ *         8 + a(2iU + 2k + e)             e = 0, 1   (columns 2k, 2k + 1 of unit A)
+ *         8 + a((2i + 1)U + 2k + e - 2)   e = 2, 3   (the same columns of unit B)
+ *     pair_mult[t * pair_stride + i] = 2^sa(A) | 2^sa(B) << 16   (two int16 multipliers)
+ * Four bytes k of a pair are what one 32-bit lane of vpmaddubsw multiplies: two columns
+ * of A summed into the lane's low 16 bits, the same two columns of B into its high 16
+ * bits. kernels_avx2.c explains the arithmetic; codes past len read as 0 (so 8 here).
  *
  * ============================================================ INT8 x INT16 (stage 1 only)
  *
@@ -107,6 +120,9 @@ typedef struct {
     int32_t *shifts;    /* [cap_n][n_groups] */
     int32_t *corr;      /* [cap_n][n_groups] */
     float *scale;       /* [cap_n] */
+    uint8_t *packed;    /* [cap_n][stride]: the codes packed for the GEMM (above) */
+    int32_t *pair_mult; /* [cap_n][pair_stride] */
+    int pair_stride;    /* cap_len / 32 + 1: room for every pair of the longest vector */
 } R4Acts;
 
 typedef struct {

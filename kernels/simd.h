@@ -50,6 +50,17 @@ enum { DOT_F32_LANES = 64 }; /* the running sums of that order (see kernels_scal
 typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                  int rounding);
 
+/* The batched 4-bit product (a GEMM), for levels that have one: first r4_pack packs the
+ * batch x (its `packed` and `pair_mult`, qformat.h) once per product, returning 0, or -1
+ * when the batch is not one the GEMM takes (a code above 7 in magnitude: the attention's
+ * shifted probabilities); then r4_gemm computes, for the rows of blocks [rb0, rb1) of w
+ * (the first n_rows rows only) and every vector t of x, the floats of docs/SPEC.md
+ * section 3, y[t * y_stride + r] = ((float)acc * Sa[t]) * Sw[r], with exactly the
+ * accumulators of r4_block. Threads may run r4_gemm on different blocks at once. */
+typedef int (*R4PackKernel)(const R4Acts *x);
+typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
+                             const R4Acts *x);
+
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
@@ -57,6 +68,8 @@ typedef struct {
     DotI8Kernel dot_i8;
     DotF32Kernel dot_f32;
     R4QuantizeKernel quantize_r4;
+    R4PackKernel r4_pack; /* NULL with r4_gemm: the level multiplies batches in r4_block tiles */
+    R4GemmKernel r4_gemm;
 } KernelTable;
 
 /* The best level this CPU (and its operating system) supports. */
