@@ -170,20 +170,15 @@ static float dot_f32_avx2(const float *w, const float *x, int n) {
 
 /* ------------------------------------------------------------------ activation quantizer */
 
-/* roundf's rounding, half away from zero: truncate, then step one away from zero when the
- * dropped fraction |v| - |trunc v| (exact in floating point) is at least one half. */
-static inline __m256 round_half_away(__m256 v) {
-    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_sub_ps(_mm256_andnot_ps(sign_bit, v), _mm256_andnot_ps(sign_bit, t));
-    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 away = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign_bit));
-    return _mm256_add_ps(t, _mm256_and_ps(up, away));
-}
-
 /* Lanes 0 .. n-1 set (n <= 8), for masked loads. */
 static inline __m256i first_lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The first n of 8 floats at p (the rest 0): a plain load when all 8 are wanted (a masked
+ * load is much slower on some CPUs, AMD Zen among them). */
+static inline __m256 load_first(const float *p, int n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(n));
 }
 
 static inline int32_t hsum_epi32(__m256i v) {
@@ -193,8 +188,23 @@ static inline int32_t hsum_epi32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* r4_acts_quantize_scalar, 8 lanes at a time: the same float division and rounding for
- * stage 1, the same OR / leading-one / rounded shift for each group, so the same bytes. */
+/* Stage 1 of 8 values: quantize_value's round(v / s), clamped to [-qmax, qmax], 0 for a
+ * NaN. The same division; then clamping before rounding (qmax is an integer, so the order
+ * does not matter), and roundf's half-away-from-zero rounding as truncation after adding
+ * copysign(0.5 - 2^-25, d): exact for every float below 2^16 in magnitude (checked for
+ * all of them; the largest 0.5 - 2^-25 can make no smaller float cross the next integer,
+ * and x.5 still rounds up). */
+static inline __m256i stage1(__m256 v, __m256 s, __m256 lo, __m256 hi) {
+    const __m256 d = _mm256_div_ps(v, s);
+    const __m256 c = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(d, lo), hi), _mm256_cmp_ps(d, d, _CMP_ORD_Q));
+    const __m256 half = _mm256_or_ps(_mm256_and_ps(c, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(0x1.fffffep-2f));
+    return _mm256_cvttps_epi32(_mm256_add_ps(c, half));
+}
+
+/* r4_acts_quantize_scalar, 16 values at a time: stage 1 as above in 32-bit lanes, packed
+ * to 16 (every code fits: |q| <= 32767); then per group the OR of the magnitudes, its
+ * leading one, and the razored codes in 16-bit lanes (|q| + half <= 32767 + 2^11 stays
+ * below 2^16 as an unsigned number), packed to bytes. The same bytes as the definition. */
 static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                int rounding) {
     const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
@@ -206,55 +216,97 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     for (int i = 0; i < n; i += 8)
         /* max_ps returns its second operand when either is NaN: a NaN input is skipped,
          * as fmaxf skips it in absmax_scale */
-        amax = _mm256_max_ps(_mm256_andnot_ps(sign_bit, _mm256_maskload_ps(x + i, first_lanes(n - i))), amax);
+        amax = _mm256_max_ps(_mm256_andnot_ps(sign_bit, load_first(x + i, n - i)), amax);
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float s = _mm_cvtss_f32(m4) / (float)qmax;
-    memset(codes, 0, (size_t)a->stride);
     a->scale[t] = s;
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
+        memset(codes, 0, (size_t)a->stride);
         memset(shifts, 0, (size_t)a->n_groups * sizeof *shifts);
         memset(corr, 0, (size_t)a->n_groups * sizeof *corr);
         return;
     }
     const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps((float)-qmax);
     for (int g = 0; g < a->n_groups; g++) {
-        const int start = g * G, len = qr_group_len(n, G, g), chunks = (len + 7) / 8;
-        __m256i q[QR_MAX_GROUP / 8];
+        const int start = g * G, len = qr_group_len(n, G, g), chunks = (len + 15) / 16;
+        __m256i q[QR_MAX_GROUP / 16];
         __m256i mags = _mm256_setzero_si256();
-        for (int c = 0; c < chunks; c++) {
-            const __m256 v = _mm256_maskload_ps(x + start + 8 * c, first_lanes(len - 8 * c));
-            const __m256 d = round_half_away(_mm256_div_ps(v, vs));
-            /* clamp, and a NaN (unordered with itself) becomes 0, as in quantize_value */
-            const __m256 r = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(d, lo), hi), _mm256_cmp_ps(d, d, _CMP_ORD_Q));
-            q[c] = _mm256_cvttps_epi32(r);
-            mags = _mm256_or_si256(mags, _mm256_abs_epi32(q[c]));
+        for (int c = 0; c < chunks; c++) { /* lanes past the group's end load as 0: code 0 */
+            const float *v = x + start + 16 * c;
+            const __m256i q0 = stage1(load_first(v, len - 16 * c), vs, lo, hi);
+            const __m256i q1 = stage1(load_first(v + 8, len - 16 * c - 8), vs, lo, hi);
+            q[c] = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8); /* back in order */
+            mags = _mm256_or_si256(mags, _mm256_abs_epi16(q[c]));
         }
         int shift = 0;
         if (kind != QUANT_RTN4) { /* the group's leading one, three bits kept below it */
             __m128i m = _mm_or_si128(_mm256_castsi256_si128(mags), _mm256_extracti128_si256(mags, 1));
-            m = _mm_or_si128(m, _mm_shuffle_epi32(m, 0x4E));
-            m = _mm_or_si128(m, _mm_shuffle_epi32(m, 0xB1));
-            const uint32_t bits = (uint32_t)_mm_cvtsi128_si32(m);
+            m = _mm_or_si128(m, _mm_srli_si128(m, 8));
+            m = _mm_or_si128(m, _mm_srli_si128(m, 4));
+            m = _mm_or_si128(m, _mm_srli_si128(m, 2));
+            const uint32_t bits = (uint32_t)_mm_extract_epi16(m, 0);
             const int lead = bits ? 31 - __builtin_clz(bits) : 0;
             shift = lead > 2 ? lead - 2 : 0;
         }
-        const __m256i half = _mm256_set1_epi32(rounding && shift > 0 ? 1 << (shift - 1) : 0);
+        const __m256i half = _mm256_set1_epi16((short)(rounding && shift > 0 ? 1 << (shift - 1) : 0));
         const __m128i count = _mm_cvtsi32_si128(shift);
         __m256i sum = _mm256_setzero_si256();
         for (int c = 0; c < chunks; c++) {
-            const __m256i mag = _mm256_min_epi32(
-                _mm256_srl_epi32(_mm256_add_epi32(_mm256_abs_epi32(q[c]), half), count), _mm256_set1_epi32(7));
-            const __m256i code = _mm256_sign_epi32(mag, q[c]); /* -mag where q < 0; 0 stays 0 */
-            sum = _mm256_add_epi32(sum, code);
-            int32_t lanes[8];
-            _mm256_storeu_si256((__m256i *)lanes, code);
-            const int m = len - 8 * c < 8 ? len - 8 * c : 8;
-            for (int i = 0; i < m; i++) codes[start + 8 * c + i] = (int8_t)lanes[i];
+            const __m256i mag = _mm256_min_epu16(
+                _mm256_srl_epi16(_mm256_add_epi16(_mm256_abs_epi16(q[c]), half), count), _mm256_set1_epi16(7));
+            const __m256i code = _mm256_sign_epi16(mag, q[c]); /* -mag where q < 0; 0 stays 0 */
+            sum = _mm256_add_epi16(sum, code);
+            const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(code, code), 0x08);
+            _mm_storeu_si128((__m128i *)(codes + start + 16 * c), _mm256_castsi256_si128(bytes));
         }
         shifts[g] = shift;
-        corr[g] = -8 * hsum_epi32(sum);
+        corr[g] = -8 * hsum_epi32(_mm256_madd_epi16(sum, _mm256_set1_epi16(1)));
+    }
+    const int written = (n + 15) / 16 * 16; /* whole chunks, their lanes past n as 0 */
+    memset(codes + written, 0, (size_t)(a->stride - written));
+}
+
+/* ------------------------------------------------------------------ floats of a tile */
+
+/* An int64 below 2^51 in magnitude as a double, exactly: added to the bits of 2^52 + 2^51
+ * it becomes the mantissa of a double of that exponent, from which 2^52 + 2^51 is then
+ * subtracted. (AVX2 has no int64 conversion.) */
+static inline __m256d small_i64_to_f64(__m256i v) {
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0); /* 2^52 + 2^51 */
+    return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(v, _mm256_castpd_si256(magic))), magic);
+}
+
+/* r4_finish_scalar, 8 rows at a time. An accumulator is at most len * 49 * 2^16 in
+ * magnitude, far below 2^51, so it becomes a double exactly and the double rounds to float
+ * once, to nearest even, as (float)acc does; then the same two products in the same order.
+ * A tile with larger values (none in practice) takes the scalar conversion. */
+static void r4_finish_avx2(float *y, size_t y_stride, const int64_t *acc, int nt, int rows, const float *sa,
+                           const float *sw) {
+    const __m256i big = _mm256_set1_epi64x((1LL << 51) - 1), small = _mm256_set1_epi64x(-(1LL << 51));
+    for (int half = 0; half < 2 && 8 * half < rows; half++) {
+        const __m256 scale_w = load_first(sw + 8 * half, rows - 8 * half);
+        for (int t = 0; t < nt; t++) {
+            const int64_t *a = acc + t * QR_BLOCK_ROWS + 8 * half;
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)a), hi = _mm256_loadu_si256((const __m256i *)(a + 4));
+            const __m256i out = _mm256_or_si256(_mm256_or_si256(_mm256_cmpgt_epi64(lo, big), _mm256_cmpgt_epi64(small, lo)),
+                                                _mm256_or_si256(_mm256_cmpgt_epi64(hi, big), _mm256_cmpgt_epi64(small, hi)));
+            float *yt = y + (size_t)t * y_stride + 8 * half;
+            if (!_mm256_testz_si256(out, out)) {
+                for (int r = 0; r < 8 && 8 * half + r < rows; r++) yt[r] = qr_output(a[r], sa[t], sw[8 * half + r]);
+                continue;
+            }
+            const __m256 f = _mm256_set_m128(_mm256_cvtpd_ps(small_i64_to_f64(hi)), _mm256_cvtpd_ps(small_i64_to_f64(lo)));
+            const __m256 v = _mm256_mul_ps(_mm256_mul_ps(f, _mm256_set1_ps(sa[t])), scale_w);
+            if (rows - 8 * half >= 8) { /* a masked store is slow on some CPUs: only for a tail */
+                _mm256_storeu_ps(yt, v);
+            } else {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, v);
+                memcpy(yt, lanes, (size_t)(rows - 8 * half) * sizeof *yt);
+            }
+        }
     }
 }
 
@@ -299,11 +351,11 @@ enum { PANEL_BYTES = GEMM_COLS / 32 * (64 + 32 * 16) }; /* the most: U = 16 */
 
 static inline int unit_width(int group) { return group < 32 ? group : 32; }
 
-static int r4_pack_avx2(const R4Acts *x) {
+static int r4_pack_avx2(const R4Acts *x, int t0, int t1) {
     const int U = unit_width(x->group), n_pairs = (x->len + 2 * U - 1) / (2 * U);
     const __m128i eight = _mm_set1_epi8(8), seven = _mm_set1_epi8(7);
     __m128i over = _mm_setzero_si128(); /* bytes of codes above 7 in magnitude */
-    for (int t = 0; t < x->n; t++) {
+    for (int t = t0; t < t1; t++) {
         /* Units lie within stride (2U n_pairs <= len rounded up to 64), past len all 0. */
         const int8_t *a = x->codes + (size_t)t * x->stride;
         const int32_t *sa = x->shifts + (size_t)t * x->n_groups;
@@ -466,13 +518,12 @@ static void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_row
                     }
                 }
             }
-            r4_finish_scalar(y + (size_t)t0 * y_stride + rb * QR_BLOCK_ROWS, y_stride, acc, nt, rows,
+            r4_finish_avx2(y + (size_t)t0 * y_stride + rb * QR_BLOCK_ROWS, y_stride, acc, nt, rows,
                              x->scale + t0, w->scales + rb * QR_BLOCK_ROWS);
         }
     }
 }
 
-/* AVX2 has no int64 -> float conversion: it uses the scalar r4_finish. */
-const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, r4_finish_scalar, dot_i8_avx2, dot_f32_avx2,
+const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, r4_finish_avx2, dot_i8_avx2, dot_f32_avx2,
                                   quantize_r4_avx2, r4_pack_avx2, r4_gemm_avx2};
 #endif

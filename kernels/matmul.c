@@ -6,6 +6,7 @@
 #include "kernels/matmul.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 
 #include "kernels/simd.h"
 
@@ -19,6 +20,9 @@ enum { MAX_SHARED = 4 };
  * weights are unpacked into a panel once per block, which pays for itself over a few
  * vectors); below, it runs in r4_block tiles. Either way the results are identical. */
 #define GEMM_MIN_VECTORS 4
+
+/* Codes below which a batch is packed on the calling thread alone. */
+#define PARALLEL_MIN_PACK 16384
 
 typedef struct {
     const KernelTable *k;
@@ -86,6 +90,30 @@ static void run_blocks(const Product *p, int b0, int b1) {
     }
 }
 
+/* Packing the batch for a GEMM, vectors [t0, t1) per range. */
+typedef struct {
+    const KernelTable *k;
+    const R4Acts *x;
+    atomic_int refused;
+} Pack;
+
+static void pack_range(void *ctx, int thread, int t0, int t1) {
+    (void)thread;
+    Pack *p = ctx;
+    if (p->k->r4_pack(p->x, t0, t1) != 0) atomic_store_explicit(&p->refused, 1, memory_order_relaxed);
+}
+
+/* Whether the product of Product p runs as its level's GEMM: a batch of enough vectors that
+ * the GEMM's packing accepts (it packs them, on the pool's threads when there are many). */
+static int use_gemm(const Product *p, ThreadPool *pool) {
+    const R4Acts *x = p->in->r4;
+    if (!x || !p->k->r4_gemm || x->n < GEMM_MIN_VECTORS) return 0;
+    Pack pack = {p->k, x, 0};
+    const int grain = (long)x->n * x->len < PARALLEL_MIN_PACK ? x->n : threadpool_grain(pool, x->n, 2);
+    threadpool_parallel_for(pool, x->n, grain, pack_range, &pack);
+    return !atomic_load_explicit(&pack.refused, memory_order_relaxed);
+}
+
 /* Blocks are the items of the parallel for: each is computed whole by one thread, so the
  * results do not depend on who took it. */
 static void block_range(void *ctx, int thread, int b0, int b1) {
@@ -105,7 +133,7 @@ void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadP
         if (outs[i].i8) assert(in->i16 && in->cols <= outs[i].i8->cols);
         if (outs[i].f32) assert(in->f32);
     }
-    p.gemm = in->r4 && in->n >= GEMM_MIN_VECTORS && p.k->r4_gemm && p.k->r4_pack(in->r4) == 0;
+    p.gemm = use_gemm(&p, pool);
     /* About 8 ranges per thread: few enough atomics, small enough to even out. */
     const int grain = macs < PARALLEL_MIN_MACS ? p.total_blocks : threadpool_grain(pool, p.total_blocks, 8);
     threadpool_parallel_for(pool, p.total_blocks, grain, block_range, &p);

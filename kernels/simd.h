@@ -50,14 +50,15 @@ enum { DOT_F32_LANES = 64 }; /* the running sums of that order (see kernels_scal
 typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                  int rounding);
 
-/* The batched 4-bit product (a GEMM), for levels that have one: first r4_pack packs the
- * batch x (its `packed` and `pair_mult`, qformat.h) once per product, returning 0, or -1
- * when the batch is not one the GEMM takes (a code above 7 in magnitude: the attention's
- * shifted probabilities); then r4_gemm computes, for the rows of blocks [rb0, rb1) of w
- * (the first n_rows rows only) and every vector t of x, the floats of docs/SPEC.md
- * section 3, y[t * y_stride + r] = ((float)acc * Sa[t]) * Sw[r], with exactly the
- * accumulators of r4_block. Threads may run r4_gemm on different blocks at once. */
-typedef int (*R4PackKernel)(const R4Acts *x);
+/* The batched 4-bit product (a GEMM), for levels that have one: first r4_pack packs
+ * vectors [t0, t1) of the batch x (into its `packed` and `pair_mult`, qformat.h), once per
+ * product, returning 0, or -1 when they are not vectors the GEMM takes (a code above 7 in
+ * magnitude: the attention's shifted probabilities); then r4_gemm computes, for the rows
+ * of blocks [rb0, rb1) of w (the first n_rows rows only) and every vector t of x, the
+ * floats of docs/SPEC.md section 3, y[t * y_stride + r] = ((float)acc * Sa[t]) * Sw[r],
+ * with exactly the accumulators of r4_block. Threads may run either on different vectors
+ * or blocks at once. */
+typedef int (*R4PackKernel)(const R4Acts *x, int t0, int t1);
 typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
                              const R4Acts *x);
 

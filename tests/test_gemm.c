@@ -71,8 +71,8 @@ static int batch_make(Batch *b, uint64_t *rng, int rows, int cols, int len, int 
             codes[c] = (int8_t)v;
             b->xc[(size_t)t * len + c] = v;
         }
-        for (int g = 0; g < xg; g++) {
-            const int s = style ? 12 : test_rand_range(rng, 0, 12);
+        for (int g = 0; g < xg; g++) { /* wide codes keep |a w| << (sa + sw) <= 49 << 16 */
+            const int s = style ? 12 : test_rand_range(rng, 0, a_max > 7 ? 8 : 12);
             b->x.shifts[(size_t)t * xg + g] = s;
             b->xs[(size_t)t * xg + g] = s;
         }
@@ -132,7 +132,7 @@ static void check_batch(const Batch *b, int n_rows, const float *want, ThreadPoo
             CHECKF(bad == 0, "%s, %s, %d threads: %d of %zu outputs differ", what, k->name,
                    threadpool_size(pools[p]), bad, count);
         }
-        if (k->r4_gemm && k->r4_pack(&b->x) == 0) {
+        if (k->r4_gemm && k->r4_pack(&b->x, 0, b->n) == 0) {
             for (size_t i = 0; i < count; i++) y[i] = -1.0f;
             k->r4_gemm(y, ys, &b->w, n_rows, 0, (n_rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS, &b->x);
             const int bad = mismatches(y, want, count);
@@ -195,17 +195,30 @@ static void test_gemm_extremes_do_not_overflow(void) {
 }
 
 static void test_gemm_wide_codes_fall_back(void) {
-    /* Codes up to +-112 with a matrix without shifts: the attention's weighted values. */
+    /* Codes up to +-112 (as the attention's probabilities shifted by the values' shifts)
+     * with smaller shifts, within the bound every kernel takes, |a w| << (sa + sw) <= 49 <<
+     * 16, but too wide for the GEMM's 16-bit sums against weights shifted by up to 4. */
     uint64_t rng = 99;
     ThreadPool *pools[2] = {NULL, threadpool_new(2)};
     if (!CHECK(pools[1] != NULL)) return;
     for (int trial = 0; trial < 8; trial++) {
-        const int G = 16 << (trial % 4), cols = test_rand_range(&rng, 20, 300);
+        /* Small batches, and batches packed by several threads, where in half the trials
+         * only the last vector's codes are wide. */
+        const int G = 16 << (trial % 4), cols = test_rand_range(&rng, 240, 400), n = trial < 4 ? 9 : 70;
+        const int last_wide = trial % 2;
         Batch b;
-        if (!CHECK(batch_make(&b, &rng, 48, cols, cols, 9, G, 0, 0, 112) == 0)) break;
+        if (!CHECK(batch_make(&b, &rng, 48, cols, cols, n, G, 0, 1, 112) == 0)) break;
+        for (int t = 0; last_wide && t < n - 1; t++) {
+            for (int c = 0; c < cols; c++) {
+                int8_t *a = &b.x.codes[(size_t)t * b.x.stride + c];
+                *a = (int8_t)(*a / 16);
+                b.xc[(size_t)t * cols + c] = *a;
+            }
+            r4_acts_set_corr(&b.x, t);
+        }
         for (int l = 0; l < SIMD_LEVELS; l++) {
             const KernelTable *k = simd_kernels((SimdLevel)l);
-            if (k && k->r4_pack) CHECKF(k->r4_pack(&b.x) == -1, "%s: packed codes beyond 4 bits", k->name);
+            if (k && k->r4_pack) CHECKF(k->r4_pack(&b.x, 0, n) == -1, "%s: packed codes beyond 4 bits", k->name);
         }
         float *want = batch_want(&b, 48);
         if (CHECK(want != NULL)) check_batch(&b, 48, want, pools, 2, "codes up to 112");
@@ -215,8 +228,37 @@ static void test_gemm_wide_codes_fall_back(void) {
     threadpool_free(pools[1]);
 }
 
+/* The floats of a tile at every level, for accumulators on both sides of 2^51 (where the
+ * AVX2 conversion changes method) and up to the int64 limits: the scalar bits. */
+static void test_finish_large_accumulators(void) {
+    uint64_t rng = 51;
+    int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
+    float sa[QR_TILE_TOKENS], sw[QR_BLOCK_ROWS], want[QR_TILE_TOKENS * 16], got[QR_TILE_TOKENS * 16];
+    for (int trial = 0; trial < 300; trial++) {
+        const int nt = test_rand_range(&rng, 1, QR_TILE_TOKENS), rows = test_rand_range(&rng, 1, QR_BLOCK_ROWS);
+        const int bits = 48 + trial % 16; /* magnitudes around 2^48 .. 2^63 */
+        for (int i = 0; i < QR_TILE_TOKENS * QR_BLOCK_ROWS; i++) {
+            const uint64_t mag = test_rand(&rng) >> (64 - bits);
+            acc[i] = test_rand(&rng) & 1 ? -(int64_t)mag : (int64_t)mag;
+        }
+        if (trial == 0) acc[0] = INT64_MIN, acc[1] = INT64_MAX, acc[2] = (1LL << 51) - 1, acc[3] = -(1LL << 51);
+        for (int t = 0; t < nt; t++) sa[t] = (float)test_rand_range(&rng, 1, 10000) * 1e-12f;
+        for (int r = 0; r < rows; r++) sw[r] = (float)test_rand_range(&rng, 1, 10000) * 1e-6f;
+        r4_finish_scalar(want, 16, acc, nt, rows, sa, sw);
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = simd_kernels((SimdLevel)l);
+            if (!k) continue;
+            k->r4_finish(got, 16, acc, nt, rows, sa, sw);
+            int bad = 0;
+            for (int t = 0; t < nt; t++) bad += mismatches(got + t * 16, want + t * 16, (size_t)rows);
+            CHECKF(bad == 0, "%s: %d floats differ (magnitudes ~2^%d)", k->name, bad, bits);
+        }
+    }
+}
+
 void suite_gemm(void) {
     test_run("gemm_matches_spec_every_level_and_thread_count", test_gemm_matches_spec);
     test_run("gemm_extremes_do_not_overflow", test_gemm_extremes_do_not_overflow);
     test_run("gemm_wide_codes_fall_back", test_gemm_wide_codes_fall_back);
+    test_run("gemm_finish_large_accumulators", test_finish_large_accumulators);
 }
