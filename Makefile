@@ -26,12 +26,12 @@ $(BUILD)/kernels/kernels_avx2.o: SIMD_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/kernels_avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
-TEST_SRC   := $(filter-out tests/synth_main.c,$(wildcard tests/*.c))
+TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard tests/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan accuracy bench docs deps clean help
+.PHONY: all run test test-asan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -42,6 +42,9 @@ help:
 	@echo "make run        build, then generate a story with the embedded stories260K model"
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
+	@echo "make fuzz       run every libFuzzer harness (tests/fuzz/) for FUZZ_TIME seconds (600)"
+	@echo "make fuzz-smoke the same for 30 s each (CI)"
 	@echo "make accuracy   regenerate docs/ACCURACY.md (every mode on the TinyStories dev text)"
 	@echo "make bench      regenerate docs/PERFORMANCE.md (tokens/s of fp32, w8a16, qrazor)"
 	@echo "make docs       regenerate docs/HOW_IT_WORKS.md from the explain mode"
@@ -61,6 +64,9 @@ $(BUILD)/run: $(BUILD)/run.o $(ENGINE_OBJ)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/logits_digest: $(BUILD)/tests/logits_digest.o $(ENGINE_OBJ)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
@@ -112,6 +118,37 @@ test: $(BUILD)/run $(BUILD)/run_tests $(BUILD)/.test-deps-ok
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" test
+
+# Float results must not depend on the compiler: the logits of every golden model in
+# every mode, built with gcc and with clang, must be identical to the bit.
+test-compilers:
+	$(MAKE) BUILD=build/cc-gcc CC=gcc CXX=g++ build/cc-gcc/logits_digest
+	$(MAKE) BUILD=build/cc-clang CC=clang CXX=clang++ build/cc-clang/logits_digest
+	build/cc-gcc/logits_digest > build/cc-gcc/digest.txt
+	build/cc-clang/logits_digest > build/cc-clang/digest.txt
+	cmp build/cc-gcc/digest.txt build/cc-clang/digest.txt
+	@echo "gcc and clang give bit-identical logits ($$(wc -l < build/cc-gcc/digest.txt) model/mode pairs)"
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
+# build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
+FUZZ_HARNESSES := checkpoint qrz tokenizer
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_TIME ?= 600
+
+$(BUILD)/tests/fuzz/%.o: CPPFLAGS += -D_GNU_SOURCE
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/%.o $(ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=clang CXX=clang++ OPT="-O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	  LDFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer" $(FUZZ_HARNESSES:%=build/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_TIME)
+
+fuzz-smoke: fuzz-build
+	tests/fuzz/run.sh 30
 
 accuracy: all
 	docs/accuracy.sh

@@ -971,9 +971,10 @@ static void run_explain(const Options *o) {
 static void run_quantize(const Options *o, ThreadPool *pool) {
     char err[ERRLEN];
     if (model_is_qrz(o->model_path)) die("%s is already a .qrz file", o->model_path);
+    if (qrz_check_destination(o->output_path, err, sizeof err) != 0) die("%s", err);
     struct stat in, out;
-    if (stat(o->output_path, &out) == 0 && stat(o->model_path, &in) == 0 &&
-        in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+    const int replacing = stat(o->output_path, &out) == 0;
+    if (replacing && stat(o->model_path, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
         die("%s is the input checkpoint; write the .qrz to another file", o->output_path);
     const double start = now_seconds();
     ModelWeights m;
@@ -986,8 +987,9 @@ static void run_quantize(const Options *o, ThreadPool *pool) {
     long out_bytes = -1;
     if (f && fseek(f, 0, SEEK_END) == 0) out_bytes = ftell(f);
     if (f) fclose(f);
-    fprintf(stderr, "wrote %s: %s, %ld bytes (from %zu) in %.2f s\n", o->output_path, name,
-            out_bytes, m.ck.map_size, now_seconds() - start);
+    fprintf(stderr, "wrote %s%s: %s, %ld bytes (from %zu) in %.2f s\n", o->output_path,
+            replacing ? " (replacing the file that was there)" : "", name, out_bytes,
+            m.ck.map_size, now_seconds() - start);
     model_close(&m);
 }
 

@@ -17,9 +17,9 @@ int attn_scratch_init(AttnScratch *sc, const KVCache *kv, const QuantConfig *q, 
     memset(sc, 0, sizeof *sc);
     const int hs = kv->head_size, n_ctx = kv->n_ctx;
     int failed = r4_acts_alloc(&sc->kv, 1, hs, q->group) != 0;
-    if (kv->kind != QUANT_F32) {
-        failed |= qacts_init(&sc->q, q->acts, q->kv, max_rows, hs, q->group) != 0;
-        failed |= qacts_init(&sc->p, q->probs, q->kv, max_rows, n_ctx, q->group) != 0;
+    if (kv->key_kind != QUANT_F32) {
+        failed |= qacts_init(&sc->q, q->acts, q->keys, max_rows, hs, q->group) != 0;
+        failed |= qacts_init(&sc->p, q->probs, q->values, max_rows, n_ctx, q->group) != 0;
         if (kv->v_shift) failed |= r4_acts_alloc(&sc->p_sv, max_rows, n_ctx, q->group) != 0;
     }
     sc->att = malloc((size_t)max_rows * n_ctx * sizeof(float));
@@ -125,7 +125,7 @@ static void attend_quantized(const KVCache *kv, int i, int h, const AttnChunk *c
 
 void attention_kv_head(const KVCache *kv, int i, int h, const AttnChunk *ch, AttnScratch *sc,
                        const QuantConfig *q) {
-    if (kv->kind == QUANT_F32)
+    if (kv->key_kind == QUANT_F32)
         attend_f32(kv, i, h, ch, sc);
     else
         attend_quantized(kv, i, h, ch, sc, q);

@@ -36,7 +36,7 @@ static int razor(Razored *r, const float *x, int n, int qmax, int group, int rou
     r->scale = absmax_scale(x, n, qmax);
     for (int i = 0; i < n; i++) r->q[i] = quantize_value(x[i], r->scale, qmax);
     for (int g = 0, start = 0; start < n; g++, start += group)
-        r->shifts[g] = sdr_group(r->q + start, n - start < group ? n - start : group, rounding, r->codes + start);
+        r->shifts[g] = sdr_group(r->q + start, qr_group_len(n, group, g), 3, rounding, r->codes + start);
     return 0;
 }
 

@@ -4,8 +4,9 @@
  *
  * In fp32 they are floats, [head][position][head_size]. In an integer mode each key and
  * value vector is quantized over its head (INT8 stage 1, one scale per position and head,
- * docs/SPEC.md section 1) and, when 4-bit, razored in groups of G head dimensions
- * (section 2). Per (layer, kv head) the cache holds two matrices laid out so that
+ * docs/SPEC.md section 1) and, unless its type is i8, razored in groups of G head
+ * dimensions (section 2), to 4-bit codes (type r4) or 5-bit codes (r5, section 6). 5-bit
+ * codes are kept as the integers they stand for, c << s <= 15 << 3 = 120: one byte. Per (layer, kv head) the cache holds two matrices laid out so that
  * attention is two matrix products (section 4):
  *
  *   K    rows = positions, cols = head dimensions: the scores of a query are K q;
@@ -26,7 +27,7 @@
 #include "weights/model.h"
 
 typedef struct {
-    QuantKind kind;               /* of keys and values; QUANT_F32: floats */
+    QuantKind key_kind, value_kind; /* how each is quantized; QUANT_F32: floats */
     int n_ctx, head_size, group, rounding;
     int n_heads;                  /* n_layers * n_kv_heads: head i = layer * n_kv_heads + h */
     float *k_f32, *v_f32;         /* fp32: [n_heads][n_ctx][head_size] */
@@ -47,7 +48,19 @@ void kv_cache_free(KVCache *kv);
  * scratch holds one vector of head_size codes (r4_acts_alloc(scratch, 1, head_size, G)). */
 void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *value, R4Acts *scratch);
 
-/* The 4-bit shift of value group j at position t of head i. */
-int kv_cache_v_shift(const KVCache *kv, int i, int t, int j);
+/* Bytes of a cache of n_ctx positions under configuration q (any, not only one built):
+ * the memory figure -v and the benchmarks print. */
+size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int n_ctx);
+
+/* The byte holding the 4-bit shift of value group j at position t of head i (the low
+ * nibble for even j), and that shift. */
+static inline uint8_t *kv_cache_v_shift_byte(const KVCache *kv, int i, int t, int j) {
+    return kv->v_shift + ((size_t)i * kv->n_ctx + t) * kv->v_shift_bytes + j / 2;
+}
+
+static inline int kv_cache_v_shift(const KVCache *kv, int i, int t, int j) {
+    const uint8_t b = *kv_cache_v_shift_byte(kv, i, t, j);
+    return j % 2 ? b >> 4 : b & 15;
+}
 
 #endif

@@ -27,8 +27,8 @@
 #include "kernels/simd.h"       /* dot_f32_scalar: the one order of float32 dot products */
 
 /* A vector quantized as docs/SPEC.md sections 1-2 say: its integers (4-bit codes in
- * [-7, 7], or stage-1 codes when not razored), one shift per group of G along it (0 when
- * not razored), and one float scale. */
+ * [-7, 7], 5-bit codes of the r5 cache in [-15, 15], or stage-1 codes when not razored),
+ * one shift per group of G along it (0 when not razored), and one float scale. */
 typedef struct {
     int32_t *code, *shift;
     float scale;
@@ -62,7 +62,8 @@ struct Reference {
 
 /* Sections 1 and 2: x[0..n) as `kind` from a stage-1 base of qmax (127: weights and the
  * KV cache; 32767: activations). Stage 1 alone keeps the integers (shift 0); SDR razors
- * each group to 4-bit codes and a shift; RTN4 rounds straight to 4 bits (shift 0). */
+ * each group to 4-bit codes and a shift (SDR5: 5-bit codes, section 6); RTN4 rounds
+ * straight to 4 bits (shift 0). */
 static void quantize(QVec *v, const float *x, int n, QuantKind kind, int qmax, const QuantConfig *q) {
     v->scale = kind_scale(x, n, kind, qmax);
     for (int g = 0, start = 0; start < n; g++, start += q->group) {
@@ -122,7 +123,7 @@ static void attention_head(Reference *r, int l, int h, int kvh, int pos, const f
     const int hs = r->hs;
     const QuantConfig *q = &r->q;
     float *att = r->att;
-    if (q->kv == QUANT_F32) { /* as llama2.c */
+    if (q->keys == QUANT_F32) { /* as llama2.c */
         for (int t = 0; t <= pos; t++) {
             const float *key = r->key_f32 + cache_at(r, l, kvh, t) * hs;
             float score = 0.0f;
@@ -195,14 +196,14 @@ float *reference_forward(Reference *r, int token, int pos) {
         for (int h = 0; h < c->n_kv_heads; h++) {
             const size_t at = cache_at(r, l, h, pos);
             const float *key = r->k + (size_t)h * hs, *value = r->v + (size_t)h * hs;
-            if (q->kv == QUANT_F32) {
+            if (q->keys == QUANT_F32) {
                 memcpy(r->key_f32 + at * hs, key, (size_t)hs * sizeof *key);
                 memcpy(r->value_f32 + at * hs, value, (size_t)hs * sizeof *value);
             } else {
                 QVec k = cached(r, r->key_code, r->key_shift, r->key_scale, at);
                 QVec v = cached(r, r->value_code, r->value_shift, r->value_scale, at);
-                quantize(&k, key, hs, q->kv, QMAX_INT8, q);
-                quantize(&v, value, hs, q->kv, QMAX_INT8, q);
+                quantize(&k, key, hs, q->keys, QMAX_INT8, q);
+                quantize(&v, value, hs, q->values, QMAX_INT8, q);
                 r->key_scale[at] = k.scale, r->value_scale[at] = v.scale;
             }
             if (r->probe) probe_kv(r->probe, l, h, pos, key, value);
@@ -252,7 +253,7 @@ Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t err
              (r->row.code = calloc(longest, sizeof(int32_t))) && (r->row.shift = calloc(longest, sizeof(int32_t))) &&
              (r->column = calloc((size_t)n_ctx, sizeof(int32_t))) &&
              (r->no_shifts = calloc((size_t)n_ctx, sizeof(int32_t)));
-    if (ok && w->quant.kv == QUANT_F32)
+    if (ok && w->quant.keys == QUANT_F32)
         ok = (r->key_f32 = calloc(cache * r->hs, sizeof(float))) && (r->value_f32 = calloc(cache * r->hs, sizeof(float)));
     else if (ok)
         ok = (r->key_code = calloc(cache * r->hs, sizeof(int32_t))) &&

@@ -9,7 +9,6 @@
 #include "engine/attention.h"
 #include "engine/kv_cache.h"
 #include "engine/linear.h"
-#include "engine/transformer.h"
 
 /* Tokens processed together by one pass through the layers (a prompt is cut into chunks
  * of this many): every weight block is unpacked once per chunk, not once per token. */
@@ -25,7 +24,7 @@ typedef struct {
     QActs in_dim, in_hidden, in_cls; /* the matmuls' inputs, quantized */
 } RunState;
 
-struct Transformer {
+struct Transformer { /* the type of engine/transformer.h */
     ModelConfig cfg;
     QuantConfig quant;
     const ModelWeights *w;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "engine/transformer.h"
 #include "engine/state.h"
 #include "kernels/floatops.h"
 

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "engine/kv_cache.h" /* kv_cache_bytes: the memory of a run's cache */
 #include "kernels/threadpool.h"
 #include "weights/model.h"
 
@@ -46,8 +47,5 @@ const char *transformer_error(const Transformer *t);
 
 /* One token at position pos: transformer_run with n = 1. */
 float *transformer_forward(Transformer *t, int token, int pos);
-
-/* Bytes of the KV cache for n_ctx positions under configuration q (engine/kv_cache.h). */
-size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int n_ctx);
 
 #endif

@@ -19,23 +19,24 @@ float absmax_scale(const float *x, int n, int qmax) {
 
 /* ------------------------------------------------------------------ docs/SPEC.md section 2 */
 
-int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes) {
+int sdr_group(const int32_t *q, int n, int mbits, int rounding, int8_t *codes) {
     /* 1. A leading-one detector over the group: OR of the magnitudes. Its highest set bit
      *    is the highest set bit of the largest magnitude. */
     uint32_t m = 0;
     for (int i = 0; i < n; i++) m |= (uint32_t)abs(q[i]);
-    /* 2-4. Keep three magnitude bits from the leading one down: shift = position - 2. */
+    /* 2-4. Keep mbits magnitude bits from the leading one down: shift = position - (mbits - 1)
+     *      (position - 2 for the 4-bit codes of section 2). */
     int shift = 0;
     if (m != 0) {
         const int lead = 31 - __builtin_clz(m);
-        shift = lead > 2 ? lead - 2 : 0;
+        shift = lead > mbits - 1 ? lead - (mbits - 1) : 0;
     }
-    /* 5-6. Round half up on the first dropped bit, saturate at 7, put the sign back (never
-     *      on a zero: there is no negative zero). */
-    const uint32_t half = rounding && shift > 0 ? 1u << (shift - 1) : 0;
+    /* 5-6. Round half up on the first dropped bit, saturate at 2^mbits - 1 (7), put the
+     *      sign back (never on a zero: there is no negative zero). */
+    const uint32_t half = rounding && shift > 0 ? 1u << (shift - 1) : 0, cmax = (1u << mbits) - 1;
     for (int i = 0; i < n; i++) {
         uint32_t c = ((uint32_t)abs(q[i]) + half) >> shift;
-        c = c > 7 ? 7 : c;
+        c = c > cmax ? cmax : c;
         codes[i] = (int8_t)(q[i] < 0 ? -(int)c : (int)c);
     }
     return shift;
@@ -111,7 +112,7 @@ int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax
     }
     int32_t q[QR_MAX_GROUP];
     for (int i = 0; i < n; i++) q[i] = quantize_value(x[i], s, base_qmax);
-    return sdr_group(q, n, rounding, codes);
+    return sdr_group(q, n, sdr_magnitude_bits(kind), rounding, codes);
 }
 
 float kind_scale(const float *x, int n, QuantKind kind, int base_qmax) {

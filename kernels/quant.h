@@ -21,7 +21,12 @@ typedef enum {
     QUANT_INT,  /* stage 1 only: INT8 weights / KV, INT16 activations (mode w8a16) */
     QUANT_SDR,  /* stage 1, then razored to 4-bit codes + group shifts (mode qrazor) */
     QUANT_RTN4, /* absmax straight to 4 bits, no shifts (mode rtn4, the naive baseline) */
+    QUANT_SDR5, /* stage 1, then razored to 5-bit codes (4 magnitude bits) + group shifts:
+                   the KV-cache type r5 of docs/SPEC.md section 6 */
 } QuantKind;
+
+/* Magnitude bits a razored code keeps: 3 (4-bit codes), or 4 for QUANT_SDR5. */
+static inline int sdr_magnitude_bits(QuantKind kind) { return kind == QUANT_SDR5 ? 4 : 3; }
 
 /* Stage 1, in two halves: the scale s = max|x| / qmax of a vector (0 for an all-zero
  * vector), and the code round(x / s) of one value, rounded half away from zero and
@@ -41,14 +46,15 @@ static inline int32_t quantize_value(float x, float s, int qmax) {
     return (int32_t)(v > (float)qmax ? (float)qmax : v < (float)-qmax ? (float)-qmax : v);
 }
 
-/* Stage 2 on one group of n stage-1 integers: writes the signed 4-bit codes, returns the
- * group's shift. */
-int sdr_group(const int32_t *q, int n, int rounding, int8_t *codes);
+/* Stage 2 on one group of n stage-1 integers, keeping `mbits` magnitude bits (3: the 4-bit
+ * codes of section 2; 4: the 5-bit codes of section 6): writes the signed codes, returns
+ * the group's shift. */
+int sdr_group(const int32_t *q, int n, int mbits, int rounding, int8_t *codes);
 
 /* Both stages for one group of n <= QR_MAX_GROUP floats of a vector whose stage-1 scale is
- * s (from absmax_scale with base_qmax, or with QMAX_RTN4 for RTN4): writes n 4-bit codes
- * and returns the group's shift. SDR razors the base_qmax integers (127 or 32767); RTN4
- * rounds straight to 4 bits and returns shift 0. */
+ * s (from absmax_scale with base_qmax, or with QMAX_RTN4 for RTN4): writes n codes and
+ * returns the group's shift. SDR razors the base_qmax integers (127 or 32767) to 4-bit
+ * codes, SDR5 to 5-bit codes; RTN4 rounds straight to 4 bits and returns shift 0. */
 int quantize_group(const float *x, int n, float s, QuantKind kind, int base_qmax, int rounding,
                    int8_t *codes);
 

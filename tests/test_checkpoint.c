@@ -1,12 +1,20 @@
 /*
  * tests/test_checkpoint.c - the llama2.c checkpoint loader, on real and on broken files.
  */
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "engine/transformer.h"
 #include "tests/test.h"
-#include "weights/checkpoint.h"
+#include "weights/model.h"
 
 static void test_loads_stories260k(void) {
     Checkpoint ck;
@@ -152,6 +160,154 @@ done:
     free(buf);
 }
 
+#define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
+
+/* A finite weight so large that the forward pass overflows float32 (a final RMSNorm gain
+ * of 3e38 made every logit infinite, and the quantizers cast NaN to an integer) is refused
+ * at open, through the real program, naming the tensor. */
+static void test_rejects_huge_weights(void) {
+    size_t size;
+    char *model = test_read_file("models/stories260K.bin", &size);
+    if (!model) return;
+    /* stories260K: dim 64, hidden 172, 5 layers, kv_dim 32, vocab 512 (shared). Offsets
+     * in floats after the 28-byte header, in the order of the format. */
+    const size_t dim = 64, hid = 172, L = 5, kv = 32, voc = 512;
+    const size_t rms_att = voc * dim, wq = rms_att + L * dim, w2 = wq + 2 * L * dim * dim +
+                           2 * L * kv * dim + L * dim + L * hid * dim,
+                 rms_final = w2 + 2 * L * hid * dim;
+    const struct {
+        size_t at;
+        float value;
+        const char *why;
+    } cases[] = {{rms_final, 3e38f, "rms_final holds magnitudes up to 3e+38, so a logit could reach"},
+                 {rms_final + 63, -1e36f, "rms_final holds magnitudes up to 1e+36"},
+                 {rms_att + 64 * 2 + 1, 1e20f, "layer 2 rms_att holds magnitudes up to 1e+20"},
+                 {w2 + hid * dim * 4 + 9, 1e32f, "layer 4 w2 holds magnitudes up to 1e+32"},
+                 {wq + 3, 1e30f, "layer 0 wq holds magnitudes up to 1e+30"},
+                 {10, 1e38f, "token_embedding holds magnitudes up to 1e+38"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *bad = malloc(size);
+        memcpy(bad, model, size);
+        memcpy(bad + 28 + 4 * cases[k].at, &cases[k].value, 4);
+        const char *path = test_temp_file(bad, size);
+        free(bad);
+        if (!path) continue;
+        RunResult r = test_run_program(ARGS(path, "-n", "4", "-z", "models/tok512.model"), NULL, NULL);
+        CHECKF(r.status == 1 && strstr(r.err, "error: ") && strstr(r.err, "corrupt: weights too large") &&
+                   strstr(r.err, cases[k].why) && !r.out[0],
+               "case %zu: exit %d, stderr: %s", k, r.status, r.err);
+        run_result_free(&r);
+        remove(path);
+    }
+    free(model);
+}
+
+/* Writes a checkpoint whose every weight is `w`, every norm gain `g`, every embedding
+ * value `e`: all signs aligned, so that every product of the forward pass is as large as
+ * its magnitudes allow. */
+static const char *aligned_checkpoint(const int h[7], float w, float g, float e) {
+    const size_t dim = (size_t)h[0], hid = (size_t)h[1], L = (size_t)h[2],
+                 kv = dim / (size_t)h[3] * (size_t)h[4], voc = (size_t)h[5];
+    const size_t n = implied_floats(h);
+    float *x = malloc(n * sizeof *x);
+    size_t at = 0;
+    const struct {
+        size_t n;
+        float v;
+    } parts[] = {{voc * dim, e}, {L * dim, g}, {2 * L * dim * dim + 2 * L * kv * dim, w}, {L * dim, g},
+                 {3 * L * hid * dim, w}, {dim, g}, {(size_t)h[6] * (dim / (size_t)h[3]), 0}};
+    for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++)
+        for (size_t i = 0; i < parts[p].n; i++) x[at++] = parts[p].v;
+    char *buf = malloc(28 + n * sizeof *x);
+    memcpy(buf, h, 28);
+    memcpy(buf + 28, x, n * sizeof *x);
+    const char *path = at == n ? test_temp_file(buf, 28 + n * sizeof *x) : NULL;
+    CHECK(at == n);
+    free(x);
+    free(buf);
+    return path;
+}
+
+/* The magnitude bound is sound: the largest weights it accepts, aligned so that nothing
+ * cancels, still give finite logits in every mode; a little more is refused. */
+static void test_accepted_magnitudes_run_finite(void) {
+    const int h[7] = {64, 128, 3, 4, 2, 32, 8};
+    /* The largest scale k accepted for weights k, gains k, embedding k (bisection on the
+     * exponent: acceptance is monotone in k). */
+    double lo = 1, hi = 1e38;
+    while (hi / lo > 1.01) {
+        const double k = sqrt(lo * hi);
+        const char *path = aligned_checkpoint(h, (float)k, (float)k, (float)k);
+        Checkpoint ck;
+        char err[512];
+        const int ok = path && checkpoint_open(&ck, path, err, sizeof err) == 0;
+        if (ok) checkpoint_close(&ck);
+        if (path) remove(path);
+        if (ok) lo = k;
+        else hi = k;
+    }
+    CHECKF(lo > 10 && lo < 1e10, "accepted up to %g", lo);
+    static const char *const modes[] = {"fp32", "w8a16", "qrazor", "rtn4", "qrazor/g64/trunc", "sdr-w", "sdr-p"};
+    const char *path = aligned_checkpoint(h, (float)lo, (float)lo, (float)lo);
+    for (size_t m = 0; path && m < sizeof modes / sizeof modes[0]; m++) {
+        char err[512];
+        QuantConfig q;
+        ModelWeights w;
+        quant_config_parse(modes[m], &q, err, sizeof err);
+        if (!CHECKF(model_open(&w, path, &q, NULL, err, sizeof err) == 0, "%s", err)) continue;
+        Transformer *t = transformer_new(&w, NULL, 8, err, sizeof err);
+        int finite = t != NULL;
+        for (int pos = 0; t && pos < 8; pos++) {
+            const float *logits = transformer_forward(t, (pos * 7 + 3) % 32, pos);
+            for (int i = 0; i < 32; i++) finite &= isfinite(logits[i]) != 0;
+        }
+        CHECKF(finite, "%s: weights of %g (accepted) gave a non-finite logit", modes[m], lo);
+        transformer_free(t);
+        model_close(&w);
+    }
+    if (path) remove(path);
+    const char *over = aligned_checkpoint(h, (float)hi, (float)hi, (float)hi);
+    expect_error(over, "weights too large for float32");
+    if (over) remove(over);
+}
+
+/* A FIFO given as the model or the tokenizer is refused at once ("not a regular file"),
+ * not after blocking in open() until a writer comes. A watchdog opens the FIFO for writing
+ * from 10 s on, so that a loader that blocks is released and fails the test on time. */
+static void test_fifo_refused_at_once(void) {
+    char dir[256], fifo[300];
+    snprintf(dir, sizeof dir, "%s/qrazor-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!CHECK(mkdtemp(dir) != NULL)) return;
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    if (!CHECK(mkfifo(fifo, 0600) == 0)) return;
+    fflush(stdout);
+    const pid_t watchdog = fork();
+    if (watchdog == 0) {
+        sleep(10);
+        for (;;) {
+            const int fd = open(fifo, O_WRONLY | O_NONBLOCK);
+            if (fd >= 0) close(fd);
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+        }
+    }
+    const char *const *runs[] = {ARGS(fifo, "-n", "2"), ARGS("models/stories260K.bin", "-z", fifo, "-n", "2"),
+                                 ARGS("quantize", fifo, "never.qrz"), ARGS(fifo, "--explain")};
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        RunResult r = test_run_program(runs[k], NULL, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        CHECKF(r.status == 1 && strstr(r.err, "not a regular file") && seconds < 5,
+               "run %zu: exit %d after %.1f s: %s", k, r.status, seconds, r.err);
+        run_result_free(&r);
+    }
+    kill(watchdog, SIGKILL);
+    waitpid(watchdog, NULL, 0);
+    remove(fifo);
+    rmdir(dir);
+}
+
 void suite_checkpoint(void) {
     test_run("checkpoint_loads_stories260k", test_loads_stories260k);
     test_run("checkpoint_accepts_consistent_fake", test_accepts_consistent_fake);
@@ -159,4 +315,7 @@ void suite_checkpoint(void) {
     test_run("checkpoint_rejects_wrong_size", test_rejects_wrong_size);
     test_run("checkpoint_rejects_bad_headers", test_rejects_bad_headers);
     test_run("checkpoint_rejects_non_finite_weights", test_rejects_non_finite_weights);
+    test_run("checkpoint_rejects_huge_weights", test_rejects_huge_weights);
+    test_run("checkpoint_accepted_magnitudes_run_finite", test_accepted_magnitudes_run_finite);
+    test_run("checkpoint_fifo_refused_at_once", test_fifo_refused_at_once);
 }

@@ -32,8 +32,9 @@ typedef struct {
 static const GoldenCase golden_cases[] = {
     {"models/stories260K.bin", "tests/data/golden/stories260K/bos", ""},
     {"models/stories260K.bin", "tests/data/golden/stories260K/lily", ""},
-    {"tests/data/llama2xs.bin", "tests/data/golden/llama2xs/park", "qrazor-g32"},
-    {"tests/data/wide64.bin", "tests/data/golden/wide64/sara", "qrazor-g32 qrazor-g64 qrazor-g128"},
+    {"tests/data/llama2xs.bin", "tests/data/golden/llama2xs/park", "qrazor-g32 qrazor-g16-k5 qrazor-g16-k5v5 qrazor-g16-k8"},
+    {"tests/data/wide64.bin", "tests/data/golden/wide64/sara",
+     "qrazor-g32 qrazor-g64 qrazor-g128 qrazor-g16-k5 qrazor-g16-k5v5 qrazor-g32-k5v5 qrazor-g16-k8v8"},
     {"tests/data/wide48.bin", "tests/data/golden/wide48/sara", "qrazor-g32 qrazor-g64"},
 };
 enum { N_GOLDEN = sizeof golden_cases / sizeof golden_cases[0] };
@@ -57,7 +58,11 @@ static const char *engine_mode(const char *golden_mode) {
     static const char *const map[][2] = {
         {"fp32", "fp32"}, {"w8a16", "w8a16/cls=fp32"}, {"qrazor-g16", "qrazor/cls=fp32"},
         {"qrazor-g32", "qrazor/g32/cls=fp32"}, {"qrazor-g64", "qrazor/g64/cls=fp32"},
-        {"qrazor-g128", "qrazor/g128/cls=fp32"}, {"qrazor-g16-clsq", "qrazor"}, {"rtn4", "rtn4/cls=fp32"}};
+        {"qrazor-g128", "qrazor/g128/cls=fp32"}, {"qrazor-g16-clsq", "qrazor"}, {"rtn4", "rtn4/cls=fp32"},
+        /* KV-cache types (docs/SPEC.md section 6) */
+        {"qrazor-g16-k5", "qrazor/cls=fp32/k5"}, {"qrazor-g16-k5v5", "qrazor/cls=fp32/k5/v5"},
+        {"qrazor-g16-k8", "qrazor/cls=fp32/k8"}, {"qrazor-g16-k8v8", "qrazor/cls=fp32/k8/v8"},
+        {"qrazor-g32-k5v5", "qrazor/g32/cls=fp32/k5/v5"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], golden_mode)) return map[i][1];
     return NULL;
@@ -159,6 +164,12 @@ static void test_qrazor_wider_groups_match_golden(void) {
     check_quantized("qrazor-g128", NULL);
 }
 static void test_qrazor_clsq_matches_golden(void) { check_quantized("qrazor-g16-clsq", NULL); }
+
+/* The KV-cache types r5 and i8 for keys and values (docs/SPEC.md section 6). */
+static void test_qrazor_cache_types_match_golden(void) {
+    const char *const modes[] = {"qrazor-g16-k5", "qrazor-g16-k5v5", "qrazor-g16-k8", "qrazor-g16-k8v8", "qrazor-g32-k5v5"};
+    for (int m = 0; m < 5; m++) check_quantized(modes[m], NULL);
+}
 static void test_rtn4_matches_golden(void) { check_quantized("rtn4", NULL); }
 
 /* The same golden runs on a 3-thread pool. The prompts run as one batched pass, whose
@@ -290,6 +301,7 @@ void suite_forward(void) {
     test_run("forward_qrazor_g16_matches_golden", test_qrazor_g16_matches_golden);
     test_run("forward_qrazor_wider_groups_match_golden", test_qrazor_wider_groups_match_golden);
     test_run("forward_qrazor_g16_clsq_matches_golden", test_qrazor_clsq_matches_golden);
+    test_run("forward_qrazor_cache_types_match_golden", test_qrazor_cache_types_match_golden);
     test_run("forward_rtn4_matches_golden", test_rtn4_matches_golden);
     test_run("forward_qrazor_threaded_matches_golden", test_qrazor_threaded_matches_golden);
 }

@@ -74,7 +74,7 @@ static void test_sdr_matches_golden_vectors(void) {
         int8_t got[1024];
         int got_shifts[64];
         for (int g = 0; g * G < n; g++) /* stage 2, group by group */
-            got_shifts[g] = sdr_group(values + g * G, n - g * G < G ? n - g * G : G, 1, got + g * G);
+            got_shifts[g] = sdr_group(values + g * G, qr_group_len(n, G, g), 3, 1, got + g * G);
         int bad = 0;
         for (int i = 0; i < n; i++) bad += got[i] != codes[i];
         for (int g = 0; g < ns; g++) bad += got_shifts[g] != shifts[g];
@@ -90,9 +90,31 @@ static void test_sdr_truncation(void) {
      * truncation 15>>1 = 7. 13 = 0b1101: rounding (13+1)>>1 = 7, truncation 6. */
     const int32_t q[] = {15, 13, -13, 1};
     int8_t round[4], trunc[4];
-    CHECK(sdr_group(q, 4, 1, round) == 1 && sdr_group(q, 4, 0, trunc) == 1);
+    CHECK(sdr_group(q, 4, 3, 1, round) == 1 && sdr_group(q, 4, 3, 0, trunc) == 1);
     CHECK(round[0] == 7 && round[1] == 7 && round[2] == -7 && round[3] == 1);
     CHECK(trunc[0] == 7 && trunc[1] == 6 && trunc[2] == -6 && trunc[3] == 0);
+}
+
+/* docs/SPEC.md section 6: the razor keeping 4 magnitude bits (r5). Expected codes worked
+ * out by hand from the spec. 127 | 100 | 37 | 16 = 0b1111111: leading one at bit 6, so
+ * shift 6 - 3 = 3; rounding adds 4: 131 >> 3 = 16 saturates at 15, 104 >> 3 = 13,
+ * 41 >> 3 = 5, 20 >> 3 = 2; truncating: 15, 12, 4, 2. */
+static void test_sdr_five_bit_codes(void) {
+    const int32_t q[] = {127, -100, 37, 0, 16};
+    int8_t round[5], trunc[5];
+    CHECK(sdr_group(q, 5, 4, 1, round) == 3 && sdr_group(q, 5, 4, 0, trunc) == 3);
+    const int want_round[] = {15, -13, 5, 0, 2}, want_trunc[] = {15, -12, 4, 0, 2};
+    for (int i = 0; i < 5; i++) CHECKF(round[i] == want_round[i] && trunc[i] == want_trunc[i], "element %d", i);
+    /* Four magnitude bits fit without a shift up to 15; 31 needs shift 1 and saturates. */
+    const int32_t small[] = {15, -9}, big[] = {31};
+    int8_t c[2];
+    CHECK(sdr_group(small, 2, 4, 1, c) == 0 && c[0] == 15 && c[1] == -9);
+    CHECK(sdr_group(big, 1, 4, 1, c) == 1 && c[0] == 15);
+    /* From an INT8 base the shift is at most 3 (section 6), so c << s <= 120 is a byte. */
+    int8_t codes[16];
+    int32_t all_max[16];
+    for (int i = 0; i < 16; i++) all_max[i] = i % 2 ? 127 : -127;
+    CHECK(sdr_group(all_max, 16, 4, 1, codes) == 3 && codes[1] == 15 && codes[0] == -15);
 }
 
 /* ------------------------------------------------------------------ packed format */
@@ -447,6 +469,7 @@ void suite_kernels(void) {
     test_run("kernels_stage1_rounds_half_away", test_stage1_rounds_half_away);
     test_run("kernels_sdr_matches_golden_vectors", test_sdr_matches_golden_vectors);
     test_run("kernels_sdr_truncation", test_sdr_truncation);
+    test_run("kernels_sdr_five_bit_codes", test_sdr_five_bit_codes);
     test_run("kernels_r4_pack_roundtrip", test_r4_pack_roundtrip);
     test_run("kernels_r4_exact_every_level", test_r4_kernels_exact);
     test_run("kernels_r4_long_reduction_no_overflow", test_r4_long_reduction_no_overflow);

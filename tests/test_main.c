@@ -29,6 +29,7 @@ void suite_eval(void);
 void suite_qrz(void);
 void suite_explain(void);
 void suite_cli(void);
+void suite_hf(void);
 
 static const char *filter = "";
 static const char *run_binary = NULL;
@@ -219,6 +220,7 @@ int main(int argc, char **argv) {
     suite_qrz();
     suite_explain();
     suite_cli();
+    suite_hf();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }

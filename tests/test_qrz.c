@@ -2,9 +2,16 @@
  * tests/test_qrz.c - .qrz files: written, mapped back, and bit-identical to quantizing at
  * load; corrupt files rejected with a reason.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/transformer.h"
 #include "tests/test.h"
@@ -129,6 +136,211 @@ static void test_qrz_rejects_corrupt_files(void) {
     free(good);
 }
 
+/* ------------------------------------------------------------------ stored values */
+
+/* The layout of a tensor table entry and of a packed 4-bit SDR matrix, from docs/FORMAT.md
+ * (written out here rather than taken from weights/qrz.c, so the test checks the document). */
+static uint64_t entry_u64(const char *file, int tensor, int field) {
+    uint64_t v;
+    memcpy(&v, file + 128 + 32 * tensor + field, 8);
+    return v;
+}
+
+typedef struct {
+    uint64_t codes, shifts, scales; /* offsets in the file */
+} R4Layout;
+
+static uint64_t up64(uint64_t x) { return (x + 63) / 64 * 64; }
+
+static R4Layout sdr_layout(const char *file, int tensor, int group) {
+    uint32_t rows, cols;
+    memcpy(&rows, file + 128 + 32 * tensor + 8, 4);
+    memcpy(&cols, file + 128 + 32 * tensor + 12, 4);
+    const uint64_t blocks = (rows + 15) / 16, cols_pad = (cols + 7) / 8 * 8,
+                   groups = (cols + group - 1) / group;
+    R4Layout l;
+    l.codes = entry_u64(file, tensor, 16);
+    l.shifts = l.codes + up64(blocks * cols_pad * 8);
+    l.scales = l.shifts + up64(blocks * groups * 8);
+    return l;
+}
+
+/* Runs the program on a .qrz file and expects one error line holding `fragment`. */
+static void expect_run_fails(const char *bytes, size_t size, const char *fragment) {
+    const char *path = test_temp_file(bytes, size);
+    if (!path) return;
+    RunResult r = test_run_program(ARGS(path, "-n", "4", "-z", "models/tok512.model"), NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "error: ") && strstr(r.err, fragment) &&
+               r.out && !r.out[0],
+           "expected an error with '%s'; exit %d, stderr: %s", fragment, r.status, r.err);
+    run_result_free(&r);
+    remove(path);
+}
+
+static void put_float(char *at, float v) { memcpy(at, &v, 4); }
+
+/* Values a loader must read before it runs them (issue: a 2 KB .qrz with a NaN scale reached
+ * the quantizers within a second of fuzzing): every float finite, scales not negative,
+ * magnitudes that cannot overflow the forward pass, 4-bit codes in -7..7, reserved bytes 0.
+ * Each broken file differs from a good one in one value; each ran before the checks. */
+static void test_qrz_rejects_bad_values(void) {
+    const char *good_path = write_qrz("models/stories260K.bin", "qrazor");
+    size_t size;
+    char *good = good_path ? test_read_file(good_path, &size) : NULL;
+    if (good_path) remove(good_path);
+    if (!good) return;
+    char *bad = malloc(size);
+    /* Tensors 0-3: embedding, rms_att, rms_ffn, rms_final; 4: the classifier (512 x 64);
+     * 5: layer 0's wq (64 x 64). */
+    const uint64_t emb = entry_u64(good, 0, 16), final = entry_u64(good, 3, 16);
+    const R4Layout cls = sdr_layout(good, 4, 16), wq = sdr_layout(good, 5, 16);
+
+    memcpy(bad, good, size); /* the untouched file runs */
+    const char *ok_path = test_temp_file(good, size);
+    RunResult r = test_run_program(ARGS(ok_path, "-n", "4", "-z", "models/tok512.model"), NULL, NULL);
+    CHECKF(r.status == 0, "the good file fails: %s", r.err);
+    run_result_free(&r);
+    remove(ok_path);
+
+    put_float(bad + cls.scales + 4 * 7, NAN);
+    expect_run_fails(bad, size, "classifier has a scale of nan at row 7");
+    memcpy(bad, good, size);
+    put_float(bad + wq.scales + 4 * 3, -0.5f);
+    expect_run_fails(bad, size, "layer 0 wq has a scale of -0.5 at row 3");
+    memcpy(bad, good, size);
+    put_float(bad + wq.scales, INFINITY);
+    expect_run_fails(bad, size, "layer 0 wq has a scale of inf at row 0");
+    memcpy(bad, good, size);
+    put_float(bad + emb + 4 * 100, NAN);
+    expect_run_fails(bad, size, "token_embedding holds NaN at element 100");
+    memcpy(bad, good, size);
+    put_float(bad + emb + 4 * 100, 3e38f); /* finite, and far beyond any real weight */
+    expect_run_fails(bad, size, "token_embedding holds magnitudes up to 3e+38");
+    memcpy(bad, good, size);
+    put_float(bad + final + 4 * 5, 3e38f);
+    expect_run_fails(bad, size, "rms_final holds magnitudes up to 3e+38");
+    memcpy(bad, good, size);
+    put_float(bad + wq.scales + 4 * 3, 1e30f); /* a finite scale, huge weights */
+    expect_run_fails(bad, size, "weights too large for float32: layer 0 wq");
+    memcpy(bad, good, size);
+    bad[wq.codes + 70] = (char)0x80; /* low nibble 0: the code -8 */
+    expect_run_fails(bad, size, "code of -8 (a nibble 0 in code byte 70)");
+    memcpy(bad, good, size);
+    bad[wq.codes + 71] = 0x08; /* high nibble 0 */
+    expect_run_fails(bad, size, "code of -8 (a nibble 0 in code byte 71)");
+    memcpy(bad, good, size);
+    bad[100] = 1;
+    expect_run_fails(bad, size, "reserved header byte 100 is 1, not 0");
+    memcpy(bad, good, size);
+    bad[51] = 7;
+    expect_run_fails(bad, size, "reserved header byte 51 is 7, not 0");
+    free(bad);
+    free(good);
+
+    /* An fp32 file with a shared classifier has 39 tensors: its table ends 32 bytes before
+     * the first tensor, and that padding must be 0 too. */
+    const char *fp32_path = write_qrz("models/stories260K.bin", "fp32");
+    char *fp32 = fp32_path ? test_read_file(fp32_path, &size) : NULL;
+    if (fp32_path) remove(fp32_path);
+    if (!fp32) return;
+    fp32[128 + 32 * 39 + 5] = 1;
+    expect_run_fails(fp32, size, "padding after the tensor table, is 1");
+    free(fp32);
+}
+
+/* ------------------------------------------------------------------ the quantize command */
+
+/* A fresh directory for files a test makes (and removes). */
+static const char *temp_dir(char *buf, size_t len) {
+    snprintf(buf, len, "%s/qrazor-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return CHECKF(mkdtemp(buf) != NULL, "mkdtemp: %s", strerror(errno)) ? buf : NULL;
+}
+
+/* Names in a directory that start with prefix. */
+static int count_entries(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d) closedir(d);
+    return n;
+}
+
+static RunResult quantize_to(const char *out) {
+    return test_run_program(ARGS("quantize", "models/stories260K.bin", out), NULL, NULL);
+}
+
+/* quantize writes a new file or replaces a regular one, and nothing else: not a device or
+ * a FIFO (run as root with OUT = /dev/full, it used to replace the device node by a file;
+ * this test does not try /dev/null: a regression would destroy it when run as root), not
+ * a directory, not through a symbolic link; a symlink planted where the temporary file
+ * used to go (OUT.tmp) does not redirect the write; a failed write leaves no file. */
+static void test_quantize_output_safety(void) {
+    char dir[256], out[300], fifo[300], sub[300], link[300], victim[300], planted[300];
+    if (!temp_dir(dir, sizeof dir)) return;
+    snprintf(out, sizeof out, "%s/out.qrz", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo.qrz", dir);
+    snprintf(sub, sizeof sub, "%s/sub.qrz", dir);
+    snprintf(link, sizeof link, "%s/link.qrz", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(planted, sizeof planted, "%s/out.qrz.tmp", dir);
+    const char secret[] = "not to be overwritten\n";
+    FILE *f = fopen(victim, "w");
+    if (!CHECK(f != NULL)) return;
+    fputs(secret, f);
+    fclose(f);
+    struct stat st;
+
+    CHECK(mkfifo(fifo, 0600) == 0);
+    RunResult r = quantize_to(fifo);
+    CHECKF(r.status == 1 && strstr(r.err, "is a FIFO, not a regular file"), "exit %d: %s", r.status, r.err);
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    run_result_free(&r);
+
+    CHECK(mkdir(sub, 0700) == 0);
+    r = quantize_to(sub);
+    CHECKF(r.status == 1 && strstr(r.err, "is a directory, not a regular file"), "exit %d: %s", r.status, r.err);
+    CHECK(lstat(sub, &st) == 0 && S_ISDIR(st.st_mode));
+    run_result_free(&r);
+
+    CHECK(symlink("victim", link) == 0);
+    r = quantize_to(link);
+    CHECKF(r.status == 1 && strstr(r.err, "is a symbolic link"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+
+    CHECK(symlink("victim", planted) == 0);
+    r = quantize_to(out);
+    CHECKF(r.status == 0 && strstr(r.err, "wrote") && !strstr(r.err, "replacing"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    char *v = test_read_file(victim, NULL);
+    CHECKF(v && !strcmp(v, secret), "the symlink's target was overwritten: %.40s", v ? v : "");
+    free(v);
+    CHECK(lstat(planted, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(model_is_qrz(out));
+
+    r = quantize_to(out); /* replacing a regular file: said, and done */
+    CHECKF(r.status == 0 && strstr(r.err, "replacing the file that was there"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    CHECK(model_is_qrz(out) && count_entries(dir, "out.qrz") == 2); /* out.qrz, the planted link */
+
+    /* A write that fails part way (the file size limit, inherited by the child) leaves no
+     * file: neither OUT nor a temporary. */
+    remove(out);
+    struct rlimit old;
+    getrlimit(RLIMIT_FSIZE, &old);
+    struct rlimit small = {100000, old.rlim_max};
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN); /* write fails with EFBIG instead */
+    setrlimit(RLIMIT_FSIZE, &small);
+    r = quantize_to(out);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+    CHECKF(r.status == 1 && strstr(r.err, "cannot write: File too large"), "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    CHECK(count_entries(dir, "out.qrz") == 1); /* only the planted link */
+
+    remove(planted), remove(link), remove(victim), remove(fifo), rmdir(sub);
+    CHECKF(rmdir(dir) == 0, "%s is not empty after the test", dir);
+}
+
 /* The command line: quantize, then run the file; the story is the one quantize-at-load
  * tells; quantization flags on a .qrz are refused. */
 static void test_quantize_command(void) {
@@ -175,4 +387,6 @@ void suite_qrz(void) {
     test_run("qrz_same_logits_as_quantizing_at_load", test_qrz_same_logits_as_quantizing_at_load);
     test_run("qrz_rejects_corrupt_files", test_qrz_rejects_corrupt_files);
     test_run("qrz_quantize_command", test_quantize_command);
+    test_run("qrz_rejects_bad_values", test_qrz_rejects_bad_values);
+    test_run("qrz_quantize_output_safety", test_quantize_output_safety);
 }

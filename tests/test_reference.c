@@ -34,7 +34,8 @@ static const RefCase ref_cases[] = {
 static const char *const ref_modes[] = {
     "fp32",       "w8a16",         "qrazor",         "qrazor/g32",  "qrazor/g64",  "qrazor/g128",
     "qrazor/trunc", "qrazor/cls=fp32", "qrazor/cls=int8", "rtn4",   "sdr-w",       "sdr-a",
-    "sdr-kv",     "sdr-p",
+    "sdr-kv",     "sdr-p",         "qrazor/k5",      "qrazor/k5/v5", "qrazor/k8",  "qrazor/k8/v8",
+    "qrazor/g32/v5",
 };
 
 enum { EXTRA = 16 }; /* positions run after the prompt, feeding a fixed token sequence */

@@ -4,10 +4,13 @@
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tokenizer/sp_shim.h"
 
@@ -35,12 +38,25 @@ struct Tokenizer {
 
 /* ------------------------------------------------------------------ file reading */
 
-static unsigned char *read_whole_file(const char *path, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+/* Opens a tokenizer file for reading if it is a regular file. O_NONBLOCK: a FIFO would
+ * otherwise block the open until a writer came, before fstat could refuse it. */
+static FILE *open_regular(const char *path, char *err, size_t errlen) {
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    FILE *f = NULL;
+    if (fd < 0 || fstat(fd, &st) != 0)
         snprintf(err, errlen, "%s: cannot open tokenizer: %s", path, strerror(errno));
-        return NULL;
-    }
+    else if (!S_ISREG(st.st_mode))
+        snprintf(err, errlen, "%s: not a regular file", path);
+    else if (!(f = fdopen(fd, "rb")))
+        snprintf(err, errlen, "%s: cannot open tokenizer: %s", path, strerror(errno));
+    if (!f && fd >= 0) close(fd);
+    return f;
+}
+
+static unsigned char *read_whole_file(const char *path, size_t *size, char *err, size_t errlen) {
+    FILE *f = open_regular(path, err, errlen);
+    if (!f) return NULL;
     unsigned char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {

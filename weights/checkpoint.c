@@ -3,89 +3,17 @@
  *
  * The order of checks matters: the header is checked alone first (so that the size
  * arithmetic below can never overflow), then the file size must equal exactly what the
- * header implies. Only then are tensor pointers formed.
+ * header implies. Then every weight is read once, for values that cannot be run. Only then
+ * are tensor pointers formed.
  */
 #include "weights/checkpoint.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-int map_file(const char *path, void **map, size_t *size, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if (st.st_size == 0) {
-        snprintf(err, errlen, "%s: file is empty", path);
-        close(fd);
-        return -1;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd); /* the mapping keeps the file alive */
-    if (p == MAP_FAILED) {
-        snprintf(err, errlen, "%s: cannot mmap: %s", path, strerror(errno));
-        return -1;
-    }
-    *map = p;
-    *size = (size_t)st.st_size;
-    return 0;
-}
-
-void unmap_file(void *map, size_t size) {
-    if (map) munmap(map, size);
-}
-
-static int check_range(const char *name, int v, int max, char *err, size_t errlen) {
-    if (v <= 0 || v > max) {
-        snprintf(err, errlen, "%s = %d is outside 1..%d", name, v, max);
-        return -1;
-    }
-    return 0;
-}
-
-int config_validate(const ModelConfig *c, char *err, size_t errlen) {
-    if (check_range("dim", c->dim, CHECKPOINT_MAX_DIM, err, errlen) ||
-        check_range("hidden_dim", c->hidden_dim, 4 * CHECKPOINT_MAX_DIM, err, errlen) ||
-        check_range("n_layers", c->n_layers, CHECKPOINT_MAX_LAYERS, err, errlen) ||
-        check_range("n_heads", c->n_heads, CHECKPOINT_MAX_HEADS, err, errlen) ||
-        check_range("n_kv_heads", c->n_kv_heads, CHECKPOINT_MAX_HEADS, err, errlen) ||
-        check_range("vocab_size", c->vocab_size, CHECKPOINT_MAX_VOCAB, err, errlen) ||
-        check_range("seq_len", c->seq_len, CHECKPOINT_MAX_SEQ, err, errlen))
-        return -1;
-    if (c->dim % c->n_heads != 0) {
-        snprintf(err, errlen, "dim %d is not divisible by n_heads %d", c->dim, c->n_heads);
-        return -1;
-    }
-    if (config_head_size(c) % 2 != 0) {
-        snprintf(err, errlen, "head size %d is odd (RoPE rotates pairs)", config_head_size(c));
-        return -1;
-    }
-    if (c->n_heads % c->n_kv_heads != 0) {
-        snprintf(err, errlen, "n_heads %d is not divisible by n_kv_heads %d", c->n_heads,
-                 c->n_kv_heads);
-        return -1;
-    }
-    return 0;
-}
 
 /* Number of floats in each tensor of the file, in file order, computed with overflow
  * checks: three factors of up to 2^21 could exceed 64 bits in principle. */
@@ -126,49 +54,67 @@ static int tensor_sizes(const ModelConfig *c, int shared, TensorSizes *t, uint64
     return 0;
 }
 
-/* Index of the first NaN or infinity among n floats, or -1. It tests the exponent bits
- * as integers, block by block, so that the clean case (every real file) vectorizes and
- * costs a fraction of reading the file. */
-static int64_t first_non_finite(const float *x, uint64_t n) {
-    enum { BLOCK = 4096 };
-    for (uint64_t start = 0; start < n; start += BLOCK) {
-        const uint64_t end = n - start < BLOCK ? n : start + BLOCK;
-        uint32_t special = 0;
-        for (uint64_t i = start; i < end; i++) {
-            uint32_t bits;
-            memcpy(&bits, &x[i], sizeof bits);
-            special |= (bits & 0x7f800000u) == 0x7f800000u;
-        }
-        if (!special) continue;
-        for (uint64_t i = start; i < end; i++)
-            if (!isfinite(x[i])) return (int64_t)i;
-    }
-    return -1;
-}
-
 /* A NaN or infinite weight is corruption: quantizers would derive a NaN scale from it and
- * the float path would print noise, so it is an error at open, naming the tensor. */
-static int check_finite(const float *p, const TensorSizes *t, const char *path, char *err,
-                        size_t errlen) {
+ * the float path would print noise. So is a finite weight large enough to overflow the
+ * forward pass (3e38 as a norm gain, say). Both are errors at open, naming the tensor. The
+ * scan that finds them reads every weight once, as integers: it costs a fraction of
+ * reading the file from disk. */
+static int check_values(const float *p, const TensorSizes *t, const ModelConfig *c, int shared,
+                        const char *path, char *err, size_t errlen) {
+    WeightMagnitudes mag = {0};
+    mag.layers = calloc((size_t)c->n_layers, sizeof *mag.layers);
+    if (!mag.layers) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    enum { WHOLE = -1 }; /* a tensor with one maximum, not one per layer */
     const struct {
-        const char *name;
+        const char *name; /* NULL: not read */
         uint64_t n;
-    } tensors[] = {{"token_embedding", t->emb}, {"rms_att", t->rms_att}, {"wq", t->wq},
-                   {"wk", t->wk},           {"wv", t->wv},           {"wo", t->wo},
-                   {"rms_ffn", t->rms_ffn}, {"w1", t->w1},           {"w2", t->w2},
-                   {"w3", t->w3},           {"rms_final", t->rms_final},
-                   {NULL, t->freq}, /* legacy RoPE tables: never read */
-                   {"wcls", t->wcls}};
-    for (size_t k = 0; k < sizeof tensors / sizeof tensors[0]; k++) {
-        const int64_t at = tensors[k].name ? first_non_finite(p, tensors[k].n) : -1;
-        if (at >= 0) {
-            snprintf(err, errlen, "%s: corrupt: tensor %s holds %s at element %lld", path,
-                     tensors[k].name, isnan(p[at]) ? "NaN" : "infinity", (long long)at);
-            return -1;
+        double *whole;
+        ptrdiff_t per_layer; /* offset of the field in LayerMagnitudes */
+    } tensors[] = {{"token_embedding", t->emb, &mag.embedding, WHOLE},
+                   {"rms_att", t->rms_att, NULL, offsetof(LayerMagnitudes, rms_att)},
+                   {"wq", t->wq, NULL, offsetof(LayerMagnitudes, wq)},
+                   {"wk", t->wk, NULL, offsetof(LayerMagnitudes, wk)},
+                   {"wv", t->wv, NULL, offsetof(LayerMagnitudes, wv)},
+                   {"wo", t->wo, NULL, offsetof(LayerMagnitudes, wo)},
+                   {"rms_ffn", t->rms_ffn, NULL, offsetof(LayerMagnitudes, rms_ffn)},
+                   {"w1", t->w1, NULL, offsetof(LayerMagnitudes, w1)},
+                   {"w2", t->w2, NULL, offsetof(LayerMagnitudes, w2)},
+                   {"w3", t->w3, NULL, offsetof(LayerMagnitudes, w3)},
+                   {"rms_final", t->rms_final, &mag.rms_final, WHOLE},
+                   {NULL, t->freq, NULL, WHOLE}, /* legacy RoPE tables: never read */
+                   {"wcls", t->wcls, &mag.cls, WHOLE}};
+    int bad = 0;
+    for (size_t k = 0; k < sizeof tensors / sizeof tensors[0] && !bad; k++) {
+        const int parts = tensors[k].whole ? 1 : c->n_layers;
+        const uint64_t each = tensors[k].n / (uint64_t)parts;
+        for (int l = 0; tensors[k].name && l < parts && !bad; l++) {
+            uint64_t at = 0;
+            const float *x = p + (uint64_t)l * each;
+            const float max = float_abs_max(x, each, &at);
+            if (max < 0) {
+                snprintf(err, errlen, "%s: corrupt: tensor %s holds %s at element %llu", path,
+                         tensors[k].name, isnan(x[at]) ? "NaN" : "infinity",
+                         (unsigned long long)((uint64_t)l * each + at));
+                bad = 1;
+            } else if (tensors[k].whole) {
+                *tensors[k].whole = max;
+            } else {
+                *(double *)((char *)&mag.layers[l] + tensors[k].per_layer) = max;
+            }
         }
         p += tensors[k].n;
     }
-    return 0;
+    if (shared) mag.cls = mag.embedding;
+    char why[300];
+    if (!bad && magnitudes_check(c, &mag, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: corrupt: %s", path, why);
+        bad = 1;
+    }
+    free(mag.layers);
+    return bad ? -1 : 0;
 }
 
 int checkpoint_open(Checkpoint *ck, const char *path, char *err, size_t errlen) {
@@ -216,7 +162,7 @@ int checkpoint_open(Checkpoint *ck, const char *path, char *err, size_t errlen) 
     }
 
     const float *p = (const float *)((const char *)map + sizeof header);
-    if (check_finite(p, &t, path, err, errlen) != 0) {
+    if (check_values(p, &t, &c, shared, path, err, errlen) != 0) {
         unmap_file(map, size);
         return -1;
     }

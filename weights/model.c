@@ -1,119 +1,15 @@
 /*
- * weights/model.c - quantization configurations, and model weights quantized at load.
+ * weights/model.c - opening a model file of either format, and quantizing the weights of
+ * a llama2.c checkpoint at load.
  */
 #include "weights/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "weights/qrz.h"
-
-/* ------------------------------------------------------------------ configurations */
-
-typedef struct {
-    const char *name;
-    QuantKind weights, acts, kv, probs, cls;
-} BaseMode;
-
-static const BaseMode base_modes[] = {
-    {"fp32", QUANT_F32, QUANT_F32, QUANT_F32, QUANT_F32, QUANT_F32},
-    {"w8a16", QUANT_INT, QUANT_INT, QUANT_INT, QUANT_INT, QUANT_INT},
-    {"qrazor", QUANT_SDR, QUANT_SDR, QUANT_SDR, QUANT_SDR, QUANT_SDR},
-    {"rtn4", QUANT_RTN4, QUANT_RTN4, QUANT_RTN4, QUANT_RTN4, QUANT_RTN4},
-    /* Ablations: stage 1 everywhere (w8a16), razoring at one site only. */
-    {"sdr-w", QUANT_SDR, QUANT_INT, QUANT_INT, QUANT_INT, QUANT_INT},
-    {"sdr-a", QUANT_INT, QUANT_SDR, QUANT_INT, QUANT_INT, QUANT_INT},
-    {"sdr-kv", QUANT_INT, QUANT_INT, QUANT_SDR, QUANT_INT, QUANT_INT},
-    {"sdr-p", QUANT_INT, QUANT_INT, QUANT_INT, QUANT_SDR, QUANT_INT},
-};
-enum { N_BASE_MODES = sizeof base_modes / sizeof base_modes[0] };
-
-static const char *const cls_names[] = {"fp32", "int8", "qrazor", "rtn4"};
-
-const char *quant_kind_cls_name(QuantKind k) { return cls_names[k]; }
-
-int quant_kind_parse_cls(const char *name, QuantKind *k) {
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(name, cls_names[i]) == 0) {
-            *k = (QuantKind)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const BaseMode *base_of(const QuantConfig *q) {
-    for (int i = 0; i < N_BASE_MODES; i++) {
-        const BaseMode *b = &base_modes[i];
-        if (b->weights == q->weights && b->acts == q->acts && b->kv == q->kv && b->probs == q->probs)
-            return b;
-    }
-    return NULL;
-}
-
-int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errlen) {
-    char buf[128];
-    if (strlen(spec) >= sizeof buf) {
-        snprintf(err, errlen, "mode '%.40s...' is too long", spec);
-        return -1;
-    }
-    strcpy(buf, spec);
-    char *save = NULL, *tok = strtok_r(buf, "/", &save);
-    const BaseMode *b = NULL;
-    for (int i = 0; tok && i < N_BASE_MODES; i++)
-        if (strcmp(tok, base_modes[i].name) == 0) b = &base_modes[i];
-    if (!b) {
-        snprintf(err, errlen,
-                 "unknown mode '%s': fp32, w8a16, qrazor, rtn4, or an ablation sdr-w, sdr-a, "
-                 "sdr-kv, sdr-p",
-                 tok ? tok : spec);
-        return -1;
-    }
-    *q = (QuantConfig){b->weights, b->acts, b->kv, b->probs, b->cls, 16, 1};
-    while ((tok = strtok_r(NULL, "/", &save)) != NULL) {
-        if (!strcmp(tok, "trunc")) {
-            q->rounding = 0;
-        } else if (!strcmp(tok, "round")) {
-            q->rounding = 1;
-        } else if (!strncmp(tok, "cls=", 4)) {
-            if (quant_kind_parse_cls(tok + 4, &q->cls) != 0) {
-                snprintf(err, errlen, "'%s' in mode '%s': the classifier is fp32, int8, qrazor or rtn4",
-                         tok, spec);
-                return -1;
-            }
-        } else if (tok[0] == 'g' && (!strcmp(tok + 1, "16") || !strcmp(tok + 1, "32") ||
-                                     !strcmp(tok + 1, "64") || !strcmp(tok + 1, "128"))) {
-            q->group = atoi(tok + 1);
-        } else {
-            snprintf(err, errlen, "unknown option '%s' in mode '%s' (g16|g32|g64|g128, trunc, cls=...)",
-                     tok, spec);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-int quant_config_razors(const QuantConfig *q) {
-    return q->weights == QUANT_SDR || q->acts == QUANT_SDR || q->kv == QUANT_SDR ||
-           q->probs == QUANT_SDR || q->cls == QUANT_SDR;
-}
-
-void quant_config_name(const QuantConfig *q, char *buf, size_t len) {
-    const BaseMode *b = base_of(q);
-    size_t at = (size_t)snprintf(buf, len, "%s", b ? b->name : "custom");
-    const int razors = quant_config_razors(q);
-    if (razors && q->group != 16 && at < len) at += (size_t)snprintf(buf + at, len - at, "/g%d", q->group);
-    if (razors && !q->rounding && at < len) at += (size_t)snprintf(buf + at, len - at, "/trunc");
-    if ((!b || q->cls != b->cls) && at < len)
-        snprintf(buf + at, len - at, "/cls=%s", quant_kind_cls_name(q->cls));
-}
-
-Storage storage_for(QuantKind mine, QuantKind other) {
-    if (mine == QUANT_F32) return STORE_F32;
-    const int four_bit = mine != QUANT_INT, partner_four_bit = other == QUANT_SDR || other == QUANT_RTN4;
-    return four_bit && partner_four_bit ? STORE_R4 : STORE_INT;
-}
 
 /* ------------------------------------------------------------------ sizes */
 
@@ -220,18 +116,15 @@ static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool
 
 /* ------------------------------------------------------------------ open / close */
 
-int quant_config_check(const QuantConfig *q, char *err, size_t errlen) {
-    const int floats = (q->weights == QUANT_F32) + (q->acts == QUANT_F32) + (q->kv == QUANT_F32) +
-                       (q->probs == QUANT_F32);
-    if (floats != 0 && floats != 4) {
-        snprintf(err, errlen, "either every block site is float32 or none is");
-        return -1;
-    }
-    if (q->group < 16 || q->group > QR_MAX_GROUP || (q->group & (q->group - 1)) != 0) {
-        snprintf(err, errlen, "group size %d is not one of 16, 32, 64, 128", q->group);
-        return -1;
-    }
-    return 0;
+int model_is_qrz(const char *path) {
+    char err[256];
+    const int fd = open_regular_file(path, NULL, err, sizeof err);
+    if (fd < 0) return 0; /* not readable, or not a file: model_open will say which */
+    char magic[8];
+    const int yes = read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
+                    memcmp(magic, QRZ_MAGIC, sizeof magic) == 0;
+    close(fd);
+    return yes;
 }
 
 int model_open(ModelWeights *m, const char *path, const QuantConfig *q, ThreadPool *pool,

@@ -17,11 +17,19 @@
 #define QRZ_MAGIC "QRAZOR\x1a\n" /* 8 bytes; \x1a\n catches text-mode mangling, as in PNG */
 #define QRZ_VERSION 1
 
-/* Writes m to path. Returns 0, or -1 with err set (and no partial file left behind). */
+/* Checks that path can be written by qrz_write: it does not exist, or it is a regular file
+ * (which will be replaced). A device, FIFO, directory or symbolic link is refused, so
+ * that `quantize IN /dev/full` cannot replace a device node by a file. Returns 0, or -1
+ * with err set. */
+int qrz_check_destination(const char *path, char *err, size_t errlen);
+
+/* Writes m to path, through a temporary file created beside it and renamed over it once
+ * complete and flushed to disk. Returns 0, or -1 with err set (and no file left behind). */
 int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen);
 
 /* Maps and validates a .qrz file into m: every offset and size is checked against the
- * file before use. Called by model_open(). Returns 0, or -1 with err set. */
+ * file, then every stored value (docs/FORMAT.md), before use. Called by model_open().
+ * Returns 0, or -1 with err set. */
 int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen);
 
 #endif
