@@ -317,8 +317,9 @@ static void r4_finish_avx2(float *y, size_t y_stride, const int64_t *acc, int nt
  * a time, with the accumulators of 16 rows x 3 vectors in registers. The arithmetic is
  * arranged so that the multiply port (one vpmaddubsw or vpmaddwd per cycle) does little
  * else:
- *   - the weight's shift goes into the weight: w' = c << sw, |w'| <= 7 << 4 = 112, still a
- *     signed byte, computed while packing the panel;
+ *   - the weight's shift (its row's group shift, or its column shift) goes into the
+ *     weight: w' = c << sw, |w'| <= 7 << 4 = 112, still a signed byte, computed while
+ *     packing the panel;
  *   - the activation code is offset to an unsigned byte, a + 8 (1..15), and
  *     sum (a + 8) w' = sum a w' + 8 sum w': the correction -8 sum w' depends on the
  *     weights only; the panel holds it, and each sum starts from it;
@@ -333,8 +334,9 @@ static void r4_finish_avx2(float *y, size_t y_stride, const int64_t *acc, int nt
  *   - a 32-bit lane gathers at most 512 columns (each |a w'| 2^sa <= 784 * 2^12, and 512 of
  *     them < 2^31) before it is added to the int64 accumulators.
  * Per 8 rows x 32 columns x 1 vector (G = 16): 8 vpmaddubsw and 1 vpmaddwd, where r4_block
- * needs 16 multiplies. The attention's shifted probability codes (up to 112) would
- * saturate vpmaddubsw at w' = 112; r4_pack_avx2 refuses them and matmul uses r4_block.
+ * needs 16 multiplies. Column shifts (the values of the KV cache) go into w' the same way.
+ * Activation codes beyond 4 bits would break the 16-bit bounds; r4_pack_avx2 refuses them
+ * and matmul uses r4_block.
  */
 
 enum {
@@ -351,7 +353,7 @@ enum { PANEL_BYTES = GEMM_COLS / 32 * (64 + 32 * 16) }; /* the most: U = 16 */
 
 static inline int unit_width(int group) { return group < 32 ? group : 32; }
 
-static int r4_pack_avx2(const R4Acts *x, int t0, int t1) {
+int r4_pack_avx2(const R4Acts *x, int t0, int t1) {
     const int U = unit_width(x->group), n_pairs = (x->len + 2 * U - 1) / (2 * U);
     const __m128i eight = _mm_set1_epi8(8), seven = _mm_set1_epi8(7);
     __m128i over = _mm_setzero_si128(); /* bytes of codes above 7 in magnitude */
@@ -410,12 +412,50 @@ static inline void unpack_step(const uint8_t *block, int col, int end, int half,
     }
 }
 
+/* (x - 8) << s_e for the excess-8 bytes x of every 32-bit lane, byte e shifted by s_e =
+ * nibble e of shifts4 (the same for every lane): two 16-bit multiplies, one for the low
+ * bytes of the 16-bit halves, one for the high ones (x << s <= 15 << 4 fits a byte). */
+static inline __m256i times_pow2(__m256i x, unsigned shifts4) {
+    const unsigned s0 = shifts4 & 15, s1 = shifts4 >> 4 & 15, s2 = shifts4 >> 8 & 15, s3 = shifts4 >> 12 & 15;
+    const __m256i even = _mm256_set1_epi32((int)(1u << s0 | 1u << s2 << 16));
+    const __m256i odd = _mm256_set1_epi32((int)(1u << s1 | 1u << s3 << 16));
+    const __m256i eights = _mm256_set1_epi32((int)(8u << s0 | 8u << s1 << 8 | 8u << s2 << 16 | 8u << s3 << 24));
+    const __m256i low_bytes = _mm256_set1_epi16(0x00FF);
+    const __m256i shifted = _mm256_or_si256(_mm256_mullo_epi16(_mm256_and_si256(x, low_bytes), even),
+                                            _mm256_mullo_epi16(_mm256_andnot_si256(low_bytes, x), odd));
+    return _mm256_sub_epi8(shifted, eights);
+}
+
+/* unpack_step for a matrix with column shifts: cs holds the 4-bit shifts of the block's
+ * group of rows, one per column (qformat.h). */
+static inline void unpack_step_cols(const uint8_t *block, const uint8_t *cs, int col, int end, int half,
+                                    __m256i *lo, __m256i *hi) {
+    if (col >= end) {
+        *lo = *hi = _mm256_setzero_si256();
+        return;
+    }
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES + half * 32));
+    uint32_t shifts8; /* nibble k: the shift of column col + k */
+    memcpy(&shifts8, cs + col / 2, 4);
+    *lo = times_pow2(_mm256_and_si256(v, low4), shifts8 & 0xFFFF);
+    *hi = times_pow2(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), shifts8 >> 16);
+    if (col + QR_STEP_COLS > end) {
+        const __m256i left = _mm256_set1_epi8((char)(end - col));
+        const __m256i e = _mm256_set1_epi32(0x03020100);
+        *lo = _mm256_and_si256(*lo, _mm256_cmpgt_epi8(left, e));
+        *hi = _mm256_and_si256(*hi, _mm256_cmpgt_epi8(left, _mm256_add_epi8(e, _mm256_set1_epi8(4))));
+    }
+}
+
 /* The panel of block rb for columns [c0, c1) (c0 a multiple of GEMM_COLS, c1 - c0 <= it);
  * columns past c1 are 0. Returns its number of pairs. */
 static int pack_panel(uint8_t *panel, const R4Matrix *w, int rb, int c0, int c1, int U) {
     const __m256i eights = _mm256_set1_epi8(8), zero = _mm256_setzero_si256();
     const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
     const int n_pairs = (c1 - c0 + 2 * U - 1) / (2 * U), G = w->group;
+    /* The block's 16 rows lie in one group of G rows (G is a multiple of 16). */
+    const uint8_t *cs = w->col_shifts ? w->col_shifts + (size_t)(rb * QR_BLOCK_ROWS / G) * w->col_shift_stride : NULL;
     for (int i = 0; i < n_pairs; i++) {
         uint8_t *out = panel + (size_t)i * pair_bytes(U);
         const int ua = c0 + 2 * i * U, ub = ua + U;
@@ -425,8 +465,13 @@ static int pack_panel(uint8_t *panel, const R4Matrix *w, int rb, int c0, int c1,
             __m256i sum = zero; /* 8 sum w' of each unit, in the lanes' halves */
             for (int j = 0; j < U / QR_STEP_COLS; j++) {
                 __m256i alo, ahi, blo, bhi;
-                unpack_step(block, ua + QR_STEP_COLS * j, c1, half, swa, &alo, &ahi);
-                unpack_step(block, ub + QR_STEP_COLS * j, c1, half, swb, &blo, &bhi);
+                if (cs) {
+                    unpack_step_cols(block, cs, ua + QR_STEP_COLS * j, c1, half, &alo, &ahi);
+                    unpack_step_cols(block, cs, ub + QR_STEP_COLS * j, c1, half, &blo, &bhi);
+                } else {
+                    unpack_step(block, ua + QR_STEP_COLS * j, c1, half, swa, &alo, &ahi);
+                    unpack_step(block, ub + QR_STEP_COLS * j, c1, half, swb, &blo, &bhi);
+                }
                 /* A lane of alo holds columns 0-3 of unit A's step: 0, 1 with B's 0, 1 make
                  * step 4j, their 2, 3 step 4j + 1; ahi and bhi likewise steps 4j + 2, 4j + 3. */
                 const __m256i steps[4] = {
@@ -487,8 +532,8 @@ static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, const 
     }
 }
 
-static void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
-                         const R4Acts *x) {
+void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
+                  const R4Acts *x) {
     const int U = unit_width(x->group);
     _Alignas(32) uint8_t panel[PANEL_BYTES];
     int64_t acc[GEMM_CHUNK * QR_BLOCK_ROWS];

@@ -18,7 +18,8 @@ enum { MAX_SHARED = 4 };
 
 /* From this many vectors on, a 4-bit product runs as a GEMM where the level has one (the
  * weights are unpacked into a panel once per block, which pays for itself over a few
- * vectors); below, it runs in r4_block tiles. Either way the results are identical. */
+ * vectors); below, it runs in r4_block tiles. Either way the results are identical.
+ * Matrices with column shifts (qformat.h) always go to the GEMM where there is one. */
 #define GEMM_MIN_VECTORS 4
 
 /* Codes below which a batch is packed on the calling thread alone. */
@@ -31,17 +32,23 @@ typedef struct {
     const MatmulIn *in;
     int blocks[MAX_SHARED]; /* 16-row blocks of each product */
     int total_blocks;
-    int gemm;               /* 4-bit products run as the level's GEMM (the input is packed) */
+    int packed;             /* the input is packed for the level's GEMM */
 } Product;
+
+/* Whether output o runs as the GEMM. */
+static int gemm_for(const Product *p, const MatmulOut *o) {
+    return p->packed && (p->in->n >= GEMM_MIN_VECTORS || o->r4->col_shifts);
+}
 
 /* 4-bit blocks [rb0, rb1) of one product: exact accumulators for up to 8 vectors, then
  * y = (acc * Sa) * Sw. */
 static void r4_blocks(const Product *p, const MatmulOut *o, int rb0, int rb1) {
     const R4Acts *x = p->in->r4;
-    if (p->gemm) {
+    if (gemm_for(p, o)) {
         p->k->r4_gemm(o->y, o->y_stride, o->r4, o->n_rows, rb0, rb1, x);
         return;
     }
+    assert(!o->r4->col_shifts || !p->k->r4_gemm); /* only the scalar r4_block takes those */
     for (int rb = rb0; rb < rb1; rb++) {
         for (int t0 = 0; t0 < x->n; t0 += QR_TILE_TOKENS) {
             const int nt = x->n - t0 < QR_TILE_TOKENS ? x->n - t0 : QR_TILE_TOKENS;
@@ -103,11 +110,13 @@ static void pack_range(void *ctx, int thread, int t0, int t1) {
     if (p->k->r4_pack(p->x, t0, t1) != 0) atomic_store_explicit(&p->refused, 1, memory_order_relaxed);
 }
 
-/* Whether the product of Product p runs as its level's GEMM: a batch of enough vectors that
- * the GEMM's packing accepts (it packs them, on the pool's threads when there are many). */
-static int use_gemm(const Product *p, ThreadPool *pool) {
+/* Packs the input for the level's GEMM when an output will want it (on the pool's threads
+ * when it is long); returns whether the GEMM's packing accepted it. */
+static int pack_for_gemm(const Product *p, ThreadPool *pool) {
     const R4Acts *x = p->in->r4;
-    if (!x || !p->k->r4_gemm || x->n < GEMM_MIN_VECTORS) return 0;
+    int wanted = x && p->k->r4_gemm && x->n >= GEMM_MIN_VECTORS;
+    for (int i = 0; x && p->k->r4_gemm && i < p->count; i++) wanted |= p->outs[i].r4 && p->outs[i].r4->col_shifts;
+    if (!wanted) return 0;
     Pack pack = {p->k, x, 0};
     const int grain = (long)x->n * x->len < PARALLEL_MIN_PACK ? x->n : threadpool_grain(pool, x->n, 2);
     threadpool_parallel_for(pool, x->n, grain, pack_range, &pack);
@@ -133,7 +142,7 @@ void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadP
         if (outs[i].i8) assert(in->i16 && in->cols <= outs[i].i8->cols);
         if (outs[i].f32) assert(in->f32);
     }
-    p.gemm = use_gemm(&p, pool);
+    p.packed = pack_for_gemm(&p, pool);
     /* About 8 ranges per thread: few enough atomics, small enough to even out. */
     const int grain = macs < PARALLEL_MIN_MACS ? p.total_blocks : threadpool_grain(pool, p.total_blocks, 8);
     threadpool_parallel_for(pool, p.total_blocks, grain, block_range, &p);

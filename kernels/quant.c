@@ -157,17 +157,6 @@ void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *s
     m->scales[r] = scale;
 }
 
-R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n) {
-    assert(r0 % QR_BLOCK_ROWS == 0 && r0 + n <= m->rows);
-    R4Matrix v = *m;
-    v.rows = n;
-    v.n_blocks = (n + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    v.codes = m->codes + (size_t)(r0 / QR_BLOCK_ROWS) * r4_block_bytes(m);
-    v.shifts = m->shifts ? m->shifts + (size_t)(r0 / QR_BLOCK_ROWS) * m->n_groups * 8 : NULL;
-    v.scales = m->scales + r0;
-    return v;
-}
-
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
     R4Matrix m;
     r4_matrix_shape(&m, rows, cols, group);

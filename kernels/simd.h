@@ -25,7 +25,9 @@ enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
 
 /* The 4-bit kernel: for the rows of block rb and vectors t0 .. t0+nt-1 (nt <= 8),
  *   acc[(t - t0) * 16 + rr] = the exact docs/SPEC.md section 3 accumulator of row 16*rb + rr,
- * reducing over the vector length x->len (<= w->cols). Rows past w->rows give 0. */
+ * reducing over the vector length x->len (<= w->cols). Rows past w->rows give 0. Only the
+ * scalar one takes matrices with column shifts (qformat.h); the levels with a GEMM
+ * multiply those with it. */
 typedef void (*R4BlockKernel)(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                               int nt);
 
@@ -61,6 +63,9 @@ typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kin
 typedef int (*R4PackKernel)(const R4Acts *x, int t0, int t1);
 typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
                              const R4Acts *x);
+/* The AVX2 GEMM, which the AVX-512 level uses too (every AVX-512 CPU has AVX2). */
+int r4_pack_avx2(const R4Acts *x, int t0, int t1);
+void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1, const R4Acts *x);
 
 typedef struct {
     const char *name;

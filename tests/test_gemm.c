@@ -10,8 +10,10 @@
  *   - each level's GEMM called directly (whatever matmul would choose) does the same, for
  *     every batch size;
  *   - the largest codes and shifts over 16384 columns do not overflow;
- *   - a batch with codes beyond 4 bits (the attention's shifted probabilities) is refused
- *     by the GEMM's packing and still multiplied exactly.
+ *   - matrices whose shifts belong to their columns (the KV cache's V^T) are multiplied
+ *     exactly too, at every level (by the GEMM where there is one, for any batch size);
+ *   - a batch with codes beyond 4 bits is refused by the GEMM's packing and still
+ *     multiplied exactly.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,19 +31,28 @@ typedef struct {
     int rows, cols, len, n, G;
     R4Matrix w;
     R4Acts x;
-    int32_t *wc, *ws; /* [rows][cols] codes, [rows][groups of cols] shifts */
+    int32_t *wc, *ws; /* [rows][cols] codes (shifted by column shifts), [rows][groups of cols] shifts */
     int32_t *xc, *xs; /* [n][len] codes, [n][groups of len] shifts */
 } Batch;
 
+enum { NO_SHIFTS, ROW_SHIFTS, COL_SHIFTS }; /* the weight shifts of a Batch */
+
 /* style 0: random codes and shifts; 1: every code +7 at the largest shifts (4 and 12);
  * 2: like 1 with random signs. a_max bounds the activation codes (7, or 112 for the
- * attention's shifted probabilities, with a matrix without shifts). */
+ * attention's shifted probabilities). shifts: the matrix's kind of shifts. */
 static int batch_make(Batch *b, uint64_t *rng, int rows, int cols, int len, int n, int G, int style,
-                      int with_shifts, int a_max) {
+                      int shifts, int a_max) {
     memset(b, 0, sizeof *b);
     *b = (Batch){.rows = rows, .cols = cols, .len = len, .n = n, .G = G};
-    const int wg = (cols + G - 1) / G, xg = (len + G - 1) / G;
+    const int wg = (cols + G - 1) / G, xg = (len + G - 1) / G, with_shifts = shifts == ROW_SHIFTS;
     if (r4_matrix_alloc(&b->w, rows, cols, G, with_shifts) || r4_acts_alloc(&b->x, n, len, G)) return -1;
+    if (shifts == COL_SHIFTS) { /* one per group of G rows and column, as the KV cache's V^T */
+        b->w.col_shift_stride = b->w.cols_pad / 2;
+        b->w.col_shifts = malloc((size_t)((rows + G - 1) / G) * b->w.col_shift_stride);
+        if (!b->w.col_shifts) return -1;
+        for (size_t i = 0; i < (size_t)((rows + G - 1) / G) * b->w.col_shift_stride; i++)
+            b->w.col_shifts[i] = (uint8_t)(style ? 0x44 : test_rand_range(rng, 0, 4) | test_rand_range(rng, 0, 4) << 4);
+    }
     b->wc = malloc((size_t)rows * cols * sizeof *b->wc);
     b->ws = calloc((size_t)rows * wg, sizeof *b->ws);
     b->xc = malloc((size_t)n * len * sizeof *b->xc);
@@ -56,7 +67,7 @@ static int batch_make(Batch *b, uint64_t *rng, int rows, int cols, int len, int 
             int v = style == 0 ? test_rand_range(rng, -7, 7) : 7;
             if (style == 2 && test_rand(rng) & 1) v = -v;
             row[c] = (int8_t)v;
-            b->wc[(size_t)r * cols + c] = v;
+            b->wc[(size_t)r * cols + c] = v * (1 << r4_get_col_shift(&b->w, r, c));
         }
         for (int g = 0; with_shifts && g < wg; g++) b->ws[r * wg + g] = style ? 4 : test_rand_range(rng, 0, 4);
         r4_matrix_set_row(&b->w, r, row, b->ws + r * wg, (float)test_rand_range(rng, 1, 1000) * 1e-4f);
@@ -84,6 +95,8 @@ static int batch_make(Batch *b, uint64_t *rng, int rows, int cols, int len, int 
 }
 
 static void batch_free(Batch *b) {
+    free(b->w.col_shifts); /* the test's own, not r4_matrix_alloc's */
+    b->w.col_shifts = NULL;
     r4_matrix_free(&b->w);
     r4_acts_free(&b->x);
     free(b->wc), free(b->ws), free(b->xc), free(b->xs);
@@ -161,10 +174,12 @@ static void test_gemm_matches_spec(void) {
         const int n = trial % 9 == 4 ? test_rand_range(&rng, 65, 140) : test_rand_range(&rng, 1, 11);
         const int n_rows = trial % 3 == 1 ? test_rand_range(&rng, 1, rows) : rows;
         Batch b;
-        if (!CHECK(batch_make(&b, &rng, rows, cols, len, n, G, 0, trial % 6 != 5, 7) == 0)) break;
+        const int shifts = trial % 6 == 5 ? NO_SHIFTS : trial % 6 == 2 ? COL_SHIFTS : ROW_SHIFTS;
+        if (!CHECK(batch_make(&b, &rng, rows, cols, len, n, G, 0, shifts, 7) == 0)) break;
         float *want = batch_want(&b, n_rows);
         char what[96];
-        snprintf(what, sizeof what, "rows %d (first %d) x cols %d, len %d, n %d, G %d", rows, n_rows, cols, len, n, G);
+        snprintf(what, sizeof what, "rows %d (first %d) x cols %d, len %d, n %d, G %d, shifts %d", rows, n_rows,
+                 cols, len, n, G, shifts);
         if (CHECK(want != NULL)) check_batch(&b, n_rows, want, pools, 3, what);
         free(want);
         batch_free(&b);
@@ -178,11 +193,13 @@ static void test_gemm_extremes_do_not_overflow(void) {
      * columns: 36-bit sums, and 32-bit lanes that would overflow if widened late. */
     uint64_t rng = 8;
     ThreadPool *pools[1] = {NULL};
-    for (int style = 1; style <= 2; style++) {
+    for (int style = 1; style <= 4; style++) {
         for (int G = 16; G <= 128; G *= 2) {
-            Batch b;
-            if (!CHECK(batch_make(&b, &rng, 20, 16384, 16384, 5, G, style, 1, 7) == 0)) return;
-            if (style == 1) /* the closed form, independent of qr_dot */
+            Batch b; /* styles 3 and 4: 1 and 2 with column shifts instead of row shifts */
+            if (!CHECK(batch_make(&b, &rng, 20, 16384, 16384, 5, G, (style - 1) % 2 + 1, style > 2 ? COL_SHIFTS : ROW_SHIFTS,
+                                  7) == 0))
+                return;
+            if (style == 1 || style == 3) /* the closed form, independent of qr_dot */
                 CHECK(batch_acc(&b, 0, 0) == (int64_t)16384 * 49 * 65536);
             float *want = batch_want(&b, 20);
             char what[64];
@@ -207,7 +224,7 @@ static void test_gemm_wide_codes_fall_back(void) {
         const int G = 16 << (trial % 4), cols = test_rand_range(&rng, 240, 400), n = trial < 4 ? 9 : 70;
         const int last_wide = trial % 2;
         Batch b;
-        if (!CHECK(batch_make(&b, &rng, 48, cols, cols, n, G, 0, 1, 112) == 0)) break;
+        if (!CHECK(batch_make(&b, &rng, 48, cols, cols, n, G, 0, ROW_SHIFTS, 112) == 0)) break;
         for (int t = 0; last_wide && t < n - 1; t++) {
             for (int c = 0; c < cols; c++) {
                 int8_t *a = &b.x.codes[(size_t)t * b.x.stride + c];
