@@ -201,13 +201,38 @@ static inline __m256i stage1(__m256 v, __m256 s, __m256 lo, __m256 hi) {
     return _mm256_cvttps_epi32(_mm256_add_ps(c, half));
 }
 
-/* r4_acts_quantize_scalar, 16 values at a time: stage 1 as above in 32-bit lanes, packed
- * to 16 (every code fits: |q| <= 32767); then per group the OR of the magnitudes, its
- * leading one, and the razored codes in 16-bit lanes (|q| + half <= 32767 + 2^11 stays
- * below 2^16 as an unsigned number), packed to bytes. The same bytes as the definition. */
+/* Lane j of the result (j < 16) = the sum (or, with or_not_add, the OR) of the 16 int16
+ * lanes of v[j], 0 for j >= count: a tree of unpacks that folds 16 vectors at once,
+ * instead of 16 horizontal reductions. */
+static inline __m256i fold16(const __m256i v[16], int count, int or_not_add) {
+#define FOLD(a, b) (or_not_add ? _mm256_or_si256(a, b) : _mm256_add_epi16(a, b))
+#define V(j) ((j) < count ? v[j] : _mm256_setzero_si256())
+    __m256i u[8], w[4], z[2];
+    for (int k = 0; k < 8; k++) /* per 128-bit half: even lanes v[2k], odd v[2k + 1], 2 lanes each */
+        u[k] = FOLD(_mm256_unpacklo_epi16(V(2 * k), V(2 * k + 1)), _mm256_unpackhi_epi16(V(2 * k), V(2 * k + 1)));
+    for (int k = 0; k < 4; k++) /* lanes v[4k] .. v[4k + 3], twice per half, 4 lanes each */
+        w[k] = FOLD(_mm256_unpacklo_epi32(u[2 * k], u[2 * k + 1]), _mm256_unpackhi_epi32(u[2 * k], u[2 * k + 1]));
+    for (int k = 0; k < 2; k++) /* lanes v[8k] .. v[8k + 7] per half, 8 lanes each */
+        z[k] = FOLD(_mm256_unpacklo_epi64(w[2 * k], w[2 * k + 1]), _mm256_unpackhi_epi64(w[2 * k], w[2 * k + 1]));
+    return FOLD(_mm256_permute2x128_si256(z[0], z[1], 0x20), _mm256_permute2x128_si256(z[0], z[1], 0x31));
+#undef V
+#undef FOLD
+}
+
+/* r4_acts_quantize_scalar, 256 values (16 chunks of 16) at a time: stage 1 as above in
+ * 32-bit lanes, packed to 16 (every code fits: |q| <= 32767); then the OR of each group's
+ * magnitudes for all the groups of the 256 values at once (fold16), their leading ones
+ * and shifts in vector lanes, and the razored codes in 16-bit lanes (|q| + half <= 32767 +
+ * 2^11 stays below 2^16 as an unsigned number), packed to bytes; the groups' code sums
+ * (corrections) folded at once too. The same bytes as the definition. G must be a
+ * multiple of 16 (16 .. 128, as docs/SPEC.md allows); others take the scalar way. */
 static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                int rounding) {
     const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
+    if (G % 16 != 0 || G > QR_MAX_GROUP) {
+        r4_acts_quantize_scalar(a, t, x, kind, base_qmax, rounding);
+        return;
+    }
     int8_t *codes = a->codes + (size_t)t * a->stride;
     int32_t *shifts = a->shifts + (size_t)t * a->n_groups;
     int32_t *corr = a->corr + (size_t)t * a->n_groups;
@@ -229,40 +254,60 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
         return;
     }
     const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps((float)-qmax);
-    for (int g = 0; g < a->n_groups; g++) {
-        const int start = g * G, len = qr_group_len(n, G, g), chunks = (len + 15) / 16;
-        __m256i q[QR_MAX_GROUP / 16];
-        __m256i mags = _mm256_setzero_si256();
-        for (int c = 0; c < chunks; c++) { /* lanes past the group's end load as 0: code 0 */
+    const int per_group = G / 16; /* chunks of 16 values per group */
+    for (int start = 0; start < n; start += 256) {
+        const int chunks = (n - start < 256 ? n - start + 15 : 256) / 16, g0 = start / G;
+        const int groups = (chunks + per_group - 1) / per_group;
+        __m256i q[16], fold[16];
+        for (int c = 0, g = 0, in_group = 0; c < chunks; c++) { /* lanes past n load as 0: code 0 */
             const float *v = x + start + 16 * c;
-            const __m256i q0 = stage1(load_first(v, len - 16 * c), vs, lo, hi);
-            const __m256i q1 = stage1(load_first(v + 8, len - 16 * c - 8), vs, lo, hi);
-            q[c] = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8); /* back in order */
-            mags = _mm256_or_si256(mags, _mm256_abs_epi16(q[c]));
+            const int left = n - start - 16 * c;
+            const __m256i q0 = stage1(load_first(v, left), vs, lo, hi);
+            const __m256i q1 = stage1(load_first(v + 8, left - 8), vs, lo, hi);
+            /* 16-bit lanes in the order of packs: values 0-3, 8-11, 4-7, 12-15 (each group's
+             * OR and sum do not mind; the codes are put back in order as bytes) */
+            q[c] = _mm256_packs_epi32(q0, q1);
+            fold[g] = in_group ? _mm256_or_si256(fold[g], _mm256_abs_epi16(q[c])) : _mm256_abs_epi16(q[c]);
+            if (++in_group == per_group) g++, in_group = 0;
         }
-        int shift = 0;
-        if (kind != QUANT_RTN4) { /* the group's leading one, three bits kept below it */
-            __m128i m = _mm_or_si128(_mm256_castsi256_si128(mags), _mm256_extracti128_si256(mags, 1));
-            m = _mm_or_si128(m, _mm_srli_si128(m, 8));
-            m = _mm_or_si128(m, _mm_srli_si128(m, 4));
-            m = _mm_or_si128(m, _mm_srli_si128(m, 2));
-            const uint32_t bits = (uint32_t)_mm_extract_epi16(m, 0);
-            const int lead = bits ? 31 - __builtin_clz(bits) : 0;
-            shift = lead > 2 ? lead - 2 : 0;
+        /* Each group's leading one (the exponent of the OR of its magnitudes as a float,
+         * exact below 2^24; 0 gives a negative one), three bits kept below it. */
+        const __m256i mags = fold16(fold, groups, 1);
+        _Alignas(32) int32_t shift[16], half[16];
+        for (int k = 0; k < 2; k++) {
+            const __m256i m = _mm256_cvtepu16_epi32(k ? _mm256_extracti128_si256(mags, 1) : _mm256_castsi256_si128(mags));
+            const __m256i lead = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(m)), 23),
+                                                  _mm256_set1_epi32(127));
+            __m256i sh = _mm256_max_epi32(_mm256_sub_epi32(lead, _mm256_set1_epi32(2)), _mm256_setzero_si256());
+            if (kind == QUANT_RTN4) sh = _mm256_setzero_si256();
+            /* rounding adds half of the last kept bit: 1 << (shift - 1), none at shift 0
+             * (a shift count of -1 shifts everything out) */
+            const __m256i h = rounding ? _mm256_sllv_epi32(_mm256_set1_epi32(1), _mm256_sub_epi32(sh, _mm256_set1_epi32(1)))
+                                       : _mm256_setzero_si256();
+            _mm256_store_si256((__m256i *)(shift + 8 * k), sh);
+            _mm256_store_si256((__m256i *)(half + 8 * k), h);
         }
-        const __m256i half = _mm256_set1_epi16((short)(rounding && shift > 0 ? 1 << (shift - 1) : 0));
-        const __m128i count = _mm_cvtsi32_si128(shift);
-        __m256i sum = _mm256_setzero_si256();
-        for (int c = 0; c < chunks; c++) {
-            const __m256i mag = _mm256_min_epu16(
-                _mm256_srl_epi16(_mm256_add_epi16(_mm256_abs_epi16(q[c]), half), count), _mm256_set1_epi16(7));
+        memcpy(shifts + g0, shift, (size_t)groups * sizeof *shifts);
+        for (int c = 0, g = 0, in_group = 0; c < chunks; c++) {
+            const __m256i mag = _mm256_min_epu16(_mm256_srl_epi16(_mm256_add_epi16(_mm256_abs_epi16(q[c]),
+                                                                                  _mm256_set1_epi16((short)half[g])),
+                                                                 _mm_cvtsi32_si128(shift[g])),
+                                                 _mm256_set1_epi16(7));
             const __m256i code = _mm256_sign_epi16(mag, q[c]); /* -mag where q < 0; 0 stays 0 */
-            sum = _mm256_add_epi16(sum, code);
-            const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(code, code), 0x08);
-            _mm_storeu_si128((__m128i *)(codes + start + 16 * c), _mm256_castsi256_si128(bytes));
+            fold[g] = in_group ? _mm256_add_epi16(fold[g], code) : code;
+            const __m256i bytes = _mm256_packs_epi16(code, code); /* per half: 0-3, 8-11 | 4-7, 12-15 */
+            _mm_storeu_si128((__m128i *)(codes + start + 16 * c),
+                             _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)));
+            if (++in_group == per_group) g++, in_group = 0;
         }
-        shifts[g] = shift;
-        corr[g] = -8 * hsum_epi32(_mm256_madd_epi16(sum, _mm256_set1_epi16(1)));
+        /* Corrections: -8 * (sum of each group's codes), |sum| <= 7 * 128 fits 16 bits. */
+        const __m256i sums = fold16(fold, groups, 0);
+        _Alignas(32) int32_t c32[16];
+        for (int k = 0; k < 2; k++) {
+            const __m256i v = _mm256_cvtepi16_epi32(k ? _mm256_extracti128_si256(sums, 1) : _mm256_castsi256_si128(sums));
+            _mm256_store_si256((__m256i *)(c32 + 8 * k), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(v, 3)));
+        }
+        memcpy(corr + g0, c32, (size_t)groups * sizeof *corr);
     }
     const int written = (n + 15) / 16 * 16; /* whole chunks, their lanes past n as 0 */
     memset(codes + written, 0, (size_t)(a->stride - written));
@@ -491,10 +536,48 @@ static int pack_panel(uint8_t *panel, const R4Matrix *w, int rb, int c0, int c1,
     return n_pairs;
 }
 
+/* Where a tile's sums go after a panel: added to the int64 accumulators acc[t * 16 + rr]
+ * (acc_live: they hold earlier panels' sums, else they are overwritten), or, after the
+ * last panel, with those accumulators turned into floats y[t * y_stride + rr] =
+ * ((float)acc * sa[t]) * sw[rr] for rr < rows (y != NULL). */
+typedef struct {
+    int64_t *acc;
+    int acc_live;
+    float *y;
+    size_t y_stride;
+    const float *sa;
+    __m256 sw[2];
+    int rows;
+} TileOut;
+
+/* The first n <= 8 floats of v to y. */
+static inline void store_first(float *y, __m256 v, int n) {
+    if (n >= 8) {
+        _mm256_storeu_ps(y, v);
+    } else if (n > 0) { /* a masked store is slow on some CPUs */
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v);
+        memcpy(y, lanes, (size_t)n * sizeof *y);
+    }
+}
+
+/* The float outputs of 8 rows whose exact sums are sum32 plus, when live, acc[0..7]. A
+ * sum of one panel is the int32 itself, converted to float with one rounding as the int64
+ * would be; a longer sum is at most len * 49 * 2^16 < 2^51 in magnitude, so the double it
+ * becomes is exact and rounds to float once (r4_finish_avx2). */
+static inline __m256 tile_floats(const int64_t *acc, int live, __m256i sum32) {
+    if (!live) return _mm256_cvtepi32_ps(sum32);
+    const __m256i lo = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)acc),
+                                        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(sum32)));
+    const __m256i hi = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(acc + 4)),
+                                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(sum32, 1)));
+    return _mm256_set_m128(_mm256_cvtpd_ps(small_i64_to_f64(hi)), _mm256_cvtpd_ps(small_i64_to_f64(lo)));
+}
+
 /* NT <= 3 vectors (packed codes a, t-th at a + t * a_stride; pair multipliers m likewise)
- * through a panel of n_pairs pairs of width U: adds the 16 rows' sums to acc[t * 16 + rr].
- * NT and U are compile-time constants at every call, so the sums stay in registers. */
-static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, const uint8_t *panel, int n_pairs,
+ * through a panel of n_pairs pairs of width U, into out. NT and U are compile-time
+ * constants at every call, so the sums stay in registers. */
+static inline __attribute__((always_inline)) void gemm_tile(const TileOut *out, const uint8_t *panel, int n_pairs,
                                                             const uint8_t *a, size_t a_stride, const int32_t *m,
                                                             size_t m_stride, const int NT, const int U) {
     __m256i sum32[GEMM_TILE][2];
@@ -527,8 +610,23 @@ static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, const 
     }
     UNROLL_TILE
     for (int t = 0; t < NT; t++) {
-        widen_add(acc + t * QR_BLOCK_ROWS, sum32[t][0]);
-        widen_add(acc + t * QR_BLOCK_ROWS + 8, sum32[t][1]);
+        int64_t *acc = out->acc + t * QR_BLOCK_ROWS;
+        if (out->y) {
+            float *y = out->y + (size_t)t * out->y_stride;
+            const __m256 sa = _mm256_set1_ps(out->sa[t]);
+            for (int half = 0; half < 2; half++) {
+                const __m256 f = tile_floats(acc + 8 * half, out->acc_live, sum32[t][half]);
+                store_first(y + 8 * half, _mm256_mul_ps(_mm256_mul_ps(f, sa), out->sw[half]), out->rows - 8 * half);
+            }
+        } else if (out->acc_live) {
+            widen_add(acc, sum32[t][0]);
+            widen_add(acc + 8, sum32[t][1]);
+        } else {
+            for (int half = 0; half < 2; half++) {
+                _mm256_storeu_si256((__m256i *)(acc + 8 * half), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(sum32[t][half])));
+                _mm256_storeu_si256((__m256i *)(acc + 8 * half + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(sum32[t][half], 1)));
+            }
+        }
     }
 }
 
@@ -536,12 +634,12 @@ void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int 
                   const R4Acts *x) {
     const int U = unit_width(x->group);
     _Alignas(32) uint8_t panel[PANEL_BYTES];
-    int64_t acc[GEMM_CHUNK * QR_BLOCK_ROWS];
+    int64_t acc[GEMM_CHUNK * QR_BLOCK_ROWS]; /* for products of more than one panel */
     for (int rb = rb0; rb < rb1; rb++) {
         const int rows = n_rows - rb * QR_BLOCK_ROWS < QR_BLOCK_ROWS ? n_rows - rb * QR_BLOCK_ROWS : QR_BLOCK_ROWS;
+        const float *sw = w->scales + rb * QR_BLOCK_ROWS;
         for (int t0 = 0; t0 < x->n; t0 += GEMM_CHUNK) {
             const int nt = x->n - t0 < GEMM_CHUNK ? x->n - t0 : GEMM_CHUNK;
-            memset(acc, 0, (size_t)nt * QR_BLOCK_ROWS * sizeof *acc);
             for (int c0 = 0; c0 < x->len; c0 += GEMM_COLS) {
                 const int c1 = x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS;
                 const int n_pairs = pack_panel(panel, w, rb, c0, c1, U);
@@ -549,22 +647,23 @@ void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int 
                 const uint8_t *a = x->packed + (size_t)t0 * x->stride + c0;
                 const int32_t *m = x->pair_mult + (size_t)t0 * x->pair_stride + c0 / (2 * U);
                 for (int t = 0; t < nt; t += GEMM_TILE) {
-                    int64_t *at = acc + t * QR_BLOCK_ROWS;
+                    const TileOut out = {acc + t * QR_BLOCK_ROWS, c0 > 0,
+                                         c1 == x->len ? y + (size_t)(t0 + t) * y_stride + rb * QR_BLOCK_ROWS : NULL,
+                                         y_stride, x->scale + t0 + t, {load_first(sw, rows), load_first(sw + 8, rows - 8)},
+                                         rows};
                     const uint8_t *as = a + (size_t)t * x->stride;
                     const int32_t *ms = m + (size_t)t * x->pair_stride;
                     const size_t sa = (size_t)x->stride, sm = (size_t)x->pair_stride;
                     switch ((nt - t < GEMM_TILE ? nt - t : GEMM_TILE) * 100 + U) {
-                    case 116: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 1, 16); break;
-                    case 216: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 2, 16); break;
-                    case 316: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 3, 16); break;
-                    case 132: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 1, 32); break;
-                    case 232: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 2, 32); break;
-                    default: gemm_tile(at, panel, n_pairs, as, sa, ms, sm, 3, 32); break;
+                    case 116: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 1, 16); break;
+                    case 216: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 2, 16); break;
+                    case 316: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 3, 16); break;
+                    case 132: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 1, 32); break;
+                    case 232: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 2, 32); break;
+                    default: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 3, 32); break;
                     }
                 }
             }
-            r4_finish_avx2(y + (size_t)t0 * y_stride + rb * QR_BLOCK_ROWS, y_stride, acc, nt, rows,
-                             x->scale + t0, w->scales + rb * QR_BLOCK_ROWS);
         }
     }
 }
