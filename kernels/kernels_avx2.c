@@ -181,13 +181,6 @@ static inline __m256 load_first(const float *p, int n) {
     return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(n));
 }
 
-static inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* Stage 1 of 8 values: quantize_value's round(v / s), clamped to [-qmax, qmax], 0 for a
  * NaN. The same division; then clamping before rounding (qmax is an integer, so the order
  * does not matter), and roundf's half-away-from-zero rounding as truncation after adding
