@@ -31,7 +31,7 @@ TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard t
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs deps clean help
+.PHONY: all run test test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -42,12 +42,15 @@ help:
 	@echo "make run        build, then generate a story with the embedded stories260K model"
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make test-tsan  the test suite under ThreadSanitizer"
 	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
 	@echo "make fuzz       run every libFuzzer harness (tests/fuzz/) for FUZZ_TIME seconds (600)"
 	@echo "make fuzz-smoke the same for 30 s each (CI)"
 	@echo "make accuracy   regenerate docs/ACCURACY.md (every mode on the TinyStories dev text)"
 	@echo "make bench      regenerate docs/PERFORMANCE.md (tokens/s of fp32, w8a16, qrazor)"
 	@echo "make docs       regenerate docs/HOW_IT_WORKS.md from the explain mode"
+	@echo "make check-docs check that docs/HOW_IT_WORKS.md is what the code makes now"
+	@echo "make check-accuracy  the same for docs/ACCURACY.md (minutes)"
 	@echo "make clean      remove build products"
 
 # ---------------------------------------------------------------- build
@@ -75,9 +78,10 @@ $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- dependencies
-# libsentencepiece-dev is the only library; the tests also render an SVG with rsvg-convert
-# (librsvg2-bin). Install what is missing with apt-get when we can (root, or sudo without
-# a password); otherwise say exactly what to install.
+# libsentencepiece-dev is the only library. Install it with apt-get when it is missing and
+# we can (root, or sudo without a password); otherwise say exactly what to install. The
+# test suite needs nothing more (it renders an SVG with rsvg-convert where installed and
+# says "not run" where not).
 define apt_install
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then SUDO=; \
 	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
@@ -95,14 +99,6 @@ $(BUILD)/.deps-ok:
 	fi
 	@touch $@
 
-$(BUILD)/.test-deps-ok:
-	@mkdir -p $(BUILD)
-	@if ! command -v rsvg-convert >/dev/null; then \
-	  echo "rsvg-convert not found (the tests render an SVG): installing librsvg2-bin"; \
-	  $(call apt_install,librsvg2-bin); \
-	fi
-	@touch $@
-
 deps: $(BUILD)/.deps-ok
 
 # ---------------------------------------------------------------- use and test
@@ -111,7 +107,7 @@ run: all
 	./run models/stories260K.bin
 
 # The suite drives the program it was built with (so test-asan checks the asan build).
-test: $(BUILD)/run $(BUILD)/run_tests $(BUILD)/.test-deps-ok
+test: $(BUILD)/run $(BUILD)/run_tests
 	$(BUILD)/run_tests --run $(BUILD)/run
 
 # The whole suite again, every object rebuilt with the sanitizers into build/asan/.
@@ -132,12 +128,12 @@ test-compilers:
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
 # build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
-FUZZ_HARNESSES := checkpoint qrz tokenizer
+FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TIME ?= 600
 
 $(BUILD)/tests/fuzz/%.o: CPPFLAGS += -D_GNU_SOURCE
-$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/%.o $(ENGINE_OBJ)
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(ENGINE_OBJ)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 fuzz-build:
@@ -150,11 +146,33 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	tests/fuzz/run.sh 30
 
+# The whole suite again under ThreadSanitizer, into build/tsan/ (the thread pool, the
+# threaded matmuls and forward passes, and the program the suite runs, threaded by
+# default); then a stories15M-shape model, whose matmuls are large enough to be split,
+# quantized at load, prefilled and decoded on 3 threads. A race fails the run.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+test-tsan: export TSAN_OPTIONS = halt_on_error=1 exitcode=66
+test-tsan:
+	$(MAKE) BUILD=build/tsan OPT="-O1 $(TSAN)" LDFLAGS="$(TSAN)" test build/tsan/synth_model
+	build/tsan/synth_model stories15M build/tsan/stories15M.bin
+	for mode in qrazor w8a16 fp32 sdr-p; do \
+	  build/tsan/run build/tsan/stories15M.bin -z tests/data/tokenizer.bin -q $$mode -j 3 -n 12 \
+	    -i "Once upon a time there was" >/dev/null || exit 1; done
+
 accuracy: all
 	docs/accuracy.sh
 
 docs: all
 	docs/how_it_works.sh
+
+# The generated pages are deterministic: made again, they must equal the committed ones
+# (all but their "Generated by ... at commit" line). CI runs check-docs; check-accuracy
+# evaluates every mode on the whole text and takes minutes.
+check-docs: all
+	docs/how_it_works.sh --check
+
+check-accuracy: all
+	docs/accuracy.sh --check
 
 # Benchmarks never run as tests: they measure, they do not check.
 bench: all $(BUILD)/synth_model

@@ -1,12 +1,16 @@
 /*
- * engine/bench.c - the pp / tg measurements of engine/bench.h.
+ * engine/bench.c - the pp / tg measurements of engine/bench.h, and the command that
+ * reports them.
  */
 #include "engine/bench.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/clock.h"
+#include "engine/command.h"
+#include "kernels/simd.h"
 
 static double time_pp(Transformer *t, const int *tokens, int pp) {
     const double start = now_seconds();
@@ -57,4 +61,108 @@ void bench_stats(const double *v, int n, double *median, double *min, double *ma
     *min = sorted[0];
     *max = sorted[n - 1];
     *median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
+/* ------------------------------------------------------------------ the command */
+
+/* The CPU's name, from /proc/cpuinfo where there is one. */
+static void cpu_name(char *buf, size_t len) {
+    snprintf(buf, len, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *v = strchr(line, ':');
+        if (v) snprintf(buf, len, "%.*s", (int)strcspn(v + 2, "\n"), v + 2);
+        break;
+    }
+    if (f) fclose(f);
+}
+
+static void report(const BenchOptions *o, const ModelWeights *weights, const QuantConfig *configs,
+                   Transformer *const *modes, int n_modes, const BenchTimes *times, int threads) {
+    const ModelConfig *c = &weights[0].cfg;
+    const int n_ctx = transformer_context(modes[0]); /* the positions each KV cache holds */
+    char cpu[256];
+    cpu_name(cpu, sizeof cpu);
+    if (o->json) {
+        print_json_string(stdout, "{\"model\": ", o->model_path);
+        printf(", \"dim\": %d, \"n_layers\": %d, \"vocab_size\": %d", c->dim, c->n_layers, c->vocab_size);
+        print_json_string(stdout, ", \"cpu\": ", cpu);
+        printf(", \"simd\": \"%s\", \"threads\": %d, \"reps\": %d, \"context\": %d, \"results\": [",
+               simd_level_name(simd_current()), threads, o->reps, n_ctx);
+    } else {
+        printf("bench: %s (dim %d, %d layers, vocab %d); %s, %s kernels, %d thread%s, %d reps\n"
+               "%-18s %10s %10s %7s %10s %21s %8s\n",
+               o->model_path, c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()), threads,
+               threads == 1 ? "" : "s", o->reps, "mode", "weights", "KV cache", "test", "tok/s", "(min - max)",
+               "ms/tok");
+    }
+    int first = 1;
+    for (int m = 0; m < n_modes; m++) {
+        char name[64];
+        quant_config_name(&configs[m], name, sizeof name);
+        const size_t wbytes = model_weights_bytes(&weights[m]), kvbytes = kv_cache_bytes(c, &configs[m], n_ctx);
+        for (int test = 0; test < 2; test++) {
+            const int tokens = test ? o->tg : o->pp;
+            if (!tokens) continue;
+            double med, lo, hi; /* of seconds: the fastest repetition is the smallest */
+            bench_stats(test ? times[m].tg_seconds : times[m].pp_seconds, o->reps, &med, &lo, &hi);
+            char label[32];
+            snprintf(label, sizeof label, "%s%d", test ? "tg" : "pp", tokens);
+            if (o->json)
+                printf("%s\n  {\"mode\": \"%s\", \"test\": \"%s\", \"tokens_per_s\": %.2f, \"min\": %.2f, "
+                       "\"max\": %.2f, \"ms_per_token\": %.4f, \"weight_bytes\": %zu, \"kv_bytes\": %zu}",
+                       first ? "" : ",", name, label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens,
+                       wbytes, kvbytes);
+            else
+                printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f\n", name, wbytes / 1e6,
+                       kvbytes / 1e6, label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens);
+            first = 0;
+        }
+    }
+    if (o->json) printf("\n]}\n");
+}
+
+int bench_command(const BenchOptions *o, ThreadPool *pool, char *err, size_t errlen) {
+    if (model_is_qrz(o->model_path) && o->modes) {
+        snprintf(err, errlen, "%s is already quantized; --bench-modes needs the float checkpoint", o->model_path);
+        return -1;
+    }
+    QuantConfig configs[MAX_MODES];
+    const int n_modes = mode_list_parse("--bench-modes", o->modes, &o->quant, configs, err, errlen);
+    if (n_modes < 0) return -1;
+    ModelWeights weights[MAX_MODES];
+    Transformer *modes[MAX_MODES] = {0};
+    BenchTimes *times = NULL;
+    int rc = -1;
+    if (command_open_modes(weights, configs, n_modes, o->model_path, o->quant_given, pool, err, errlen) != 0)
+        return -1;
+    const ModelConfig *c = &weights[0].cfg;
+    const int n_ctx = o->pp > o->tg ? o->pp : o->tg;
+    if (n_ctx > c->seq_len) {
+        snprintf(err, errlen, "--pp %d / --tg %d exceed the model's context (seq_len %d)", o->pp, o->tg,
+                 c->seq_len);
+        goto done;
+    }
+    if (kv_check(c, configs, n_modes, n_ctx, o->kv_limit, "use smaller --pp and --tg", err, errlen) != 0)
+        goto done;
+    for (int m = 0; m < n_modes; m++)
+        if (!(modes[m] = transformer_new(&weights[m], pool, n_ctx, err, errlen))) goto done;
+    if (o->verbose)
+        command_describe(stderr, o->model_path, weights, n_modes, transformer_context(modes[0]), o->kv_limit, pool);
+    if (!(times = calloc((size_t)n_modes, sizeof *times)) ||
+        bench_run(modes, n_modes, o->pp, o->tg, o->reps, times) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    report(o, weights, configs, modes, n_modes, times, threadpool_size(pool));
+    rc = 0;
+done:
+    free(times);
+    for (int m = 0; m < n_modes; m++) {
+        transformer_free(modes[m]);
+        model_close(&weights[m]);
+    }
+    return rc;
 }

@@ -10,8 +10,27 @@
 #define ENGINE_BENCH_H
 
 #include "engine/transformer.h"
+#include "kernels/threadpool.h"
 
 enum { BENCH_MAX_REPS = 100 };
+
+/* ------------------------------------------------------------------ the command */
+
+typedef struct {
+    const char *model_path;
+    const char *modes;   /* a mode list (engine/command.h), or NULL for `quant` alone */
+    QuantConfig quant;
+    int quant_given;     /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
+    int pp, tg, reps;    /* test sizes (0 skips one) and repetitions */
+    int json, verbose;
+    size_t kv_limit;     /* bytes all the KV caches may take (engine/command.h) */
+} BenchOptions;
+
+/* Runs the tests and prints the table (or JSON) on stdout. Each transformer holds
+ * max(pp, tg) positions. Returns 0, or -1 with err set. */
+int bench_command(const BenchOptions *o, ThreadPool *pool, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ its parts */
 
 typedef struct {
     int reps;

@@ -1,6 +1,9 @@
 /*
- * engine/eval.h - what the bits cost: perplexity of each mode on a token sequence, and
- * how far its next-token distributions are from float32's.
+ * engine/eval.h - what the bits cost: perplexity of each mode on a text, and how far its
+ * next-token distributions are from float32's (run MODEL --eval FILE).
+ *
+ * The text is UTF-8; documents separated by lines "<|endoftext|>" (as in TinyStories)
+ * are each encoded with a leading BOS, as the models saw them in training.
  *
  * The tokens are cut into consecutive windows of `ctx` tokens (the last, shorter window
  * is dropped unless it is the only one); each window starts a fresh context, with BOS
@@ -13,6 +16,45 @@
 #define ENGINE_EVAL_H
 
 #include "engine/transformer.h"
+#include "kernels/threadpool.h"
+#include "tokenizer/tokenizer.h"
+
+/* ------------------------------------------------------------------ the command */
+
+typedef struct {
+    const char *model_path;
+    const char *tokenizer_path; /* NULL: found beside the model */
+    const char *text_path;
+    const char *modes;          /* a mode list (engine/command.h), or NULL for `quant` alone */
+    QuantConfig quant;
+    int quant_given;            /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
+    int window;                 /* tokens per window (-c); 0 = the model's context */
+    int score_all;              /* score every next token, not each window's second half */
+    int json, verbose;
+    size_t kv_limit;            /* bytes all the KV caches may take (engine/command.h) */
+} EvalOptions;
+
+/* Evaluates every mode on the text and prints the table (or JSON) on stdout; a progress
+ * bar on stderr when it is a terminal. Returns 0, or -1 with err set. */
+int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ its parts */
+
+enum { EVAL_MAX_TEXT = 64 << 20 }; /* bytes: more is not a text to evaluate (/dev/zero...) */
+
+/* Reads a text to evaluate: at most EVAL_MAX_TEXT bytes of UTF-8 (RFC 3629), no NUL byte,
+ * not only white space. Returns it NUL-terminated (malloc'd), or NULL with err set. */
+char *eval_read_text(const char *path, char *err, size_t errlen);
+
+/* Encodes each document of text (modified: cut at the separators) with a leading BOS and
+ * concatenates them. Returns the ids (malloc'd) with their number and the documents';
+ * NULL with err set on failure or when there is no document. */
+int *eval_tokenize(const Tokenizer *tok, char *text, int *n_tokens, int *n_docs, char *err,
+                   size_t errlen);
+
+/* The shortest window that leaves a token to score: 3 for each window's second half
+ * (positions ctx/2 .. ctx-2 predict the next one), 2 with score_all. */
+static inline int eval_min_window(int score_all) { return score_all ? 2 : 3; }
 
 typedef struct {
     double nll_sum;    /* sum of -log p(next token) */

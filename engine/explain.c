@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/command.h"
 #include "engine/reference.h"
 #include "engine/transformer.h"
 
@@ -116,15 +117,17 @@ static int argmax_abs(const float *x, int n) {
 
 /* ------------------------------------------------------------------ runs */
 
+/* The prompt, BOS first. */
+typedef struct {
+    const int *ids;
+    int n;
+} Prompt;
+
 /* Runs the prompt in mode q through the reference forward pass with a probe attached;
  * fills probe (allocated here). */
-static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe, ModelConfig *cfg,
-                     char *err, size_t errlen) {
+static int probe_run(const ExplainOptions *o, const Prompt *prompt, const QuantConfig *q, Probe *probe,
+                     ModelConfig *cfg, char *err, size_t errlen) {
     ModelWeights w;
-    if (model_is_qrz(o->model_path)) {
-        snprintf(err, errlen, "%s: --explain needs the float checkpoint (it is the reference)", o->model_path);
-        return -1;
-    }
     if (model_open(&w, o->model_path, q, NULL, err, errlen) != 0) return -1;
     *cfg = w.cfg;
     if (o->layer >= w.cfg.n_layers || o->head >= w.cfg.n_heads) {
@@ -133,13 +136,19 @@ static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe
         model_close(&w);
         return -1;
     }
-    if (o->n_tokens > w.cfg.seq_len) {
-        snprintf(err, errlen, "the prompt is %d tokens but the model's context is %d", o->n_tokens, w.cfg.seq_len);
+    if (prompt->n > w.cfg.seq_len) {
+        snprintf(err, errlen, "the prompt is %d tokens but the model's context is %d", prompt->n, w.cfg.seq_len);
         model_close(&w);
         return -1;
     }
-    Reference *r = reference_new(&w, o->n_tokens, err, errlen);
-    if (!r || probe_init(probe, &w.cfg) != 0) {
+    if (kv_check(&w.cfg, q, 1, prompt->n, o->kv_limit, "use a shorter prompt", err, errlen) != 0) {
+        model_close(&w);
+        return -1;
+    }
+    ModelConfig run = w.cfg; /* the probe keeps float keys and values of the prompt only */
+    run.seq_len = prompt->n;
+    Reference *r = reference_new(&w, prompt->n, err, errlen);
+    if (!r || probe_init(probe, &run) != 0) {
         if (r) snprintf(err, errlen, "out of memory");
         reference_free(r);
         model_close(&w);
@@ -148,9 +157,9 @@ static int probe_run(const ExplainOptions *o, const QuantConfig *q, Probe *probe
     probe->layer = o->layer;
     probe->site = o->site;
     probe->head = o->head;
-    probe->position = o->n_tokens - 1;
+    probe->position = prompt->n - 1;
     reference_set_probe(r, probe);
-    for (int pos = 0; pos < o->n_tokens; pos++) reference_forward(r, o->tokens[pos], pos);
+    for (int pos = 0; pos < prompt->n; pos++) reference_forward(r, prompt->ids[pos], pos);
     reference_free(r);
     model_close(&w);
     return 0;
@@ -353,7 +362,7 @@ static int write_svg(const char *path, const ExplainOptions *o, const Probe *p, 
 
 /* ------------------------------------------------------------------ the whole report */
 
-int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
+static int explain_prompt(const ExplainOptions *o, const Prompt *prompt, FILE *out, char *err, size_t errlen) {
     const Text t = {out, o->color};
     char name[64];
     QuantConfig q;
@@ -362,7 +371,7 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
     q.rounding = o->rounding;
     Probe detail;
     ModelConfig c;
-    if (probe_run(o, &q, &detail, &c, err, errlen) != 0) return -1;
+    if (probe_run(o, prompt, &q, &detail, &c, err, errlen) != 0) return -1;
     if (!detail.captured) {
         snprintf(err, errlen, "nothing captured at layer %d, site %s", o->layer, site_name(o->site));
         probe_free(&detail);
@@ -370,7 +379,7 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
     }
     quant_config_name(&q, name, sizeof name);
     fprintf(out, "QRazor step by step: layer %d, site %s, the last of %d tokens, mode %s\n", o->layer,
-            site_name(o->site), o->n_tokens, name);
+            site_name(o->site), prompt->n, name);
     if (o->site >= SITE_QK) fprintf(out, "query head %d\n", o->head);
     static const char *const modes[] = {"w8a16", "qrazor", "rtn4"};
     enum { N_MODES = 3 };
@@ -397,7 +406,7 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
         quant_config_name(&qm, mode_names[m], sizeof mode_names[m]);
         names[m] = mode_names[m];
         Probe p;
-        if (probe_run(o, &qm, &p, &c, err, errlen) != 0) {
+        if (probe_run(o, prompt, &qm, &p, &c, err, errlen) != 0) {
             free(site_sqnr);
             probe_free(&detail);
             return -1;
@@ -415,20 +424,9 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
     }
 
     /* 6. Memory. */
-    heading(&t, "6. Memory: bits per weight (7 linears per block) and per KV entry");
-    const double params = config_linear_params(&c), entries = config_kv_entries(&c);
-    static const char *const all[] = {"fp32", "w8a16", "qrazor", "rtn4"};
-    fprintf(out, "  %-8s %12s %12s\n", "mode", "bits/weight", "bits/KV entry");
-    for (int m = 0; m < 4; m++) {
-        QuantConfig qm;
-        quant_config_parse(all[m], &qm, err, errlen);
-        qm.group = o->group;
-        fprintf(out, "  %-8s %12.2f %12.2f\n", all[m], 8.0 * (double)linear_weights_bytes(&c, &qm) / params,
-                8.0 * (double)kv_cache_bytes(&c, &qm, c.seq_len) / entries);
-    }
-    fprintf(out, "  (4-bit codes + one 4-bit shift per %d = %.2f bits, plus float32 scales per\n"
-                 "   row or per token and head: small models pay more for scales and padding)\n",
-            o->group, 4.0 + 4.0 / o->group);
+    heading(&t, "6. Memory: bytes and bits of each representation");
+    memory_report(out, &c, o->group);
+    fprintf(out, "  (small models pay more for the float32 scales and for padding)\n");
 
     int rc = 0;
     if (o->svg_path && write_svg(o->svg_path, o, &detail, site_sqnr, names, N_MODES, c.n_layers) != 0) {
@@ -437,5 +435,27 @@ int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
     }
     free(site_sqnr);
     probe_free(&detail);
+    return rc;
+}
+
+int explain_command(const ExplainOptions *o, FILE *out, char *err, size_t errlen) {
+    Checkpoint ck; /* the header, for the vocabulary */
+    if (model_is_qrz(o->model_path)) {
+        snprintf(err, errlen, "%s: --explain needs the float checkpoint (it is the reference)", o->model_path);
+        return -1;
+    }
+    if (checkpoint_open(&ck, o->model_path, err, errlen) != 0) return -1;
+    Tokenizer *tok = command_tokenizer(o->tokenizer_path, o->model_path, ck.cfg.vocab_size, err, errlen);
+    checkpoint_close(&ck);
+    if (!tok) return -1;
+    int *ids;
+    const int n = tokenizer_encode(tok, o->prompt, &ids, err, errlen);
+    tokenizer_free(tok);
+    if (n < 0) return -1;
+    fprintf(out, "prompt: \"%s\" (%d tokens)\n", o->prompt, n);
+    const Prompt prompt = {ids, n};
+    const int rc = explain_prompt(o, &prompt, out, err, errlen);
+    if (rc == 0 && o->svg_path) fprintf(stderr, "wrote %s\n", o->svg_path);
+    free(ids);
     return rc;
 }

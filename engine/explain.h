@@ -16,17 +16,19 @@
 #include "engine/probe.h"
 
 typedef struct {
-    const char *model_path; /* a llama2.c checkpoint: the float weights are the reference */
-    const int *tokens;      /* the prompt, BOS first */
-    int n_tokens;
-    int layer, head;        /* head: which query head for the qk and pv sites */
+    const char *model_path;     /* a llama2.c checkpoint: the float weights are the reference */
+    const char *tokenizer_path; /* NULL: found beside the model */
+    const char *prompt;         /* its last token is the one retraced */
+    int layer, head;            /* head: which query head for the qk and pv sites */
     Site site;
-    int group, rounding;    /* the razoring explained (G, rounding or truncation) */
-    int color;              /* ANSI emphasis in the text */
-    const char *svg_path;   /* NULL, or where to write the figure */
+    int group, rounding;        /* the razoring explained (G, rounding or truncation) */
+    int color;                  /* ANSI emphasis in the text */
+    const char *svg_path;       /* NULL, or where to write the figure */
+    size_t kv_limit;            /* bytes the KV cache may take (engine/command.h) */
 } ExplainOptions;
 
-/* Writes the explanation to out. Returns 0, or -1 with err set. */
-int explain_run(const ExplainOptions *o, FILE *out, char *err, size_t errlen);
+/* Runs the prompt (one thread: the probe looks inside every step) with a KV cache of its
+ * length, and writes the explanation to out. Returns 0, or -1 with err set. */
+int explain_command(const ExplainOptions *o, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -37,8 +37,9 @@ static void parallel(Transformer *t, int n, long work, RangeTask fn, void *ctx) 
 /* ------------------------------------------------------------------ the steps */
 
 /* o[i] = rmsnorm(x[i]) * gain for n rows of dim values. */
-static void rmsnorm_rows(float *o, const float *x, const float *gain, int n, int dim) {
-    for (int i = 0; i < n; i++) rmsnorm(o + (size_t)i * dim, x + (size_t)i * dim, gain, dim);
+static void rmsnorm_rows(const Transformer *t, float *o, const float *x, const float *gain, int n) {
+    const int dim = t->cfg.dim;
+    for (int i = 0; i < n; i++) rmsnorm(o + (size_t)i * dim, x + (size_t)i * dim, gain, dim, t->cfg.norm_eps);
 }
 
 static void add_rows(float *x, const float *y, size_t count) {
@@ -129,7 +130,7 @@ static int run_layers(Transformer *t, const int *tokens, int n, int pos) {
         int bad = 0;
 
         /* Attention: x += wo attention(rmsnorm(x)). */
-        rmsnorm_rows(s->xb, s->x, L->rms_att, n, dim);
+        rmsnorm_rows(t, s->xb, s->x, L->rms_att, n);
         bad |= linears(t, (float *[]){s->q, s->k, s->v}, (const Linear *[]){&L->wq, &L->wk, &L->wv}, 3, s->xb, n,
                        &s->in_dim);
         parallel(t, c->n_kv_heads, (long)n * (c->n_heads + 2) * hs * 8, rope_and_cache_heads, &chunk);
@@ -138,7 +139,7 @@ static int run_layers(Transformer *t, const int *tokens, int n, int pos) {
         add_rows(s->x, s->xb2, (size_t)n * dim);
 
         /* Feed-forward: x += w2 (silu(w1 xb) * (w3 xb)) with xb = rmsnorm(x). */
-        rmsnorm_rows(s->xb, s->x, L->rms_ffn, n, dim);
+        rmsnorm_rows(t, s->xb, s->x, L->rms_ffn, n);
         bad |= linears(t, (float *[]){s->hb, s->hb2}, (const Linear *[]){&L->w1, &L->w3}, 2, s->xb, n, &s->in_dim);
         parallel(t, n * hid, (long)n * hid * 16, swiglu_range, s);
         bad |= linears(t, &s->xb2, (const Linear *[]){&L->w2}, 1, s->hb, n, &s->in_hidden);
@@ -152,8 +153,7 @@ static int run_layers(Transformer *t, const int *tokens, int n, int pos) {
 /* logits = classifier(rmsnorm(x)) for n rows of x (normalized in place). Returns 0, or -1
  * when a logit is not finite. */
 static int classify(Transformer *t, float *x, int n, float *logits) {
-    const int dim = t->cfg.dim;
-    rmsnorm_rows(x, x, t->w->rms_final, n, dim);
+    rmsnorm_rows(t, x, x, t->w->rms_final, n);
     const int bad = linears(t, &logits, (const Linear *[]){&t->w->cls}, 1, x, n, &t->s.in_cls);
     return bad || !all_finite(logits, (size_t)n * t->cfg.vocab_size) ? -1 : 0;
 }

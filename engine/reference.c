@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/transformer.h" /* ROPE_THETA */
 #include "kernels/floatops.h"
 #include "kernels/simd.h"       /* dot_f32_scalar: the one order of float32 dot products */
 
@@ -178,13 +177,13 @@ float *reference_forward(Reference *r, int token, int pos) {
     r->pos = pos;
 
     memcpy(x, w->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
-    rope_angles(r->rope_cos, r->rope_sin, pos, hs, ROPE_THETA);
+    rope_angles(r->rope_cos, r->rope_sin, pos, hs, c->rope_theta);
 
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &w->layers[l];
 
         /* Attention: x += wo attention(rmsnorm(x)). */
-        rmsnorm(r->xb, x, L->rms_att, dim);
+        rmsnorm(r->xb, x, L->rms_att, dim, c->norm_eps);
         linear(r, l, SITE_WQ, r->q_, &L->wq, r->xb, q->acts);
         linear(r, l, SITE_WK, r->k, &L->wk, r->xb, q->acts);
         linear(r, l, SITE_WV, r->v, &L->wv, r->xb, q->acts);
@@ -214,7 +213,7 @@ float *reference_forward(Reference *r, int token, int pos) {
         for (int i = 0; i < dim; i++) x[i] += r->xb2[i];
 
         /* Feed-forward: x += w2 (silu(w1 xb) * (w3 xb)) with xb = rmsnorm(x). */
-        rmsnorm(r->xb, x, L->rms_ffn, dim);
+        rmsnorm(r->xb, x, L->rms_ffn, dim, c->norm_eps);
         linear(r, l, SITE_W1, r->hb, &L->w1, r->xb, q->acts);
         linear(r, l, SITE_W3, r->hb2, &L->w3, r->xb, q->acts);
         swiglu(r->hb, r->hb2, c->hidden_dim);
@@ -223,7 +222,7 @@ float *reference_forward(Reference *r, int token, int pos) {
     }
 
     /* The classifier, quantized as --cls says. */
-    rmsnorm(x, x, w->rms_final, dim);
+    rmsnorm(x, x, w->rms_final, dim, c->norm_eps);
     linear(r, -1, N_SITES, r->logits, &w->cls, x, q->cls);
     return r->logits;
 }

@@ -60,7 +60,7 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, int n_ctx,
         return NULL;
     }
     for (int pos = 0; pos < n_ctx; pos++)
-        rope_angles(t->rope_cos + (size_t)pos * hs / 2, t->rope_sin + (size_t)pos * hs / 2, pos, (int)hs, ROPE_THETA);
+        rope_angles(t->rope_cos + (size_t)pos * hs / 2, t->rope_sin + (size_t)pos * hs / 2, pos, (int)hs, c->rope_theta);
     return t;
 }
 

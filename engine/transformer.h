@@ -13,9 +13,6 @@
 #include "kernels/threadpool.h"
 #include "weights/model.h"
 
-/* RoPE's base (llama2.c and Llama 2): pair i of a head turns by pos / 10000^(2i / hs). */
-#define ROPE_THETA 10000.0
-
 typedef struct Transformer Transformer;
 
 /* Builds a transformer over loaded weights (which must outlive it) and allocates its

@@ -37,8 +37,8 @@ static float pairwise_sum(const float *a, int n, int square) {
     return pairwise_sum(a, half, square) + pairwise_sum(a + half, n - half, square);
 }
 
-void rmsnorm(float *o, const float *x, const float *w, int n) {
-    const float mean_square = pairwise_sum(x, n, 1) / (float)n + 1e-5f;
+void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    const float mean_square = pairwise_sum(x, n, 1) / (float)n + eps;
     const float inv = 1.0f / sqrtf(mean_square);
     for (int i = 0; i < n; i++) o[i] = w[i] * (inv * x[i]);
 }

@@ -6,8 +6,8 @@
 #ifndef KERNELS_FLOATOPS_H
 #define KERNELS_FLOATOPS_H
 
-/* o = w * x / sqrt(mean(x^2) + 1e-5). o may alias x. */
-void rmsnorm(float *o, const float *x, const float *w, int n);
+/* o = w * x / sqrt(mean(x^2) + eps). o may alias x. */
+void rmsnorm(float *o, const float *x, const float *w, int n, float eps);
 
 /* x = exp(x - max x) / sum; in place. */
 void softmax(float *x, int n);

@@ -3,7 +3,9 @@
  *
  * A test is a void function that makes checks. It passes when every check held AND it made
  * at least one: a test that asserts nothing counts as failed. Missing test data is a
- * failure too, never a skip. The runner's last line is "N passed, M failed".
+ * failure too, never a skip. What cannot run on this machine (an AVX-512 kernel on a CPU
+ * without it, a renderer that is not installed) is said with test_not_run() and counted
+ * apart, never as passed. The runner's last line is "N passed, M failed, K not run".
  */
 #ifndef TESTS_TEST_H
 #define TESTS_TEST_H
@@ -21,6 +23,14 @@ int check_at(int ok, const char *file, int line, const char *fmt, ...)
 /* Runs one test if it matches the runner's filter. */
 void test_run(const char *name, void (*fn)(void));
 
+/* Records that the current test could not run some of its checks here, and why (printf
+ * style; say what was not run and what it needs, e.g. "avx512 kernels: this CPU lacks
+ * AVX-512 VNNI"). Each distinct reason counts once in the final "K not run", whatever the
+ * number of calls. A test that made no check but said why it could not is "not run", not
+ * failed; one that made checks too passes or fails on them, and the reason is printed
+ * beside it. */
+void test_not_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---------------------------------------------------------------- helpers for tests */
 
 /* Path of the program under test (the runner's --run argument). */
@@ -33,8 +43,16 @@ char *test_read_file(const char *path, size_t *size);
 /* Reads whitespace-separated integers from a text file; -1 (and a failed check) on error. */
 int test_read_ints(const char *path, int **out);
 
-/* A fresh temporary file holding `size` bytes; returns its path (static storage per
- * call slot: up to 8 live paths), NULL after a failed check. */
+/* The runner's private temporary directory (under $TMPDIR, else /tmp). The runner removes
+ * it, with everything in it, when it ends: the suite leaves no file behind. */
+const char *test_temp_dir(void);
+
+/* The path of `name` in that directory (nothing is created; static storage per call slot:
+ * up to 8 live paths). */
+const char *test_temp_path(const char *name);
+
+/* A fresh file in that directory holding `size` bytes; returns its path (static storage
+ * per call slot: up to 8 live paths), NULL after a failed check. */
 const char *test_temp_file(const void *data, size_t size);
 
 /* Runs the program under test with argv (argv[0] is ignored and replaced), optional stdin

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "engine/clock.h"
 #include "engine/eval.h"
 #include "tests/test.h"
 
@@ -145,6 +147,84 @@ static void test_eval_rejects_bad_text(void) {
     run_result_free(&r);
 }
 
+/* The reader: a cap on what it reads (/dev/zero ends quickly, with a message), every
+ * rejected text freed (LeakSanitizer watches the runner in make test-asan), documents
+ * split at their separators. */
+static void test_eval_text_reader(void) {
+    const double start = now_seconds();
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", "/dev/zero"), NULL, NULL);
+    const double seconds = now_seconds() - start;
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "/dev/zero: larger than 64 MiB: not a text to evaluate"), "%s",
+           r.err);
+    CHECKF(seconds < 20, "took %.1f s", seconds);
+    run_result_free(&r);
+    char err[256];
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *why;
+    } bad[] = {{" \n\t\r\n", 5, "only white space"}, {"", 0, "the file is empty"},
+               {"ok\xc3", 3, "not valid UTF-8 at byte 2"}, {"a\0b", 3, "NUL byte at offset 1"}};
+    for (int k = 0; k < 4; k++) {
+        const char *path = test_temp_file(bad[k].text, bad[k].len);
+        char *text = path ? eval_read_text(path, err, sizeof err) : NULL;
+        CHECKF(!text && strstr(err, bad[k].why), "%s: %s", bad[k].why, err);
+        free(text);
+    }
+    CHECKF(!eval_read_text("tests/data/no-such-text.txt", err, sizeof err) && strstr(err, "cannot open"), "%s", err);
+    /* Exactly the limit is a text; a byte more is not (a sparse file of spaces and one word). */
+    const char *path = test_temp_path("limit.txt");
+    FILE *f = fopen(path, "wb");
+    if (CHECK(f != NULL)) {
+        fputs("Once", f);
+        fclose(f);
+    }
+    CHECK(truncate(path, EVAL_MAX_TEXT) == 0);
+    char *text = eval_read_text(path, err, sizeof err); /* holds NUL bytes: rejected, but read whole */
+    CHECKF(!text && strstr(err, "NUL byte at offset 4"), "%s", err);
+    free(text);
+    CHECK(truncate(path, EVAL_MAX_TEXT + 1) == 0);
+    text = eval_read_text(path, err, sizeof err);
+    CHECKF(!text && strstr(err, "larger than 64 MiB"), "%s", err);
+    free(text);
+    remove(path);
+    /* Separators only: no document. */
+    RunResult s = test_run_program(ARGS("models/stories260K.bin", "--eval",
+                                        test_temp_file("<|endoftext|>\n<|endoftext|>\n", 28)), NULL, NULL);
+    CHECKF(s.status == 1 && s.err && strstr(s.err, "no text between the <|endoftext|> lines"), "%s", s.err);
+    run_result_free(&s);
+}
+
+/* -c is the window: too short to score is said of the window, not of the text; the
+ * KV cache holds the window, not the model's context. */
+static void test_eval_window(void) {
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", "tests/data/tinystories-dev.txt", "-c", "2"),
+                                   NULL, NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "-c 2: a window of 2 tokens leaves nothing to score") &&
+               !strstr(r.err, "tokens: too short"), "%s", r.err);
+    run_result_free(&r);
+    r = test_run_program(ARGS("models/stories260K.bin", "--eval", "tests/data/tinystories-dev.txt", "-c", "600"), NULL,
+                         NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "-c 600 exceeds the model's context (seq_len 512)"), "%s", r.err);
+    run_result_free(&r);
+    const char *text = "Once upon a time, there was a little girl named Lily. She liked to play outside.";
+    const char *file = test_temp_file(text, strlen(text));
+    r = test_run_program(ARGS("models/stories260K.bin", "--eval", file, "-c", "2", "--score", "all", "--json"), NULL,
+                         NULL);
+    CHECKF(r.status == 0 && json_number(r.out, "{", "window") == 2, "exit %d: %s%s", r.status, r.out, r.err);
+    run_result_free(&r);
+    r = test_run_program(ARGS("models/stories260K.bin", "--eval", file, "-c", "8", "-v"), NULL, NULL);
+    CHECKF(r.status == 0 && r.err && strstr(r.err, "context:  8 positions allocated (the model knows 512)"), "%s", r.err);
+    run_result_free(&r);
+    /* The whole text is one window, shorter than the model's context: that is what is held. */
+    r = test_run_program(ARGS("models/stories260K.bin", "--eval", file, "-v", "--json"), NULL, NULL);
+    char want[96];
+    snprintf(want, sizeof want, "context:  %.0f positions allocated", json_number(r.out, "{", "tokens"));
+    CHECKF(r.status == 0 && json_number(r.out, "{", "tokens") < 40 && r.err && strstr(r.err, want), "%s: %s", want,
+           r.err);
+    run_result_free(&r);
+}
+
 /* A real evaluation on the first stories of the dev set: the table has every mode, and
  * the numbers are ordered as quantization predicts: w8a16 close to fp32, qrazor between
  * w8a16 and rtn4. */
@@ -159,7 +239,7 @@ static void test_eval_on_real_text(void) {
     const char *file = test_temp_file(text, strlen(text));
     free(text);
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", file, "--eval-modes",
-                                        "fp32,w8a16,qrazor,rtn4", "--ctx", "128", "--json"),
+                                        "fp32,w8a16,qrazor,rtn4", "-c", "128", "--json"),
                                    NULL, NULL);
     CHECKF(r.status == 0, "exit %d: %s", r.status, r.err);
     const double fp32 = json_number(r.out, "\"fp32\"", "nll"), w8 = json_number(r.out, "\"w8a16\"", "nll");
@@ -179,4 +259,6 @@ void suite_eval(void) {
     test_run("eval_kl_of_fp32_with_itself_is_zero", test_kl_of_fp32_with_itself_is_zero);
     test_run("eval_rejects_bad_text", test_eval_rejects_bad_text);
     test_run("eval_on_real_text", test_eval_on_real_text);
+    test_run("eval_text_reader", test_eval_text_reader);
+    test_run("eval_window", test_eval_window);
 }

@@ -100,7 +100,7 @@ static void test_explain_errors(void) {
     } cases[] = {
         {"--site", "w9", "unknown site 'w9'"},
         {"--layer", "9", "the model has 5 layers"},
-        {"-q", "rtn4", "--explain shows the qrazor arithmetic"},
+        {"-q", "rtn4", "-q does not apply to --explain, which takes -z, -i, -g, --sdr"},
     };
     for (int i = 0; i < 3; i++) {
         RunResult r = test_run_program(ARGS("models/stories260K.bin", "--explain", cases[i].a, cases[i].b), NULL, NULL);
@@ -108,7 +108,7 @@ static void test_explain_errors(void) {
         run_result_free(&r);
     }
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "--site", "wq"), NULL, NULL);
-    CHECKF(r.status == 1 && r.err && strstr(r.err, "go with --explain"), "%s", r.err);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "--site goes with --explain"), "%s", r.err);
     run_result_free(&r);
 }
 
@@ -162,11 +162,13 @@ static const char *xml_problem(const char *s) {
 }
 
 /* rsvg-convert svg -> png; returns the PNG's size in bytes and its width and height from
- * the IHDR chunk, or -1 (and a failed check) when it cannot render. */
+ * the IHDR chunk, 0 (not run) where rsvg-convert is not installed, or -1 (and a failed
+ * check) when it cannot render. */
 static long render(const char *svg_text, int *width, int *height) {
     const char *svg = test_temp_file(svg_text, strlen(svg_text));
-    char png[128];
-    snprintf(png, sizeof png, "%s.png", svg ? svg : "/tmp/x");
+    if (!svg) return -1;
+    char png[400];
+    snprintf(png, sizeof png, "%s.png", svg);
     const pid_t pid = fork();
     if (pid == 0) {
         execlp("rsvg-convert", "rsvg-convert", svg, "-o", png, (char *)NULL);
@@ -174,8 +176,11 @@ static long render(const char *svg_text, int *width, int *height) {
     }
     int st = 0;
     waitpid(pid, &st, 0);
-    if (!CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                "rsvg-convert failed (exit %d); it comes with Debian's librsvg2-bin", WEXITSTATUS(st)))
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
+        test_not_run("rendering the SVG: rsvg-convert is not installed (Debian: librsvg2-bin)");
+        return 0;
+    }
+    if (!CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rsvg-convert failed (exit %d)", WEXITSTATUS(st)))
         return -1;
     size_t size;
     unsigned char *bytes = (unsigned char *)test_read_file(png, &size);
@@ -186,12 +191,13 @@ static long render(const char *svg_text, int *width, int *height) {
     *width = bytes[16] << 24 | bytes[17] << 16 | bytes[18] << 8 | bytes[19];
     *height = bytes[20] << 24 | bytes[21] << 16 | bytes[22] << 8 | bytes[23];
     free(bytes);
-    remove(png);
     return (long)size;
 }
 
+/* The figure is well-formed XML with the expected parts (checked here, always), and where
+ * rsvg-convert is installed it renders to a 720x560 image that is not blank. */
 static void test_explain_svg(void) {
-    const char *svg = test_temp_file("", 0);
+    const char *svg = test_temp_path("explain.svg");
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "--explain", "--site", "w2", "--explain-svg", svg),
                                    NULL, NULL);
     CHECKF(r.status == 0, "exit %d: %s", r.status, r.err);
@@ -201,18 +207,21 @@ static void test_explain_svg(void) {
     const char *problem = xml_problem(text);
     CHECKF(!problem, "the SVG is not well-formed XML: %s", problem);
     CHECK(strstr(text, "<svg") && strstr(text, "<rect") && strstr(text, "SQNR"));
-    int w, h, bw, bh;
+    CHECK(strstr(text, "width=\"720\" height=\"560\""));
+    int w = 0, h = 0, bw, bh;
     const long size = render(text, &w, &h);
-    /* Not blank: a blank canvas of the same size compresses to a fraction of a chart. */
-    char blank[256];
-    snprintf(blank, sizeof blank,
-             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\"><rect width=\"%d\" "
-             "height=\"%d\" fill=\"white\"/></svg>", w, h, w, h);
-    const long blank_size = size > 0 ? render(blank, &bw, &bh) : -1;
-    CHECKF(size > 0 && w == 720 && h == 560, "PNG of %ldB is %dx%d", size, w, h);
-    CHECKF(blank_size > 0 && size > 4 * blank_size, "PNG of %ld bytes, a blank one has %ld: blank?", size, blank_size);
+    if (size != 0) {
+        /* Not blank: a blank canvas of the same size compresses to a fraction of a chart. */
+        char blank[256];
+        snprintf(blank, sizeof blank,
+                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\"><rect width=\"%d\" "
+                 "height=\"%d\" fill=\"white\"/></svg>", w, h, w, h);
+        const long blank_size = size > 0 ? render(blank, &bw, &bh) : -1;
+        CHECKF(size > 0 && w == 720 && h == 560, "PNG of %ldB is %dx%d", size, w, h);
+        CHECKF(blank_size > 0 && size > 4 * blank_size, "PNG of %ld bytes, a blank one has %ld: blank?", size,
+               blank_size);
+    }
     free(text);
-    remove(svg);
 }
 
 void suite_explain(void) {

@@ -328,15 +328,15 @@ static void test_config_reads_fields(void) {
     const ModelConfig *c = &h.cfg;
     CHECK(c->dim == 64 && c->hidden_dim == 192 && c->n_layers == 5 && c->n_heads == 8 &&
           c->n_kv_heads == 4 && c->vocab_size == 512 && c->seq_len == 256);
-    CHECK(h.tied && h.norm_eps == 1e-5 && h.rope_theta == 10000.0 && h.bos_id == 1 &&
+    CHECK(h.tied && h.cfg.norm_eps == 1e-5f && h.cfg.rope_theta == 10000.0f && h.bos_id == 1 &&
           h.eos_id == 2);
     CHECK(strcmp(h.architecture, "LlamaForCausalLM") == 0);
     /* Defaults of absent fields. */
     CHECK(parse_config_with("num_key_value_heads", NULL, &h, err, sizeof err) == 0 &&
           h.cfg.n_kv_heads == 8);
     CHECK(parse_config_with("rope_theta", NULL, &h, err, sizeof err) == 0 &&
-          h.rope_theta == 10000.0);
-    CHECK(parse_config_with("rms_norm_eps", NULL, &h, err, sizeof err) == 0 && h.norm_eps == 1e-6);
+          h.cfg.rope_theta == 10000.0f);
+    CHECK(parse_config_with("rms_norm_eps", NULL, &h, err, sizeof err) == 0 && h.cfg.norm_eps == 1e-6f);
     CHECK(parse_config_with("tie_word_embeddings", NULL, &h, err, sizeof err) == 0 && !h.tied);
     CHECK(parse_config_with("architectures", NULL, &h, err, sizeof err) == 0 &&
           strcmp(h.architecture, "llama") == 0);
@@ -345,7 +345,7 @@ static void test_config_reads_fields(void) {
     CHECK(parse_config_with("eos_token_id", "[2, 32000]", &h, err, sizeof err) == 0 &&
           h.eos_id == 2);
     CHECK(parse_config_with("rope_theta", "500000", &h, err, sizeof err) == 0 &&
-          h.rope_theta == 500000.0);
+          h.cfg.rope_theta == 500000.0f);
     CHECK(parse_config(", \"rope_scaling\": null, \"attention_bias\": false, \"head_dim\": 8", &h,
                        err, sizeof err) == 0);
     CHECK(parse_config(", \"sliding_window\": 128", &h, err, sizeof err) == 0 &&
@@ -458,7 +458,9 @@ static void compare_with_checkpoint(const char *dir, const char *bin, int bf16) 
         hf_model_close(&m);
         return;
     }
-    CHECK(memcmp(&m.config.cfg, &ck.cfg, sizeof ck.cfg) == 0);
+    ModelConfig shape = m.config.cfg; /* the checkpoint's shape; RoPE base and eps are the config's */
+    shape.rope_theta = ck.cfg.rope_theta, shape.norm_eps = ck.cfg.norm_eps;
+    CHECK(memcmp(&shape, &ck.cfg, sizeof ck.cfg) == 0);
     CHECK(m.config.tied == ck.shared_classifier);
     const int L = ck.cfg.n_layers;
     CHECK(m.n_tensors == 2 + 9 * L + !ck.shared_classifier);
@@ -519,7 +521,7 @@ static void test_llama2xs_bf16_equals_checkpoint(void) {
     char err[512] = "";
     if (!CHECKF(hf_model_open(&m, XS_DIR, err, sizeof err) == 0, "%s", err)) return;
     CHECK(m.st.n_files == 1 && m.tensors[0].src->dtype == ST_BF16);
-    CHECK(m.config.rope_theta == 10000.0 && m.config.norm_eps == 1e-5 && m.config.tied);
+    CHECK(m.config.cfg.rope_theta == 10000.0f && m.config.cfg.norm_eps == 1e-5f && m.config.tied);
     CHECK(m.config.bos_id == 1 && m.config.eos_id == 2);
     CHECK(strcmp(m.tokenizer_path, XS_DIR "/tokenizer.model") == 0);
     hf_model_close(&m);
@@ -531,7 +533,7 @@ static void test_wide64_theta_equals_checkpoint(void) {
     char err[512] = "";
     if (!CHECKF(hf_model_open(&m, WIDE_DIR, err, sizeof err) == 0, "%s", err)) return;
     CHECK(m.st.n_files == 3 && m.tensors[0].src->dtype == ST_F32);
-    CHECK(m.config.rope_theta == 500000.0 && m.config.norm_eps == 1e-6 && !m.config.tied);
+    CHECK(m.config.cfg.rope_theta == 500000.0f && m.config.cfg.norm_eps == 1e-6f && !m.config.tied);
     CHECK(m.tensors[m.n_tensors - 1].role == HF_CLASSIFIER);
     hf_model_close(&m);
 }

@@ -4,8 +4,9 @@
  *   run_tests --run PATH_TO_RUN [FILTER]     (from the repository root)
  *
  * Runs every test whose name contains FILTER (all by default) and ends with the line
- * "N passed, M failed"; exit status 0 only when nothing failed.
+ * "N passed, M failed, K not run"; exit status 0 only when nothing failed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -25,16 +26,23 @@ void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
 void suite_reference(void);
+void suite_layout(void);
 void suite_eval(void);
 void suite_qrz(void);
 void suite_explain(void);
 void suite_cli(void);
 void suite_hf(void);
+void suite_fuzz_findings(void);
 
 static const char *filter = "";
 static const char *run_binary = NULL;
 static int checks_made, checks_failed;
-static int tests_passed, tests_failed;
+static int tests_passed, tests_failed, parts_not_run;
+
+/* The current test's reasons for not running some checks (distinct ones only). */
+enum { MAX_REASONS = 8 };
+static char not_run[MAX_REASONS][160];
+static int n_not_run;
 
 int check_at(int ok, const char *file, int line, const char *fmt, ...) {
     checks_made++;
@@ -50,20 +58,36 @@ int check_at(int ok, const char *file, int line, const char *fmt, ...) {
     return 0;
 }
 
+void test_not_run(const char *fmt, ...) {
+    char why[sizeof not_run[0]];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < n_not_run && i < MAX_REASONS; i++)
+        if (!strcmp(not_run[i], why)) return;
+    if (n_not_run < MAX_REASONS) snprintf(not_run[n_not_run], sizeof not_run[0], "%s", why);
+    n_not_run++; /* reasons past the eighth are counted, not printed */
+}
+
 void test_run(const char *name, void (*fn)(void)) {
     if (!strstr(name, filter)) return;
-    checks_made = checks_failed = 0;
+    checks_made = checks_failed = n_not_run = 0;
     fn();
-    if (checks_made == 0) {
+    if (checks_made == 0 && n_not_run == 0) {
         printf("    test made no checks\n");
         checks_failed = 1;
     }
+    for (int i = 0; i < n_not_run && i < MAX_REASONS; i++) printf("    not run: %s\n", not_run[i]);
+    parts_not_run += n_not_run;
     if (checks_failed) {
         tests_failed++;
         printf("FAIL %s (%d of %d checks failed)\n", name, checks_failed, checks_made);
+    } else if (checks_made == 0) {
+        printf("--   %s (not run)\n", name);
     } else {
         tests_passed++;
-        printf("ok   %s (%d checks)\n", name, checks_made);
+        printf("ok   %s (%d checks%s)\n", name, checks_made, n_not_run ? "; some not run" : "");
     }
     fflush(stdout);
 }
@@ -115,11 +139,40 @@ int test_read_ints(const char *path, int **out) {
     return n;
 }
 
-const char *test_temp_file(const void *data, size_t size) {
-    static char paths[8][64];
+static char temp_dir[256];
+
+const char *test_temp_dir(void) { return temp_dir; }
+
+/* Makes the private temporary directory. Returns 0, or -1 when it cannot. */
+static int make_temp_dir(void) {
+    const char *base = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(temp_dir, sizeof temp_dir, "%s/qrazor-tests-XXXXXX", base);
+    return mkdtemp(temp_dir) ? 0 : -1;
+}
+
+/* Removes path and, if it is a directory, everything below it. */
+static void remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        remove_tree(sub);
+    }
+    if (d) closedir(d);
+    remove(path);
+}
+
+const char *test_temp_path(const char *name) {
+    static char paths[8][320];
     static int next;
     char *path = paths[next++ % 8];
-    snprintf(path, 64, "%s/qrazor-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(path, sizeof paths[0], "%s/%s", temp_dir, name);
+    return path;
+}
+
+const char *test_temp_file(const void *data, size_t size) {
+    char *path = (char *)test_temp_path("file-XXXXXX");
     int fd = mkstemp(path);
     if (!CHECKF(fd >= 0, "mkstemp: %s", strerror(errno))) return NULL;
     size_t done = 0;
@@ -209,6 +262,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: run_tests --run PATH_TO_RUN [FILTER]  (from the repo root)\n");
         return 2;
     }
+    if (make_temp_dir() != 0) {
+        fprintf(stderr, "run_tests: cannot make a temporary directory: %s\n", strerror(errno));
+        return 2;
+    }
     suite_checkpoint();
     suite_kernels();
     suite_gemm();
@@ -216,11 +273,14 @@ int main(int argc, char **argv) {
     suite_sampler();
     suite_forward();
     suite_reference();
+    suite_layout();
     suite_eval();
     suite_qrz();
     suite_explain();
     suite_cli();
     suite_hf();
-    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    suite_fuzz_findings();
+    remove_tree(temp_dir);
+    printf("%d passed, %d failed, %d not run\n", tests_passed, tests_failed, parts_not_run);
     return tests_failed ? 1 : 0;
 }

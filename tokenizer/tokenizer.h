@@ -30,6 +30,15 @@ int tokenizer_bos(const Tokenizer *t);
 int tokenizer_eos(const Tokenizer *t);
 const char *tokenizer_format(const Tokenizer *t); /* "sentencepiece" or "llama2.c tokenizer.bin" */
 
+/* The tokenizer of a model with vocab_size pieces (tokenizer/find.c): the file at `path`
+ * if not NULL, else the first of tok<VOCAB>.model, tok<VOCAB>.bin, tokenizer.model and
+ * tokenizer.bin in model_path's directory whose vocabulary matches, as llama2.c's
+ * tok512.bin sits beside stories260K.bin. The path used goes to chosen. NULL with err set
+ * when the vocabulary does not match or nothing beside the model fits (err says what was
+ * tried). */
+Tokenizer *tokenizer_find(const char *path, const char *model_path, int vocab_size, char *chosen,
+                          size_t chosenlen, char *err, size_t errlen);
+
 /* Encodes UTF-8 text into a malloc'd array *ids that starts with BOS (the caller frees it).
  * Returns the number of ids (at least 1), or -1 with err set. */
 int tokenizer_encode(const Tokenizer *t, const char *text, int **ids, char *err, size_t errlen);

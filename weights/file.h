@@ -18,7 +18,13 @@ typedef struct {
     int n_kv_heads; /* key/value heads; fewer than n_heads means grouped-query attention */
     int vocab_size; /* rows of the embedding and of the classifier */
     int seq_len;    /* longest context the model was trained for */
+    float rope_theta; /* RoPE's base: pair i of a head turns by pos / theta^(2i / head_size) */
+    float norm_eps;   /* RMSNorm's epsilon: x / sqrt(mean(x^2) + eps) */
 } ModelConfig;
+
+/* What llama2.c checkpoints (and .qrz files of format 1) leave unsaid: Llama 2's values. */
+#define LLAMA2_ROPE_THETA 10000.0f
+#define LLAMA2_NORM_EPS 1e-5f
 
 static inline int config_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
 static inline int config_kv_dim(const ModelConfig *c) { return config_head_size(c) * c->n_kv_heads; }

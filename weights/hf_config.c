@@ -206,12 +206,15 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
     int window;
     if (get_int(&r, "sliding_window", c->seq_len, 1, INT32_MAX, &window) != 0) goto out;
     if (window < c->seq_len) c->seq_len = window;
-    if (get_real(&r, "rms_norm_eps", 1e-6, 0.0, 0.1, &h->norm_eps) ||
-        get_real(&r, "rope_theta", 10000.0, 1.0, 1e12, &h->rope_theta) ||
+    double eps, theta;
+    if (get_real(&r, "rms_norm_eps", 1e-6, 0.0, 0.1, &eps) ||
+        get_real(&r, "rope_theta", 10000.0, 1.0, 1e12, &theta) ||
         get_bool(&r, "tie_word_embeddings", 0, &h->tied) ||
         get_token(&r, "bos_token_id", 1, c->vocab_size, &h->bos_id) ||
         get_token(&r, "eos_token_id", 2, c->vocab_size, &h->eos_id))
         goto out;
+    c->norm_eps = (float)eps;     /* the engine computes both in float32 */
+    c->rope_theta = (float)theta;
     rc = 0;
 out:
     json_free(&doc);

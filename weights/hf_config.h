@@ -23,13 +23,11 @@
 
 #include <stddef.h>
 
-#include "weights/checkpoint.h"
+#include "weights/file.h"
 
 typedef struct {
-    ModelConfig cfg;
+    ModelConfig cfg;   /* rope_theta and norm_eps included */
     int tied;          /* the classifier is the token embedding (no lm_head tensor) */
-    double rope_theta; /* RoPE base: pair i of a head turns by pos / theta^(2i / head_size) */
-    double norm_eps;   /* added to the mean square in RMSNorm */
     int bos_id, eos_id;
     char architecture[32];
 } HfConfig;

@@ -464,7 +464,7 @@ int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen) {
             if (b[i] != 0) REJECT("reserved header byte %d is %u, not 0", i, b[i]);
     int32_t cfg[7];
     memcpy(cfg, b + 16, sizeof cfg);
-    ModelConfig c = {cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6]};
+    ModelConfig c = {cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6], LLAMA2_ROPE_THETA, LLAMA2_NORM_EPS};
     if (config_validate(&c, why, sizeof why) != 0) goto invalid;
     for (int i = 44; i <= 48; i++)
         if (b[i] > QUANT_RTN4) REJECT("unknown quantization kind %u at byte %d", b[i], i);

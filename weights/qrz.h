@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "weights/model.h"
+#include "weights/weights.h"
 
 #define QRZ_MAGIC "QRAZOR\x1a\n" /* 8 bytes; \x1a\n catches text-mode mangling, as in PNG */
 #define QRZ_VERSION 1

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "weights/checkpoint.h" /* map_file */
+#include "weights/file.h" /* map_file */
 #include "weights/json.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
@@ -248,7 +248,8 @@ static int name_cmp(const void *a, const void *b) {
 
 /* Sorts the tensors by name and refuses a name held twice (in two shards). */
 static int sort_and_check_names(SafeTensors *st, char *err, size_t errlen) {
-    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, name_cmp);
+    if (st->n_tensors > 1) /* a file may hold no tensor: then tensors is NULL */
+        qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, name_cmp);
     for (int i = 1; i < st->n_tensors; i++) {
         const SafeTensor *a = &st->tensors[i - 1], *b = &st->tensors[i];
         if (strcmp(a->name, b->name) == 0)

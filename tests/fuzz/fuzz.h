@@ -40,6 +40,10 @@ static inline void fuzz_forward(const ModelWeights *w) {
     for (int pos = 0; pos < n_ctx; pos++) {
         const int token = pos == 0 ? 1 % w->cfg.vocab_size : w->cfg.vocab_size - 1;
         const float *logits = transformer_forward(t, token, pos);
+        if (!logits) {
+            fprintf(stderr, "%s: the magnitude check let it through\n", transformer_error(t));
+            abort();
+        }
         for (int i = 0; i < w->cfg.vocab_size; i++) {
             if (!isfinite(logits[i])) {
                 fprintf(stderr, "logit %d at position %d is %g: the magnitude check let it through\n",

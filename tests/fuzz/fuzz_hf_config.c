@@ -4,10 +4,7 @@
  * give one error; as a config.json, they must give a configuration the engine accepts
  * (config_validate) or one error.
  *
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_POSIX_C_SOURCE=200809L \
- *       tests/fuzz/fuzz_hf_config.c weights/hf_config.c weights/json.c \
- *       weights/checkpoint.c -lm -o build/fuzz_hf_config
- *   build/fuzz_hf_config -max_total_time=60 tests/fuzz/corpus/hf_config
+ *   make fuzz-build && tests/fuzz/run.sh 60 hf_config
  *
  * (from the repository root; the corpus holds real configs and a few variants).
  */

@@ -4,10 +4,7 @@
  * outside the buffer. Every tensor the reader accepts is then read, first and last
  * elements, so that a wrong offset shows as an AddressSanitizer report.
  *
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_POSIX_C_SOURCE=200809L \
- *       tests/fuzz/fuzz_safetensors.c weights/safetensors.c weights/json.c \
- *       weights/checkpoint.c -lm -o build/fuzz_safetensors
- *   build/fuzz_safetensors -max_total_time=60 tests/fuzz/corpus/safetensors
+ *   make fuzz-build && tests/fuzz/run.sh 60 safetensors
  *
  * (from the repository root; the corpus holds small valid files to mutate).
  */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the fuzz targets (tests/fuzz/seeds/) from the real files.
+"""Writes the seed corpora of four fuzz targets (tests/fuzz/corpus/) from the real files.
 
     tests/fuzz/make_seeds.py            (from the repository root, after `make`)
 
@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 
-SEEDS = "tests/fuzz/seeds"
+SEEDS = "tests/fuzz/corpus"
 
 
 def read_checkpoint(path):

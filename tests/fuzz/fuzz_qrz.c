@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/qrz.c - .qrz files: map, validate, and run.
+ * tests/fuzz/fuzz_qrz.c - .qrz files: map, validate, and run.
  */
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/tokenizer.c - tokenizer files of either format (llama2.c tokenizer.bin, and a
+ * tests/fuzz/fuzz_tokenizer.c - tokenizer files of either format (llama2.c tokenizer.bin, and a
  * sentencepiece .model, parsed by libsentencepiece): load, encode a few texts, decode
  * every id after every kind of predecessor. Two targets run it, with different seeds.
  */

@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/checkpoint.c - llama2.c checkpoints: open, quantize at load in a mode chosen
+ * tests/fuzz/fuzz_checkpoint.c - llama2.c checkpoints: open, quantize at load in a mode chosen
  * by the last byte, and run.
  */
 #include <string.h>

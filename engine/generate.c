@@ -1,0 +1,196 @@
+/*
+ * engine/generate.c - generate and chat (engine/generate.h), written as llama2.c's run.c
+ * writes them.
+ */
+#include "engine/generate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/clock.h"
+#include "engine/command.h"
+#include "engine/sampler.h"
+#include "tokenizer/chat.h"
+
+/* Writes a decoded piece, dropping lone control bytes (a model can emit <0x07> or <0x1B>)
+ * but keeping whitespace and the bytes of UTF-8 characters. */
+static void print_piece(const char *s, size_t n) {
+    const unsigned char b = (unsigned char)s[0];
+    if (n == 1 && ((b < 0x20 && b != '\n' && b != '\t' && b != '\r') || b == 0x7F)) return;
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+}
+
+/* Where the time went: prompts (a batched pass each) and sampled tokens (a pass each),
+ * reported on stderr at the end. "achieved tok/s" is llama2.c's figure: all positions
+ * after the first, over the time since the first finished. */
+typedef struct {
+    double first_done; /* when the first pass ended */
+    long prompt_tokens, generated;
+    double prompt_seconds, generate_seconds;
+} Timer;
+
+static void timer_report(const Timer *tm) {
+    fflush(stdout); /* the text first, then the figures */
+    const long positions = tm->prompt_tokens + tm->generated;
+    if (positions < 2) return;
+    fprintf(stderr, "achieved tok/s: %.2f (prompt: %ld tokens at %.1f tok/s; generated: %ld tokens at %.1f tok/s)\n",
+            (double)(positions - 1) / (now_seconds() - tm->first_done), tm->prompt_tokens,
+            (double)tm->prompt_tokens / tm->prompt_seconds, tm->generated,
+            tm->generated ? (double)tm->generated / tm->generate_seconds : 0.0);
+}
+
+/* Runs n prompt tokens from position pos in one batched pass; the last one's logits. */
+static float *timed_prompt(Transformer *tf, Timer *tm, const int *tokens, int n, int pos) {
+    const double start = now_seconds();
+    float *logits = transformer_run(tf, tokens, n, pos, NULL);
+    const double end = now_seconds();
+    tm->prompt_seconds += end - start;
+    tm->prompt_tokens += n;
+    if (tm->first_done == 0) tm->first_done = end;
+    return logits;
+}
+
+/* From the logits of `token` at position pos - 1: samples, prints and runs one token at a
+ * time until the model ends (EOS; BOS too when end_at_bos) or the token for position `last`
+ * is printed. Returns the next position to fill. */
+static int sample_text(Transformer *tf, Timer *tm, const Tokenizer *tok, Sampler *sampler, float *logits, int token,
+                       int pos, int last, int end_at_bos) {
+    for (; pos <= last; pos++) {
+        const int next = sampler_sample(sampler, logits);
+        if (next == tokenizer_eos(tok) || (end_at_bos && next == tokenizer_bos(tok))) break;
+        size_t n;
+        const char *piece = tokenizer_decode(tok, token, next, &n);
+        print_piece(piece, n);
+        if (pos == last) break;
+        const double start = now_seconds();
+        logits = transformer_forward(tf, token = next, pos);
+        tm->generate_seconds += now_seconds() - start;
+        tm->generated++;
+    }
+    return pos;
+}
+
+/* The prompt as text, then the story, up to position `steps`. */
+static void generate(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const int *prompt, int n_prompt,
+                     int steps) {
+    for (int i = 1; i < n_prompt; i++) {
+        size_t n;
+        const char *piece = tokenizer_decode(tok, prompt[i - 1], prompt[i], &n);
+        print_piece(piece, n);
+    }
+    Timer tm = {0};
+    float *logits = timed_prompt(tf, &tm, prompt, n_prompt, 0);
+    sample_text(tf, &tm, tok, sampler, logits, prompt[n_prompt - 1], n_prompt, steps, 1);
+    printf("\n");
+    timer_report(&tm);
+}
+
+/* Reads one line from stdin without its newline; NULL at end of input. */
+static char *read_line(const char *prompt_text, char **buf, size_t *cap) {
+    fputs(prompt_text, stdout);
+    fflush(stdout);
+    const ssize_t n = getline(buf, cap, stdin);
+    if (n > 0 && (*buf)[n - 1] == '\n') (*buf)[n - 1] = '\0';
+    return n < 0 ? NULL : *buf;
+}
+
+/* Llama-2 chat (tokenizer/chat.h): each user turn in one batched pass, then the assistant
+ * answers until EOS, while the conversation fits in `steps` positions. */
+static int chat(Transformer *tf, const Tokenizer *tok, Sampler *sampler, const GenerateOptions *g, int steps,
+                char *err, size_t errlen) {
+    char *line = NULL, *system = NULL;
+    size_t cap = 0;
+    const char *typed = g->system_prompt ? g->system_prompt : read_line("Enter system prompt (optional): ", &line, &cap);
+    if (!(system = strdup(typed ? typed : ""))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    Timer tm = {0};
+    int pos = 0, rc = 0;
+    for (int first = 1; pos < steps; first = 0) {
+        const char *user = first && g->prompt[0] ? g->prompt : read_line("User: ", &line, &cap);
+        if (!user) break; /* end of input */
+        char *text = chat_render_turn(system, user, first);
+        int *ids = NULL, n_ids = text ? tokenizer_encode(tok, text, &ids, err, errlen) : -1;
+        if (n_ids < 0 && !text) snprintf(err, errlen, "out of memory");
+        if (n_ids < 0) rc = -1;
+        free(text);
+        if (n_ids >= 0 && pos + n_ids >= steps)
+            fprintf(stderr, "\nthe conversation has reached the context limit (%d positions)\n", steps);
+        if (n_ids < 0 || pos + n_ids >= steps) {
+            free(ids);
+            break;
+        }
+        float *logits = timed_prompt(tf, &tm, ids, n_ids, pos);
+        printf("Assistant: ");
+        pos = sample_text(tf, &tm, tok, sampler, logits, ids[n_ids - 1], pos + n_ids, steps - 1, 0);
+        free(ids);
+        printf("\n");
+    }
+    timer_report(&tm);
+    free(line);
+    free(system);
+    return rc;
+}
+
+int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size_t errlen) {
+    ModelWeights w;
+    if (command_open_model(&w, g->model_path, &g->quant, g->quant_given, pool, err, errlen) != 0) return -1;
+    const ModelConfig *c = &w.cfg;
+    Tokenizer *tok = NULL;
+    Transformer *tf = NULL;
+    Sampler sampler = {0};
+    int *prompt = NULL, n_prompt = 0, rc = -1;
+    const int ctx = g->ctx ? g->ctx : c->seq_len; /* the positions -n may use */
+    const int steps = g->steps < 0 ? (ctx < 256 ? ctx : 256) : g->steps == 0 ? ctx : (int)g->steps;
+    if (g->ctx > c->seq_len) {
+        snprintf(err, errlen, "-c %d exceeds the model's context (seq_len %d)", g->ctx, c->seq_len);
+        goto done;
+    }
+    if (g->steps > ctx) {
+        if (g->ctx)
+            snprintf(err, errlen, "-n %ld exceeds the context, -c %d", g->steps, ctx);
+        else
+            snprintf(err, errlen, "-n %ld exceeds the model's context (seq_len %d); use -n 0 for all of it",
+                     g->steps, ctx);
+        goto done;
+    }
+    if (!(tok = command_tokenizer(g->tokenizer_path, g->model_path, c->vocab_size, err, errlen))) goto done;
+    if (!g->chat) { /* chat encodes each turn as it comes */
+        if ((n_prompt = tokenizer_encode(tok, g->prompt, &prompt, err, errlen)) < 0) goto done;
+        if (n_prompt > c->seq_len) {
+            snprintf(err, errlen, "the prompt is %d tokens but the model's context (seq_len) is %d", n_prompt,
+                     c->seq_len);
+            goto done;
+        }
+        if (n_prompt > steps) {
+            snprintf(err, errlen, "the prompt is %d tokens but %s only %d positions", n_prompt,
+                     g->steps < 0 && g->ctx ? "the context (-c) holds" : "-n allows", steps);
+            goto done;
+        }
+    }
+    const int n_ctx = g->ctx ? g->ctx : steps; /* the KV cache holds what the run uses */
+    if (kv_check(c, &w.quant, 1, n_ctx, g->kv_limit, "ask for fewer positions with -n or -c", err, errlen) != 0 ||
+        !(tf = transformer_new(&w, pool, n_ctx, err, errlen)))
+        goto done;
+    if (sampler_init(&sampler, c->vocab_size, g->temperature, g->top_p, g->seed) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    if (g->verbose) command_describe(stderr, g->model_path, &w, 1, transformer_context(tf), g->kv_limit, pool);
+    if (g->chat) {
+        rc = chat(tf, tok, &sampler, g, steps, err, errlen);
+    } else {
+        generate(tf, tok, &sampler, prompt, n_prompt, steps);
+        rc = 0;
+    }
+done:
+    sampler_free(&sampler);
+    free(prompt);
+    transformer_free(tf);
+    tokenizer_free(tok);
+    model_close(&w);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * weights/weights.h - a model's weights in the form the engine runs them: float32, INT8, or
+ * packed 4-bit (kernels/qformat.h), whichever file they came from (weights/model.h opens
+ * them), and what they weigh in bytes.
+ */
+#ifndef WEIGHTS_WEIGHTS_H
+#define WEIGHTS_WEIGHTS_H
+
+#include <stddef.h>
+
+#include "kernels/quant.h"
+#include "weights/checkpoint.h"
+#include "weights/quant_config.h"
+
+/* One weight matrix [rows][cols] (rows = outputs). */
+typedef struct {
+    Storage storage;
+    QuantKind kind;   /* how its values were quantized */
+    int rows, cols;
+    const float *f32; /* STORE_F32 */
+    I8Matrix i8;      /* STORE_INT: INT8 codes, or 4-bit codes expanded to c << s */
+    R4Matrix r4;      /* STORE_R4 */
+} Linear;
+
+typedef struct {
+    const float *rms_att, *rms_ffn; /* [dim] */
+    Linear wq, wk, wv, wo, w1, w2, w3;
+} LayerWeights;
+
+typedef struct {
+    ModelConfig cfg;
+    QuantConfig quant;
+    const float *token_embedding; /* [vocab_size][dim], float32 in every mode */
+    const float *rms_final;       /* [dim] */
+    LayerWeights *layers;         /* [n_layers] */
+    Linear cls;                   /* [vocab_size][dim] */
+    /* Where the memory lives: a float checkpoint whose weights were quantized into
+     * allocated matrices, or a .qrz mapping that every pointer points into. */
+    Checkpoint ck;
+    void *qrz_map;
+    size_t qrz_size;
+} ModelWeights;
+
+/* Bytes of the weights of a loaded model: everything (embedding and norms stay float32;
+ * a float32 classifier may share the embedding's memory, as in llama2.c). */
+size_t model_weights_bytes(const ModelWeights *m);
+
+/* Bytes of the 7 block linears in any representation (not only the one loaded). */
+size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q);
+
+#endif
