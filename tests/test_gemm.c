@@ -127,6 +127,13 @@ static int mismatches(const float *got, const float *want, size_t count) {
     return bad;
 }
 
+/* The kernels of level l, or NULL (said as not run) when this CPU cannot run them. */
+static const KernelTable *level_kernels(int l) {
+    const KernelTable *k = simd_kernels((SimdLevel)l);
+    if (!k) test_not_run("%s kernels: this CPU cannot run them", simd_level_name((SimdLevel)l));
+    return k;
+}
+
 /* Runs matmul_r4 at every level and thread count, and each level's GEMM directly; counts
  * the configurations that differ from want and reports them. */
 static void check_batch(const Batch *b, int n_rows, const float *want, ThreadPool *const *pools, int n_pools,
@@ -135,7 +142,7 @@ static void check_batch(const Batch *b, int n_rows, const float *want, ThreadPoo
     float *y = malloc(count * sizeof *y);
     if (!CHECK(y != NULL)) return;
     for (int l = 0; l < SIMD_LEVELS; l++) {
-        const KernelTable *k = simd_kernels((SimdLevel)l);
+        const KernelTable *k = level_kernels(l);
         if (!k) continue;
         CHECK(simd_use(k->name) == 0);
         for (int p = 0; p < n_pools; p++) {
@@ -263,7 +270,7 @@ static void test_finish_large_accumulators(void) {
         for (int r = 0; r < rows; r++) sw[r] = (float)test_rand_range(&rng, 1, 10000) * 1e-6f;
         r4_finish_scalar(want, 16, acc, nt, rows, sa, sw);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = simd_kernels((SimdLevel)l);
+            const KernelTable *k = level_kernels(l);
             if (!k) continue;
             k->r4_finish(got, 16, acc, nt, rows, sa, sw);
             int bad = 0;
