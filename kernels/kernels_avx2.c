@@ -392,6 +392,7 @@ enum { PANEL_BYTES = GEMM_COLS / 32 * (64 + 32 * 16) }; /* the most: U = 16 */
 static inline int unit_width(int group) { return group < 32 ? group : 32; }
 
 int r4_pack_avx2(const R4Acts *x, int t0, int t1) {
+    if (x->group % 16 != 0 || x->group > QR_MAX_GROUP) return -1; /* docs/SPEC.md's G: 16 .. 128 */
     const int U = unit_width(x->group), n_pairs = (x->len + 2 * U - 1) / (2 * U);
     const __m128i eight = _mm_set1_epi8(8), seven = _mm_set1_epi8(7);
     __m128i over = _mm_setzero_si128(); /* bytes of codes above 7 in magnitude */
@@ -427,29 +428,6 @@ static inline __m256i half_shifts(const R4Matrix *w, int rb, int g, int half) {
     return half ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
 }
 
-/* w' = c << sw of one 8-column step (columns col .. col + 7, col a multiple of 8) of rows
- * 8 * half .. + 7: lanes of columns 0-3 in *lo, 4-7 in *hi; columns at or past end are 0.
- * From excess-8 nibbles x = c + 8: (x << sw) - (8 << sw), each byte shifted inside its
- * 32-bit lane (x << sw <= 15 << 4 fits a byte, so nothing crosses into the next). */
-static inline void unpack_step(const uint8_t *block, int col, int end, int half, __m256i sw, __m256i *lo,
-                               __m256i *hi) {
-    if (col >= end) {
-        *lo = *hi = _mm256_setzero_si256();
-        return;
-    }
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i v = _mm256_loadu_si256((const __m256i *)(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES + half * 32));
-    const __m256i eights = _mm256_sllv_epi32(_mm256_set1_epi8(8), sw);
-    *lo = _mm256_sub_epi8(_mm256_sllv_epi32(_mm256_and_si256(v, low4), sw), eights);
-    *hi = _mm256_sub_epi8(_mm256_sllv_epi32(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), sw), eights);
-    if (col + QR_STEP_COLS > end) {
-        const __m256i left = _mm256_set1_epi8((char)(end - col));
-        const __m256i e = _mm256_set1_epi32(0x03020100);
-        *lo = _mm256_and_si256(*lo, _mm256_cmpgt_epi8(left, e));
-        *hi = _mm256_and_si256(*hi, _mm256_cmpgt_epi8(left, _mm256_add_epi8(e, _mm256_set1_epi8(4))));
-    }
-}
-
 /* (x - 8) << s_e for the excess-8 bytes x of every 32-bit lane, byte e shifted by s_e =
  * nibble e of shifts4 (the same for every lane): two 16-bit multiplies, one for the low
  * bytes of the 16-bit halves, one for the high ones (x << s <= 15 << 4 fits a byte). */
@@ -464,20 +442,31 @@ static inline __m256i times_pow2(__m256i x, unsigned shifts4) {
     return _mm256_sub_epi8(shifted, eights);
 }
 
-/* unpack_step for a matrix with column shifts: cs holds the 4-bit shifts of the block's
- * group of rows, one per column (qformat.h). */
-static inline void unpack_step_cols(const uint8_t *block, const uint8_t *cs, int col, int end, int half,
-                                    __m256i *lo, __m256i *hi) {
+/* w' of one 8-column step (columns col .. col + 7, col a multiple of 8) of rows 8 * half
+ * .. + 7: lanes of columns 0-3 in *lo, 4-7 in *hi; columns at or past end are 0. From the
+ * excess-8 nibbles x = c + 8, with the rows' shifts sw (one per lane): (x << sw) - (8 <<
+ * sw), each byte shifted inside its 32-bit lane (x << sw <= 15 << 4 fits a byte, so nothing
+ * crosses into the next); or, for a matrix with column shifts, cs (the 4-bit shifts of the
+ * block's group of rows, one per column) not NULL: times_pow2 per column. */
+static inline void unpack_step(const uint8_t *block, int col, int end, int half, __m256i sw, const uint8_t *cs,
+                               __m256i *lo, __m256i *hi) {
     if (col >= end) {
         *lo = *hi = _mm256_setzero_si256();
         return;
     }
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i v = _mm256_loadu_si256((const __m256i *)(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES + half * 32));
-    uint32_t shifts8; /* nibble k: the shift of column col + k */
-    memcpy(&shifts8, cs + col / 2, 4);
-    *lo = times_pow2(_mm256_and_si256(v, low4), shifts8 & 0xFFFF);
-    *hi = times_pow2(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), shifts8 >> 16);
+    const __m256i x_lo = _mm256_and_si256(v, low4), x_hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    if (cs) {
+        uint32_t shifts8; /* nibble k: the shift of column col + k */
+        memcpy(&shifts8, cs + col / 2, 4);
+        *lo = times_pow2(x_lo, shifts8 & 0xFFFF);
+        *hi = times_pow2(x_hi, shifts8 >> 16);
+    } else {
+        const __m256i eights = _mm256_sllv_epi32(_mm256_set1_epi8(8), sw);
+        *lo = _mm256_sub_epi8(_mm256_sllv_epi32(x_lo, sw), eights);
+        *hi = _mm256_sub_epi8(_mm256_sllv_epi32(x_hi, sw), eights);
+    }
     if (col + QR_STEP_COLS > end) {
         const __m256i left = _mm256_set1_epi8((char)(end - col));
         const __m256i e = _mm256_set1_epi32(0x03020100);
@@ -503,13 +492,8 @@ static int pack_panel(uint8_t *panel, const R4Matrix *w, int rb, int c0, int c1,
             __m256i sum = zero; /* 8 sum w' of each unit, in the lanes' halves */
             for (int j = 0; j < U / QR_STEP_COLS; j++) {
                 __m256i alo, ahi, blo, bhi;
-                if (cs) {
-                    unpack_step_cols(block, cs, ua + QR_STEP_COLS * j, c1, half, &alo, &ahi);
-                    unpack_step_cols(block, cs, ub + QR_STEP_COLS * j, c1, half, &blo, &bhi);
-                } else {
-                    unpack_step(block, ua + QR_STEP_COLS * j, c1, half, swa, &alo, &ahi);
-                    unpack_step(block, ub + QR_STEP_COLS * j, c1, half, swb, &blo, &bhi);
-                }
+                unpack_step(block, ua + QR_STEP_COLS * j, c1, half, swa, cs, &alo, &ahi);
+                unpack_step(block, ub + QR_STEP_COLS * j, c1, half, swb, cs, &blo, &bhi);
                 /* A lane of alo holds columns 0-3 of unit A's step: 0, 1 with B's 0, 1 make
                  * step 4j, their 2, 3 step 4j + 1; ahi and bhi likewise steps 4j + 2, 4j + 3. */
                 const __m256i steps[4] = {
