@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Regenerates docs/PERFORMANCE.md (run by `make bench`): tokens per second of fp32, w8a16
-# and qrazor, interleaved in one run per model and thread count, on stories260K and on
-# checkpoints of the stories15M / 42M / 110M shapes with random weights (the speed of the
-# integer kernels does not depend on weight values; those models cannot write text).
+# Regenerates docs/PERFORMANCE.md (run by `make bench`): tokens per second on stories260K
+# and on checkpoints of the stories15M / 42M / 110M shapes with random weights (the speed
+# of the integer kernels does not depend on weight values; those models cannot write
+# text), at 1 and 2 threads:
+#   1. fp32, w8a16 and qrazor, interleaved repetition by repetition in one run of ours;
+#   2. qrazor against llama.cpp's Q4_0 on the same checkpoints, pp128, pp512 and tg128,
+#      the two engines run one after the other, round after round (ROUNDS, default 3),
+#      and each figure the median of the rounds; the ratio per row.
 #
-# Optional, for a comparison in the same run with engines built elsewhere (nothing of
-# theirs is in this repository):
-#   LLAMA2C_RUN=/path/to/llama2.c/run  LLAMA2C_TOKENIZER=/path/to/tokenizer.bin
-#   LLAMA_BENCH=/path/to/llama-bench   GGUF_DIR=/dir/with/<shape>-f32.gguf,<shape>-q4_0.gguf
+# llama.cpp is optional and nothing of it is in this repository. With
+#   LLAMA_BENCH=/path/to/llama.cpp/build/bin/llama-bench
+#   GGUF_DIR=/dir/holding/stories15M-q4_0.gguf,stories42M-q4_0.gguf,stories110M-q4_0.gguf
+# the second table has its llama.cpp columns. To make them (llama.cpp's llama2.c
+# converter reads our checkpoints; it refuses GQA ones, and these shapes have none):
+#   git clone https://github.com/ggml-org/llama.cpp && cd llama.cpp
+#   cmake -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON
+#   cmake --build build -j --target llama-bench llama-quantize llama-convert-llama2c-to-ggml
+#   for s in stories15M stories42M stories110M; do   # build/bench/*.bin: written by a first make bench
+#     build/bin/llama-convert-llama2c-to-ggml --copy-vocab-from-model TOKENIZER.bin \
+#       --llama2c-model QRAZOR/build/bench/$s.bin --llama2c-output-model $GGUF_DIR/$s-f32.gguf
+#     build/bin/llama-quantize $GGUF_DIR/$s-f32.gguf $GGUF_DIR/$s-q4_0.gguf q4_0
+#   done
+# where TOKENIZER.bin is llama2.c's tokenizer.bin (the Llama 2 vocabulary of 32000).
+# Also optional: llama2.c's run.c (fp32), LLAMA2C_RUN=/path/to/llama2.c/run with
+# LLAMA2C_TOKENIZER=/path/to/tokenizer.bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source docs/generated.sh
@@ -16,8 +32,8 @@ RUN=./run
 SYNTH=build/synth_model
 DIR=build/bench
 OUT=docs/PERFORMANCE.md
-REPS=${REPS:-5}
-PP=128
+REPS=${REPS:-5}     # repetitions per run of each engine
+ROUNDS=${ROUNDS:-3} # runs of each engine, alternating, for the comparison
 TG=128
 MODES=fp32,w8a16,qrazor
 SHAPES=(stories15M stories42M stories110M)
@@ -29,41 +45,82 @@ for s in "${SHAPES[@]}"; do
 done
 MODELS=(models/stories260K.bin)
 for s in "${SHAPES[@]}"; do MODELS+=("$DIR/$s.bin"); done
+LLAMA=
+if [ -n "${LLAMA_BENCH:-}" ]; then
+    [ -x "$LLAMA_BENCH" ] || { echo "error: LLAMA_BENCH=$LLAMA_BENCH is not an executable" >&2; exit 1; }
+    for s in "${SHAPES[@]}"; do
+        [ -f "${GGUF_DIR:-}/$s-q4_0.gguf" ] || { echo "error: no ${GGUF_DIR:-GGUF_DIR unset}/$s-q4_0.gguf" >&2; exit 1; }
+    done
+    LLAMA=1
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# One result line of our JSON: {"mode": "qrazor", "test": "tg128", "tokens_per_s": ...}
+# A field of one result line of our JSON: {"mode": "qrazor", "test": "tg128", "tokens_per_s": ...}
 field() { sed -n "s/.*\"$2\": \"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<< "$1"; }
-
+# tokens_per_s of mode $2, test $3 in our JSON file $1
+ours_tps() { field "$(grep "\"mode\": \"$2\", \"test\": \"$3\"" "$1")" tokens_per_s; }
 # llama-bench's CSV: the avg_ts column of the row with these n_prompt and n_gen.
 llama_tps() {
     awk -F, -v p="$2" -v g="$3" 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); col[$i] = i } next }
         { gsub(/"/, "") } $col["n_prompt"] == p && $col["n_gen"] == g { print $col["avg_ts"] }' "$1"
 }
+llama_column() { awk -F, -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); col[$i] = i } next }
+        { gsub(/"/, ""); print $col[c]; exit }' "$1"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The context of a llama2.c checkpoint: the 7th int32 of its header.
+seq_len() { od -An -t d4 -j 24 -N 4 "$1" | tr -d ' '; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.2fx", a / b }'; }
+num() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "") print "-"; else printf "%.*f", d, v }'; }
 
+# 1. Our modes, one run each.
 ref_rows=()
 for m in "${MODELS[@]}"; do
     name=$(basename "$m" .bin)
     for t in "${THREADS[@]}"; do
-        echo "bench $name, $t thread(s) ..." >&2
-        $RUN "$m" --bench --bench-modes "$MODES" --pp "$PP" --tg "$TG" --reps "$REPS" -j "$t" --json \
+        echo "bench $name, $t thread(s): $MODES ..." >&2
+        $RUN "$m" --bench --bench-modes "$MODES" --pp 128 --tg "$TG" --reps "$REPS" -j "$t" --json \
             > "$tmp/$name.$t.json"
-        # Reference engines right after ours, on the same model and thread count.
         if [ -n "${LLAMA2C_RUN:-}" ] && [ "$name" != stories260K ]; then
             tps=$(OMP_NUM_THREADS=$t "$LLAMA2C_RUN" "$m" -z "$LLAMA2C_TOKENIZER" -n 256 -t 0 2>&1 >/dev/null |
                   sed -n 's/achieved tok\/s: \([0-9.]*\).*/\1/p')
-            ref_rows+=("| $name | $t | llama2.c run.c (fp32, 256 steps) | | $tps |")
+            ref_rows+=("| $name | $t | $(num "$tps" 1) |")
         fi
-        if [ -n "${LLAMA_BENCH:-}" ] && [ -f "${GGUF_DIR:-}/$name-q4_0.gguf" ]; then
-            for q in f32 q4_0; do
-                "$LLAMA_BENCH" -m "$GGUF_DIR/$name-$q.gguf" -p "$PP" -n "$TG" -r "$REPS" -t "$t" -o csv \
-                    2>/dev/null > "$tmp/llama.csv" || continue
-                pp=$(llama_tps "$tmp/llama.csv" "$PP" 0)
-                tg=$(llama_tps "$tmp/llama.csv" 0 "$TG")
-                ref_rows+=("| $name | $t | llama.cpp ${q^^} | ${pp%.*} | ${tg%.*} |")
-            done
-        fi
+    done
+done
+
+# 2. qrazor and llama.cpp Q4_0, alternating round by round.
+cmp_rows=()
+llama_commit=
+for s in "${SHAPES[@]}"; do
+    m="$DIR/$s.bin"
+    long=512
+    [ "$(seq_len "$m")" -ge $((long + TG)) ] || long= # stories15M's context is 256
+    for t in "${THREADS[@]}"; do
+        o128=() o512=() otg=() l128=() l512=() ltg=()
+        for r in $(seq "$ROUNDS"); do
+            echo "compare $s, $t thread(s), round $r of $ROUNDS ..." >&2
+            $RUN "$m" --bench --bench-modes qrazor --pp 128 --tg "$TG" --reps "$REPS" -j "$t" --json > "$tmp/o.json"
+            o128+=("$(ours_tps "$tmp/o.json" qrazor pp128)") otg+=("$(ours_tps "$tmp/o.json" qrazor "tg$TG")")
+            if [ -n "$long" ]; then
+                $RUN "$m" --bench --bench-modes qrazor --pp "$long" --tg 0 --reps "$REPS" -j "$t" --json > "$tmp/o.json"
+                o512+=("$(ours_tps "$tmp/o.json" qrazor "pp$long")")
+            fi
+            if [ -n "$LLAMA" ]; then
+                "$LLAMA_BENCH" -m "$GGUF_DIR/$s-q4_0.gguf" -p "128${long:+,$long}" -n "$TG" -r "$REPS" -t "$t" -o csv \
+                    2>/dev/null > "$tmp/l.csv"
+                l128+=("$(llama_tps "$tmp/l.csv" 128 0)") ltg+=("$(llama_tps "$tmp/l.csv" 0 "$TG")")
+                llama_commit=$(llama_column "$tmp/l.csv" build_commit)
+                [ -z "$long" ] || l512+=("$(llama_tps "$tmp/l.csv" "$long" 0)")
+            fi
+        done
+        a=$(median "${o128[@]}") b=$([ -z "$LLAMA" ] || median "${l128[@]}")
+        c=$([ -z "$long" ] || median "${o512[@]}") d=$([ -z "$LLAMA" ] || [ -z "$long" ] || median "${l512[@]}")
+        e=$(median "${otg[@]}") f=$([ -z "$LLAMA" ] || median "${ltg[@]}")
+        row="| $s | $t | $(num "$a" 0) | $(num "$b" 0) | $(ratio "$a" "$b") | $(num "$c" 0) | $(num "$d" 0) | $(ratio "$c" "$d") | $(num "$e" 1) | $(num "$f" 1) | $(ratio "$e" "$f") |"
+        echo "$row" >&2
+        cmp_rows+=("$row")
     done
 done
 
@@ -81,30 +138,31 @@ random weights** (\`build/synth_model\`): the speed of the engine does not depen
 the weights' values, and the real models cannot be downloaded everywhere. stories260K is
 the real, embedded model.
 
-Each row is the median of $REPS repetitions after a warm-up, with the fastest and
-slowest in parentheses, as llama.cpp's llama-bench reports them. **pp$PP** processes a
-$PP-token prompt in one batched pass; **tg$TG** generates $TG tokens one at a time; both
-start from an empty context, feed fixed pseudo-random tokens and time the model only (no
-tokenizer, no sampling). The three modes run interleaved, repetition by repetition, so
-that a noisy moment on this shared machine slows them alike; compare ratios within a row
-group rather than absolute figures across runs. Weights and KV cache are the bytes the
-mode needs at full context.
+**pp128** processes a 128-token prompt in one batched pass (**pp512** a 512-token one);
+**tg$TG** generates $TG tokens one at a time; all start from an empty context, feed fixed
+pseudo-random tokens and time the model only (no tokenizer, no sampling). Each figure of
+ours is the median of $REPS repetitions after a warm-up (with the fastest and slowest in
+parentheses in the first table), as llama.cpp's llama-bench reports them. Weights and KV
+cache are the bytes the mode needs at full context. Other programs running on this
+machine slow every engine: compare ratios within a table rather than figures across runs.
 
-Commands:
+## Our modes
 
-    make bench
+The three modes run interleaved, repetition by repetition, in one run per model and
+thread count:
+
 EOF
     for m in "${MODELS[@]}"; do
-        echo "    $RUN $m --bench --bench-modes $MODES --pp $PP --tg $TG --reps $REPS -j N --json"
+        echo "    $RUN $m --bench --bench-modes $MODES --pp 128 --tg $TG --reps $REPS -j N --json"
     done
     echo
-    echo "| model | threads | mode | weights | KV cache | pp$PP tok/s | tg$TG tok/s | tg vs fp32 |"
+    echo "| model | threads | mode | weights | KV cache | pp128 tok/s | tg$TG tok/s | tg vs fp32 |"
     echo "|---|---:|---|---:|---:|---:|---:|---:|"
     for m in "${MODELS[@]}"; do
         name=$(basename "$m" .bin)
         for t in "${THREADS[@]}"; do
             f="$tmp/$name.$t.json"
-            fp32_tg=$(grep '"mode": "fp32", "test": "tg' "$f" | sed -n 's/.*"tokens_per_s": \([0-9.]*\).*/\1/p')
+            fp32_tg=$(ours_tps "$f" fp32 "tg$TG")
             for mode in ${MODES//,/ }; do
                 pp_line=$(grep "\"mode\": \"$mode\", \"test\": \"pp" "$f")
                 tg_line=$(grep "\"mode\": \"$mode\", \"test\": \"tg" "$f")
@@ -118,15 +176,48 @@ EOF
             done
         done
     done
+    cat <<EOF
+
+## qrazor and llama.cpp Q4_0
+
+EOF
+    if [ -n "$LLAMA" ]; then
+        cat <<EOF
+llama.cpp${llama_commit:+ $llama_commit} (CPU, built \`-DGGML_NATIVE=ON\`), its Q4_0 made from the same
+checkpoints by its llama2.c converter and \`llama-quantize\` (see docs/bench.sh). For each
+model and thread count the two engines ran one after the other, $ROUNDS rounds; each
+figure is the median of the rounds (each round's figure itself a median or mean of $REPS
+repetitions), and the ratio is ours over llama.cpp's. stories15M's context (256) has no
+room for pp512. Commands, per round:
+
+    $RUN build/bench/SHAPE.bin --bench --bench-modes qrazor --pp 128 --tg $TG --reps $REPS -j N --json
+    $RUN build/bench/SHAPE.bin --bench --bench-modes qrazor --pp 512 --tg 0 --reps $REPS -j N --json
+    llama-bench -m SHAPE-q4_0.gguf -p 128,512 -n $TG -r $REPS -t N -o csv
+
+EOF
+    else
+        cat <<EOF
+(llama.cpp was not given: set LLAMA_BENCH and GGUF_DIR, see docs/bench.sh, for its
+columns.) stories15M's context (256) has no room for pp512. Commands:
+
+    $RUN build/bench/SHAPE.bin --bench --bench-modes qrazor --pp 128 --tg $TG --reps $REPS -j N --json
+    $RUN build/bench/SHAPE.bin --bench --bench-modes qrazor --pp 512 --tg 0 --reps $REPS -j N --json
+
+EOF
+    fi
+    echo "| model | threads | qrazor pp128 | llama.cpp pp128 | ratio | qrazor pp512 | llama.cpp pp512 | ratio | qrazor tg$TG | llama.cpp tg$TG | ratio |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${cmp_rows[@]}"
     if [ ${#ref_rows[@]} -gt 0 ]; then
         cat <<EOF
 
-Reference engines, run in the same session right after ours on the same checkpoints
-(llama.cpp via its llama2.c converter; llama2.c's tok/s is its own "achieved tok/s" over
-256 greedy steps, prompt included):
+## llama2.c
 
-| model | threads | engine | pp$PP tok/s | tg$TG tok/s |
-|---|---:|---|---:|---:|
+llama2.c's run.c (float32, OpenMP), run right after ours on the same checkpoints; its
+own "achieved tok/s" over 256 greedy steps, prompt included:
+
+| model | threads | tok/s |
+|---|---:|---:|
 EOF
         printf '%s\n' "${ref_rows[@]}"
     fi

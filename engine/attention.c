@@ -20,7 +20,6 @@ int attn_scratch_init(AttnScratch *sc, const KVCache *kv, const QuantConfig *q, 
     if (kv->key_kind != QUANT_F32) {
         failed |= qacts_init(&sc->q, q->acts, q->keys, max_rows, hs, q->group) != 0;
         failed |= qacts_init(&sc->p, q->probs, q->values, max_rows, n_ctx, q->group) != 0;
-        if (kv->v_shift) failed |= r4_acts_alloc(&sc->p_sv, max_rows, n_ctx, q->group) != 0;
     }
     sc->att = malloc((size_t)max_rows * n_ctx * sizeof(float));
     sc->pf = malloc((size_t)max_rows * n_ctx * sizeof(float));
@@ -30,7 +29,7 @@ int attn_scratch_init(AttnScratch *sc, const KVCache *kv, const QuantConfig *q, 
 
 void attn_scratch_free(AttnScratch *sc) {
     qacts_free(&sc->q), qacts_free(&sc->p);
-    r4_acts_free(&sc->p_sv), r4_acts_free(&sc->kv);
+    r4_acts_free(&sc->kv);
     free(sc->att), free(sc->pf), free(sc->out);
     memset(sc, 0, sizeof *sc);
 }
@@ -64,31 +63,6 @@ static void attend_f32(const KVCache *kv, int i, int h, const AttnChunk *ch, Att
     }
 }
 
-/* out = V^T p' for 4-bit values, whose group shifts sv[t, j] vary along the reduction (t):
- * per group j of G value dimensions, the probability codes are shifted by sv[t, j] first
- * ((p'_t << sv) <= 7 << 4 = 112 stays a byte), then V^T's rows of that group multiply
- * them as any razored product does, group shifts sp of the positions applied after. */
-static void razored_values(const KVCache *kv, int i, AttnScratch *sc, int rows, int len) {
-    const int hs = kv->head_size, G = kv->group;
-    const R4Acts *pa = &sc->p.r4;
-    R4Acts *ps = &sc->p_sv;
-    r4_acts_shape(ps, rows, len);
-    memcpy(ps->shifts, pa->shifts, (size_t)rows * pa->n_groups * sizeof *ps->shifts);
-    memcpy(ps->scale, pa->scale, (size_t)rows * sizeof *ps->scale);
-    for (int j = 0, d0 = 0; d0 < hs; j++, d0 += G) {
-        for (int r = 0; r < rows; r++) {
-            const int8_t *src = pa->codes + (size_t)r * pa->stride;
-            int8_t *dst = ps->codes + (size_t)r * ps->stride;
-            for (int t = 0; t < len; t++) dst[t] = (int8_t)(src[t] * (1 << kv_cache_v_shift(kv, i, t, j)));
-            memset(dst + len, 0, (size_t)(ps->stride - len));
-            r4_acts_set_corr(ps, r);
-        }
-        const R4Matrix *vt = &kv->values_t[i].r4;
-        const R4Matrix group_rows = r4_matrix_rows(vt, d0, qr_group_len(hs, G, j));
-        matmul_r4(sc->out + d0, (size_t)hs, &group_rows, group_rows.rows, ps, NULL);
-    }
-}
-
 /* The integer pipeline (docs/SPEC.md section 4). */
 static void attend_quantized(const KVCache *kv, int i, int h, const AttnChunk *ch, AttnScratch *sc,
                              const QuantConfig *q) {
@@ -114,11 +88,10 @@ static void attend_quantized(const KVCache *kv, int i, int h, const AttnChunk *c
         qacts_quantize(&sc->p, r, pf, q);
     }
 
-    /* Weighted values: V^T (rows = value dimensions) times p'; V^T's row scales are 1. */
-    if (kv->v_shift)
-        razored_values(kv, i, sc, rows, len);
-    else
-        linear_apply_rows(sc->out, (size_t)hs, &kv->values_t[i], hs, NULL, rows, &sc->p, NULL);
+    /* Weighted values: V^T (rows = value dimensions) times p'; V^T's row scales are 1, and
+     * a 4-bit value's shifts are V^T's column shifts: sum_t (p'_t * (v_t,d << sv[t, d/G]))
+     * << sp[t/G], docs/SPEC.md section 4 summed group by group of positions. */
+    linear_apply_rows(sc->out, (size_t)hs, &kv->values_t[i], hs, NULL, rows, &sc->p, NULL);
     for (int r = 0; r < rows; r++)
         memcpy(ch->out + row_at(ch, h, r), sc->out + (size_t)r * hs, (size_t)hs * sizeof(float));
 }

@@ -30,7 +30,6 @@ typedef struct {
 typedef struct {
     QActs q;      /* the rows' queries, [rows][head_size] */
     QActs p;      /* their probabilities with Sv folded in, [rows][n_ctx] */
-    R4Acts p_sv;  /* p' codes << sv for one group of value dimensions, [rows][n_ctx] */
     R4Acts kv;    /* one key or value vector being stored, [head_size] */
     float *att;   /* [rows][n_ctx] scores, then probabilities */
     float *pf;    /* [rows][n_ctx] p' as floats */

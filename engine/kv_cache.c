@@ -60,9 +60,13 @@ int kv_cache_init(KVCache *kv, const ModelConfig *c, const QuantConfig *q, int n
     }
     if (kv->values_t[0].storage == STORE_R4) {
         kv->v_groups = (kv->head_size + q->group - 1) / q->group;
-        kv->v_shift_bytes = (kv->v_groups + 1) / 2;
-        kv->v_shift = calloc((size_t)kv->n_heads * n_ctx * kv->v_shift_bytes, 1);
+        const int stride = kv->values_t[0].r4.cols_pad / 2;
+        kv->v_shift = calloc((size_t)kv->n_heads * kv->v_groups * stride, 1);
         if (!kv->v_shift) return -1;
+        for (int i = 0; i < kv->n_heads; i++) {
+            kv->values_t[i].r4.col_shifts = kv->v_shift + (size_t)i * kv->v_groups * stride;
+            kv->values_t[i].r4.col_shift_stride = stride;
+        }
     }
     return 0;
 }
@@ -107,11 +111,7 @@ void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *
     }
     r4_acts_quantize(scratch, 0, value, kv->value_kind, QMAX_INT8, kv->rounding);
     for (int d = 0; d < hs; d++) r4_set_code(&vt->r4, d, pos, scratch->codes[d]);
-    for (int j = 0; j < kv->v_groups; j++) {
-        uint8_t *b = kv_cache_v_shift_byte(kv, i, pos, j);
-        const int shift = scratch->shifts[j];
-        *b = j % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
-    }
+    for (int j = 0; j < kv->v_groups; j++) r4_set_col_shift(&vt->r4, j * G, pos, scratch->shifts[j]);
     *scale = scratch->scale[0];
 }
 
@@ -125,6 +125,6 @@ size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int n_ctx) {
     const size_t int_vt = (size_t)hs * seq + hs * sizeof(float);
     const size_t k = ks == STORE_INT ? int_k : r4_bytes_for(n_ctx, hs, q->group, q->keys == QUANT_SDR);
     const size_t vt = vs == STORE_INT ? int_vt : r4_bytes_for(hs, n_ctx, q->group, 0);
-    const size_t v_shifts = vs == STORE_R4 ? seq * ((v_groups + 1) / 2) : 0;
+    const size_t v_shifts = vs == STORE_R4 ? (size_t)v_groups * ((seq + 7) / 8 * 4) : 0;
     return heads * (k + vt + seq * sizeof(float) + v_shifts);
 }

@@ -15,8 +15,8 @@
  * K's row scales are the keys' stage-1 scales. V^T's row scales are 1: a value's scale
  * Sv[t] belongs to its position, a column, and is folded into the probabilities instead
  * (p'_t = p_t Sv[t]). Likewise a 4-bit value's group shifts sv[t, d/G] belong to a
- * position, so they are kept beside V^T, one 4-bit shift per position and group of G
- * dimensions, and applied to the probability codes (engine/attention.c).
+ * position: they are V^T's column shifts (kernels/qformat.h), one 4-bit shift per group
+ * of G dimensions and position, which the matrix products apply.
  */
 #ifndef ENGINE_KV_CACHE_H
 #define ENGINE_KV_CACHE_H
@@ -34,8 +34,8 @@ typedef struct {
     Linear *keys;                 /* [n_heads] K:   n_ctx x head_size */
     Linear *values_t;             /* [n_heads] V^T: head_size x n_ctx */
     float *v_scale;               /* [n_heads][n_ctx] Sv */
-    uint8_t *v_shift;             /* 4-bit values: [n_heads][n_ctx][v_shift_bytes], two per byte */
-    int v_groups, v_shift_bytes;  /* groups of G value dimensions; bytes of their shifts */
+    uint8_t *v_shift;             /* 4-bit values: V^T's column shifts, [n_heads][v_groups][n_ctx / 2] */
+    int v_groups;                 /* groups of G value dimensions */
 } KVCache;
 
 /* Allocates a cache of n_ctx positions for the model, quantized as q says (keys to meet
@@ -52,15 +52,5 @@ void kv_cache_store(KVCache *kv, int i, int pos, const float *key, const float *
  * the memory figure -v and the benchmarks print. */
 size_t kv_cache_bytes(const ModelConfig *c, const QuantConfig *q, int n_ctx);
 
-/* The byte holding the 4-bit shift of value group j at position t of head i (the low
- * nibble for even j), and that shift. */
-static inline uint8_t *kv_cache_v_shift_byte(const KVCache *kv, int i, int t, int j) {
-    return kv->v_shift + ((size_t)i * kv->n_ctx + t) * kv->v_shift_bytes + j / 2;
-}
-
-static inline int kv_cache_v_shift(const KVCache *kv, int i, int t, int j) {
-    const uint8_t b = *kv_cache_v_shift_byte(kv, i, t, j);
-    return j % 2 ? b >> 4 : b & 15;
-}
 
 #endif

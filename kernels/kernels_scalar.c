@@ -5,7 +5,8 @@
 #include "kernels/simd.h"
 
 /* The 4-bit kernel in plain C: each row of the block is unpacked group by group into
- * integers, and docs/SPEC.md section 3 (qr_dot) applied to the group with each vector. */
+ * integers (codes shifted by their column shifts, if any), and docs/SPEC.md section 3
+ * (qr_dot) applied to the group with each vector. */
 static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                             int nt) {
     const int G = x->group;
@@ -15,7 +16,8 @@ static void r4_block_scalar(int64_t *acc, const R4Matrix *w, int rb, const R4Act
         for (int g = 0; r < w->rows && g < x->n_groups; g++) {
             int32_t wg[QR_MAX_GROUP], ag[QR_MAX_GROUP];
             const int start = g * G, len = qr_group_len(x->len, G, g), sw = r4_get_shift(w, r, g);
-            for (int i = 0; i < len; i++) wg[i] = r4_get_code(w, r, start + i);
+            for (int i = 0; i < len; i++)
+                wg[i] = (int32_t)qr_shl(r4_get_code(w, r, start + i), r4_get_col_shift(w, r, start + i));
             for (int t = 0; t < nt; t++) {
                 const int8_t *codes = x->codes + (size_t)(t0 + t) * x->stride + start;
                 for (int i = 0; i < len; i++) ag[i] = codes[i];
@@ -56,4 +58,4 @@ float dot_f32_scalar(const float *w, const float *x, int n) {
 }
 
 const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,
-                                    dot_f32_scalar, r4_acts_quantize_scalar};
+                                    dot_f32_scalar, r4_acts_quantize_scalar, NULL, NULL};

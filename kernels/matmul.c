@@ -6,6 +6,7 @@
 #include "kernels/matmul.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 
 #include "kernels/simd.h"
 
@@ -15,6 +16,15 @@
 
 enum { MAX_SHARED = 4 };
 
+/* From this many vectors on, a 4-bit product runs as a GEMM where the level has one (the
+ * weights are unpacked into a panel once per block, which pays for itself over a few
+ * vectors); below, it runs in r4_block tiles. Either way the results are identical.
+ * Matrices with column shifts (qformat.h) always go to the GEMM where there is one. */
+#define GEMM_MIN_VECTORS 4
+
+/* Codes below which a batch is packed on the calling thread alone. */
+#define PARALLEL_MIN_PACK 16384
+
 typedef struct {
     const KernelTable *k;
     const MatmulOut *outs;
@@ -22,12 +32,23 @@ typedef struct {
     const MatmulIn *in;
     int blocks[MAX_SHARED]; /* 16-row blocks of each product */
     int total_blocks;
+    int packed;             /* the input is packed for the level's GEMM */
 } Product;
+
+/* Whether output o runs as the GEMM. */
+static int gemm_for(const Product *p, const MatmulOut *o) {
+    return p->packed && (p->in->n >= GEMM_MIN_VECTORS || o->r4->col_shifts);
+}
 
 /* 4-bit blocks [rb0, rb1) of one product: exact accumulators for up to 8 vectors, then
  * y = (acc * Sa) * Sw. */
 static void r4_blocks(const Product *p, const MatmulOut *o, int rb0, int rb1) {
     const R4Acts *x = p->in->r4;
+    if (gemm_for(p, o)) {
+        p->k->r4_gemm(o->y, o->y_stride, o->r4, o->n_rows, rb0, rb1, x);
+        return;
+    }
+    assert(!o->r4->col_shifts || !p->k->r4_gemm); /* only the scalar r4_block takes those */
     for (int rb = rb0; rb < rb1; rb++) {
         for (int t0 = 0; t0 < x->n; t0 += QR_TILE_TOKENS) {
             const int nt = x->n - t0 < QR_TILE_TOKENS ? x->n - t0 : QR_TILE_TOKENS;
@@ -76,6 +97,32 @@ static void run_blocks(const Product *p, int b0, int b1) {
     }
 }
 
+/* Packing the batch for a GEMM, vectors [t0, t1) per range. */
+typedef struct {
+    const KernelTable *k;
+    const R4Acts *x;
+    atomic_int refused;
+} Pack;
+
+static void pack_range(void *ctx, int thread, int t0, int t1) {
+    (void)thread;
+    Pack *p = ctx;
+    if (p->k->r4_pack(p->x, t0, t1) != 0) atomic_store_explicit(&p->refused, 1, memory_order_relaxed);
+}
+
+/* Packs the input for the level's GEMM when an output will want it (on the pool's threads
+ * when it is long); returns whether the GEMM's packing accepted it. */
+static int pack_for_gemm(const Product *p, ThreadPool *pool) {
+    const R4Acts *x = p->in->r4;
+    int wanted = x && p->k->r4_gemm && x->n >= GEMM_MIN_VECTORS;
+    for (int i = 0; x && p->k->r4_gemm && i < p->count; i++) wanted |= p->outs[i].r4 && p->outs[i].r4->col_shifts;
+    if (!wanted) return 0;
+    Pack pack = {p->k, x, 0};
+    const int grain = (long)x->n * x->len < PARALLEL_MIN_PACK ? x->n : threadpool_grain(pool, x->n, 2);
+    threadpool_parallel_for(pool, x->n, grain, pack_range, &pack);
+    return !atomic_load_explicit(&pack.refused, memory_order_relaxed);
+}
+
 /* Blocks are the items of the parallel for: each is computed whole by one thread, so the
  * results do not depend on who took it. */
 static void block_range(void *ctx, int thread, int b0, int b1) {
@@ -85,7 +132,7 @@ static void block_range(void *ctx, int thread, int b0, int b1) {
 
 void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadPool *pool) {
     assert(count >= 1 && count <= MAX_SHARED);
-    Product p = {simd_current_kernels(), outs, count, in, {0}, 0};
+    Product p = {simd_current_kernels(), outs, count, in, {0}, 0, 0};
     long macs = 0;
     for (int i = 0; i < count; i++) {
         p.blocks[i] = (outs[i].n_rows + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
@@ -95,6 +142,7 @@ void matmul_shared(const MatmulOut *outs, int count, const MatmulIn *in, ThreadP
         if (outs[i].i8) assert(in->i16 && in->cols <= outs[i].i8->cols);
         if (outs[i].f32) assert(in->f32);
     }
+    p.packed = pack_for_gemm(&p, pool);
     /* About 8 ranges per thread: few enough atomics, small enough to even out. */
     const int grain = macs < PARALLEL_MIN_MACS ? p.total_blocks : threadpool_grain(pool, p.total_blocks, 8);
     threadpool_parallel_for(pool, p.total_blocks, grain, block_range, &p);

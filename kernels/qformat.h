@@ -51,6 +51,17 @@
  * A matrix whose shifts are all zero (the transposed value cache, RTN4 baselines may use
  * them too) can have shifts == NULL.
  *
+ * Column shifts: a matrix whose shifts belong to its columns instead (V^T of the KV cache:
+ * a value's group shifts belong to its position, a column of V^T) has shifts == NULL and
+ * one 4-bit shift per group of G rows and column:
+ *     col_shifts[(r / G) * col_shift_stride + c / 2], the low nibble for even c,
+ * (col_shift_stride >= cols_pad / 2), and its element (r, c) stands for code << col_shift,
+ * the shift at most 4 (from INT8 bases, as every weight shift). A product reduces over columns, so
+ * these shifts vary along the reduction; section 3 becomes
+ *     acc[r] = sum over groups g of ( sum_{i in g} a_i * (w_i << sc_i) ) << (sa_g + sw_g).
+ * Every other matrix has col_shifts == NULL. (The memory is its owner's: r4_matrix_free
+ * does not free it.)
+ *
  * Scales: one float per row (stage 1).
  *
  * Memory per element: 4 bits + 4/G bits of shift (4.25 bits at G = 16) + 32/cols of scale.
@@ -65,9 +76,22 @@
  *     scale[t]
  * Shifts and corrections are 32-bit so that the SIMD kernels broadcast them straight
  * from memory.
- * The codes are 4-bit values in [-7, 7] for razored activations. (The attention kernel
- * also feeds int8 codes up to 112 here, see the header of engine/transformer.c; every kernel accepts
- * |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of razored operands.)
+ * The codes are 4-bit values in [-7, 7] for razored activations. (r4_block kernels also
+ * take wider int8 codes, as long as |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of
+ * razored operands; the GEMM refuses them, see kernels/simd.h.)
+ *
+ * For products of a matrix with several vectors at once (the GEMM of kernels_avx2.c), the
+ * batch is also rearranged ("packed") once per product, so that the kernel's inner loop
+ * reads each operand with one load:
+ *     unit width U = min(G, 32); unit u = columns [uU, uU + U), all in group uU / G;
+ *     pair i = units A = 2i and B = 2i + 1 (n_pairs = ceil(len / 2U));
+ *     packed[t * stride + 2U i + 4k + e] for k < U / 2, e < 4 =
+ *         8 + a(2iU + 2k + e)             e = 0, 1   (columns 2k, 2k + 1 of unit A)
+ *         8 + a((2i + 1)U + 2k + e - 2)   e = 2, 3   (the same columns of unit B)
+ *     pair_mult[t * pair_stride + i] = 2^sa(A) | 2^sa(B) << 16   (two int16 multipliers)
+ * Four bytes k of a pair are what one 32-bit lane of vpmaddubsw multiplies: two columns
+ * of A summed into the lane's low 16 bits, the same two columns of B into its high 16
+ * bits. kernels_avx2.c explains the arithmetic; codes past len read as 0 (so 8 here).
  *
  * ============================================================ INT8 x INT16 (stage 1 only)
  *
@@ -96,6 +120,8 @@ typedef struct {
     uint8_t *codes; /* n_blocks * cols_pad * 8 bytes (16 rows x 4 bits per column) */
     uint8_t *shifts;/* n_blocks * n_groups * 8 bytes, or NULL when all shifts are 0 */
     float *scales;  /* [n_blocks * 16] */
+    uint8_t *col_shifts;  /* NULL, or [ceil(rows / group)][col_shift_stride]: see above */
+    int col_shift_stride; /* at least cols_pad / 2 */
 } R4Matrix;
 
 typedef struct {
@@ -107,6 +133,9 @@ typedef struct {
     int32_t *shifts;    /* [cap_n][n_groups] */
     int32_t *corr;      /* [cap_n][n_groups] */
     float *scale;       /* [cap_n] */
+    uint8_t *packed;    /* [cap_n][stride]: the codes packed for the GEMM (above) */
+    int32_t *pair_mult; /* [cap_n][pair_stride] */
+    int pair_stride;    /* cap_len / 32 + 1: room for every pair of the longest vector */
 } R4Acts;
 
 typedef struct {
@@ -167,6 +196,19 @@ static inline int r4_get_shift(const R4Matrix *m, int r, int g) {
     const int rb = r / QR_BLOCK_ROWS, rr = r % QR_BLOCK_ROWS;
     const uint8_t b = m->shifts[((size_t)rb * m->n_groups + g) * 8 + rr % 8];
     return rr < 8 ? b & 15 : b >> 4;
+}
+
+/* The column shift of element (r, c) (0 when the matrix has none), and setting it for the
+ * rows of r's group. */
+static inline int r4_get_col_shift(const R4Matrix *m, int r, int c) {
+    if (!m->col_shifts) return 0;
+    const uint8_t b = m->col_shifts[(size_t)(r / m->group) * m->col_shift_stride + c / 2];
+    return c % 2 ? b >> 4 : b & 15;
+}
+
+static inline void r4_set_col_shift(R4Matrix *m, int r, int c, int shift) {
+    uint8_t *b = &m->col_shifts[(size_t)(r / m->group) * m->col_shift_stride + c / 2];
+    *b = c % 2 ? (uint8_t)((*b & 0x0F) | (shift << 4)) : (uint8_t)((*b & 0xF0) | shift);
 }
 
 static inline void r4_set_shift(R4Matrix *m, int r, int g, int shift) {

@@ -157,17 +157,6 @@ void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *s
     m->scales[r] = scale;
 }
 
-R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n) {
-    assert(r0 % QR_BLOCK_ROWS == 0 && r0 + n <= m->rows);
-    R4Matrix v = *m;
-    v.rows = n;
-    v.n_blocks = (n + QR_BLOCK_ROWS - 1) / QR_BLOCK_ROWS;
-    v.codes = m->codes + (size_t)(r0 / QR_BLOCK_ROWS) * r4_block_bytes(m);
-    v.shifts = m->shifts ? m->shifts + (size_t)(r0 / QR_BLOCK_ROWS) * m->n_groups * 8 : NULL;
-    v.scales = m->scales + r0;
-    return v;
-}
-
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts) {
     R4Matrix m;
     r4_matrix_shape(&m, rows, cols, group);
@@ -186,7 +175,10 @@ int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group) {
     a->shifts = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
     a->corr = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
     a->scale = alloc_aligned((size_t)cap_n * sizeof(float));
-    if (!a->codes || !a->shifts || !a->corr || !a->scale) {
+    a->pair_stride = cap_len / 32 + 1;
+    a->packed = alloc_aligned((size_t)cap_n * (size_t)stride);
+    a->pair_mult = alloc_aligned((size_t)cap_n * (size_t)a->pair_stride * sizeof(int32_t));
+    if (!a->codes || !a->shifts || !a->corr || !a->scale || !a->packed || !a->pair_mult) {
         r4_acts_free(a);
         return -1;
     }
@@ -200,6 +192,8 @@ void r4_acts_free(R4Acts *a) {
     free(a->shifts);
     free(a->corr);
     free(a->scale);
+    free(a->packed);
+    free(a->pair_mult);
     memset(a, 0, sizeof *a);
 }
 

@@ -103,10 +103,6 @@ void r4_matrix_quantize_row(R4Matrix *m, int r, const float *w, QuantKind kind, 
 /* Writes row r from already quantized codes (cols of them), group shifts and scale. */
 void r4_matrix_set_row(R4Matrix *m, int r, const int8_t *codes, const int32_t *shifts, float scale);
 
-/* Rows [r0, r0 + n) of m as a matrix of its own, sharing m's memory (r0 a multiple of
- * QR_BLOCK_ROWS). */
-R4Matrix r4_matrix_rows(const R4Matrix *m, int r0, int n);
-
 /* Bytes of codes + shifts + scales of a matrix. */
 size_t r4_bytes_for(int rows, int cols, int group, int with_shifts);
 

@@ -25,7 +25,9 @@ enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
 
 /* The 4-bit kernel: for the rows of block rb and vectors t0 .. t0+nt-1 (nt <= 8),
  *   acc[(t - t0) * 16 + rr] = the exact docs/SPEC.md section 3 accumulator of row 16*rb + rr,
- * reducing over the vector length x->len (<= w->cols). Rows past w->rows give 0. */
+ * reducing over the vector length x->len (<= w->cols). Rows past w->rows give 0. Only the
+ * scalar one takes matrices with column shifts (qformat.h); the levels with a GEMM
+ * multiply those with it. */
 typedef void (*R4BlockKernel)(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0,
                               int nt);
 
@@ -50,6 +52,21 @@ enum { DOT_F32_LANES = 64 }; /* the running sums of that order (see kernels_scal
 typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                  int rounding);
 
+/* The batched 4-bit product (a GEMM), for levels that have one: first r4_pack packs
+ * vectors [t0, t1) of the batch x (into its `packed` and `pair_mult`, qformat.h), once per
+ * product, returning 0, or -1 when they are not vectors the GEMM takes (a code above 7 in
+ * magnitude: the attention's shifted probabilities); then r4_gemm computes, for the rows
+ * of blocks [rb0, rb1) of w (the first n_rows rows only) and every vector t of x, the
+ * floats of docs/SPEC.md section 3, y[t * y_stride + r] = ((float)acc * Sa[t]) * Sw[r],
+ * with exactly the accumulators of r4_block. Threads may run either on different vectors
+ * or blocks at once. */
+typedef int (*R4PackKernel)(const R4Acts *x, int t0, int t1);
+typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
+                             const R4Acts *x);
+/* The AVX2 GEMM, which the AVX-512 level uses too (every AVX-512 CPU has AVX2). */
+int r4_pack_avx2(const R4Acts *x, int t0, int t1);
+void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1, const R4Acts *x);
+
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
@@ -57,6 +74,8 @@ typedef struct {
     DotI8Kernel dot_i8;
     DotF32Kernel dot_f32;
     R4QuantizeKernel quantize_r4;
+    R4PackKernel r4_pack; /* NULL with r4_gemm: the level multiplies batches in r4_block tiles */
+    R4GemmKernel r4_gemm;
 } KernelTable;
 
 /* The best level this CPU (and its operating system) supports. */

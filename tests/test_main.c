@@ -21,6 +21,7 @@
 
 void suite_checkpoint(void);
 void suite_kernels(void);
+void suite_gemm(void);
 void suite_tokenizer(void);
 void suite_sampler(void);
 void suite_forward(void);
@@ -268,6 +269,7 @@ int main(int argc, char **argv) {
     }
     suite_checkpoint();
     suite_kernels();
+    suite_gemm();
     suite_tokenizer();
     suite_sampler();
     suite_forward();
