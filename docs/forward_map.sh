@@ -6,12 +6,17 @@
 # fails when the committed one differs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The helpers below run inside $(...), where a failure cannot stop this script: each
+# failure is also written to $failed, and the script fails at the end if it holds any.
+failed=$(mktemp)
+trap 'rm -f "$failed"' EXIT
+fail() { echo "docs/forward_map.sh: $*" | tee -a "$failed" >&2; exit 1; }
 
 # where FILE PATTERN: "FILE:LINE" of the first line matching PATTERN (fixed string).
 where() {
     local n
     n=$(grep -n -F -m1 -- "$2" "$1" | cut -d: -f1)
-    [ -n "$n" ] || { echo "docs/forward_map.sh: '$2' not found in $1" >&2; exit 1; }
+    [ -n "$n" ] || fail "'$2' not found in $1"
     echo "$1:$n"
 }
 
@@ -22,7 +27,7 @@ fn() {
     range=$(awk -v name="$2" '
         !start && $0 ~ "^[a-zA-Z].*[ *]" name "\\(" && $0 !~ ";$" { start = NR }
         start && /^}/ { print start "-" NR; exit }' "$1")
-    [ -n "$range" ] || { echo "docs/forward_map.sh: function $2 not found in $1" >&2; exit 1; }
+    [ -n "$range" ] || fail "function $2 not found in $1"
     echo "$1:$range"
 }
 
@@ -32,7 +37,7 @@ span() {
     local a b
     a=$(where "$1" "$2"); a=${a#*:}
     b=$(tail -n "+$a" "$1" | grep -n -F -m1 -- "$3" | cut -d: -f1)
-    [ -n "$b" ] || { echo "docs/forward_map.sh: '$3' not found after line $a of $1" >&2; exit 1; }
+    [ -n "$b" ] || fail "'$3' not found after line $a of $1"
     echo "$1:$a-$((a + b - 1))"
 }
 
@@ -57,8 +62,9 @@ row "q, k, v = wq xb, wk xb, wv xb" "$(link "$(where $R 'linear(r, l, SITE_WQ')"
 row "integer product of codes (SPEC 3)" "$(link "$(fn kernels/quant.c qr_dot)")" "$(link "$(fn kernels/kernels_scalar.c r4_block_scalar)") and its SIMD twins"
 row "RoPE on q and k" "$(link "$(where $R 'rope_rotate(r->q_')")" "$(link "$(fn $F rope_and_cache_heads)")"
 row "k, v into the cache (SPEC 4)" "$(link "$(where $R 'quantize(&k, key')")" "$(link "$(fn engine/kv_cache.c kv_cache_store)")"
-row "scores q . k / sqrt(hs), softmax" "$(link "$(fn $R attention_head)")" "$(link "$(fn engine/attention.c attend_quantized)")"
-row "weighted values V^T p' (SPEC 4)" "$(link "$(where $R 'Dimension d of every cached value')")" "$(link "$(fn engine/attention.c razored_values)")"
+row "scores q . k / sqrt(hs), softmax" "$(link "$(fn $R attention_head)")" "$(link "$(span engine/attention.c '/* Scores:' 'qacts_quantize(&sc->p')")"
+row "weighted values V^T p' (SPEC 4)" "$(link "$(where $R 'Dimension d of every cached value')")" "$(link "$(span engine/attention.c '/* Weighted values' 'linear_apply_rows(sc->out')")"
 row "x += wo attention" "$(link "$(span $R 'linear(r, l, SITE_WO' 'x[i] += r->xb2[i]')")" "$(link "$(span $F '(const Linear *[]){&L->wo}' 'add_rows(s->x')")"
 row "xb = rmsnorm(x); x += w2 (silu(w1 xb) * (w3 xb))" "$(link "$(span $R '/* Feed-forward:' 'x[i] += r->xb2[i]')")" "$(link "$(span $F '/* Feed-forward:' 'add_rows(s->x')")"
 row "logits = classifier(rmsnorm(x))" "$(link "$(where $R 'linear(r, -1, N_SITES, r->logits')")" "$(link "$(fn $F classify)")"
+[ ! -s "$failed" ] # the map is wrong if any step was not found

@@ -47,6 +47,8 @@ ppl_fp32=$(acc_row fp32)
 ppl_qrazor=$(acc_row qrazor)
 ppl_rtn4=$(acc_row rtn4)
 
+forward_map_table=$(docs/forward_map.sh) # fails the page if a step is no longer found
+
 # ---------------------------------------------------------------- the sections
 
 intro() {
@@ -73,7 +75,7 @@ tokens at once, threads and SIMD. \`tests/test_reference.c\` checks that the two
 bit-identical logits for every integer mode, thread count, SIMD level and chunking. Each
 step of a layer, and where each path computes it:
 
-$(docs/forward_map.sh)
+$forward_map_table
 EOF
 }
 
