@@ -32,16 +32,17 @@ header() { head -1 "$tmp/$1.json"; }
 table() { # model
     local fp32 line mode nll
     fp32=$(value "$1" fp32 nll)
-    echo "| mode | what it quantizes | NLL | PPL | ΔNLL vs fp32 | mean KL | max KL | top-1 |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    echo "| mode | what it quantizes | KV bits | NLL | PPL | ΔNLL vs fp32 | mean KL | max KL | top-1 |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     grep '"mode"' "$tmp/$1.json" | while read -r line; do
         mode=$(sed -n 's/.*"mode": "\([^"]*\)".*/\1/p' <<< "$line")
         nll=$(field "$line" nll)
         awk -v mode="$mode" -v what="$(describe "$mode")" -v nll="$nll" -v fp32="$fp32" \
             -v ppl="$(field "$line" ppl)" -v kl="$(field "$line" mean_kl)" \
             -v klmax="$(field "$line" max_kl)" -v top1="$(field "$line" top1)" \
-            'BEGIN { printf "| `%s` | %s | %.4f | %.3f | %+.4f | %.4f | %.3f | %.2f%% |\n",
-                     mode, what, nll, ppl, nll - fp32, kl, klmax, top1 }'
+            -v kvbits="$(field "$line" kv_bits)" \
+            'BEGIN { printf "| `%s` | %s | %.2f | %.4f | %.3f | %+.4f | %.4f | %.3f | %.2f%% |\n",
+                     mode, what, kvbits, nll, ppl, nll - fp32, kl, klmax, top1 }'
     done
 }
 
@@ -50,6 +51,10 @@ describe() {
     fp32) echo "nothing: the reference" ;;
     w8a16) echo "stage 1 only: INT8 weights and KV, INT16 activations" ;;
     qrazor) echo "W4A4KV4, G = 16, rounding; classifier razored too" ;;
+    qrazor/k5) echo "as qrazor, keys razored to 5-bit codes (-ctk r5)" ;;
+    qrazor/k5/v5) echo "as qrazor, keys and values razored to 5-bit codes" ;;
+    qrazor/k8) echo "as qrazor, keys INT8, not razored (-ctk i8)" ;;
+    qrazor/k8/v8) echo "as qrazor, keys and values INT8, not razored" ;;
     qrazor/g32 | qrazor/g64 | qrazor/g128) echo "as qrazor, groups of ${1#qrazor/g}" ;;
     qrazor/trunc) echo "as qrazor, razoring truncates instead of rounding" ;;
     qrazor/cls=fp32) echo "as qrazor, classifier float32" ;;
@@ -71,7 +76,12 @@ reading() { # model
         -v g128="$(value "$1" qrazor/g128 nll)" \
         -v sw="$(value "$1" sdr-w nll)" -v sa="$(value "$1" sdr-a nll)" \
         -v skv="$(value "$1" sdr-kv nll)" -v sp="$(value "$1" sdr-p nll)" \
-        -v top1="$(value "$1" qrazor top1)" -v top1r="$(value "$1" rtn4 top1)" '
+        -v top1="$(value "$1" qrazor top1)" -v top1r="$(value "$1" rtn4 top1)" \
+        -v k5="$(value "$1" qrazor/k5 nll)" -v k5v5="$(value "$1" qrazor/k5/v5 nll)" \
+        -v k8="$(value "$1" qrazor/k8 nll)" -v k8v8="$(value "$1" qrazor/k8/v8 nll)" \
+        -v bits="$(value "$1" qrazor kv_bits)" -v bits_k5="$(value "$1" qrazor/k5 kv_bits)" \
+        -v ppl="$(value "$1" qrazor ppl)" -v ppl_k5="$(value "$1" qrazor/k5 ppl)" \
+        -v bits_k8="$(value "$1" qrazor/k8 kv_bits)" '
     BEGIN {
         printf "- Stage 1 alone (w8a16) costs %+.4f nats per token: INT8/INT16 absmax scaling is close to lossless here.\n", w8 - fp32
         printf "- QRazor (W4A4KV4) costs %+.4f nats per token against fp32 (perplexity x%.2f); the naive 4-bit baseline rtn4 costs %+.4f (x%.2f). ", qr - fp32, exp(qr - fp32), rtn - fp32, exp(rtn - fp32)
@@ -83,6 +93,13 @@ reading() { # model
         worst = ""; worst_d = -1
         for (i = 1; i <= n; i++) { split(parts[i], kv, ":"); d = kv[2] - w8; if (d > worst_d) { worst_d = d; worst = kv[1] } }
         printf "- Razoring one site at a time on top of w8a16: weights %+.4f, activations %+.4f, KV cache %+.4f, probabilities %+.4f. Razoring the %s hurts most.\n", sw - w8, sa - w8, skv - w8, sp - w8, worst
+        printf "- Cache types (\`-ctk\`, \`-ctv\`, docs/SPEC.md section 6), against qrazor: 5-bit keys %+.4f, 5-bit keys and values %+.4f, INT8 keys %+.4f, INT8 keys and values %+.4f. ", k5 - qr, k5v5 - qr, k8 - qr, k8v8 - qr
+        printf "5-bit keys take perplexity from %.2f to %.2f, at %.2f bits per KV element instead of %.2f. ", ppl, ppl_k5, bits_k5, bits
+        if (k8 < k5 && bits_k8 <= bits_k5)
+            printf "INT8 keys (-ctk i8) recover more, for the same memory: this engine stores a 5-bit code in a byte (unpacking 5-bit fields would cost decode time), so r5 saves nothing over i8 and i8 is the choice when the cache has room; "
+        else
+            printf "5-bit keys (-ctk r5) are the choice when the cache has room; "
+        printf "the values matter less: 5-bit values on top of 5-bit keys move it by %+.4f.\n", k5v5 - k5
     }'
 }
 
@@ -107,12 +124,17 @@ is the mean negative log-likelihood of the next token in nats, PPL = exp(NLL). M
 max KL are KL(fp32 || mode) of the next-token distributions, averaged over and maximal
 among the scored positions; top-1 is how often the mode's most likely token is fp32's.
 "all" is every mode and knob: G in {16, 32, 64, 128}, rounding or truncating razor,
-classifier fp32 / INT8 / razored, and the ablation that razors one site at a time on top
-of w8a16 (stage 1 only) to show where the error comes from.
+classifier fp32 / INT8 / razored, the key and value cache types (5-bit razored codes or
+INT8, \`-ctk\` / \`-ctv\`; "KV bits" is what the cache stores per key or value element at
+the model's full context, scales and shifts included), and the ablation that razors one
+site at a time on top of w8a16 (stage 1 only) to show where the error comes from.
 
 These are tiny models (dim 64, head size 8): a weight row is four razoring groups and a
 head of keys or values is a single group, so one large value sets the shift for
-everything beside it. The paper evaluates LLaMA models of 7B parameters and more; these
+everything beside it. Their KV bits are high for the same reason: each token's head of 8
+keys carries a float32 scale (4 bits per element), and the values' V^T is padded to
+blocks of 16 rows; at head size 64 (\`./run MODEL -v\` on a stories110M-shaped model)
+the 4-bit cache takes 4.77 bits per element, 5-bit or INT8 keys 6.64, both 8.52. The paper evaluates LLaMA models of 7B parameters and more; these
 figures are not comparable with its results, only with each other.
 
 EOF

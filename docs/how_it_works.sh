@@ -42,7 +42,7 @@ worst_site=$(section 5 <<< "$linear" | awk '/^  qrazor$/ { on = 1; next } on && 
     on && NF == 0 { on = 0 } on { for (i = 2; i <= NF; i++) { sum[i] += $i; n[i]++ } }
     END { best = 2; for (i in sum) if (sum[i] / n[i] < sum[best] / n[best]) best = i; printf "%s %.1f", name[best], sum[best] / n[best] }')
 # From the accuracy page (make accuracy makes it, make check-docs checks it).
-acc_row() { grep "^| \`$1\` " docs/ACCURACY.md | head -1 | awk -F'|' '{ gsub(/ /, "", $5); print $5 }'; }
+acc_row() { grep "^| \`$1\` " docs/ACCURACY.md | head -1 | awk -F'|' '{ gsub(/ /, "", $6); print $6 }'; }
 ppl_fp32=$(acc_row fp32)
 ppl_qrazor=$(acc_row qrazor)
 ppl_rtn4=$(acc_row rtn4)
