@@ -26,11 +26,7 @@ static void quantize_blocks(void *ctx, int thread, int b0, int b1) {
     const QuantizeJob *job = ctx;
     Linear *l = job->lin;
     for (int r = b0 * QR_BLOCK_ROWS; r < b1 * QR_BLOCK_ROWS && r < l->rows; r++) {
-        const float *row = job->w + (size_t)r * l->cols;
-        if (l->storage == STORE_R4)
-            r4_matrix_quantize_row(&l->r4, r, row, l->kind, job->rounding);
-        else
-            i8_matrix_quantize_row(&l->i8, r, row, l->kind, job->group, job->rounding);
+        linear_quantize_row(l, r, job->w + (size_t)r * l->cols, job->group, job->rounding);
     }
 }
 
@@ -109,6 +105,7 @@ int model_open(ModelWeights *m, const char *path, const QuantConfig *q, ThreadPo
     m->quant = *q;
     m->token_embedding = m->ck.token_embedding;
     m->rms_final = m->ck.rms_final;
+    m->bos_id = 1, m->eos_id = 2; /* llama2.c's */
     if (quantize_checkpoint(m, q, pool) != 0) {
         snprintf(err, errlen, "%s: out of memory for the quantized weights", path);
         model_close(m);
