@@ -113,7 +113,9 @@ static const OptionSpec options[N_OPTIONS] = {
     [O_EMBEDDING] = {"--embedding", 0, ARG_WORD, "KIND", .words = "fp32|int8", .noun = "embedding storage",
                      .commands = IMPORT,
                      .help = "import: the token embedding as fp32 or int8 rows with a\n"
-                             "scale each (default fp32; docs/FORMAT.md)"},
+                             "scale each (default: int8 when the classifier is\n"
+                             "quantized, else fp32; docs/FORMAT.md); as -q's\n"
+                             "/emb=int8, which --eval-modes compares"},
     [O_SDR] = {"--sdr", 0, ARG_WORD, "HOW", .words = "round|truncate", .noun = "razoring",
                .commands = MODES | WRITE | EXPLAIN, .help = "razoring: round | truncate (default round)"},
     [O_CACHE_K] = {"-ctk", "--cache-type-k", ARG_WORD, "TYPE", .words = "r4|r5|i8", .noun = "cache type",
@@ -362,7 +364,14 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     o->quantize = (QuantizeOptions){.in_path = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
                                     .verbose = g->verbose};
     o->import = (ImportOptions){.in_dir = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
-                                .embedding_int8 = v[O_EMBEDDING].i == 1, .chat_template = v[O_CHAT_TEMPLATE].text};
+                                .chat_template = v[O_CHAT_TEMPLATE].text};
+    /* Import's default embedding follows the classifier: INT8 rows when it is quantized (a
+     * quarter of the bytes, at a cost measured in docs/FORMAT.md), float32 when it is float32,
+     * which a tied model's classifier then shares. */
+    if (v[O_EMBEDDING].at)
+        o->import.quant.embedding = v[O_EMBEDDING].i == 1 ? QUANT_INT : QUANT_F32;
+    else if (!v[O_QUANT].at || !strstr(v[O_QUANT].text, "emb="))
+        o->import.quant.embedding = q->cls == QUANT_F32 ? QUANT_F32 : QUANT_INT;
     g->chat_template = v[O_CHAT_TEMPLATE].text;
     return PARSE_RUN;
 }

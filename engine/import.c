@@ -62,7 +62,7 @@ int import_command(const ImportOptions *o, char *err, size_t errlen) {
     HfModel m;
     if (hf_model_open(&m, o->in_dir, err, errlen) != 0) return -1;
     char template_used[16] = "";
-    const HfImportOptions options = {o->quant, o->embedding_int8, o->chat_template,
+    const HfImportOptions options = {o->quant, o->chat_template,
                                      isatty(STDERR_FILENO) ? show_progress : NULL, NULL};
     int rc = check_tokenizer(&m, err, errlen);
     if (rc == 0) rc = hf_import(&m, o->in_dir, o->out_path, &options, template_used, err, errlen);
@@ -71,10 +71,8 @@ int import_command(const ImportOptions *o, char *err, size_t errlen) {
         quant_config_name(&o->quant, name, sizeof name);
         struct stat written;
         const long long bytes = stat(o->out_path, &written) == 0 ? (long long)written.st_size : -1;
-        fprintf(stderr, "wrote %s%s: %s, %s embedding, chat template %s, %lld bytes (from %llu bytes of safetensors) "
-                "in %.2f s\n",
-                o->out_path, replacing ? " (replacing the file that was there)" : "", name,
-                o->embedding_int8 ? "int8" : "fp32", template_used[0] ? template_used : "unknown (llama2 in chat)",
+        fprintf(stderr, "wrote %s%s: %s, chat template %s, %lld bytes (from %llu bytes of safetensors) in %.2f s\n",
+                o->out_path, replacing ? " (replacing the file that was there)" : "", name, template_used[0] ? template_used : "unknown (llama2 in chat)",
                 bytes, (unsigned long long)input_bytes(&m), now_seconds() - start);
     }
     hf_model_close(&m);

@@ -14,8 +14,7 @@
 typedef struct {
     const char *in_dir;        /* the Hugging Face directory */
     const char *out_path;      /* the .qrz file to write */
-    QuantConfig quant;
-    int embedding_int8;        /* --embedding int8 */
+    QuantConfig quant;         /* -q, -g, --cls, --sdr; --embedding sets quant.embedding */
     const char *chat_template; /* --chat-template NAME; NULL: from tokenizer_config.json */
 } ImportOptions;
 

@@ -835,7 +835,7 @@ static void expect_program(const char *const *argv, int status, const char *frag
 /* Imports dir through the program as `mode`, then runs the golden case in golden_mode. */
 static void check_import_golden(const char *dir, const char *case_path, const char *mode, const char *golden_mode) {
     const char *out = test_temp_path("imported.qrz");
-    expect_program(ARGS("import", dir, out, "-q", mode), 0, "wrote ");
+    expect_program(ARGS("import", dir, out, "-q", mode, "--embedding", "fp32"), 0, "wrote ");
     const GoldenCase gc = {out, case_path, ""};
     golden_check_case(&gc, golden_mode, strcmp(golden_mode, "fp32") ? golden_tolerance(golden_mode) : 1e-4, NULL);
     remove(out);
@@ -899,8 +899,12 @@ static void test_import_stores_model_facts(void) {
  * step (stage-1 rounding), and the file is smaller by 3 bytes per weight less a scale per row. */
 static void test_import_int8_embedding(void) {
     const char *fp = test_temp_path("fp32-emb.qrz"), *i8 = test_temp_path("int8-emb.qrz");
-    expect_program(ARGS("import", WIDE_DIR, fp, "-q", "fp32"), 0, "fp32 embedding");
-    expect_program(ARGS("import", WIDE_DIR, i8, "-q", "fp32", "--embedding", "int8"), 0, "int8 embedding");
+    /* The default follows the classifier: int8 with a quantized one, fp32 with fp32. */
+    expect_program(ARGS("import", WIDE_DIR, i8), 0, ": qrazor/emb=int8, chat");
+    expect_program(ARGS("import", WIDE_DIR, i8, "-q", "qrazor/emb=fp32"), 0, ": qrazor, chat");
+    expect_program(ARGS("import", WIDE_DIR, i8, "--cls", "fp32"), 0, ": qrazor/cls=fp32, chat");
+    expect_program(ARGS("import", WIDE_DIR, fp, "-q", "fp32"), 0, ": fp32, chat");
+    expect_program(ARGS("import", WIDE_DIR, i8, "-q", "fp32", "--embedding", "int8"), 0, ": fp32/emb=int8, chat");
     ModelWeights w;
     HfModel m;
     char err[512] = "";

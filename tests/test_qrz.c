@@ -48,7 +48,7 @@ static const char *write_qrz(const char *model, const char *mode) {
 static void test_qrz_same_logits_as_quantizing_at_load(void) {
     static const char *const modes[] = {"qrazor",     "qrazor/g64/trunc", "w8a16", "rtn4",
                                         "sdr-w",      "sdr-kv",           "fp32",  "qrazor/cls=fp32",
-                                        "fp32/cls=qrazor"};
+                                        "fp32/cls=qrazor", "qrazor/emb=int8", "fp32/emb=int8"};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         const char *path = write_qrz("tests/data/llama2xs.bin", modes[m]);
         if (!path) continue;

@@ -102,7 +102,7 @@ int hf_import(const HfModel *m, const char *dir, const char *out_path, const HfI
     size_t tokenizer_size;
     if (map_file(m->tokenizer_path, &tokenizer, &tokenizer_size, err, errlen) != 0) return -1;
     Source src = {m, o};
-    const QrzSource s = {m->config.cfg, o->quant, m->config.tied, o->embedding_int8, m->config.bos_id,
+    const QrzSource s = {m->config.cfg, o->quant, m->config.tied, m->config.bos_id,
                          m->config.eos_id, name, tokenizer, tokenizer_size, read_rows,
                          o->progress ? progress : NULL, &src};
     const int rc = qrz_write_source(&s, out_path, err, errlen);

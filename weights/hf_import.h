@@ -23,8 +23,7 @@
 #include "weights/quant_config.h"
 
 typedef struct {
-    QuantConfig quant;
-    int embedding_int8;        /* store the embedding as INT8 rows (docs/FORMAT.md) */
+    QuantConfig quant;         /* quant.embedding: float32 or INT8 rows (docs/FORMAT.md) */
     const char *chat_template; /* a template name to store; NULL: guessed from the directory */
     /* Called before tensor i of n is written, and with i == n at the end (may be NULL). */
     void (*progress)(void *ctx, int i, int n, uint64_t bytes, uint64_t file_bytes);

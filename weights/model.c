@@ -75,6 +75,13 @@ static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool
             linear_quantize(&L->w3, W, A, ck->w3 + i * hid * dim, c->hidden_dim, c->dim, q, pool))
             return -1;
     }
+    if (q->embedding == QUANT_INT) { /* INT8 rows; a lookup dequantizes one */
+        Linear emb;
+        if (linear_quantize(&emb, QUANT_INT, QUANT_INT, ck->token_embedding, c->vocab_size, c->dim, q, pool) != 0)
+            return -1;
+        m->embedding_i8 = emb.i8;
+        m->token_embedding = NULL;
+    }
     return linear_quantize(&m->cls, q->cls, q->cls, ck->wcls, c->vocab_size, c->dim, q, pool);
 }
 
@@ -122,6 +129,7 @@ void model_close(ModelWeights *m) {
             linear_free(&L->w1), linear_free(&L->w2), linear_free(&L->w3);
         }
         linear_free(&m->cls);
+        i8_matrix_free(&m->embedding_i8);
     }
     free(m->layers);
     checkpoint_close(&m->ck);

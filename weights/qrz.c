@@ -427,7 +427,8 @@ static int write_from_source(FILE *f, void *ctx, char *why, size_t whylen) {
 
 int qrz_write_source(const QrzSource *s, const char *path, char *err, size_t errlen) {
     const char *name = s->chat_template ? s->chat_template : "";
-    FileInfo h = {s->cfg, s->quant, s->tied && s->quant.cls == QUANT_F32 && !s->embedding_int8, s->embedding_int8,
+    const int int8 = s->quant.embedding == QUANT_INT;
+    FileInfo h = {s->cfg, s->quant, s->tied && s->quant.cls == QUANT_F32 && !int8, int8,
                   s->bos_id, s->eos_id, "", s->tokenizer,
                   s->tokenizer_size > MAX_TOKENIZER_BYTES ? UINT32_MAX : (uint32_t)s->tokenizer_size};
     if (strlen(name) >= TEMPLATE_BYTES) h.chat_template[TEMPLATE_BYTES - 1] = 'x'; /* refused by the check */
@@ -674,7 +675,7 @@ static int read_header(const uint8_t *b, size_t size, FileInfo *h, char *why, si
     /* Byte 46 is the KV cache's base kind; qrazor's cache types (r5, i8) are chosen at run
      * time, not stored. */
     h->quant = (QuantConfig){(QuantKind)b[44], (QuantKind)b[45], (QuantKind)b[46], (QuantKind)b[46], (QuantKind)b[47],
-                             (QuantKind)b[48], (int)get_u32(b + 52), b[49]};
+                             (QuantKind)b[48], (int)get_u32(b + 52), b[49], QUANT_F32};
     h->shared = b[50];
     if (b[49] > 1 || h->shared > 1) REJECT("corrupt flags (rounding %u, shared classifier %u)", b[49], b[50]);
     if (quant_config_check(&h->quant, why, len) != 0) return -1;
@@ -683,7 +684,9 @@ static int read_header(const uint8_t *b, size_t size, FileInfo *h, char *why, si
         REJECT("file is %zu bytes but its header says %llu (truncated or appended to)", size,
                (unsigned long long)get_u64(b + 64));
     h->bos_id = 1, h->eos_id = 2; /* Llama 2's, as in llama2.c */
-    return version >= 2 ? read_v2_fields(b, h, why, len) : 0;
+    if (version >= 2 && read_v2_fields(b, h, why, len) != 0) return -1;
+    h->quant.embedding = h->embedding_int8 ? QUANT_INT : QUANT_F32;
+    return 0;
 }
 
 /* Checks the tensor table against the n tensors the header implies (in tensors[], which

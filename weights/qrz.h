@@ -40,9 +40,9 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
  * model larger than memory streams through one quantized matrix's worth of buffer. */
 typedef struct {
     ModelConfig cfg;           /* rope_theta and norm_eps included */
-    QuantConfig quant;         /* keys == values: cache types are chosen at run time */
+    QuantConfig quant;         /* keys == values: cache types are chosen at run time; the
+                                  embedding is stored as quant.embedding says */
     int tied;                  /* the classifier is the token embedding */
-    int embedding_int8;        /* store the embedding as INT8 rows with a scale per row */
     int bos_id, eos_id;
     const char *chat_template; /* a name of at most 15 characters [a-z0-9-], or "" */
     const void *tokenizer;     /* sentencepiece model bytes to store, or NULL */
