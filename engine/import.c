@@ -44,7 +44,7 @@ static void show_progress(void *ctx, int i, int n, uint64_t bytes, uint64_t file
     char bar[WIDTH + 1];
     for (int k = 0; k < WIDTH; k++) bar[k] = k < filled ? '#' : '.';
     bar[WIDTH] = '\0';
-    fprintf(stderr, "\rimport: [%s] tensor %d of %d, %.0f of %.0f MB", bar, i < n ? i + 1 : n, n, bytes / 1e6,
+    fprintf(stderr, "\rimport: [%s] tensor %d of %d, %.1f of %.1f MB", bar, i < n ? i + 1 : n, n, bytes / 1e6,
             file_bytes / 1e6);
     if (i == n) fputc('\n', stderr);
 }
