@@ -2,13 +2,14 @@
  * run.c - the command line: one table of options, from which -h is printed and every flag
  * is checked against the command it is given to (a flag a run would ignore is an error);
  * then text generation and chat. The other commands are in engine/ (eval.c, bench.c,
- * explain.c, quantize.c).
+ * explain.c, quantize.c, import.c).
  *
  *   ./run MODEL [options]                      generate (or chat, -m chat)
  *   ./run MODEL --eval TEXT [options]          perplexity and KL against fp32
  *   ./run MODEL --bench [options]              tokens per second, llama-bench style
  *   ./run MODEL --explain [options]            W4A4 arithmetic, step by step
  *   ./run quantize IN.bin OUT.qrz [options]    write a 4-bit model file
+ *   ./run import HF_DIR OUT.qrz [options]      the same from a Hugging Face directory
  *
  * Generation flags follow llama2.c's run.c so its users feel at home. Bad input ends with
  * one line on stderr that says what was wrong, and exit status 1. parse_args returns its
@@ -28,18 +29,20 @@
 #include "engine/eval.h"
 #include "engine/explain.h"
 #include "engine/generate.h"
+#include "engine/import.h"
 #include "engine/quantize.h"
 
 #define ERRLEN 1024
 
 /* ------------------------------------------------------------------ the options */
 
-typedef enum { CMD_GENERATE, CMD_CHAT, CMD_EVAL, CMD_BENCH, CMD_EXPLAIN, CMD_QUANTIZE, N_COMMANDS } Command;
+typedef enum { CMD_GENERATE, CMD_CHAT, CMD_EVAL, CMD_BENCH, CMD_EXPLAIN, CMD_QUANTIZE, CMD_IMPORT, N_COMMANDS } Command;
 enum { GEN = 1 << CMD_GENERATE, CHAT = 1 << CMD_CHAT, EVAL = 1 << CMD_EVAL, BENCH = 1 << CMD_BENCH,
-       EXPLAIN = 1 << CMD_EXPLAIN, QUANT = 1 << CMD_QUANTIZE, TEXT = GEN | CHAT, MODES = TEXT | EVAL | BENCH };
+       EXPLAIN = 1 << CMD_EXPLAIN, QUANT = 1 << CMD_QUANTIZE, IMPORT = 1 << CMD_IMPORT, TEXT = GEN | CHAT,
+       MODES = TEXT | EVAL | BENCH, WRITE = QUANT | IMPORT };
 /* What chooses each command, as messages name it ("-y goes with -m chat"). */
 static const char *const command_flag[N_COMMANDS] = {"-m generate", "-m chat", "--eval FILE", "--bench", "--explain",
-                                                     "quantize"};
+                                                     "quantize", "import"};
 
 typedef enum { ARG_NONE, ARG_INT, ARG_FLOAT, ARG_TEXT, ARG_WORD } ArgKind;
 
@@ -55,8 +58,8 @@ typedef struct {
     const char *help;    /* lines of -h, separated by '\n' */
 } OptionSpec;
 
-enum { O_TOKENIZER, O_PROMPT, O_STEPS, O_TEMPERATURE, O_TOP_P, O_SEED, O_MODE, O_SYSTEM, O_CTX, O_REFERENCE,
-       O_QUANT, O_GROUP, O_CLS, O_SDR, O_CACHE_K, O_CACHE_V, O_EVAL, O_EVAL_MODES, O_SCORE, O_JSON, O_BENCH, O_BENCH_MODES, O_PP, O_TG, O_REPS, O_EXPLAIN,
+enum { O_TOKENIZER, O_PROMPT, O_STEPS, O_TEMPERATURE, O_TOP_P, O_SEED, O_MODE, O_SYSTEM, O_CHAT_TEMPLATE, O_CTX,
+       O_REFERENCE, O_QUANT, O_EMBEDDING, O_GROUP, O_CLS, O_SDR, O_CACHE_K, O_CACHE_V, O_EVAL, O_EVAL_MODES, O_SCORE, O_JSON, O_BENCH, O_BENCH_MODES, O_PP, O_TG, O_REPS, O_EXPLAIN,
        O_LAYER, O_SITE, O_HEAD, O_SVG, O_THREADS, O_VERBOSE, O_HELP, N_OPTIONS };
 
 static const OptionSpec options[N_OPTIONS] = {
@@ -79,8 +82,14 @@ static const OptionSpec options[N_OPTIONS] = {
     [O_SEED] = {"-s", 0, ARG_INT, "INT", 0, 1e18, .commands = TEXT,
                 .help = "random seed (default: the time)"},
     [O_MODE] = {"-m", 0, ARG_WORD, "MODE", .words = "generate|chat", .noun = "mode", .commands = TEXT,
-                .help = "generate | chat (Llama-2's [INST] template)\n(default generate)"},
+                .help = "generate | chat (in --chat-template's format)\n(default generate)"},
     [O_SYSTEM] = {"-y", 0, ARG_TEXT, "TEXT", .commands = CHAT, .help = "system prompt in chat mode"},
+    [O_CHAT_TEMPLATE] = {"--chat-template", 0, ARG_WORD, "NAME", .words = "llama2|zephyr|chatml",
+                         .noun = "chat template", .commands = CHAT | IMPORT,
+                         .help = "llama2 ([INST]) | zephyr (<|user|>, TinyLlama-chat) |\n"
+                                 "chatml (<|im_start|>) (default: the one an imported\n"
+                                 "model's file names, else llama2; import: guessed from\n"
+                                 "tokenizer_config.json)"},
     [O_CTX] = {"-c", "--ctx-size", ARG_INT, "N", 1, INT_MAX, .commands = TEXT | EVAL,
                .help = "context: the positions the KV cache holds, at most the\n"
                        "model's; -n runs within it (default: -n's positions;\n"
@@ -89,20 +98,26 @@ static const OptionSpec options[N_OPTIONS] = {
                      .help = "run the reference forward pass (engine/reference.c: one\n"
                              "token at a time, plain loops, one thread) to read along\n"
                              "in a debugger; the same logits as the fast path"},
-    [O_QUANT] = {"-q", 0, ARG_TEXT, "MODE", .commands = MODES | QUANT,
-                 .section = "Quantization (docs/SPEC.md), for .bin models",
+    [O_QUANT] = {"-q", 0, ARG_TEXT, "MODE", .commands = MODES | WRITE,
+                 .section = "Quantization (docs/SPEC.md), for .bin models, quantize and import",
                  .help = "fp32 | w8a16 | qrazor | rtn4 (default qrazor: 4-bit\n"
                          "weights, activations and KV cache, razored from\n"
                          "INT8/INT16/INT8); sdr-w | sdr-a | sdr-kv | sdr-p: w8a16\n"
                          "with one site razored; options may follow:\n"
                          "qrazor/g32/trunc/cls=fp32, and qrazor's cache types\n"
                          "/k5 /k8 /v5 /v8 (as -ctk, -ctv)"},
-    [O_GROUP] = {"-g", 0, ARG_INT, "G", 16, 128, .words = "16|32|64|128", .commands = MODES | QUANT | EXPLAIN,
+    [O_GROUP] = {"-g", 0, ARG_INT, "G", 16, 128, .words = "16|32|64|128", .commands = MODES | WRITE | EXPLAIN,
                  .help = "razoring group size: 16, 32, 64 or 128 (default 16)"},
     [O_CLS] = {"--cls", 0, ARG_WORD, "KIND", .words = "fp32|int8|qrazor|rtn4", .noun = "classifier setting",
-               .commands = MODES | QUANT, .help = "classifier: fp32 | int8 | qrazor | rtn4 (default: as\nthe mode)"},
+               .commands = MODES | WRITE, .help = "classifier: fp32 | int8 | qrazor | rtn4 (default: as\nthe mode)"},
+    [O_EMBEDDING] = {"--embedding", 0, ARG_WORD, "KIND", .words = "fp32|int8", .noun = "embedding storage",
+                     .commands = IMPORT,
+                     .help = "import: the token embedding as fp32 or int8 rows with a\n"
+                             "scale each (default: int8 when the classifier is\n"
+                             "quantized, else fp32; docs/FORMAT.md); as -q's\n"
+                             "/emb=int8, which --eval-modes compares"},
     [O_SDR] = {"--sdr", 0, ARG_WORD, "HOW", .words = "round|truncate", .noun = "razoring",
-               .commands = MODES | QUANT | EXPLAIN, .help = "razoring: round | truncate (default round)"},
+               .commands = MODES | WRITE | EXPLAIN, .help = "razoring: round | truncate (default round)"},
     [O_CACHE_K] = {"-ctk", "--cache-type-k", ARG_WORD, "TYPE", .words = "r4|r5|i8", .noun = "cache type",
                    .commands = MODES | EXPLAIN,
                    .help = "qrazor's key cache: r4 (4-bit razored codes, the\n"
@@ -158,10 +173,11 @@ static void usage(FILE *out) {
           "         run MODEL --bench [options]           tokens per second\n"
           "         run MODEL --explain [options]         the W4A4 arithmetic, step by step\n"
           "         run quantize IN.bin OUT.qrz [options] write a 4-bit model file\n"
+          "         run import HF_DIR OUT.qrz [options]   the same from a Hugging Face dir\n"
           "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n\n"
           "MODEL is a llama2.c checkpoint (.bin, quantized at load) or a .qrz file\n"
-          "(already quantized by `run quantize`). A flag that the chosen command would\n"
-          "ignore is an error.\n", out);
+          "(already quantized by `run quantize` or `run import`). A flag that the\n"
+          "chosen command would ignore is an error.\n", out);
     for (const OptionSpec *s = options; s < options + N_OPTIONS; s++) {
         char left[40];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->flag, s->alias ? ", " : "", s->alias ? s->alias : "",
@@ -192,6 +208,7 @@ typedef struct {
     BenchOptions bench;
     ExplainOptions explain;
     QuantizeOptions quantize;
+    ImportOptions import;
 } Options;
 
 typedef struct {
@@ -259,7 +276,7 @@ static int parse_value(const OptionSpec *s, Value *v, char *err, size_t errlen) 
  * then the first flag, in argv order, that does not apply to it is an error. */
 static int choose_command(const Value *v, Command *cmd, char *err, size_t errlen) {
     static const int selectors[] = {O_MODE, O_EVAL, O_BENCH, O_EXPLAIN};
-    for (int k = 0, chosen = -1; k < 4 && *cmd != CMD_QUANTIZE; k++) {
+    for (int k = 0, chosen = -1; k < 4 && *cmd != CMD_QUANTIZE && *cmd != CMD_IMPORT; k++) {
         const int id = selectors[k];
         if (!v[id].at) continue;
         if (chosen >= 0) {
@@ -346,6 +363,16 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     if (v[O_SITE].at) site_parse(v[O_SITE].text, &o->explain.site);
     o->quantize = (QuantizeOptions){.in_path = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
                                     .verbose = g->verbose};
+    o->import = (ImportOptions){.in_dir = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
+                                .chat_template = v[O_CHAT_TEMPLATE].text};
+    /* Import's default embedding follows the classifier: INT8 rows when it is quantized (a
+     * quarter of the bytes, at a cost measured in docs/FORMAT.md), float32 when it is float32,
+     * which a tied model's classifier then shares. */
+    if (v[O_EMBEDDING].at)
+        o->import.quant.embedding = v[O_EMBEDDING].i == 1 ? QUANT_INT : QUANT_F32;
+    else if (!v[O_QUANT].at || !strstr(v[O_QUANT].text, "emb="))
+        o->import.quant.embedding = q->cls == QUANT_F32 ? QUANT_F32 : QUANT_INT;
+    g->chat_template = v[O_CHAT_TEMPLATE].text;
     return PARSE_RUN;
 }
 
@@ -358,16 +385,18 @@ static int parse_args(int argc, char **argv, Options *o, char *err, size_t errle
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return PARSE_HELP;
     if (argv[1][0] == '-') return fail(err, errlen, "the first argument must be the model file, got '%s' (see -h)", argv[1]);
     int i = 1;
-    if (!strcmp(argv[1], "quantize")) {
-        o->command = CMD_QUANTIZE;
+    if (!strcmp(argv[1], "quantize") || !strcmp(argv[1], "import")) { /* COMMAND IN OUT [options] */
+        const int quantize = !strcmp(argv[1], "quantize");
+        o->command = quantize ? CMD_QUANTIZE : CMD_IMPORT;
         if (argc >= 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) return PARSE_HELP;
         if (argc < 4 || argv[2][0] == '-' || argv[3][0] == '-')
-            return fail(err, errlen, "usage: run quantize IN.bin OUT.qrz [options] (see -h)");
+            return fail(err, errlen, "usage: run %s (see -h)",
+                        quantize ? "quantize IN.bin OUT.qrz [options]" : "import HF_DIR OUT.qrz [options]");
         o->quantize.out_path = argv[3];
         i = 2;
     }
     o->generate.model_path = argv[i];
-    for (i += 1 + (o->command == CMD_QUANTIZE); i < argc; i++) {
+    for (i += 1 + (o->command == CMD_QUANTIZE || o->command == CMD_IMPORT); i < argc; i++) {
         int id = 0;
         while (id < N_OPTIONS && strcmp(argv[i], options[id].flag) &&
                !(options[id].alias && !strcmp(argv[i], options[id].alias)))
@@ -412,6 +441,7 @@ int main(int argc, char **argv) {
     case CMD_BENCH: rc = bench_command(&o.bench, pool, err, sizeof err); break;
     case CMD_EXPLAIN: rc = explain_command(&o.explain, stdout, err, sizeof err); break;
     case CMD_QUANTIZE: rc = quantize_command(&o.quantize, pool, err, sizeof err); break;
+    case CMD_IMPORT: rc = import_command(&o.import, err, sizeof err); break;
     case N_COMMANDS: break; /* err says why there is no pool */
     }
     threadpool_free(pool);

@@ -47,6 +47,23 @@ Tokenizer *command_tokenizer(const char *path, const char *model_path, int vocab
     return t;
 }
 
+Tokenizer *command_model_tokenizer(const char *path, const char *model_path, const ModelWeights *w, char *err,
+                                   size_t errlen) {
+    if (path || !w->tokenizer) return command_tokenizer(path, model_path, w->cfg.vocab_size, err, errlen);
+    char name[4200];
+    snprintf(name, sizeof name, "%s (its stored tokenizer)", model_path);
+    Tokenizer *t = tokenizer_parse(w->tokenizer, w->tokenizer_size, name, err, errlen);
+    if (t && tokenizer_vocab_size(t) != w->cfg.vocab_size) {
+        snprintf(err, errlen, "%s has %d pieces but the model a vocabulary of %d", name, tokenizer_vocab_size(t),
+                 w->cfg.vocab_size);
+        tokenizer_free(t);
+        return NULL;
+    }
+    if (t) fprintf(stderr, "tokenizer: stored in %s (%s, %d pieces)\n", model_path, tokenizer_format(t),
+                   w->cfg.vocab_size);
+    return t;
+}
+
 int command_environment(size_t *kv_limit, char *err, size_t errlen) {
     const char *simd = getenv("QRAZOR_SIMD"), *limit = getenv("QRAZOR_KV_LIMIT");
     *kv_limit = kv_limit_default();

@@ -37,6 +37,11 @@ int command_open_modes(ModelWeights *weights, QuantConfig *configs, int n, const
 Tokenizer *command_tokenizer(const char *path, const char *model_path, int vocab_size, char *err,
                              size_t errlen);
 
+/* The same for an opened model: without `path`, a tokenizer stored in its .qrz file comes
+ * first (docs/FORMAT.md, role 5), then one found beside it. */
+Tokenizer *command_model_tokenizer(const char *path, const char *model_path, const ModelWeights *w, char *err,
+                                   size_t errlen);
+
 /* Applies the environment: QRAZOR_SIMD=scalar|avx2|avx512 forces a kernel level, and
  * QRAZOR_KV_LIMIT=SIZE (see kv_limit_parse) sets *kv_limit, else kv_limit_default().
  * Returns 0, or -1 with err set. */

@@ -350,7 +350,7 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
                  o->score_all ? "" : " (2 with --score all)");
         goto done;
     }
-    if (!(tok = command_tokenizer(o->tokenizer_path, o->model_path, c->vocab_size, err, errlen))) goto done;
+    if (!(tok = command_model_tokenizer(o->tokenizer_path, o->model_path, &weights[0], err, errlen))) goto done;
     int n_tokens = 0, n_docs = 0;
     if (!(tokens = eval_tokenize(tok, text, &n_tokens, &n_docs, err, errlen))) goto done;
     EvalPlan plan;

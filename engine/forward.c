@@ -122,7 +122,7 @@ static int run_layers(Transformer *t, const int *tokens, int n, int pos) {
     const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c);
 
     for (int i = 0; i < n; i++)
-        memcpy(s->x + (size_t)i * dim, w->token_embedding + (size_t)tokens[i] * dim, (size_t)dim * sizeof(float));
+        model_embed(w, tokens[i], s->x + (size_t)i * dim);
 
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &w->layers[l];

@@ -20,6 +20,7 @@
 typedef struct {
     Transformer *fast;
     Reference *reference;
+    int eos_id; /* the model's end of text: generation stops there */
 } Forward;
 
 /* The logits after tokens[0..n) at positions pos.., or NULL (with err set) when the
@@ -82,7 +83,7 @@ static int sample_text(Forward *f, Timer *tm, const Tokenizer *tok, Sampler *sam
                        int pos, int last, int end_at_bos, char *err, size_t errlen) {
     for (; pos <= last; pos++) {
         const int next = sampler_sample(sampler, logits);
-        if (next == tokenizer_eos(tok) || (end_at_bos && next == tokenizer_bos(tok))) break;
+        if (next == f->eos_id || (end_at_bos && next == tokenizer_bos(tok))) break;
         size_t n;
         const char *piece = tokenizer_decode(tok, token, next, &n);
         print_piece(piece, n);
@@ -123,10 +124,10 @@ static char *read_line(const char *prompt_text, char **buf, size_t *cap) {
     return n < 0 ? NULL : *buf;
 }
 
-/* Llama-2 chat (tokenizer/chat.h): each user turn in one batched pass, then the assistant
- * answers until EOS, while the conversation fits in `steps` positions. */
-static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const GenerateOptions *g, int steps,
-                char *err, size_t errlen) {
+/* Chat in a template (tokenizer/chat.h): each user turn in one batched pass, then the
+ * assistant answers until EOS, while the conversation fits in `steps` positions. */
+static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const GenerateOptions *g, ChatTemplate tmpl,
+                int steps, char *err, size_t errlen) {
     char *line = NULL, *system = NULL;
     size_t cap = 0;
     const char *typed = g->system_prompt ? g->system_prompt : read_line("Enter system prompt (optional): ", &line, &cap);
@@ -139,8 +140,8 @@ static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const Genera
     for (int first = 1; pos < steps; first = 0) {
         const char *user = first && g->prompt[0] ? g->prompt : read_line("User: ", &line, &cap);
         if (!user) break; /* end of input */
-        char *text = chat_render_turn(system, user, first);
-        int *ids = NULL, n_ids = text ? tokenizer_encode(tok, text, &ids, err, errlen) : -1;
+        char *text = chat_render_turn(tmpl, system, user, first);
+        int *ids = NULL, n_ids = text ? chat_encode(tmpl, tok, text, first, f->eos_id, &ids, err, errlen) : -1;
         if (n_ids < 0 && !text) snprintf(err, errlen, "out of memory");
         if (n_ids < 0) rc = -1;
         free(text);
@@ -172,7 +173,8 @@ int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size
     if (command_open_model(&w, g->model_path, &g->quant, g->quant_given, &g->cache, pool, err, errlen) != 0) return -1;
     const ModelConfig *c = &w.cfg;
     Tokenizer *tok = NULL;
-    Forward f = {NULL, NULL};
+    Forward f = {NULL, NULL, w.eos_id};
+    ChatTemplate tmpl = CHAT_LLAMA2;
     Sampler sampler = {0};
     int *prompt = NULL, n_prompt = 0, rc = -1;
     const int ctx = g->ctx ? g->ctx : c->seq_len; /* the positions -n may use */
@@ -189,7 +191,13 @@ int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size
                      g->steps, ctx);
         goto done;
     }
-    if (!(tok = command_tokenizer(g->tokenizer_path, g->model_path, c->vocab_size, err, errlen))) goto done;
+    const char *tmpl_name = g->chat_template ? g->chat_template : w.chat_template;
+    if (g->chat && tmpl_name[0] && chat_template_parse(tmpl_name, &tmpl) != 0) {
+        snprintf(err, errlen, "%s names the chat template '%s', which this build does not know; choose one with "
+                 "--chat-template", g->model_path, tmpl_name);
+        goto done;
+    }
+    if (!(tok = command_model_tokenizer(g->tokenizer_path, g->model_path, &w, err, errlen))) goto done;
     if (!g->chat) { /* chat encodes each turn as it comes */
         if ((n_prompt = tokenizer_encode(tok, g->prompt, &prompt, err, errlen)) < 0) goto done;
         if (n_prompt > c->seq_len) {
@@ -215,7 +223,8 @@ int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size
     }
     if (g->verbose) command_describe(stderr, g->model_path, &w, 1, n_ctx, g->kv_limit, pool);
     if (g->verbose && g->reference) fprintf(stderr, "forward:  the reference path (engine/reference.c), one thread\n");
-    rc = g->chat ? chat(&f, tok, &sampler, g, steps, err, errlen)
+    if (g->verbose && g->chat) fprintf(stderr, "chat template: %s\n", chat_template_name(tmpl));
+    rc = g->chat ? chat(&f, tok, &sampler, g, tmpl, steps, err, errlen)
                  : generate(&f, tok, &sampler, prompt, n_prompt, steps, err, errlen);
 done:
     sampler_free(&sampler);

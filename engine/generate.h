@@ -16,7 +16,8 @@ typedef struct {
     const char *tokenizer_path; /* NULL: found beside the model */
     const char *prompt;         /* generate: the text to continue; chat: the first message ("": ask) */
     const char *system_prompt;  /* chat: NULL = ask on stdin */
-    int chat;                   /* 0: generate, 1: chat (the Llama-2 template, tokenizer/chat.h) */
+    int chat;                   /* 0: generate, 1: chat (tokenizer/chat.h) */
+    const char *chat_template;  /* --chat-template: a name of tokenizer/chat.h; NULL: the model's */
     long steps;                 /* -n: positions to run, prompt included; -1 = 256 (at most the
                                    context), 0 = the whole context */
     int ctx;                    /* -c: positions of KV cache, at least steps; 0 = steps */

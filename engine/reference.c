@@ -176,7 +176,7 @@ float *reference_forward(Reference *r, int token, int pos) {
     float *x = r->x;
     r->pos = pos;
 
-    memcpy(x, w->token_embedding + (size_t)token * dim, (size_t)dim * sizeof *x);
+    model_embed(w, token, x);
     rope_angles(r->rope_cos, r->rope_sin, pos, hs, c->rope_theta);
 
     for (int l = 0; l < c->n_layers; l++) {

@@ -11,7 +11,6 @@
 #include "tests/test.h"
 #include "engine/command.h"
 #include "kernels/simd.h"
-#include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
 
 /* "ARG1 ARG2 ..." for messages (at most the first three arguments). */
@@ -338,30 +337,6 @@ static void test_no_flag_is_ignored(void) {
     CHECKF(refused > 80, "only %d combinations tried", refused);
 }
 
-/* Llama-2's chat template, exactly (Meta's reference code and llama2.c render it so). */
-static void test_chat_template(void) {
-    char *first = chat_render_turn("Be brief.", "Tell me a story.", 1);
-    CHECKF(first && !strcmp(first, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nTell me a story. [/INST]"), "%s", first);
-    char *later = chat_render_turn("Be brief.", "Another one.", 0);
-    CHECKF(later && !strcmp(later, "[INST] Another one. [/INST]"), "%s", later);
-    char *plain = chat_render_turn("", "Hello", 1);
-    CHECKF(plain && !strcmp(plain, "[INST] Hello [/INST]"), "%s", plain);
-    /* The program encodes that text: its prompt is as many tokens as the template's. */
-    char err[256];
-    Tokenizer *tok = tokenizer_open("models/tok512.model", err, sizeof err);
-    int *ids = NULL;
-    const int n = tok && first ? tokenizer_encode(tok, first, &ids, err, sizeof err) : -1;
-    RunResult r = expect_run(ARGS(M260K, "-m", "chat", "-t", "0", "-n", "200", "-y", "Be brief."), "Tell me a story.\n",
-                             0, "Assistant: ");
-    char want[64];
-    snprintf(want, sizeof want, "(prompt: %d tokens", n);
-    CHECKF(n > 10 && r.err && strstr(r.err, want), "expected '%s' in: %s", want, r.err);
-    run_result_free(&r);
-    free(ids);
-    tokenizer_free(tok);
-    free(first), free(later), free(plain);
-}
-
 /* stories260K with a header that asks for a context of 2^20 positions (a llama2.c file
  * holds RoPE tables of that length, unread: here a sparse tail). Returns its path. */
 static const char *huge_context_model(void) {
@@ -455,6 +430,5 @@ void suite_cli(void) {
     test_run("cli_chat_mode", test_chat_mode);
     test_run("cli_flags_belong_to_their_run", test_flags_belong_to_their_run);
     test_run("cli_no_flag_is_ignored", test_no_flag_is_ignored);
-    test_run("cli_chat_template", test_chat_template);
     test_run("cli_context_is_what_the_run_uses", test_context_is_what_the_run_uses);
 }

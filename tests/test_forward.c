@@ -15,16 +15,10 @@
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 #include "kernels/simd.h"
+#include "tests/golden.h"
 #include "tests/synth_model.h"
 #include "tests/test.h"
 #include "weights/model.h"
-
-typedef struct {
-    const char *model;     /* checkpoint path */
-    const char *case_path; /* tests/data/golden/MODEL/CASE */
-    const char *modes;     /* the golden files' modes it has beyond fp32, w8a16, qrazor-g16,
-                              qrazor-g16-clsq and rtn4 */
-} GoldenCase;
 
 /* The real tiny models have heads of 8 (one razoring group); wide64 (head size 64, GQA,
  * own classifier) and wide48 (head size 48) have heads of several groups, so they check
@@ -71,7 +65,7 @@ static const char *engine_mode(const char *golden_mode) {
 /* Runs golden case gc in `mode` (the golden file's name: fp32, w8a16, qrazor-gN,
  * qrazor-g16-clsq, rtn4) with the engine configured to match it: the prompt as one
  * batched pass, then the greedy continuation one token at a time. */
-static void check_case(const GoldenCase *gc, const char *mode, double tolerance,
+void golden_check_case(const GoldenCase *gc, const char *mode, double tolerance,
                        ThreadPool *pool) {
     char path[256], err[512] = "";
     QuantConfig q;
@@ -126,13 +120,13 @@ static void check_case(const GoldenCase *gc, const char *mode, double tolerance,
 }
 
 static void test_fp32_matches_golden(void) {
-    for (int i = 0; i < N_GOLDEN; i++) check_case(&golden_cases[i], "fp32", 1e-4, NULL);
+    for (int i = 0; i < N_GOLDEN; i++) golden_check_case(&golden_cases[i], "fp32", 1e-4, NULL);
 }
 
 /* Quantized modes. The integer parts are exact and the float parts (RMSNorm, softmax,
  * RoPE, SwiGLU) follow the oracle's evaluation order, so these land within ~2e-7 of the
  * logit range; the bound is the 1e-3 that golden/README.md starts from, except: */
-static double tolerance_of(const char *mode) {
+double golden_tolerance(const char *mode) {
     /* w8a16: NumPy's float32 exp, which the oracle's softmax uses, is not correctly rounded
      * (on x86-64 with AVX2 or AVX-512, 39% of its results differ from the correctly rounded
      * value); glibc's expf is. INT16 codes carry few fractional bits, so now and then a
@@ -152,7 +146,7 @@ static void check_quantized(const char *mode, ThreadPool *pool) {
         const char *has = strstr(common, mode) ? common : golden_cases[i].modes;
         const char *at = strstr(has, mode);
         if (at && (at[strlen(mode)] == ' ' || at[strlen(mode)] == '\0'))
-            check_case(&golden_cases[i], mode, tolerance_of(mode), pool);
+            golden_check_case(&golden_cases[i], mode, golden_tolerance(mode), pool);
     }
 }
 

@@ -6,6 +6,10 @@
  * checkpoints by an independent exporter (transformers' conventions, q/k rows permuted),
  * so every tensor read back must equal the checkpoint's, bit for bit. Broken inputs are
  * made by patching copies in temporary directories.
+ *
+ * Then `run import`: both directories, imported through the program, match the oracle's
+ * golden logits and greedy ids (tests/data/golden/{llama2xs-bf16,wide64-theta}); bad
+ * input and bad destinations leave no file behind.
  */
 #include <dirent.h>
 #include <math.h>
@@ -15,11 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/golden.h"
 #include "tests/test.h"
 #include "weights/checkpoint.h"
 #include "weights/hf_config.h"
+#include "weights/hf_import.h"
 #include "weights/hf_model.h"
 #include "weights/json.h"
+#include "weights/model.h"
 #include "weights/safetensors.h"
 
 #define XS_DIR "tests/data/hf/llama2xs-bf16"
@@ -811,6 +818,197 @@ static void test_rejects_config_and_tokenizer_problems(void) {
     expect_model_error("tests/data/llama2xs.bin", "not a directory", NULL, NULL);
 }
 
+/* ------------------------------------------------------------------ run import */
+
+#define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
+
+/* Runs the program; expects exit status `status` and, when given, fragment in stderr. */
+static void expect_program(const char *const *argv, int status, const char *fragment) {
+    RunResult r = test_run_program(argv, NULL, NULL);
+    CHECKF(r.status == status && r.err && (!fragment || strstr(r.err, fragment)) &&
+               (status == 0 || (strstr(r.err, "error: ") == r.err && !strchr(r.err, '\n')[1])),
+           "run %s %s %s: exit %d (expected %d), stderr '%s' (expected '%s')", argv[1], argv[2], argv[3], r.status,
+           status, r.err ? r.err : "", fragment ? fragment : "");
+    run_result_free(&r);
+}
+
+/* Imports dir through the program as `mode`, then runs the golden case in golden_mode. */
+static void check_import_golden(const char *dir, const char *case_path, const char *mode, const char *golden_mode) {
+    const char *out = test_temp_path("imported.qrz");
+    expect_program(ARGS("import", dir, out, "-q", mode, "--embedding", "fp32"), 0, "wrote ");
+    const GoldenCase gc = {out, case_path, ""};
+    golden_check_case(&gc, golden_mode, strcmp(golden_mode, "fp32") ? golden_tolerance(golden_mode) : 1e-4, NULL);
+    remove(out);
+}
+
+/* The oracle read the same directories (golden/README.md), so an imported model must give
+ * its logits: fp32 within 1e-4 of the range, the integer modes as tests/test_forward.c
+ * bounds them, greedy ids equal. wide64-theta checks rope_theta 500000, eps 1e-6, GQA and
+ * an untied classifier made it into the file and the engine. */
+static void test_import_matches_golden(void) {
+    static const struct {
+        const char *dir, *case_path;
+    } cases[] = {{XS_DIR, "tests/data/golden/llama2xs-bf16/park"}, {WIDE_DIR, "tests/data/golden/wide64-theta/sara"}};
+    static const char *const modes[][2] = {{"fp32", "fp32"}, {"qrazor/cls=fp32", "qrazor-g16"},
+                                           {"qrazor", "qrazor-g16-clsq"}};
+    for (int c = 0; c < 2; c++)
+        for (int m = 0; m < 3; m++) check_import_golden(cases[c].dir, cases[c].case_path, modes[m][0], modes[m][1]);
+}
+
+/* What the file holds besides weights: config.json's values, the tokenizer's bytes, a
+ * chat template guessed from tokenizer_config.json (or given); and the file runs alone. */
+static void test_import_stores_model_facts(void) {
+    const char *d = copy_dir(WIDE_DIR);
+    if (!d) return;
+    char path[512], out[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", d);
+    static const char config[] = "{\"chat_template\": \"{% for message in messages %}{% if message['role'] == "
+                                 "'user' %}{{ '<|user|>\\n' + message['content'] + eos_token }}{% endif %}{% endfor %}\"}";
+    write_whole(path, config, strlen(config));
+    snprintf(out, sizeof out, "%s/model.qrz", test_temp_dir());
+    expect_program(ARGS("import", d, out), 0, "chat template zephyr");
+    ModelWeights w;
+    size_t tok_size;
+    snprintf(path, sizeof path, "%s/tokenizer.model", d);
+    char *tok = test_read_file(path, &tok_size);
+    if (CHECKF(model_open(&w, out, NULL, NULL, err, sizeof err) == 0, "%s", err)) {
+        CHECK(w.cfg.rope_theta == 500000.0f && w.cfg.norm_eps == 1e-6f && w.bos_id == 1 && w.eos_id == 2);
+        CHECK(!strcmp(w.chat_template, "zephyr"));
+        CHECK(tok && w.tokenizer_size == tok_size && !memcmp(w.tokenizer, tok, tok_size));
+        model_close(&w);
+    }
+    free(tok);
+    remove_dir(d); /* nothing beside the file now: the tokenizer must come from it */
+    RunResult r = test_run_program(ARGS(out, "-n", "12", "-t", "0", "-i", "Sara"), NULL, NULL);
+    CHECKF(r.status == 0 && r.err && strstr(r.err, "tokenizer: stored in") && r.out && strstr(r.out, "Sara"),
+           "exit %d: %s", r.status, r.err);
+    run_result_free(&r);
+    expect_program(ARGS("import", WIDE_DIR, out, "--chat-template", "chatml"), 0, "chat template chatml");
+    if (CHECKF(model_open(&w, out, NULL, NULL, err, sizeof err) == 0, "%s", err)) {
+        CHECK(!strcmp(w.chat_template, "chatml"));
+        model_close(&w);
+    }
+    expect_program(ARGS("import", XS_DIR, out), 0, "chat template unknown");
+    remove(out);
+    CHECK(!strcmp(hf_chat_template_hint("{{ '<|im_start|>' + message['role'] }}"), "chatml"));
+    CHECK(!strcmp(hf_chat_template_hint("{{ bos_token + '[INST] ' + content }}"), "llama2"));
+    CHECK(!strcmp(hf_chat_template_hint("{{ content }}"), ""));
+}
+
+/* The INT8 embedding: each row's codes times its scale are the float row to within half a
+ * step (stage-1 rounding), and the file is smaller by 3 bytes per weight less a scale per row. */
+static void test_import_int8_embedding(void) {
+    const char *fp = test_temp_path("fp32-emb.qrz"), *i8 = test_temp_path("int8-emb.qrz");
+    /* The default follows the classifier: int8 with a quantized one, fp32 with fp32. */
+    expect_program(ARGS("import", WIDE_DIR, i8), 0, ": qrazor/emb=int8, chat");
+    expect_program(ARGS("import", WIDE_DIR, i8, "-q", "qrazor/emb=fp32"), 0, ": qrazor, chat");
+    expect_program(ARGS("import", WIDE_DIR, i8, "--cls", "fp32"), 0, ": qrazor/cls=fp32, chat");
+    expect_program(ARGS("import", WIDE_DIR, fp, "-q", "fp32"), 0, ": fp32, chat");
+    expect_program(ARGS("import", WIDE_DIR, i8, "-q", "fp32", "--embedding", "int8"), 0, ": fp32/emb=int8, chat");
+    ModelWeights w;
+    HfModel m;
+    char err[512] = "";
+    struct stat a, b;
+    if (CHECK(stat(fp, &a) == 0 && stat(i8, &b) == 0))
+        CHECKF(a.st_size - b.st_size == 512 * 128 * 3 - 512 * 4, "fp32 %lld bytes, int8 %lld",
+               (long long)a.st_size, (long long)b.st_size);
+    if (CHECKF(model_open(&w, i8, NULL, NULL, err, sizeof err) == 0, "%s", err) &&
+        CHECKF(hf_model_open(&m, WIDE_DIR, err, sizeof err) == 0, "%s", err)) {
+        float want[128], got[128];
+        int bad = 0;
+        CHECK(w.token_embedding == NULL && w.embedding_i8.q != NULL && w.cls.storage == STORE_F32);
+        for (int t = 0; t < 512; t++) {
+            CHECK(hf_model_read_rows(&m, 0, t, 1, want, err, sizeof err) == 0);
+            model_embed(&w, t, got);
+            for (int k = 0; k < 128; k++) bad += !(fabsf(got[k] - want[k]) <= 0.5001f * w.embedding_i8.scales[t]);
+        }
+        CHECKF(bad == 0, "%d embedding values off by more than half a step", bad);
+        hf_model_close(&m);
+    }
+    if (w.layers) model_close(&w);
+    RunResult r = test_run_program(ARGS(i8, "-n", "12", "-t", "0"), NULL, NULL);
+    CHECKF(r.status == 0, "the int8-embedding file does not run: %s", r.err);
+    run_result_free(&r);
+    remove(fp), remove(i8);
+}
+
+/* Entries of a directory (. and .. aside). */
+static int count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+/* Bad input and bad destinations: one line naming the file and the problem, exit 1, and
+ * no file left behind (neither OUT nor a temporary beside it). */
+static void test_import_refuses_and_leaves_nothing(void) {
+    char outdir[512], out[600], path[600];
+    snprintf(outdir, sizeof outdir, "%s/out-XXXXXX", test_temp_dir());
+    if (!CHECK(mkdtemp(outdir) != NULL)) return;
+    snprintf(out, sizeof out, "%s/model.qrz", outdir);
+    const char *d;
+    if ((d = copy_dir(XS_DIR))) { /* a missing tensor */
+        patch(d, "model.safetensors", "\"model.norm.weight\"", "\"model.nrom.weight\"");
+        expect_program(ARGS("import", d, out), 1, "model.safetensors: no tensor model.norm.weight");
+        remove_dir(d);
+    }
+    if ((d = copy_dir(WIDE_DIR))) { /* a tensor of the wrong shape */
+        patch(d, "model-00001-of-00003.safetensors",
+              "\"model.layers.0.self_attn.k_proj.weight\":{\"dtype\":\"F32\",\"shape\":[64,128]",
+              "\"model.layers.0.self_attn.k_proj.weight\":{\"dtype\":\"F32\",\"shape\":[128,64]");
+        expect_program(ARGS("import", d, out), 1, "tensor model.layers.0.self_attn.k_proj.weight has shape [128, 64]");
+        remove_dir(d);
+    }
+    if ((d = copy_dir(WIDE_DIR))) { /* a shard absent */
+        snprintf(path, sizeof path, "%s/model-00002-of-00003.safetensors", d);
+        unlink(path);
+        expect_program(ARGS("import", d, out), 1, "names shard model-00002-of-00003.safetensors");
+        remove_dir(d);
+    }
+    if ((d = copy_dir(XS_DIR))) { /* an architecture this engine does not run */
+        patch(d, "config.json", "\"LlamaForCausalLM\"", "\"Qwen2ForCausalLM\"");
+        expect_program(ARGS("import", d, out), 1, "architectures: Qwen2ForCausalLM is not supported");
+        remove_dir(d);
+    }
+    if ((d = copy_dir(XS_DIR))) { /* Llama 3 style: tokenizer.json only */
+        snprintf(path, sizeof path, "%s/tokenizer.model", d);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/tokenizer.json", d);
+        write_whole(path, "{}", 2);
+        expect_program(ARGS("import", d, out), 1, "has tokenizer.json but no tokenizer.model");
+        remove_dir(d);
+    }
+    if ((d = copy_dir(XS_DIR))) { /* a NaN weight: found mid-write, the temporary goes */
+        snprintf(path, sizeof path, "%s/model.safetensors", d);
+        size_t size;
+        char *bytes = test_read_file(path, &size);
+        if (bytes) {
+            memset(bytes + size - 2, 0xff, 2); /* the last BF16 value: a NaN */
+            write_whole(path, bytes, size);
+        }
+        free(bytes);
+        expect_program(ARGS("import", d, out), 1, "holds NaN");
+        remove_dir(d);
+    }
+    CHECKF(count_files(outdir) == 0, "%d files left in the output directory", count_files(outdir));
+    /* Destinations: a directory, an existing file that is not a .qrz (kept as it was). */
+    expect_program(ARGS("import", XS_DIR, outdir), 1, "is a directory, not a regular file");
+    snprintf(path, sizeof path, "%s/config.json", outdir);
+    write_whole(path, "{}", 2);
+    expect_program(ARGS("import", XS_DIR, path), 1, "exists and is not a .qrz file");
+    size_t size;
+    char *kept = test_read_file(path, &size);
+    CHECK(kept && size == 2 && !memcmp(kept, "{}", 2));
+    free(kept);
+    unlink(path);
+    expect_program(ARGS("import", XS_DIR), 1, "usage: run import HF_DIR OUT.qrz");
+    expect_program(ARGS("import", XS_DIR, out, "-j", "2"), 1, "-j does not apply to import");
+    expect_program(ARGS("import", XS_DIR, out, "--embedding", "int4"), 1, "unknown embedding storage 'int4'");
+    CHECK(rmdir(outdir) == 0);
+}
+
 void suite_hf(void) {
     test_run("json_values", test_json_values);
     test_run("json_rejects", test_json_rejects);
@@ -825,4 +1023,8 @@ void suite_hf(void) {
     test_run("hf_rejects_broken_safetensors", test_rejects_broken_safetensors_in_dir);
     test_run("hf_rejects_shape_and_shard_problems", test_rejects_shape_and_shard_problems);
     test_run("hf_rejects_config_and_tokenizer", test_rejects_config_and_tokenizer_problems);
+    test_run("import_matches_golden", test_import_matches_golden);
+    test_run("import_stores_model_facts", test_import_stores_model_facts);
+    test_run("import_int8_embedding", test_import_int8_embedding);
+    test_run("import_refuses_and_leaves_nothing", test_import_refuses_and_leaves_nothing);
 }

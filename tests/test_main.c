@@ -33,6 +33,7 @@ void suite_qrz(void);
 void suite_explain(void);
 void suite_cli(void);
 void suite_hf(void);
+void suite_chat(void);
 void suite_fuzz_findings(void);
 
 static const char *filter = "";
@@ -281,6 +282,7 @@ int main(int argc, char **argv) {
     suite_explain();
     suite_cli();
     suite_hf();
+    suite_chat();
     suite_fuzz_findings();
     remove_tree(temp_dir);
     printf("%d passed, %d failed, %d not run\n", tests_passed, tests_failed, parts_not_run);

@@ -48,7 +48,7 @@ static const char *write_qrz(const char *model, const char *mode) {
 static void test_qrz_same_logits_as_quantizing_at_load(void) {
     static const char *const modes[] = {"qrazor",     "qrazor/g64/trunc", "w8a16", "rtn4",
                                         "sdr-w",      "sdr-kv",           "fp32",  "qrazor/cls=fp32",
-                                        "fp32/cls=qrazor"};
+                                        "fp32/cls=qrazor", "qrazor/emb=int8", "fp32/emb=int8"};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         const char *path = write_qrz("tests/data/llama2xs.bin", modes[m]);
         if (!path) continue;
@@ -105,8 +105,8 @@ static void test_qrz_rejects_corrupt_files(void) {
     expect_reject(good, 100, "truncated: 100 bytes"); /* shorter than the header */
     expect_reject(good, size - 64, "truncated or appended to");
     memcpy(bad, good, size);
-    bad[8] = 2; /* version */
-    expect_reject(bad, size, "format version 2");
+    bad[8] = 3; /* version */
+    expect_reject(bad, size, "format version 3");
     memcpy(bad, good, size);
     bad[16] = 65; /* dim 64 -> 65: the header no longer matches its table */
     expect_reject(bad, size, "not a valid .qrz file");
@@ -229,8 +229,8 @@ static void test_qrz_rejects_bad_values(void) {
     bad[wq.codes + 71] = 0x08; /* high nibble 0 */
     expect_run_fails(bad, size, "code of -8 (a nibble 0 in code byte 71)");
     memcpy(bad, good, size);
-    bad[100] = 1;
-    expect_run_fails(bad, size, "reserved header byte 100 is 1, not 0");
+    bad[115] = 1;
+    expect_run_fails(bad, size, "reserved header byte 115 is 1, not 0");
     memcpy(bad, good, size);
     bad[51] = 7;
     expect_run_fails(bad, size, "reserved header byte 51 is 7, not 0");
@@ -246,6 +246,92 @@ static void test_qrz_rejects_bad_values(void) {
     fp32[128 + 32 * 39 + 5] = 1;
     expect_run_fails(fp32, size, "padding after the tensor table, is 1");
     free(fp32);
+}
+
+/* ------------------------------------------------------------------ format 2's fields */
+
+/* A version-1 file: what a version-2 file of a checkpoint becomes when bytes 72-127, the
+ * fields version 2 added, are zeroed (docs/FORMAT.md). It loads with Llama 2's values. */
+static void test_qrz_version1_still_loads(void) {
+    size_t size;
+    char *file = qrz_bytes(&size);
+    if (!file) return;
+    CHECK(file[8] == 2);
+    file[8] = 1;
+    memset(file + 72, 0, 128 - 72);
+    const char *path = test_temp_file(file, size);
+    ModelWeights w;
+    char err[512] = "";
+    if (CHECKF(path && model_open(&w, path, NULL, NULL, err, sizeof err) == 0, "%s", err)) {
+        CHECK(w.cfg.rope_theta == 10000.0f && w.cfg.norm_eps == 1e-5f);
+        CHECK(w.bos_id == 1 && w.eos_id == 2 && w.chat_template[0] == '\0' && w.tokenizer == NULL);
+        model_close(&w);
+    }
+    file[100] = 'x'; /* in version 1, the template's bytes are reserved */
+    expect_reject(file, size, "reserved header byte 100 is 120, not 0");
+    free(file);
+}
+
+/* RoPE base, epsilon, BOS, EOS, the chat template and a stored tokenizer are written and
+ * read back as they were; the INT8 embedding too (values checked in tests/test_import.c). */
+static void test_qrz_new_fields_round_trip(void) {
+    char err[512] = "";
+    QuantConfig q;
+    quant_config_parse("qrazor", &q, err, sizeof err);
+    ModelWeights w;
+    if (!CHECKF(model_open(&w, "tests/data/llama2xs.bin", &q, NULL, err, sizeof err) == 0, "%s", err)) return;
+    CHECK(w.bos_id == 1 && w.eos_id == 2);
+    static const char tok[] = "not a real tokenizer, 41 bytes of it...";
+    w.cfg.rope_theta = 500000.0f, w.cfg.norm_eps = 1e-6f, w.bos_id = 7, w.eos_id = 511;
+    snprintf(w.chat_template, sizeof w.chat_template, "chatml");
+    w.tokenizer = tok, w.tokenizer_size = sizeof tok;
+    const char *path = test_temp_file("", 0);
+    ModelWeights r;
+    if (CHECKF(qrz_write(&w, path, err, sizeof err) == 0, "%s", err) &&
+        CHECKF(model_open(&r, path, NULL, NULL, err, sizeof err) == 0, "%s", err)) {
+        CHECK(r.cfg.rope_theta == 500000.0f && r.cfg.norm_eps == 1e-6f && r.bos_id == 7 && r.eos_id == 511);
+        CHECK(!strcmp(r.chat_template, "chatml"));
+        CHECK(r.tokenizer_size == sizeof tok && r.tokenizer && !memcmp(r.tokenizer, tok, sizeof tok));
+        model_close(&r);
+    }
+    snprintf(w.chat_template, sizeof w.chat_template, "Chat ML");
+    CHECKF(qrz_write(&w, path, err, sizeof err) == 0, "%s", err);
+    const int opened = model_open(&r, path, NULL, NULL, err, sizeof err) == 0;
+    CHECKF(!opened && strstr(err, "chat template name") && !strchr(err, '\n'), "a bad template name loaded: '%s'", err);
+    if (opened) model_close(&r);
+    model_close(&w);
+    remove(path);
+}
+
+/* Each new field, given a value out of its range, is refused with one line naming it. */
+static void test_qrz_rejects_bad_new_fields(void) {
+    size_t size;
+    char *good = qrz_bytes(&size);
+    if (!good) return;
+    char *bad = malloc(size);
+    const struct {
+        int at;
+        float f;     /* a float field: its value; else NAN */
+        int32_t i;   /* an integer field */
+        const char *fragment;
+    } cases[] = {{72, NAN, 0, "rope_theta is nan, outside (1, 1e+12]"},
+                 {72, 0.5f, 0, "rope_theta is 0.5"},
+                 {72, INFINITY, 0, "rope_theta is inf"},
+                 {76, 0.0f, 0, "norm_eps is 0, outside (0, 0.1]"},
+                 {76, -1e-5f, 0, "norm_eps is -1e-05"},
+                 {80, -2.0f, 512, "BOS id 512 is not a token of the vocabulary (0..511)"},
+                 {84, -2.0f, -1, "EOS id -1 is not a token"},
+                 {88, -2.0f, 2, "embedding storage 2"},
+                 {96, -2.0f, 'A', "chat template name"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memcpy(bad, good, size);
+        if (cases[k].f != -2.0f) memcpy(bad + cases[k].at, &cases[k].f, 4);
+        else if (cases[k].at >= 88) bad[cases[k].at] = (char)cases[k].i;
+        else memcpy(bad + cases[k].at, &cases[k].i, 4);
+        expect_reject(bad, size, cases[k].fragment);
+    }
+    free(bad);
+    free(good);
 }
 
 /* ------------------------------------------------------------------ the quantize command */
@@ -384,6 +470,9 @@ static void test_quantize_command(void) {
 }
 
 void suite_qrz(void) {
+    test_run("qrz_version1_still_loads", test_qrz_version1_still_loads);
+    test_run("qrz_new_fields_round_trip", test_qrz_new_fields_round_trip);
+    test_run("qrz_rejects_bad_new_fields", test_qrz_rejects_bad_new_fields);
     test_run("qrz_same_logits_as_quantizing_at_load", test_qrz_same_logits_as_quantizing_at_load);
     test_run("qrz_rejects_corrupt_files", test_qrz_rejects_corrupt_files);
     test_run("qrz_quantize_command", test_quantize_command);

@@ -1,5 +1,5 @@
 /*
- * tokenizer/chat.c - the Llama-2 chat template (tokenizer/chat.h).
+ * tokenizer/chat.c - the chat templates (tokenizer/chat.h).
  */
 #include "tokenizer/chat.h"
 
@@ -7,13 +7,76 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *chat_render_turn(const char *system, const char *user, int first_turn) {
-    const size_t need = strlen(user) + strlen(system) + 64;
+static const char *const names[N_CHAT_TEMPLATES] = {"llama2", "zephyr", "chatml"};
+
+int chat_template_parse(const char *name, ChatTemplate *t) {
+    for (int i = 0; i < N_CHAT_TEMPLATES; i++)
+        if (!strcmp(name, names[i])) return *t = (ChatTemplate)i, 0;
+    return -1;
+}
+
+const char *chat_template_name(ChatTemplate t) { return names[t]; }
+
+char *chat_render_turn(ChatTemplate t, const char *system, const char *user, int first_turn) {
+    const size_t need = strlen(user) + strlen(system) + 128;
     char *text = malloc(need);
     if (!text) return NULL;
-    if (first_turn && system[0])
-        snprintf(text, need, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, user);
-    else
-        snprintf(text, need, "[INST] %s [/INST]", user);
+    const int with_system = first_turn && system[0];
+    switch (t) {
+    case CHAT_LLAMA2:
+        if (with_system) snprintf(text, need, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, user);
+        else snprintf(text, need, "[INST] %s [/INST]", user);
+        break;
+    case CHAT_ZEPHYR:
+        snprintf(text, need, "%s%s%s%s<|user|>\n%s</s>\n<|assistant|>\n", first_turn ? "" : "</s>\n",
+                 with_system ? "<|system|>\n" : "", with_system ? system : "", with_system ? "</s>\n" : "", user);
+        break;
+    default:
+        snprintf(text, need, "%s%s%s%s<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n",
+                 first_turn ? "" : "<|im_end|>\n", with_system ? "<|im_start|>system\n" : "",
+                 with_system ? system : "", with_system ? "<|im_end|>\n" : "", user);
+    }
     return text;
+}
+
+/* Appends n ids to *ids (of *len, growing). Returns 0, or -1 when out of memory. */
+static int append(int **ids, int *len, const int *more, int n) {
+    int *grown = realloc(*ids, ((size_t)*len + (size_t)n + 1) * sizeof **ids);
+    if (!grown) return -1;
+    memcpy(grown + *len, more, (size_t)n * sizeof *more);
+    *ids = grown;
+    *len += n;
+    return 0;
+}
+
+int chat_encode(ChatTemplate t, const Tokenizer *tok, const char *text, int first_turn, int eos, int **ids,
+                char *err, size_t errlen) {
+    const int bos = tokenizer_bos(tok);
+    int len = 0;
+    *ids = NULL;
+    if ((t == CHAT_LLAMA2 || first_turn) && append(ids, &len, &bos, 1) != 0) goto oom;
+    for (const char *at = text; *at;) { /* each piece of text between "</s>" markers */
+        const char *mark = strstr(at, "</s>");
+        const size_t n = mark ? (size_t)(mark - at) : strlen(at);
+        if (n) {
+            char *piece = strndup(at, n);
+            int *piece_ids = NULL;
+            const int k = piece ? tokenizer_encode(tok, piece, &piece_ids, err, errlen) : -1;
+            free(piece);
+            if (k < 0 || append(ids, &len, piece_ids + 1, k - 1) != 0) { /* without its BOS */
+                free(piece_ids);
+                if (k < 0 && piece) return free(*ids), *ids = NULL, -1;
+                goto oom;
+            }
+            free(piece_ids);
+        }
+        if (mark && append(ids, &len, &eos, 1) != 0) goto oom;
+        at += n + (mark ? 4 : 0);
+    }
+    return len;
+oom:
+    free(*ids);
+    *ids = NULL;
+    snprintf(err, errlen, "out of memory");
+    return -1;
 }

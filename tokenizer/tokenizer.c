@@ -393,23 +393,19 @@ static int encode_bin(const Tokenizer *t, const char *text, int **ids_out, char 
 
 /* ------------------------------------------------------------------ public API */
 
-Tokenizer *tokenizer_open(const char *path, char *err, size_t errlen) {
-    size_t size;
-    unsigned char *buf = read_whole_file(path, &size, err, errlen);
-    if (!buf) return NULL;
+Tokenizer *tokenizer_parse(const void *bytes, size_t size, const char *name, char *err, size_t errlen) {
     Tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        free(buf);
+        snprintf(err, errlen, "%s: out of memory", name);
         return NULL;
     }
     char why_bin[200], why_sp[300];
-    int ok = parse_bin(t, buf, size, why_bin, sizeof why_bin) == 0;
+    int ok = parse_bin(t, bytes, size, why_bin, sizeof why_bin) == 0;
     if (!ok) {
         /* Not a tokenizer.bin: release what the attempt allocated, try sentencepiece. */
         free(t->pieces), free(t->piece_off), free(t->score), free(t->index);
         memset(t, 0, sizeof *t);
-        t->sp = sp_model_parse(buf, size, why_sp, sizeof why_sp);
+        t->sp = sp_model_parse(bytes, size, why_sp, sizeof why_sp);
         if (t->sp) {
             t->vocab_size = sp_model_vocab_size(t->sp);
             t->bos = sp_model_bos_id(t->sp);
@@ -419,22 +415,30 @@ Tokenizer *tokenizer_open(const char *path, char *err, size_t errlen) {
             if (!ok) snprintf(why_sp, sizeof why_sp, "the model defines no BOS piece");
         }
     }
-    free(buf);
     if (!ok) {
         snprintf(err, errlen,
                  "%s: not a tokenizer: as a sentencepiece model: %s; as a llama2.c "
                  "tokenizer.bin: %s",
-                 path, why_sp, why_bin);
+                 name, why_sp, why_bin);
         tokenizer_free(t);
         return NULL;
     }
     int built = t->sp ? build_decoded(t, sp_piece, sp_control)
                       : build_decoded(t, bin_piece, bin_control);
     if (built != 0) {
-        snprintf(err, errlen, "%s: out of memory", path);
+        snprintf(err, errlen, "%s: out of memory", name);
         tokenizer_free(t);
         return NULL;
     }
+    return t;
+}
+
+Tokenizer *tokenizer_open(const char *path, char *err, size_t errlen) {
+    size_t size;
+    unsigned char *buf = read_whole_file(path, &size, err, errlen);
+    if (!buf) return NULL;
+    Tokenizer *t = tokenizer_parse(buf, size, path, err, errlen);
+    free(buf);
     return t;
 }
 

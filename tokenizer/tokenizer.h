@@ -25,6 +25,10 @@ typedef struct Tokenizer Tokenizer;
 Tokenizer *tokenizer_open(const char *path, char *err, size_t errlen);
 void tokenizer_free(Tokenizer *t);
 
+/* The same from the bytes of a tokenizer file (a .qrz file may hold them); name says where
+ * they come from in messages. */
+Tokenizer *tokenizer_parse(const void *bytes, size_t size, const char *name, char *err, size_t errlen);
+
 int tokenizer_vocab_size(const Tokenizer *t);
 int tokenizer_bos(const Tokenizer *t);
 int tokenizer_eos(const Tokenizer *t);

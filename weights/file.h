@@ -25,6 +25,10 @@ typedef struct {
 /* What llama2.c checkpoints (and .qrz files of format 1) leave unsaid: Llama 2's values. */
 #define LLAMA2_ROPE_THETA 10000.0f
 #define LLAMA2_NORM_EPS 1e-5f
+/* The ranges a file may give them: anything else is corrupt, not a model. */
+#define MODEL_MIN_ROPE_THETA 1.0  /* exclusive */
+#define MODEL_MAX_ROPE_THETA 1e12
+#define MODEL_MAX_NORM_EPS 0.1    /* eps in (0, 0.1] */
 
 static inline int config_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
 static inline int config_kv_dim(const ModelConfig *c) { return config_head_size(c) * c->n_kv_heads; }

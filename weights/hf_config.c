@@ -207,8 +207,8 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
     if (get_int(&r, "sliding_window", c->seq_len, 1, INT32_MAX, &window) != 0) goto out;
     if (window < c->seq_len) c->seq_len = window;
     double eps, theta;
-    if (get_real(&r, "rms_norm_eps", 1e-6, 0.0, 0.1, &eps) ||
-        get_real(&r, "rope_theta", 10000.0, 1.0, 1e12, &theta) ||
+    if (get_real(&r, "rms_norm_eps", 1e-6, 0.0, MODEL_MAX_NORM_EPS, &eps) ||
+        get_real(&r, "rope_theta", 10000.0, MODEL_MIN_ROPE_THETA, MODEL_MAX_ROPE_THETA, &theta) ||
         get_bool(&r, "tie_word_embeddings", 0, &h->tied) ||
         get_token(&r, "bos_token_id", 1, c->vocab_size, &h->bos_id) ||
         get_token(&r, "eos_token_id", 2, c->vocab_size, &h->eos_id))

@@ -26,11 +26,7 @@ static void quantize_blocks(void *ctx, int thread, int b0, int b1) {
     const QuantizeJob *job = ctx;
     Linear *l = job->lin;
     for (int r = b0 * QR_BLOCK_ROWS; r < b1 * QR_BLOCK_ROWS && r < l->rows; r++) {
-        const float *row = job->w + (size_t)r * l->cols;
-        if (l->storage == STORE_R4)
-            r4_matrix_quantize_row(&l->r4, r, row, l->kind, job->rounding);
-        else
-            i8_matrix_quantize_row(&l->i8, r, row, l->kind, job->group, job->rounding);
+        linear_quantize_row(l, r, job->w + (size_t)r * l->cols, job->group, job->rounding);
     }
 }
 
@@ -79,6 +75,13 @@ static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool
             linear_quantize(&L->w3, W, A, ck->w3 + i * hid * dim, c->hidden_dim, c->dim, q, pool))
             return -1;
     }
+    if (q->embedding == QUANT_INT) { /* INT8 rows; a lookup dequantizes one */
+        Linear emb;
+        if (linear_quantize(&emb, QUANT_INT, QUANT_INT, ck->token_embedding, c->vocab_size, c->dim, q, pool) != 0)
+            return -1;
+        m->embedding_i8 = emb.i8;
+        m->token_embedding = NULL;
+    }
     return linear_quantize(&m->cls, q->cls, q->cls, ck->wcls, c->vocab_size, c->dim, q, pool);
 }
 
@@ -109,6 +112,7 @@ int model_open(ModelWeights *m, const char *path, const QuantConfig *q, ThreadPo
     m->quant = *q;
     m->token_embedding = m->ck.token_embedding;
     m->rms_final = m->ck.rms_final;
+    m->bos_id = 1, m->eos_id = 2; /* llama2.c's */
     if (quantize_checkpoint(m, q, pool) != 0) {
         snprintf(err, errlen, "%s: out of memory for the quantized weights", path);
         model_close(m);
@@ -125,6 +129,7 @@ void model_close(ModelWeights *m) {
             linear_free(&L->w1), linear_free(&L->w2), linear_free(&L->w3);
         }
         linear_free(&m->cls);
+        i8_matrix_free(&m->embedding_i8);
     }
     free(m->layers);
     checkpoint_close(&m->ck);

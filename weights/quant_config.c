@@ -106,7 +106,7 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
                  tok ? tok : spec);
         return -1;
     }
-    *q = (QuantConfig){b->weights, b->acts, b->kv, b->kv, b->probs, b->cls, 16, 1};
+    *q = (QuantConfig){b->weights, b->acts, b->kv, b->kv, b->probs, b->cls, 16, 1, QUANT_F32};
     while ((tok = strtok_r(NULL, "/", &save)) != NULL) {
         if ((tok[0] == 'k' || tok[0] == 'v') && strlen(tok) == 2 && strchr("458", tok[1])) {
             if (b != qrazor_mode) {
@@ -125,12 +125,14 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
                          tok, spec);
                 return -1;
             }
+        } else if (!strcmp(tok, "emb=fp32") || !strcmp(tok, "emb=int8")) {
+            q->embedding = tok[4] == 'i' ? QUANT_INT : QUANT_F32;
         } else if (tok[0] == 'g' && (!strcmp(tok + 1, "16") || !strcmp(tok + 1, "32") ||
                                      !strcmp(tok + 1, "64") || !strcmp(tok + 1, "128"))) {
             q->group = atoi(tok + 1);
         } else {
             snprintf(err, errlen,
-                     "unknown option '%s' in mode '%s' (g16|g32|g64|g128, trunc, cls=..., k5|k8|v5|v8)",
+                     "unknown option '%s' in mode '%s' (g16|g32|g64|g128, trunc, cls=..., emb=int8, k5|k8|v5|v8)",
                      tok, spec);
             return -1;
         }
@@ -146,7 +148,8 @@ int quant_config_check(const QuantConfig *q, char *err, size_t errlen) {
         return -1;
     }
     if (q->weights > QUANT_SDR5 || q->acts > QUANT_SDR5 || q->keys > QUANT_SDR5 || q->values > QUANT_SDR5 ||
-        q->probs > QUANT_SDR5 || q->cls > QUANT_RTN4 || !base_of(q)) {
+        q->probs > QUANT_SDR5 || q->cls > QUANT_RTN4 || (q->embedding != QUANT_F32 && q->embedding != QUANT_INT) ||
+        !base_of(q)) {
         snprintf(err, errlen, "not a mode of this engine (KV-cache types go with qrazor only)");
         return -1;
     }
@@ -173,7 +176,8 @@ void quant_config_name(const QuantConfig *q, char *buf, size_t len) {
     if (b == qrazor_mode && q->values != QUANT_SDR && at < len)
         at += (size_t)snprintf(buf + at, len - at, "/v%c", q->values == QUANT_SDR5 ? '5' : '8');
     if ((!b || q->cls != b->cls) && at < len)
-        snprintf(buf + at, len - at, "/cls=%s", quant_kind_cls_name(q->cls));
+        at += (size_t)snprintf(buf + at, len - at, "/cls=%s", quant_kind_cls_name(q->cls));
+    if (q->embedding == QUANT_INT && at < len) snprintf(buf + at, len - at, "/emb=int8");
 }
 
 Storage storage_for(QuantKind mine, QuantKind other) {

@@ -21,13 +21,15 @@ typedef struct {
     QuantKind cls;     /* the classifier (final logits matmul): its weights and its input */
     int group;         /* SDR group size G: 16, 32, 64 or 128 */
     int rounding;      /* SDR rounds (1, the default) or truncates (0) */
+    QuantKind embedding; /* the token embedding: QUANT_F32, or QUANT_INT (INT8 rows with a
+                            scale each, dequantized per lookup: a table lookup, not a matmul) */
 } QuantConfig;
 
 /* Parses a mode: a base name, then options separated by '/':
  *   fp32 | w8a16 | qrazor | rtn4      the modes of docs/SPEC.md section 5
  *   sdr-w | sdr-a | sdr-kv | sdr-p    w8a16 with one site razored: weights, activations,
  *                                     KV cache or attention probabilities (ablations)
- *   /gN  /trunc  /round  /cls=fp32|int8|qrazor|rtn4
+ *   /gN  /trunc  /round  /cls=fp32|int8|qrazor|rtn4  /emb=fp32|int8 (the embedding)
  *   /k4 /k5 /k8  /v4 /v5 /v8          qrazor's KV-cache types (docs/SPEC.md section 6):
  *                                     keys / values razored to 4-bit (r4, the default)
  *                                     or 5-bit codes (r5), or INT8 not razored (i8)

@@ -3,6 +3,26 @@
  */
 #include "weights/weights.h"
 
+#include <string.h>
+
+void model_embed(const ModelWeights *m, int token, float *out) {
+    const size_t dim = (size_t)m->cfg.dim;
+    if (m->token_embedding) {
+        memcpy(out, m->token_embedding + (size_t)token * dim, dim * sizeof *out);
+        return;
+    }
+    const int8_t *q = m->embedding_i8.q + (size_t)token * dim;
+    const float scale = m->embedding_i8.scales[token];
+    for (size_t i = 0; i < dim; i++) out[i] = (float)q[i] * scale;
+}
+
+void linear_quantize_row(Linear *l, int r, const float *row, int group, int rounding) {
+    if (l->storage == STORE_R4)
+        r4_matrix_quantize_row(&l->r4, r, row, l->kind, rounding);
+    else
+        i8_matrix_quantize_row(&l->i8, r, row, l->kind, group, rounding);
+}
+
 static size_t linear_bytes(Storage st, QuantKind kind, int rows, int cols, int group) {
     switch (st) {
     case STORE_F32: return (size_t)rows * (size_t)cols * sizeof(float);
@@ -25,7 +45,8 @@ size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q) {
 size_t model_weights_bytes(const ModelWeights *m) {
     const ModelConfig *c = &m->cfg;
     const QuantConfig *q = &m->quant;
-    const size_t emb = (size_t)c->vocab_size * c->dim * sizeof(float);
+    const size_t emb = m->token_embedding ? (size_t)c->vocab_size * c->dim * sizeof(float)
+                                          : (size_t)c->vocab_size * (c->dim + sizeof(float));
     const size_t norms = ((size_t)2 * c->n_layers + 1) * c->dim * sizeof(float);
     const size_t cls = m->cls.storage == STORE_F32 && m->cls.f32 == m->token_embedding
                            ? 0

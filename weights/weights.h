@@ -30,16 +30,29 @@ typedef struct {
 typedef struct {
     ModelConfig cfg;
     QuantConfig quant;
-    const float *token_embedding; /* [vocab_size][dim], float32 in every mode */
+    const float *token_embedding; /* [vocab_size][dim] float32, or NULL when embedding_i8 holds it */
+    I8Matrix embedding_i8;        /* a .qrz file's INT8 embedding rows (one scale per row), else q NULL */
     const float *rms_final;       /* [dim] */
     LayerWeights *layers;         /* [n_layers] */
     Linear cls;                   /* [vocab_size][dim] */
+    /* What text generation needs besides weights. A .qrz file of format 2 stores them; a
+     * checkpoint or a format-1 file has Llama 2's BOS 1 and EOS 2, no template, no tokenizer. */
+    int bos_id, eos_id;
+    char chat_template[16];       /* a template name of tokenizer/chat.h, or "" (not known) */
+    const void *tokenizer;        /* the bytes of a sentencepiece model stored in the file, or NULL */
+    size_t tokenizer_size;
     /* Where the memory lives: a float checkpoint whose weights were quantized into
      * allocated matrices, or a .qrz mapping that every pointer points into. */
     Checkpoint ck;
     void *qrz_map;
     size_t qrz_size;
 } ModelWeights;
+
+/* Row `token` of the token embedding, as float32 (an INT8 row dequantized: code x scale). */
+void model_embed(const ModelWeights *m, int token, float *out);
+
+/* Quantizes row r of l (allocated, INT8 or 4-bit storage) from floats, as l->kind says. */
+void linear_quantize_row(Linear *l, int r, const float *row, int group, int rounding);
 
 /* Bytes of the weights of a loaded model: everything (embedding and norms stay float32;
  * a float32 classifier may share the embedding's memory, as in llama2.c). */

@@ -1,0 +1,110 @@
+/*
+ * tests/test_chat.c - the chat templates to the character (tokenizer/chat.h), their
+ * encoding (BOS, and "</s>" as the EOS id), and the program choosing them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test.h"
+#include "tokenizer/chat.h"
+
+#define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
+
+/* The template's first turn with and without a system prompt, and a later turn, exactly. */
+static void expect_renders(ChatTemplate t, const char *first, const char *plain, const char *later) {
+    const char *const want[3] = {first, plain, later};
+    char *got[3] = {chat_render_turn(t, "Be brief.", "Tell me a story.", 1), chat_render_turn(t, "", "Hello", 1),
+                    chat_render_turn(t, "Be brief.", "Another one.", 0)};
+    for (int i = 0; i < 3; i++) {
+        CHECKF(got[i] && !strcmp(got[i], want[i]), "%s turn %d: got '%s', want '%s'", chat_template_name(t), i,
+               got[i], want[i]);
+        free(got[i]);
+    }
+}
+
+/* Llama-2: Meta's reference code and llama2.c render it so. */
+static void test_llama2_template(void) {
+    expect_renders(CHAT_LLAMA2, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nTell me a story. [/INST]",
+                   "[INST] Hello [/INST]", "[INST] Another one. [/INST]");
+}
+
+/* Zephyr, as TinyLlama-1.1B-Chat-v1.0's tokenizer_config.json renders it with
+ * add_generation_prompt; a later turn first closes the answer the model ended with EOS. */
+static void test_zephyr_template(void) {
+    expect_renders(CHAT_ZEPHYR, "<|system|>\nBe brief.</s>\n<|user|>\nTell me a story.</s>\n<|assistant|>\n",
+                   "<|user|>\nHello</s>\n<|assistant|>\n", "</s>\n<|user|>\nAnother one.</s>\n<|assistant|>\n");
+}
+
+static void test_chatml_template(void) {
+    expect_renders(CHAT_CHATML,
+                   "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nTell me a story.<|im_end|>\n"
+                   "<|im_start|>assistant\n",
+                   "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n",
+                   "<|im_end|>\n<|im_start|>user\nAnother one.<|im_end|>\n<|im_start|>assistant\n");
+}
+
+static void test_template_names(void) {
+    ChatTemplate t = CHAT_CHATML;
+    const char *const names[] = {"llama2", "zephyr", "chatml"};
+    for (int i = 0; i < 3; i++)
+        CHECK(chat_template_parse(names[i], &t) == 0 && t == (ChatTemplate)i && !strcmp(chat_template_name(t), names[i]));
+    CHECK(chat_template_parse("vicuna", &t) == -1 && chat_template_parse("", &t) == -1);
+}
+
+/* BOS starts Llama-2's every turn and the others' first; "</s>" becomes the EOS id given
+ * (not the 4 characters), and the text between is what the tokenizer makes of it. */
+static void test_chat_encode(void) {
+    char err[256] = "";
+    Tokenizer *tok = tokenizer_open("models/tok512.model", err, sizeof err);
+    if (!CHECKF(tok != NULL, "%s", err)) return;
+    int *ids = NULL, *plain = NULL;
+    const int n = chat_encode(CHAT_ZEPHYR, tok, "<|user|>\nHi</s>\n<|assistant|>\n", 1, 77, &ids, err, sizeof err);
+    const int n_user = tokenizer_encode(tok, "<|user|>\nHi", &plain, err, sizeof err);
+    CHECKF(n > n_user && ids[0] == 1 && !memcmp(ids + 1, plain + 1, (size_t)(n_user - 1) * sizeof *ids) &&
+           ids[n_user] == 77, "zephyr: %d ids, EOS at %d is %d", n, n_user, n > n_user ? ids[n_user] : -1);
+    free(ids), free(plain);
+    CHECK(chat_encode(CHAT_ZEPHYR, tok, "</s>\n<|user|>\nHi", 0, 2, &ids, err, sizeof err) > 1 && ids[0] == 2);
+    free(ids);
+    CHECK(chat_encode(CHAT_LLAMA2, tok, "[INST] Hi [/INST]", 0, 2, &ids, err, sizeof err) > 1 && ids[0] == 1);
+    free(ids);
+    CHECK(chat_encode(CHAT_CHATML, tok, "<|im_end|>\nHi", 0, 2, &ids, err, sizeof err) > 1 && ids[0] != 1);
+    free(ids);
+    tokenizer_free(tok);
+}
+
+/* The program encodes the chosen template's text: its prompt is as many tokens as
+ * chat_encode gives for it. */
+static void test_program_uses_the_template(void) {
+    char err[256] = "";
+    Tokenizer *tok = tokenizer_open("models/tok512.model", err, sizeof err);
+    if (!CHECKF(tok != NULL, "%s", err)) return;
+    const char *const names[] = {"llama2", "zephyr", "chatml"};
+    for (int i = 0; i < 3; i++) {
+        char *text = chat_render_turn((ChatTemplate)i, "Be brief.", "Tell me a story.", 1);
+        int *ids = NULL;
+        const int n = text ? chat_encode((ChatTemplate)i, tok, text, 1, 2, &ids, err, sizeof err) : -1;
+        RunResult r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "--chat-template", names[i], "-t",
+                                            "0", "-n", "200", "-y", "Be brief."), "Tell me a story.\n", NULL);
+        char want[64];
+        snprintf(want, sizeof want, "(prompt: %d tokens", n);
+        CHECKF(r.status == 0 && n > 10 && r.err && strstr(r.err, want) && r.out && strstr(r.out, "Assistant: "),
+               "%s: expected '%s' in: %s", names[i], want, r.err);
+        run_result_free(&r);
+        free(ids), free(text);
+    }
+    tokenizer_free(tok);
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "--chat-template", "vicuna"), "", NULL);
+    CHECKF(r.status == 1 && r.err && strstr(r.err, "error: unknown chat template 'vicuna'") &&
+           strstr(r.err, "llama2, zephyr or chatml"), "%s", r.err);
+    run_result_free(&r);
+}
+
+void suite_chat(void) {
+    test_run("chat_llama2_template", test_llama2_template);
+    test_run("chat_zephyr_template", test_zephyr_template);
+    test_run("chat_chatml_template", test_chatml_template);
+    test_run("chat_template_names", test_template_names);
+    test_run("chat_encode", test_chat_encode);
+    test_run("chat_program_uses_the_template", test_program_uses_the_template);
+}
