@@ -55,7 +55,7 @@ cat <<'HEADER'
 |---|---|---|
 HEADER
 row "**a layer: attention block, then feed-forward block**" "$(link "$(span $R '/* Attention: x += wo' '/* The classifier')")" "$(link "$(span $F '/* Attention: x += wo' 'if (bad || !all_finite')")"
-row "embedding row of the token" "$(link "$(where $R 'memcpy(x, w->token_embedding')")" "$(link "$(where $F 'w->token_embedding + (size_t)tokens[i]')")"
+row "embedding row of the token" "$(link "$(where $R 'model_embed(w, token, x)')")" "$(link "$(where $F 'model_embed(w, tokens[i]')")"
 row "xb = rmsnorm(x)" "$(link "$(where $R 'rmsnorm(r->xb, x, L->rms_att')"), $(link "$(fn kernels/floatops.c rmsnorm)")" "$(link "$(where $F 'rmsnorm_rows(t, s->xb, s->x, L->rms_att')")"
 row "quantize the input: stage 1, razor (SPEC 1-2)" "$(link "$(fn $R quantize)")" "$(link "$(fn engine/linear.c qacts_set)"), $(link "$(fn kernels/quant.c r4_acts_quantize_scalar)") and its SIMD twins"
 row "q, k, v = wq xb, wk xb, wv xb" "$(link "$(where $R 'linear(r, l, SITE_WQ')"), $(link "$(fn $R linear)")" "$(link "$(where $F '(const Linear *[]){&L->wq, &L->wk, &L->wv}')"), $(link "$(fn kernels/matmul.c matmul_shared)")"
