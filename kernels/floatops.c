@@ -6,7 +6,9 @@
  *     partial sums combined as a tree, halves recursively above 128 terms. It is more
  *     accurate than a running sum, it is the order an 8-lane SIMD loop produces, and it is
  *     NumPy's order, so the engine and the NumPy oracle of docs/SPEC.md agree to the bit.
- *   - SiLU is evaluated in double precision and rounded once, as the oracle does.
+ *   - SiLU is evaluated in double precision and rounded once, as the oracle does, with an
+ *     exp of our own (silu_exp) whose additions and multiplications the SIMD levels repeat
+ *     lane by lane, so that every level gives the same bits.
  * In the integer modes these matter: every float here feeds a quantizer, and a value
  * that lands exactly on a rounding boundary (x / s = k + 0.5 happens by chance, and
  * structurally in RTN4) is decided by its last bit.
@@ -15,6 +17,10 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/simd.h"
 
 /* Pairwise sum of a[0..n) (of a[i]^2 if square): NumPy's float32 summation order. */
 static float pairwise_sum(const float *a, int n, int square) {
@@ -70,9 +76,38 @@ void rope_rotate(float *v, int n_vecs, int len, const float *cos_t, const float 
     }
 }
 
-void swiglu(float *gate, const float *up, int n) {
+/* exp(x) = 2^n e^r with n = round(x / ln 2) and r = x - n ln 2, |r| <= ln2 / 2; e^r by its
+ * Taylor series to r^13 (the next term, below 0.35^14 / 14! = 4e-18, is out of reach of a
+ * double). ln 2 is split in two: SILU_EXP_LN2_HI has 32 trailing zero bits, so
+ * n * SILU_EXP_LN2_HI is exact and r loses nothing to cancellation. The series is summed
+ * by Estrin's scheme, pairs of terms, then pairs of pairs: a chain of 4 multiply-adds where
+ * Horner's rule has 13, which lets a SIMD level start the next lanes sooner. */
+const double silu_exp_taylor[SILU_EXP_TERMS] = { /* 1/k! for k = 0 .. 13 */
+    1.0, 1.0, 1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0, 1.0 / 40320.0,
+    1.0 / 362880.0, 1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0};
+
+double silu_exp(double x) {
+    const double *c = silu_exp_taylor;
+    if (!(x >= SILU_EXP_MIN)) x = SILU_EXP_MIN; /* NaN too: silu then gives NaN * 1 */
+    if (x > SILU_EXP_MAX) x = SILU_EXP_MAX;
+    const double n = floor(x * SILU_EXP_LOG2E + 0.5);
+    const double r = (x - n * SILU_EXP_LN2_HI) - n * SILU_EXP_LN2_LO;
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double q[7]; /* q[j] = c[2j] + c[2j+1] r */
+    for (int j = 0; j < 7; j++) q[j] = c[2 * j] + c[2 * j + 1] * r;
+    const double s0 = q[0] + q[1] * r2, s1 = q[2] + q[3] * r2, s2 = q[4] + q[5] * r2;
+    const double p = (s0 + s1 * r4) + (s2 + q[6] * r4) * r8;
+    const uint64_t bits = (uint64_t)((int64_t)n + 1023) << 52; /* 2^n: n is in [-58, 1023] */
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+void swiglu_scalar(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) {
         const double g = gate[i];
-        gate[i] = (float)(g * (1.0 / (1.0 + exp(-g)))) * up[i];
+        gate[i] = (float)(g * (1.0 / (1.0 + silu_exp(-g)))) * up[i];
     }
 }
+
+void swiglu(float *gate, const float *up, int n) { simd_current_kernels()->swiglu(gate, up, n); }

@@ -21,6 +21,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/floatops.h"
 #include "kernels/simd.h"
 
 /* The loops over a tile's vectors must be unrolled for the accumulators to stay in
@@ -645,6 +646,43 @@ void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int 
     }
 }
 
+/* ------------------------------------------------------------------ SwiGLU */
+
+/* silu_exp (kernels/floatops.c) on 4 lanes, operation by operation, so each lane has the
+ * scalar's bits. vmaxpd returns its second operand when the first is NaN: a NaN lane takes
+ * SILU_EXP_MIN, as in the scalar. */
+static inline __m256d silu_exp4(__m256d x) {
+    x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(SILU_EXP_MIN)), _mm256_set1_pd(SILU_EXP_MAX));
+    const __m256d n = _mm256_floor_pd(_mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(SILU_EXP_LOG2E)),
+                                                    _mm256_set1_pd(0.5)));
+    const __m256d r = _mm256_sub_pd(_mm256_sub_pd(x, _mm256_mul_pd(n, _mm256_set1_pd(SILU_EXP_LN2_HI))),
+                                    _mm256_mul_pd(n, _mm256_set1_pd(SILU_EXP_LN2_LO)));
+    const double *c = silu_exp_taylor;
+    const __m256d r2 = _mm256_mul_pd(r, r), r4 = _mm256_mul_pd(r2, r2), r8 = _mm256_mul_pd(r4, r4);
+    __m256d q[7];
+    for (int j = 0; j < 7; j++)
+        q[j] = _mm256_add_pd(_mm256_set1_pd(c[2 * j]), _mm256_mul_pd(_mm256_set1_pd(c[2 * j + 1]), r));
+    const __m256d s0 = _mm256_add_pd(q[0], _mm256_mul_pd(q[1], r2));
+    const __m256d s1 = _mm256_add_pd(q[2], _mm256_mul_pd(q[3], r2));
+    const __m256d s2 = _mm256_add_pd(q[4], _mm256_mul_pd(q[5], r2));
+    const __m256d p = _mm256_add_pd(_mm256_add_pd(s0, _mm256_mul_pd(s1, r4)),
+                                    _mm256_mul_pd(_mm256_add_pd(s2, _mm256_mul_pd(q[6], r4)), r8));
+    const __m128i biased = _mm_add_epi32(_mm256_cvtpd_epi32(n), _mm_set1_epi32(1023)); /* n is an integer */
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_cvtepi32_epi64(biased), 52)));
+}
+
+void swiglu_avx2(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(gate + i));
+        const __m256d e = silu_exp4(_mm256_xor_pd(g, _mm256_set1_pd(-0.0))); /* exp(-g) */
+        const __m256d sig = _mm256_div_pd(_mm256_set1_pd(1.0), _mm256_add_pd(_mm256_set1_pd(1.0), e));
+        const __m128 silu = _mm256_cvtpd_ps(_mm256_mul_pd(g, sig));
+        _mm_storeu_ps(gate + i, _mm_mul_ps(silu, _mm_loadu_ps(up + i)));
+    }
+    swiglu_scalar(gate + i, up + i, n - i);
+}
+
 const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, r4_finish_avx2, dot_i8_avx2, dot_f32_avx2,
-                                  quantize_r4_avx2, r4_pack_avx2, r4_gemm_avx2};
+                                  quantize_r4_avx2, r4_pack_avx2, r4_gemm_avx2, swiglu_avx2};
 #endif

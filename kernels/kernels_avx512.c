@@ -239,5 +239,6 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
 }
 
 const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, r4_finish_avx512, dot_i8_avx512,
-                                    dot_f32_avx512, quantize_r4_avx512, r4_pack_avx2, r4_gemm_avx2};
+                                    dot_f32_avx512, quantize_r4_avx512, r4_pack_avx2, r4_gemm_avx2,
+                                    swiglu_avx2};
 #endif

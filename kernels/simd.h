@@ -67,6 +67,10 @@ typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n
 int r4_pack_avx2(const R4Acts *x, int t0, int t1);
 void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1, const R4Acts *x);
 
+/* SwiGLU (kernels/floatops.h): swiglu_scalar is the definition, every level gives its bits. */
+typedef void (*SwigluKernel)(float *gate, const float *up, int n);
+void swiglu_avx2(float *gate, const float *up, int n); /* the AVX-512 level's too */
+
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
@@ -76,6 +80,7 @@ typedef struct {
     R4QuantizeKernel quantize_r4;
     R4PackKernel r4_pack; /* NULL with r4_gemm: the level multiplies batches in r4_block tiles */
     R4GemmKernel r4_gemm;
+    SwigluKernel swiglu;
 } KernelTable;
 
 /* The best level this CPU (and its operating system) supports. */

@@ -7,12 +7,16 @@
  *     codes and shifts, extremes included.
  *   - Long reductions at the largest codes and shifts do not overflow.
  *   - Whole matmuls give identical floats for 1, 2, 3 and 8 threads.
+ *   - SiLU's exp is within 3 DBL_EPSILON of libm's, SwiGLU rounds to libm's floats, and every
+ *     level gives the scalar SwiGLU's bits.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/floatops.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/simd.h"
@@ -360,6 +364,89 @@ static void test_f32_kernels_same_every_level(void) {
     }
 }
 
+/* ------------------------------------------------------------------ SwiGLU */
+
+/* silu_exp against libm's exp over its whole range, ends and clamps included. */
+static void test_silu_exp_accuracy(void) {
+    double worst = 0, worst_x = 0;
+    const int steps = 2000000;
+    for (int i = 0; i <= steps; i++) {
+        const double x = SILU_EXP_MIN + (SILU_EXP_MAX - SILU_EXP_MIN) * i / steps;
+        const double want = exp(x), rel = fabs(silu_exp(x) - want) / want;
+        if (rel > worst) worst = rel, worst_x = x;
+    }
+    printf("    worst relative error %.3g (%.2f DBL_EPSILON) at x = %.6f\n", worst, worst / DBL_EPSILON, worst_x);
+    CHECKF(worst < 3 * DBL_EPSILON, "relative error %.3g at %.17g", worst, worst_x);
+    CHECK(silu_exp(-1000.0) == silu_exp(SILU_EXP_MIN) && silu_exp(-INFINITY) == silu_exp(SILU_EXP_MIN));
+    CHECK(silu_exp(NAN) == silu_exp(SILU_EXP_MIN));
+    CHECK(silu_exp(1e300) == silu_exp(SILU_EXP_MAX) && isfinite(silu_exp(INFINITY)));
+    CHECK(silu_exp(0.0) == 1.0);
+}
+
+/* Random gates and ups over many magnitudes, then the values at the edges. */
+static float swiglu_test_value(uint64_t *rng, int i) {
+    static const float edges[] = {0.0f, -0.0f, 1.0f, -1.0f, 40.0f, -40.0f, 88.0f, -88.0f, 104.0f, -104.0f,
+                                  709.5f, -709.5f, 1e30f, -1e30f, 1e-40f, -1e-40f, INFINITY, -INFINITY, NAN};
+    const int n_edges = (int)(sizeof edges / sizeof edges[0]);
+    if (i % 97 < n_edges) return edges[i % 97];
+    const double mag = pow(10.0, (double)(test_rand(rng) % 9000) / 1000.0 - 5.0); /* 1e-5 .. 1e4 */
+    return (float)((test_rand(rng) & 1 ? -mag : mag) * (double)(test_rand(rng) % 1000 + 1) / 1000.0);
+}
+
+/* The float SwiGLU gives libm's double SiLU rounded once, but for a value that lands within
+ * silu_exp's error of a rounding boundary between floats (odds near 2^-27 per value), and
+ * but for infinite gates, where both give a value that is not finite. */
+static void test_swiglu_matches_libm(void) {
+    uint64_t rng = 7;
+    const int n = 1 << 20;
+    float *gate = malloc((size_t)n * sizeof *gate), *up = malloc((size_t)n * sizeof *up);
+    float *want = malloc((size_t)n * sizeof *want);
+    CHECK(gate && up && want);
+    if (!gate || !up || !want) goto out;
+    for (int i = 0; i < n; i++) {
+        gate[i] = swiglu_test_value(&rng, i), up[i] = swiglu_test_value(&rng, i + 31);
+        const double g = gate[i];
+        want[i] = (float)(g * (1.0 / (1.0 + exp(-g)))) * up[i];
+    }
+    swiglu_scalar(gate, up, n);
+    int differ = 0;
+    for (int i = 0; i < n; i++) {
+        if (memcmp(&gate[i], &want[i], sizeof want[i]) == 0 || (isnan(gate[i]) && isnan(want[i]))) continue;
+        if (!isfinite(want[i])) { /* an infinite gate: -inf * 0 is NaN in libm's, -inf here */
+            CHECKF(!isfinite(gate[i]), "value %d: %.9g, libm gives %.9g", i, gate[i], want[i]);
+            continue;
+        }
+        differ++;
+        CHECKF(nextafterf(want[i], gate[i]) == gate[i], "value %d: %.9g, libm gives %.9g", i, gate[i], want[i]);
+    }
+    printf("    %d of %d values a float ulp from libm's\n", differ, n);
+    CHECKF(differ <= 2, "%d values differ from libm's", differ);
+out:
+    free(gate), free(up), free(want);
+}
+
+static void test_swiglu_same_every_level(void) {
+    uint64_t rng = 11;
+    for (int trial = 0; trial < 300; trial++) {
+        const int n = trial < 40 ? trial + 1 : test_rand_range(&rng, 1, 6000);
+        float *gate = malloc((size_t)n * sizeof *gate), *up = malloc((size_t)n * sizeof *up);
+        float *want = malloc((size_t)n * sizeof *want), *got = malloc((size_t)n * sizeof *got);
+        CHECK(gate && up && want && got);
+        if (!gate || !up || !want || !got) { free(gate), free(up), free(want), free(got); return; }
+        for (int i = 0; i < n; i++) gate[i] = swiglu_test_value(&rng, i + trial), up[i] = swiglu_test_value(&rng, i);
+        memcpy(want, gate, (size_t)n * sizeof *want);
+        swiglu_scalar(want, up, n);
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = level_kernels(l);
+            if (!k) continue;
+            memcpy(got, gate, (size_t)n * sizeof *got);
+            k->swiglu(got, up, n);
+            CHECKF(memcmp(got, want, (size_t)n * sizeof *got) == 0, "%s: n=%d differs from the scalar", k->name, n);
+        }
+        free(gate), free(up), free(want), free(got);
+    }
+}
+
 /* The float conversion of a tile: every level gives the scalar floats, bit for bit. */
 static void test_r4_finish_exact_every_level(void) {
     uint64_t rng = 777;
@@ -486,4 +573,7 @@ void suite_kernels(void) {
     test_run("kernels_r4_finish_exact_every_level", test_r4_finish_exact_every_level);
     test_run("kernels_f32_same_every_level", test_f32_kernels_same_every_level);
     test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
+    test_run("kernels_silu_exp_accuracy", test_silu_exp_accuracy);
+    test_run("kernels_swiglu_matches_libm", test_swiglu_matches_libm);
+    test_run("kernels_swiglu_same_every_level", test_swiglu_same_every_level);
 }
