@@ -36,10 +36,23 @@ static void parallel(Transformer *t, int n, long work, RangeTask fn, void *ctx) 
 
 /* ------------------------------------------------------------------ the steps */
 
+typedef struct {
+    float *o;
+    const float *x, *gain;
+    int dim;
+    float eps;
+} RmsnormRows;
+
+static void rmsnorm_range(void *ctx, int thread, int i0, int i1) {
+    (void)thread;
+    const RmsnormRows *r = ctx;
+    for (int i = i0; i < i1; i++) rmsnorm(r->o + (size_t)i * r->dim, r->x + (size_t)i * r->dim, r->gain, r->dim, r->eps);
+}
+
 /* o[i] = rmsnorm(x[i]) * gain for n rows of dim values. */
-static void rmsnorm_rows(const Transformer *t, float *o, const float *x, const float *gain, int n) {
-    const int dim = t->cfg.dim;
-    for (int i = 0; i < n; i++) rmsnorm(o + (size_t)i * dim, x + (size_t)i * dim, gain, dim, t->cfg.norm_eps);
+static void rmsnorm_rows(Transformer *t, float *o, const float *x, const float *gain, int n) {
+    RmsnormRows rows = {o, x, gain, t->cfg.dim, t->cfg.norm_eps};
+    parallel(t, n, (long)n * t->cfg.dim * 4, rmsnorm_range, &rows);
 }
 
 static void add_rows(float *x, const float *y, size_t count) {
