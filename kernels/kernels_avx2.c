@@ -429,18 +429,31 @@ static inline __m256i half_shifts(const R4Matrix *w, int rb, int g, int half) {
     return half ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
 }
 
-/* (x - 8) << s_e for the excess-8 bytes x of every 32-bit lane, byte e shifted by s_e =
- * nibble e of shifts4 (the same for every lane): two 16-bit multiplies, one for the low
- * bytes of the 16-bit halves, one for the high ones (x << s <= 15 << 4 fits a byte). */
-static inline __m256i times_pow2(__m256i x, unsigned shifts4) {
-    const unsigned s0 = shifts4 & 15, s1 = shifts4 >> 4 & 15, s2 = shifts4 >> 8 & 15, s3 = shifts4 >> 12 & 15;
-    const __m256i even = _mm256_set1_epi32((int)(1u << s0 | 1u << s2 << 16));
-    const __m256i odd = _mm256_set1_epi32((int)(1u << s1 | 1u << s3 << 16));
-    const __m256i eights = _mm256_set1_epi32((int)(8u << s0 | 8u << s1 << 8 | 8u << s2 << 16 | 8u << s3 << 24));
+/* The shifts of columns col .. col + 7 (the 8 nibbles of shifts8, column col in the lowest)
+ * as bytes 0-3 of every 32-bit lane: columns 0-3 in *lo, 4-7 in *hi. */
+static inline void column_shift_bytes(uint32_t shifts8, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_set1_epi32((int)shifts8), low4 = _mm256_set1_epi8(0x0F);
+    /* even nibbles from the low halves of the bytes, odd ones from the high halves,
+     * interleaved: bytes 0-7 of each 128-bit half are nibbles 0-7 */
+    const __m256i nibbles = _mm256_unpacklo_epi8(_mm256_and_si256(v, low4),
+                                                 _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+    *lo = _mm256_shuffle_epi8(nibbles, _mm256_set1_epi32(0x03020100));
+    *hi = _mm256_shuffle_epi8(nibbles, _mm256_set1_epi32(0x07060504));
+}
+
+/* (x - 8) << s for the excess-8 bytes x and the shifts s (0 .. 4) of the bytes of s_bytes:
+ * 2^s and 8 << s looked up by vpshufb, then two 16-bit multiplies, one for the low bytes
+ * of the 16-bit halves, one for the high ones (x << s <= 15 << 4 fits a byte). */
+static inline __m256i times_pow2(__m256i x, __m256i s_bytes) {
+    const __m256i pow2 = _mm256_setr_epi8(1, 2, 4, 8, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          1, 2, 4, 8, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i eights = _mm256_setr_epi8(8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                            8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m256i low_bytes = _mm256_set1_epi16(0x00FF);
-    const __m256i shifted = _mm256_or_si256(_mm256_mullo_epi16(_mm256_and_si256(x, low_bytes), even),
-                                            _mm256_mullo_epi16(_mm256_andnot_si256(low_bytes, x), odd));
-    return _mm256_sub_epi8(shifted, eights);
+    const __m256i m = _mm256_shuffle_epi8(pow2, s_bytes);
+    const __m256i shifted = _mm256_or_si256(_mm256_mullo_epi16(_mm256_and_si256(x, low_bytes), _mm256_and_si256(m, low_bytes)),
+                                            _mm256_mullo_epi16(_mm256_andnot_si256(low_bytes, x), _mm256_srli_epi16(m, 8)));
+    return _mm256_sub_epi8(shifted, _mm256_shuffle_epi8(eights, s_bytes));
 }
 
 /* w' of one 8-column step (columns col .. col + 7, col a multiple of 8) of rows 8 * half
@@ -461,8 +474,10 @@ static inline void unpack_step(const uint8_t *block, int col, int end, int half,
     if (cs) {
         uint32_t shifts8; /* nibble k: the shift of column col + k */
         memcpy(&shifts8, cs + col / 2, 4);
-        *lo = times_pow2(x_lo, shifts8 & 0xFFFF);
-        *hi = times_pow2(x_hi, shifts8 >> 16);
+        __m256i s_lo, s_hi;
+        column_shift_bytes(shifts8, &s_lo, &s_hi);
+        *lo = times_pow2(x_lo, s_lo);
+        *hi = times_pow2(x_hi, s_hi);
     } else {
         const __m256i eights = _mm256_sllv_epi32(_mm256_set1_epi8(8), sw);
         *lo = _mm256_sub_epi8(_mm256_sllv_epi32(x_lo, sw), eights);
