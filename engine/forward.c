@@ -111,18 +111,25 @@ static void swiglu_range(void *ctx, int thread, int i0, int i1) {
 
 /* ------------------------------------------------------------------ the forward pass */
 
-/* 1 if no value is NaN or infinite (exponent bits all ones). Written as a minimum over
- * the complemented exponents, which compilers vectorize: it runs on the residual stream
- * after every layer and on every token's logits. */
+/* 1 if no value is NaN or infinite (exponent bits all ones). It runs on the residual
+ * stream after every layer and on every token's logits (32000 for Llama 2's vocabulary;
+ * a scalar loop over them was 1.6% of stories15M's decoding), so it is written for
+ * compilers to vectorize even at -O2 for a plain x86-64: blocks of 8 with a fixed inner
+ * count, and an OR of comparisons, which SSE2 has (an unsigned minimum it has not). */
 static int all_finite(const float *x, size_t n) {
-    uint32_t least = 0x7f800000u;
-    for (size_t i = 0; i < n; i++) {
+    uint32_t bad = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t block[8];
+        memcpy(block, x + i, sizeof block);
+        for (int j = 0; j < 8; j++) bad |= (block[j] & 0x7f800000u) == 0x7f800000u;
+    }
+    for (; i < n; i++) {
         uint32_t bits;
         memcpy(&bits, &x[i], sizeof bits);
-        const uint32_t missing = ~bits & 0x7f800000u; /* 0 only for NaN and infinity */
-        least = missing < least ? missing : least;
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
-    return least != 0;
+    return !bad;
 }
 
 /* n <= CHUNK tokens at positions pos .. pos + n - 1 through every layer, leaving their
