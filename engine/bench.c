@@ -103,6 +103,10 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
         char name[64];
         quant_config_name(&configs[m], name, sizeof name);
         const size_t wbytes = model_weights_bytes(&weights[m]), kvbytes = kv_cache_bytes(c, &configs[m], n_ctx);
+        /* What a generated token reads: the weights, and the cache up to its position; the
+         * test starts from an empty cache, so on average (tg + 1) / 2 positions of it. */
+        const double read_per_token = (double)model_bytes_per_token(&weights[m]) +
+                                      (double)kvbytes / n_ctx * (o->tg + 1) / 2;
         for (int test = 0; test < 2; test++) {
             const int tokens = test ? o->tg : o->pp;
             if (!tokens) continue;
@@ -110,14 +114,21 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
             bench_stats(test ? times[m].tg_seconds : times[m].pp_seconds, o->reps, &med, &lo, &hi);
             char label[32];
             snprintf(label, sizeof label, "%s%d", test ? "tg" : "pp", tokens);
-            if (o->json)
+            if (o->json) {
                 printf("%s\n  {\"mode\": \"%s\", \"test\": \"%s\", \"tokens_per_s\": %.2f, \"min\": %.2f, "
-                       "\"max\": %.2f, \"ms_per_token\": %.4f, \"weight_bytes\": %zu, \"kv_bytes\": %zu}",
+                       "\"max\": %.2f, \"ms_per_token\": %.4f, \"weight_bytes\": %zu, \"kv_bytes\": %zu",
                        first ? "" : ",", name, label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens,
                        wbytes, kvbytes);
-            else
-                printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f\n", name, wbytes / 1e6,
+                if (test)
+                    printf(", \"bytes_read_per_token\": %.0f, \"read_gb_per_s\": %.3f", read_per_token,
+                           read_per_token * tokens / med / 1e9);
+                printf("}");
+            } else {
+                printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f", name, wbytes / 1e6,
                        kvbytes / 1e6, label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens);
+                if (test) printf("   reads %.1f MB/tok: %.2f GB/s", read_per_token / 1e6, read_per_token * tokens / med / 1e9);
+                printf("\n");
+            }
             first = 0;
         }
     }

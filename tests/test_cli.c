@@ -406,6 +406,13 @@ static void test_bench_mode(void) {
     for (const char *p = r.out; p && (p = strstr(p, "\"tokens_per_s\": ")); p++) rows += atof(p + 16) > 0;
     CHECKF(rows == 4, "expected 4 results with tokens/s, got %d: %s", rows, r.out);
     CHECKF(r.out && strstr(r.out, "\"test\": \"pp8\"") && strstr(r.out, "\"test\": \"tg8\""), "%s", r.out);
+    /* What fp32 decoding reads per token, from stories260K's header (dim 64, hidden 172, 5
+     * layers, 8 heads, 4 KV heads, vocab 512): every weight as float32, its classifier being
+     * the embedding, 131072 + 2816 norm + 5 x 45312 x 4 layer bytes; and the cache, 5 layers
+     * x 4 heads x 8 x 2 floats = 1280 bytes a position, 4.5 positions on average over tg8. */
+    const char *fp32_tg = r.out ? strstr(r.out, "\"mode\": \"fp32\", \"test\": \"tg8\"") : NULL;
+    const char *read = fp32_tg ? strstr(fp32_tg, "\"bytes_read_per_token\": ") : NULL;
+    CHECKF(read && atof(read + 24) == 131072 + 2816 + 5 * 45312 * 4 + 4.5 * 1280, "%s", read ? read : "no field");
     run_result_free(&r);
     r = expect_run(ARGS(M260K, "--bench", "--pp", "0", "--tg", "4", "--reps", "1"), NULL, 0, "tg4");
     CHECKF(r.out && !strstr(r.out, "pp0"), "%s", r.out);

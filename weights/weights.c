@@ -42,14 +42,25 @@ size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q) {
     return (size_t)c->n_layers * per_layer;
 }
 
+/* Bytes of `rows` rows of the token embedding as loaded: float32, or INT8 with a scale. */
+static size_t embedding_bytes(const ModelWeights *m, size_t rows) {
+    return rows * (m->token_embedding ? m->cfg.dim * sizeof(float) : m->cfg.dim + sizeof(float));
+}
+
+/* Whether the classifier is the float32 embedding itself (a tied llama2.c checkpoint). */
+static int classifier_is_embedding(const ModelWeights *m) {
+    return m->cls.storage == STORE_F32 && m->cls.f32 == m->token_embedding;
+}
+
 size_t model_weights_bytes(const ModelWeights *m) {
     const ModelConfig *c = &m->cfg;
     const QuantConfig *q = &m->quant;
-    const size_t emb = m->token_embedding ? (size_t)c->vocab_size * c->dim * sizeof(float)
-                                          : (size_t)c->vocab_size * (c->dim + sizeof(float));
     const size_t norms = ((size_t)2 * c->n_layers + 1) * c->dim * sizeof(float);
-    const size_t cls = m->cls.storage == STORE_F32 && m->cls.f32 == m->token_embedding
-                           ? 0
-                           : linear_bytes(m->cls.storage, q->cls, c->vocab_size, c->dim, q->group);
-    return emb + norms + linear_weights_bytes(c, q) + cls;
+    const size_t cls = classifier_is_embedding(m) ? 0 : linear_bytes(m->cls.storage, q->cls, c->vocab_size, c->dim, q->group);
+    return embedding_bytes(m, (size_t)c->vocab_size) + norms + linear_weights_bytes(c, q) + cls;
+}
+
+size_t model_bytes_per_token(const ModelWeights *m) {
+    const size_t all = model_weights_bytes(m);
+    return classifier_is_embedding(m) ? all : all - embedding_bytes(m, (size_t)m->cfg.vocab_size) + embedding_bytes(m, 1);
 }

@@ -54,9 +54,16 @@ void model_embed(const ModelWeights *m, int token, float *out);
 /* Quantizes row r of l (allocated, INT8 or 4-bit storage) from floats, as l->kind says. */
 void linear_quantize_row(Linear *l, int r, const float *row, int group, int rounding);
 
-/* Bytes of the weights of a loaded model: everything (embedding and norms stay float32;
- * a float32 classifier may share the embedding's memory, as in llama2.c). */
+/* Bytes of the weights of a loaded model: everything (the norms stay float32, the embedding
+ * float32 or INT8 rows with a scale; a float32 classifier may share the embedding's memory,
+ * as in llama2.c). */
 size_t model_weights_bytes(const ModelWeights *m);
+
+/* Bytes of weights one token's forward pass reads: all of them but the embedding table,
+ * of which it reads one row (unless the classifier is that table). Decoding a token at a
+ * time reads them all again for every token, so this over the memory bandwidth bounds its
+ * speed. */
+size_t model_bytes_per_token(const ModelWeights *m);
 
 /* Bytes of the 7 block linears in any representation (not only the one loaded). */
 size_t linear_weights_bytes(const ModelConfig *c, const QuantConfig *q);
