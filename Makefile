@@ -16,7 +16,7 @@ LDLIBS   += -lsentencepiece -lpthread -lm
 # Out-of-tree objects: build/ normally, build/asan/ for the sanitizer build.
 BUILD    ?= build
 
-ENGINE_SRC := $(wildcard engine/*.c kernels/*.c tokenizer/*.c weights/*.c)
+ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c tokenizer/*.c weights/*.c)
 
 # The SIMD kernels are compiled for their instruction sets file by file; the rest of the
 # program stays baseline x86-64 and chooses kernels at run time (kernels/simd.c). On other

@@ -24,13 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/bench.h"
-#include "engine/command.h"
-#include "engine/eval.h"
-#include "engine/explain.h"
-#include "engine/generate.h"
-#include "engine/import.h"
-#include "engine/quantize.h"
+#include "engine/commands/bench.h"
+#include "engine/commands/command.h"
+#include "engine/commands/eval.h"
+#include "engine/commands/explain.h"
+#include "engine/commands/generate.h"
+#include "engine/commands/import.h"
+#include "engine/commands/quantize.h"
 
 #define ERRLEN 1024
 

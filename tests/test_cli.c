@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "tests/test.h"
-#include "engine/command.h"
+#include "engine/commands/command.h"
 #include "kernels/simd.h"
 #include "tokenizer/tokenizer.h"
 

@@ -1,5 +1,5 @@
 /*
- * tests/test_eval.c - perplexity and KL evaluation (engine/eval.c and run --eval).
+ * tests/test_eval.c - perplexity and KL evaluation (engine/commands/eval.c and run --eval).
  */
 #include <math.h>
 #include <stdio.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/clock.h"
-#include "engine/eval.h"
+#include "engine/commands/clock.h"
+#include "engine/commands/eval.h"
 #include "tests/test.h"
 
 #define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})

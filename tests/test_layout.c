@@ -3,7 +3,8 @@
  *
  *   run.c -> engine/ -> weights/ -> kernels/,   engine/ -> kernels/, tokenizer/
  *
- * Read from the #include lines of every source file: a file may include its own directory
+ * Read from the #include lines of every source file (subdirectories such as engine/commands/
+ * belong to their top directory): a file may include its own directory
  * and the directories downstream of it, nothing upstream (kernels/ knows nothing of
  * models, files or flags), and no module (a .c file with its .h) reaches itself again
  * through includes: dependencies point one way.
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tests/test.h"
 
@@ -60,6 +62,13 @@ static void read_dir(const char *dir) {
     if (!CHECKF(d != NULL, "cannot list %s", dir)) return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
+        char sub[192];
+        struct stat st;
+        snprintf(sub, sizeof sub, "%s/%.150s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) { /* engine/commands, ... */
+            read_dir(sub);
+            continue;
+        }
         const char *dot = strrchr(e->d_name, '.');
         if (!dot || (strcmp(dot, ".c") && strcmp(dot, ".h") && strcmp(dot, ".cpp"))) continue;
         char path[192];

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "engine/eval.h"
+#include "engine/commands/eval.h"
 #include "tests/fuzz/fuzz.h"
 #include "tokenizer/tokenizer.h"
 

@@ -1,5 +1,5 @@
 /*
- * engine/import.h - run import HF_DIR OUT.qrz: a Hugging Face LLaMA directory (config.json,
+ * engine/commands/import.h - run import HF_DIR OUT.qrz: a Hugging Face LLaMA directory (config.json,
  * safetensors, tokenizer.model) converted in one streaming pass into a .qrz file that holds
  * the whole model: quantized weights, its RoPE base, epsilon, BOS/EOS, chat template and
  * tokenizer (weights/hf_import.h, docs/FORMAT.md).

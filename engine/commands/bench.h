@@ -1,5 +1,5 @@
 /*
- * engine/bench.h - tokens per second, measured the way llama.cpp's llama-bench does:
+ * engine/commands/bench.h - tokens per second, measured the way llama.cpp's llama-bench does:
  *   pp N  prompt processing: N tokens in one batched pass from an empty context;
  *   tg N  text generation: N tokens one at a time from an empty context;
  * each repeated, after a warm-up, with several modes interleaved repetition by
@@ -9,7 +9,7 @@
 #ifndef ENGINE_BENCH_H
 #define ENGINE_BENCH_H
 
-#include "engine/command.h"
+#include "engine/commands/command.h"
 #include "engine/transformer.h"
 #include "kernels/threadpool.h"
 
@@ -19,13 +19,13 @@ enum { BENCH_MAX_REPS = 100 };
 
 typedef struct {
     const char *model_path;
-    const char *modes;   /* a mode list (engine/command.h), or NULL for `quant` alone */
+    const char *modes;   /* a mode list (engine/commands/command.h), or NULL for `quant` alone */
     QuantConfig quant;
     int quant_given;     /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
     CacheTypes cache;    /* -ctk, -ctv */
     int pp, tg, reps;    /* test sizes (0 skips one) and repetitions */
     int json, verbose;
-    size_t kv_limit;     /* bytes all the KV caches may take (engine/command.h) */
+    size_t kv_limit;     /* bytes all the KV caches may take (engine/commands/command.h) */
 } BenchOptions;
 
 /* Runs the tests and prints the table (or JSON) on stdout. Each transformer holds

@@ -1,15 +1,15 @@
 /*
- * engine/bench.c - the pp / tg measurements of engine/bench.h, and the command that
+ * engine/commands/bench.c - the pp / tg measurements of engine/commands/bench.h, and the command that
  * reports them.
  */
-#include "engine/bench.h"
+#include "engine/commands/bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/clock.h"
-#include "engine/command.h"
+#include "engine/commands/clock.h"
+#include "engine/commands/command.h"
 #include "kernels/simd.h"
 
 static double time_pp(Transformer *t, const int *tokens, int pp) {

@@ -1,17 +1,17 @@
 /*
- * engine/explain.c - the explain mode: one product of the forward pass retraced in
+ * engine/commands/explain.c - the explain mode: one product of the forward pass retraced in
  * integers, per-layer SQNR of every site, memory, and an SVG figure.
  *
  * Everything is recomputed here with the scalar definitions of kernels/quant.h from the
  * float inputs the probe captured, and checked against what the engine computed.
  */
-#include "engine/explain.h"
+#include "engine/commands/explain.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/command.h"
+#include "engine/commands/command.h"
 #include "engine/reference.h"
 #include "engine/transformer.h"
 

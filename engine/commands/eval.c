@@ -1,8 +1,8 @@
 /*
- * engine/eval.c - windowed perplexity and KL divergence against a float32 reference: the
+ * engine/commands/eval.c - windowed perplexity and KL divergence against a float32 reference: the
  * text, the measurement, and the command that reports it.
  */
-#include "engine/eval.h"
+#include "engine/commands/eval.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/clock.h"
-#include "engine/command.h"
+#include "engine/commands/clock.h"
+#include "engine/commands/command.h"
 
 /* ------------------------------------------------------------------ the text */
 

@@ -1,7 +1,7 @@
 /*
- * engine/command.c - the steps the commands share (engine/command.h).
+ * engine/commands/command.c - the steps the commands share (engine/commands/command.h).
  */
-#include "engine/command.h"
+#include "engine/commands/command.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /*
- * engine/quantize.c - the quantize command (engine/quantize.h).
+ * engine/commands/quantize.c - the quantize command (engine/commands/quantize.h).
  */
-#include "engine/quantize.h"
+#include "engine/commands/quantize.h"
 
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "engine/clock.h"
-#include "engine/command.h"
+#include "engine/commands/clock.h"
+#include "engine/commands/command.h"
 #include "weights/qrz.h"
 
 int quantize_command(const QuantizeOptions *o, ThreadPool *pool, char *err, size_t errlen) {

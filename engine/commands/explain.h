@@ -1,5 +1,5 @@
 /*
- * engine/explain.h - W4A4 inference, shown with the model's own numbers.
+ * engine/commands/explain.h - W4A4 inference, shown with the model's own numbers.
  *
  * Runs a prompt and, for one site of one layer at the last token, retraces the integer
  * arithmetic of docs/SPEC.md step by step: the float input, its INT16 codes, one group
@@ -26,7 +26,7 @@ typedef struct {
                                    (5-bit codes, -ctk r5: docs/SPEC.md section 6) */
     int color;                  /* ANSI emphasis in the text */
     const char *svg_path;       /* NULL, or where to write the figure */
-    size_t kv_limit;            /* bytes the KV cache may take (engine/command.h) */
+    size_t kv_limit;            /* bytes the KV cache may take (engine/commands/command.h) */
 } ExplainOptions;
 
 /* Runs the prompt (one thread: the probe looks inside every step) with a KV cache of its

@@ -1,13 +1,13 @@
 /*
- * engine/import.c - the import command (engine/import.h).
+ * engine/commands/import.c - the import command (engine/commands/import.h).
  */
-#include "engine/import.h"
+#include "engine/commands/import.h"
 
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/clock.h"
+#include "engine/commands/clock.h"
 #include "tokenizer/tokenizer.h"
 #include "weights/hf_import.h"
 #include "weights/model.h"

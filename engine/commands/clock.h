@@ -1,5 +1,5 @@
 /*
- * engine/clock.h - the one clock every measurement of the engine reads.
+ * engine/commands/clock.h - the one clock every measurement of the engine reads.
  */
 #ifndef ENGINE_CLOCK_H
 #define ENGINE_CLOCK_H

@@ -1,5 +1,5 @@
 /*
- * engine/eval.h - what the bits cost: perplexity of each mode on a text, and how far its
+ * engine/commands/eval.h - what the bits cost: perplexity of each mode on a text, and how far its
  * next-token distributions are from float32's (run MODEL --eval FILE).
  *
  * The text is UTF-8; documents separated by lines "<|endoftext|>" (as in TinyStories)
@@ -15,7 +15,7 @@
 #ifndef ENGINE_EVAL_H
 #define ENGINE_EVAL_H
 
-#include "engine/command.h"
+#include "engine/commands/command.h"
 #include "engine/transformer.h"
 #include "kernels/threadpool.h"
 #include "tokenizer/tokenizer.h"
@@ -26,14 +26,14 @@ typedef struct {
     const char *model_path;
     const char *tokenizer_path; /* NULL: found beside the model */
     const char *text_path;
-    const char *modes;          /* a mode list (engine/command.h), or NULL for `quant` alone */
+    const char *modes;          /* a mode list (engine/commands/command.h), or NULL for `quant` alone */
     QuantConfig quant;
     int quant_given;            /* -q, -g, --cls or --sdr given: a .qrz file refuses them */
     CacheTypes cache;           /* -ctk, -ctv */
     int window;                 /* tokens per window (-c); 0 = the model's context */
     int score_all;              /* score every next token, not each window's second half */
     int json, verbose;
-    size_t kv_limit;            /* bytes all the KV caches may take (engine/command.h) */
+    size_t kv_limit;            /* bytes all the KV caches may take (engine/commands/command.h) */
 } EvalOptions;
 
 /* Evaluates every mode on the text and prints the table (or JSON) on stdout; a progress

@@ -1,5 +1,5 @@
 /*
- * engine/quantize.h - run quantize IN.bin OUT.qrz: a checkpoint quantized once and written
+ * engine/commands/quantize.h - run quantize IN.bin OUT.qrz: a checkpoint quantized once and written
  * as a .qrz file (docs/FORMAT.md) that later runs map as it is.
  */
 #ifndef ENGINE_QUANTIZE_H

@@ -1,5 +1,5 @@
 /*
- * engine/command.h - what the commands (generate and chat in run.c, eval, bench, explain,
+ * engine/commands/command.h - what the commands (generate and chat in run.c, eval, bench, explain,
  * quantize) share: opening the model in a mode, finding its tokenizer, giving a run the
  * context it needs within a memory limit, lists of modes, and describing the run and its
  * memory (-v and --explain print the same table).

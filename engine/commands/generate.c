@@ -1,15 +1,15 @@
 /*
- * engine/generate.c - generate and chat (engine/generate.h), written as llama2.c's run.c
+ * engine/commands/generate.c - generate and chat (engine/commands/generate.h), written as llama2.c's run.c
  * writes them.
  */
-#include "engine/generate.h"
+#include "engine/commands/generate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/clock.h"
-#include "engine/command.h"
+#include "engine/commands/clock.h"
+#include "engine/commands/command.h"
 #include "engine/reference.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat.h"

@@ -1,5 +1,5 @@
 /*
- * engine/generate.h - text generation and chat, as llama2.c's run.c does them: the prompt
+ * engine/commands/generate.h - text generation and chat, as llama2.c's run.c does them: the prompt
  * in one batched pass, then one sampled token at a time, streamed to stdout.
  */
 #ifndef ENGINE_GENERATE_H
@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "engine/command.h"
+#include "engine/commands/command.h"
 #include "kernels/threadpool.h"
 #include "weights/model.h"
 
@@ -28,7 +28,7 @@ typedef struct {
     CacheTypes cache;           /* -ctk, -ctv */
     int reference;              /* --reference: run engine/reference.c, one token at a time */
     int verbose;
-    size_t kv_limit;            /* bytes the KV cache may take (engine/command.h) */
+    size_t kv_limit;            /* bytes the KV cache may take (engine/commands/command.h) */
 } GenerateOptions;
 
 /* Generates (or chats) until the model ends the text, the input ends, or the positions
