@@ -16,14 +16,14 @@ LDLIBS   += -lsentencepiece -lpthread -lm
 # Out-of-tree objects: build/ normally, build/asan/ for the sanitizer build.
 BUILD    ?= build
 
-ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c tokenizer/*.c weights/*.c)
+ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/*.c tokenizer/*.c weights/*.c)
 
 # The SIMD kernels are compiled for their instruction sets file by file; the rest of the
 # program stays baseline x86-64 and chooses kernels at run time (kernels/simd.c). On other
 # architectures those files compile to nothing and the scalar kernels run.
 ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
-$(BUILD)/kernels/kernels_avx2.o: SIMD_FLAGS := -mavx2 -mfma
-$(BUILD)/kernels/kernels_avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
+$(BUILD)/kernels/x86/avx2.o: SIMD_FLAGS := -mavx2 -mfma
+$(BUILD)/kernels/x86/avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
 TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard tests/*.c))
@@ -31,7 +31,7 @@ TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard t
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy deps clean help
+.PHONY: all run test test-emulated test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -40,7 +40,8 @@ all: $(BUILD)/run
 help:
 	@echo "make            build ./run"
 	@echo "make run        build, then generate a story with the embedded stories260K model"
-	@echo "make test       build and run the test suite"
+	@echo "make test       build and run the test suite (then its every_level tests, emulated)"
+	@echo "make test-emulated  only the emulated pass: every SIMD level checked on any CPU"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make test-tsan  the test suite under ThreadSanitizer"
 	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
@@ -75,6 +76,27 @@ $(BUILD)/logits_digest: $(BUILD)/tests/logits_digest.o $(ENGINE_OBJ)
 $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@
 
+# ---------------------------------------------------------------- every level on any CPU
+# The emulated build: the SIMD kernel files and their dispatcher compiled a second time,
+# with SIMD_EMULATED and SIMDe's portable intrinsics (tests/simde/) instead of the CPU's,
+# into $(BUILD)/emu/, and linked with the other objects as they are. It holds every level
+# of every architecture, runnable on any CPU; make test runs its every_level tests.
+SIMD_SRC := $(wildcard kernels/x86/*.c) kernels/simd.c
+EMU_OBJ  := $(SIMD_SRC:%.c=$(BUILD)/emu/%.o)
+EMU_ENGINE_OBJ := $(filter-out $(SIMD_SRC:%.c=$(BUILD)/%.o),$(ENGINE_OBJ)) $(EMU_OBJ)
+
+# (-Wno-psabi: gcc notes that 64-byte vectors pass differently since gcc 4.6; SIMDe's do.)
+$(BUILD)/emu/kernels/x86/%.o: SIMDE_HEADER := -include tests/simde/x86.h -Wno-psabi
+$(BUILD)/emu/%.o: %.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(FPFLAGS) $(CPPFLAGS) $(CFLAGS) -DSIMD_EMULATED $(SIMDE_HEADER) -c $< -o $@
+
+$(BUILD)/emu/run: $(BUILD)/run.o $(EMU_ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/emu/run_tests: $(TEST_OBJ) $(EMU_ENGINE_OBJ)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- dependencies
@@ -99,6 +121,10 @@ $(BUILD)/.deps-ok:
 	fi
 	@touch $@
 
+# SIMDe (header-only, libsimde-dev) for the emulated test build only: installed the same
+# way when missing; where it cannot be, the emulated pass says so and does not run.
+have_simde = echo '\#include <simde/x86/avx512.h>' | $(CC) -x c -fsyntax-only - 2>/dev/null
+
 deps: $(BUILD)/.deps-ok
 
 # ---------------------------------------------------------------- use and test
@@ -106,9 +132,28 @@ deps: $(BUILD)/.deps-ok
 run: all
 	./run models/stories260K.bin
 
-# The suite drives the program it was built with (so test-asan checks the asan build).
+# The suite drives the program it was built with (so test-asan checks the asan build). Then
+# the emulated pass: the tests that check every SIMD level, in the emulated build, where
+# every level of every architecture runs (the levels this CPU has run natively in the
+# first pass too). It fails when a level is checked by no test. Without SIMDe it prints
+# why it did not run, and fails only when REQUIRE_EMULATION=1 (CI sets it).
 test: $(BUILD)/run $(BUILD)/run_tests
 	$(BUILD)/run_tests --run $(BUILD)/run
+	@$(MAKE) --no-print-directory test-emulated
+
+test-emulated:
+	@if ! $(have_simde); then \
+	  echo "SIMDe headers not found: installing libsimde-dev"; \
+	  ( $(call apt_install,libsimde-dev) ) || true; \
+	fi; \
+	if $(have_simde); then \
+	  $(MAKE) --no-print-directory $(BUILD)/emu/run $(BUILD)/emu/run_tests && \
+	  echo "emulated pass: every SIMD level, through SIMDe" && \
+	  $(BUILD)/emu/run_tests --run $(BUILD)/emu/run --every-level every_level; \
+	else \
+	  echo "not run: the emulated pass (every SIMD level on any CPU) needs SIMDe: apt-get install libsimde-dev"; \
+	  [ "$(REQUIRE_EMULATION)" != 1 ]; \
+	fi
 
 # The whole suite again, every object rebuilt with the sanitizers into build/asan/.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

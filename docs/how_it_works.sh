@@ -154,7 +154,7 @@ The engine multiplies the 4-bit codes (products of at most 49), adds them over t
 and shifts the group's sum once; the sum over groups is an exact 64-bit integer, and only
 then is it scaled to float by the two stage-1 scales. The scalar definition is
 [\`r4_block_scalar\`](../kernels/kernels_scalar.c); the AVX-512 version
-([\`r4_tile\`](../kernels/kernels_avx512.c)) computes the same integers with \`vpdpbusd\`
+([\`r4_tile\`](../kernels/x86/avx512.c)) computes the same integers with \`vpdpbusd\`
 and a variable lane shift, and the tests check it with \`==\`:
 
 \`\`\`

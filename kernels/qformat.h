@@ -80,7 +80,7 @@
  * take wider int8 codes, as long as |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of
  * razored operands; the GEMM refuses them, see kernels/simd.h.)
  *
- * For products of a matrix with several vectors at once (the GEMM of kernels_avx2.c), the
+ * For products of a matrix with several vectors at once (the GEMMs of kernels/x86/), the
  * batch is also rearranged ("packed") once per product, so that the kernel's inner loop
  * reads each operand with one load:
  *     unit width U = min(G, 32); unit u = columns [uU, uU + U), all in group uU / G;
@@ -91,7 +91,7 @@
  *     pair_mult[t * pair_stride + i] = 2^sa(A) | 2^sa(B) << 16   (two int16 multipliers)
  * Four bytes k of a pair are what one 32-bit lane of vpmaddubsw multiplies: two columns
  * of A summed into the lane's low 16 bits, the same two columns of B into its high 16
- * bits. kernels_avx2.c explains the arithmetic; codes past len read as 0 (so 8 here).
+ * bits. kernels/x86/avx2.c explains the arithmetic; codes past len read as 0 (so 8 here).
  *
  * ============================================================ INT8 x INT16 (stage 1 only)
  *

@@ -1,15 +1,29 @@
 /*
- * kernels/simd.c - CPU feature detection and the choice of kernel table.
+ * kernels/simd.c - CPU feature detection and the choice of kernel table: the one place that
+ * knows which CPU runs which level.
  */
 #include "kernels/simd.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 extern const KernelTable kernels_scalar;
-#if defined(__x86_64__)
+#if SIMD_BUILD_X86
 extern const KernelTable kernels_avx2;
 extern const KernelTable kernels_avx512;
+#endif
+
+/* Every level this build compiled (NULL: not in this build). */
+static const KernelTable *const tables[SIMD_LEVELS] = {
+    [SIMD_SCALAR] = &kernels_scalar,
+#if SIMD_BUILD_X86
+    [SIMD_AVX2] = &kernels_avx2,
+    [SIMD_AVX512] = &kernels_avx512,
+#endif
+};
+
+#if defined(__x86_64__)
 #include <cpuid.h>
 
 /* The CPU must have the instructions AND the operating system must save the wide
@@ -20,7 +34,8 @@ static uint64_t read_xcr0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-/* cpuid is slow (in a virtual machine it traps to the hypervisor): ask once. */
+/* The best x86 level; cpuid is slow (in a virtual machine it traps to the hypervisor), so
+ * it is asked once. */
 static SimdLevel detect_once(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return SIMD_SCALAR;
@@ -40,7 +55,9 @@ static SimdLevel detect_once(void) {
 static SimdLevel detect_once(void) { return SIMD_SCALAR; }
 #endif
 
-SimdLevel simd_detect(void) {
+/* The best level this CPU runs natively; the levels of an architecture form a chain, each
+ * including the one below. */
+static SimdLevel cpu_best(void) {
     static atomic_int detected = -1; /* threads may race here; they store the same value */
     int level = atomic_load_explicit(&detected, memory_order_relaxed);
     if (level < 0) {
@@ -50,16 +67,20 @@ SimdLevel simd_detect(void) {
     return (SimdLevel)level;
 }
 
-const KernelTable *simd_kernels(SimdLevel level) {
-    if (level > simd_detect()) return NULL;
-    switch (level) {
-    case SIMD_SCALAR: return &kernels_scalar;
-#if defined(__x86_64__)
-    case SIMD_AVX2: return &kernels_avx2;
-    case SIMD_AVX512: return &kernels_avx512;
+int simd_emulated(void) {
+#if defined(SIMD_EMULATED)
+    return 1;
+#else
+    return 0;
 #endif
-    default: return NULL;
-    }
+}
+
+SimdLevel simd_detect(void) { return simd_emulated() ? SIMD_SCALAR : cpu_best(); }
+
+const KernelTable *simd_kernels(SimdLevel level) {
+    if (level < 0 || level >= SIMD_LEVELS || !tables[level]) return NULL;
+    if (!simd_emulated() && level > cpu_best()) return NULL;
+    return tables[level];
 }
 
 static atomic_int chosen = -1; /* -1: not chosen, use the detected level */
@@ -73,7 +94,29 @@ const KernelTable *simd_current_kernels(void) { return simd_kernels(simd_current
 
 const char *simd_level_name(SimdLevel level) {
     static const char *const names[SIMD_LEVELS] = {"scalar", "avx2", "avx512"};
-    return level < SIMD_LEVELS ? names[level] : "?";
+    return level >= 0 && level < SIMD_LEVELS ? names[level] : "?";
+}
+
+const char *const simd_entry_names[SIMD_ENTRIES] = {"r4_block", "r4_finish", "dot_i8", "dot_f32",
+                                                    "quantize_r4", "r4_pack", "r4_gemm", "swiglu"};
+
+/* Entry e of a table as an address to compare (the entries are function pointers of
+ * different types; only their identity matters here). */
+static const void *entry(const KernelTable *k, int e) {
+    static const size_t offsets[SIMD_ENTRIES] = {
+        offsetof(KernelTable, r4_block), offsetof(KernelTable, r4_finish), offsetof(KernelTable, dot_i8),
+        offsetof(KernelTable, dot_f32),  offsetof(KernelTable, quantize_r4), offsetof(KernelTable, r4_pack),
+        offsetof(KernelTable, r4_gemm),  offsetof(KernelTable, swiglu)};
+    void (*fn)(void);
+    memcpy(&fn, (const char *)k + offsets[e], sizeof fn);
+    return fn ? (const void *)(size_t)fn : NULL;
+}
+
+SimdLevel simd_entry_level(SimdLevel l, int e) {
+    for (int below = 0; below < (int)l; below++)
+        if (tables[below] && entry(tables[below], e) && entry(tables[below], e) == entry(tables[l], e))
+            return (SimdLevel)below;
+    return l;
 }
 
 void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding) {

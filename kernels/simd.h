@@ -1,11 +1,17 @@
 /*
  * kernels/simd.h - one table of kernels per instruction-set level, chosen once at run time.
  *
- *   scalar   plain C: the reference every other level must match bit for bit (integer
- *            kernels) and the fallback on any CPU
- *   avx2     AVX2 + FMA (x86-64 from 2013 on)
+ *   scalar   plain C (kernels/kernels_scalar.c, kernels/quant.c, kernels/floatops.c): the
+ *            definition every other level must match bit for bit, and the fallback on any CPU
+ *   avx2     AVX2 + FMA (x86-64 from 2013 on): kernels/x86/avx2.c
  *   avx512   AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later):
- *            vpdpbusd does four byte products and their sum in one instruction
+ *            kernels/x86/avx512.c; vpdpbusd does four byte products and their sum in one
+ *            instruction
+ *
+ * A build holds the levels of its architecture as native code. The test build that checks
+ * every level on any CPU (make test's emulated pass, SIMD_EMULATED) compiles the same
+ * kernel files against SIMDe, a header library that implements the intrinsics in portable
+ * C, and holds every level of every architecture.
  *
  * The kernels work on one block of 16 rows (QR_BLOCK_ROWS) for up to QR_TILE_TOKENS
  * vectors; kernels/matmul.c splits whole matrices into blocks across the thread pool.
@@ -20,6 +26,13 @@
 #include "kernels/quant.h"
 
 typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;
+
+/* Which level files a build compiles (each file is guarded by its macro). */
+#if defined(__x86_64__) || defined(SIMD_EMULATED)
+#define SIMD_BUILD_X86 1
+#else
+#define SIMD_BUILD_X86 0
+#endif
 
 enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
 
@@ -63,13 +76,9 @@ typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kin
 typedef int (*R4PackKernel)(const R4Acts *x, int t0, int t1);
 typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
                              const R4Acts *x);
-/* The AVX2 GEMM, which the AVX-512 level uses too (every AVX-512 CPU has AVX2). */
-int r4_pack_avx2(const R4Acts *x, int t0, int t1);
-void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1, const R4Acts *x);
 
 /* SwiGLU (kernels/floatops.h): swiglu_scalar is the definition, every level gives its bits. */
 typedef void (*SwigluKernel)(float *gate, const float *up, int n);
-void swiglu_avx2(float *gate, const float *up, int n); /* the AVX-512 level's too */
 
 typedef struct {
     const char *name;
@@ -83,7 +92,21 @@ typedef struct {
     SwigluKernel swiglu;
 } KernelTable;
 
-/* The best level this CPU (and its operating system) supports. */
+/* The entries of a table by name, for saying where each comes from (simd_entry_level). */
+enum { SIMD_ENTRIES = 8 };
+extern const char *const simd_entry_names[SIMD_ENTRIES];
+
+/* The level whose file defines entry e of level l's table: l itself, or a lower level whose
+ * kernel l borrows (a level file says which it borrows; this finds them by comparing the
+ * tables, so it cannot be out of date). */
+SimdLevel simd_entry_level(SimdLevel l, int e);
+
+/* Whether this build emulates its SIMD levels (SIMD_EMULATED: the test build) rather than
+ * running them as native code. */
+int simd_emulated(void);
+
+/* The level used unless simd_use() chooses another: the best this CPU (and its operating
+ * system) runs natively; scalar in an emulated build. */
 SimdLevel simd_detect(void);
 
 /* The kernels of a level; NULL if this build or this CPU cannot run it. */
@@ -94,7 +117,7 @@ SimdLevel simd_current(void);
 const KernelTable *simd_current_kernels(void);
 
 /* Chooses a level by name ("scalar", "avx2", "avx512"). Returns 0, or -1 if the name is
- * unknown or the CPU cannot run that level. */
+ * unknown or this build or CPU cannot run that level. */
 int simd_use(const char *name);
 
 const char *simd_level_name(SimdLevel level);

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/simd.h"
+
 /* Records one check; on failure prints file:line and the printf-style message. */
 int check_at(int ok, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -30,6 +32,12 @@ void test_run(const char *name, void (*fn)(void));
  * failed; one that made checks too passes or fails on them, and the reason is printed
  * beside it. */
 void test_not_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The kernels of SIMD level l for a test that checks every level: the table, counted in the
+ * runner's summary as a test of that level (native or emulated, as the build is); or NULL
+ * after test_not_run() says why this build or CPU cannot run it. Tests that check every
+ * level have "every_level" in their names: the emulated pass of make test runs those. */
+const KernelTable *test_level(int l);
 
 /* ---------------------------------------------------------------- helpers for tests */
 

@@ -229,10 +229,7 @@ static void test_same_for_threads_and_levels(void) {
             free(got);
         }
         for (int l = 0; ref && l < SIMD_LEVELS; l++) {
-            if (!simd_kernels((SimdLevel)l)) {
-                test_not_run("level %s: this CPU cannot run it", simd_level_name((SimdLevel)l));
-                continue;
-            }
+            if (!test_level(l)) continue;
             simd_use(simd_level_name((SimdLevel)l));
             float *got = run_positions(path, modes[m], pools[1]);
             CHECKF(got && !memcmp(ref, got, bytes), "%s: level %s differs", modes[m],
@@ -292,7 +289,7 @@ static void test_batched_prefill_matches_one_by_one(void) {
 
 void suite_forward(void) {
     test_run("forward_batched_prefill_matches_one_by_one", test_batched_prefill_matches_one_by_one);
-    test_run("forward_same_for_threads_and_simd_levels", test_same_for_threads_and_levels);
+    test_run("forward_same_every_level_and_thread_count", test_same_for_threads_and_levels);
     test_run("forward_fp32_matches_golden", test_fp32_matches_golden);
     test_run("forward_w8a16_matches_golden", test_w8a16_matches_golden);
     test_run("forward_qrazor_g16_matches_golden", test_qrazor_g16_matches_golden);

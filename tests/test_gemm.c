@@ -127,13 +127,6 @@ static int mismatches(const float *got, const float *want, size_t count) {
     return bad;
 }
 
-/* The kernels of level l, or NULL (said as not run) when this CPU cannot run them. */
-static const KernelTable *level_kernels(int l) {
-    const KernelTable *k = simd_kernels((SimdLevel)l);
-    if (!k) test_not_run("%s kernels: this CPU cannot run them", simd_level_name((SimdLevel)l));
-    return k;
-}
-
 /* Runs matmul_r4 at every level and thread count, and each level's GEMM directly; counts
  * the configurations that differ from want and reports them. */
 static void check_batch(const Batch *b, int n_rows, const float *want, ThreadPool *const *pools, int n_pools,
@@ -142,7 +135,7 @@ static void check_batch(const Batch *b, int n_rows, const float *want, ThreadPoo
     float *y = malloc(count * sizeof *y);
     if (!CHECK(y != NULL)) return;
     for (int l = 0; l < SIMD_LEVELS; l++) {
-        const KernelTable *k = level_kernels(l);
+        const KernelTable *k = test_level(l);
         if (!k) continue;
         CHECK(simd_use(k->name) == 0);
         for (int p = 0; p < n_pools; p++) {
@@ -241,7 +234,7 @@ static void test_gemm_wide_codes_fall_back(void) {
             r4_acts_set_corr(&b.x, t);
         }
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = simd_kernels((SimdLevel)l);
+            const KernelTable *k = test_level(l);
             if (k && k->r4_pack) CHECKF(k->r4_pack(&b.x, 0, n) == -1, "%s: packed codes beyond 4 bits", k->name);
         }
         float *want = batch_want(&b, 48);
@@ -270,7 +263,7 @@ static void test_finish_large_accumulators(void) {
         for (int r = 0; r < rows; r++) sw[r] = (float)test_rand_range(&rng, 1, 10000) * 1e-6f;
         r4_finish_scalar(want, 16, acc, nt, rows, sa, sw);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             k->r4_finish(got, 16, acc, nt, rows, sa, sw);
             int bad = 0;
@@ -282,7 +275,7 @@ static void test_finish_large_accumulators(void) {
 
 void suite_gemm(void) {
     test_run("gemm_matches_spec_every_level_and_thread_count", test_gemm_matches_spec);
-    test_run("gemm_extremes_do_not_overflow", test_gemm_extremes_do_not_overflow);
-    test_run("gemm_wide_codes_fall_back", test_gemm_wide_codes_fall_back);
-    test_run("gemm_finish_large_accumulators", test_finish_large_accumulators);
+    test_run("gemm_extremes_do_not_overflow_every_level", test_gemm_extremes_do_not_overflow);
+    test_run("gemm_wide_codes_fall_back_every_level", test_gemm_wide_codes_fall_back);
+    test_run("gemm_finish_large_accumulators_every_level", test_finish_large_accumulators);
 }

@@ -253,23 +253,8 @@ static int r4_mismatches(const KernelTable *k, const R4Problem *p) {
     return bad;
 }
 
-/* The kernels of level l, or NULL after saying that this CPU cannot run them (counted as
- * not run, never as passed). */
-static const KernelTable *level_kernels(int l) {
-    const KernelTable *k = simd_kernels((SimdLevel)l);
-    if (!k) test_not_run("%s kernels: this CPU cannot run them", simd_level_name((SimdLevel)l));
-    return k;
-}
-
-static int levels_tested(void) {
-    int n = 0;
-    for (int l = 0; l < SIMD_LEVELS; l++) n += simd_kernels((SimdLevel)l) != NULL;
-    return n;
-}
-
 static void test_r4_kernels_exact(void) {
     uint64_t rng = 2026;
-    printf("    levels on this CPU: %d (up to %s)\n", levels_tested(), simd_level_name(simd_detect()));
     for (int trial = 0; trial < 120; trial++) {
         const int G = 16 << (trial % 4);
         const int rows = test_rand_range(&rng, 1, 50);
@@ -279,7 +264,7 @@ static void test_r4_kernels_exact(void) {
         R4Problem p;
         if (!CHECK(r4_problem(&p, &rng, rows, cols, G, n, 0, trial % 5 != 0) == 0)) return;
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             const int bad = r4_mismatches(k, &p);
             CHECKF(bad == 0, "%s: %dx%d G=%d n=%d: %d accumulators differ", k->name, rows, cols,
@@ -300,7 +285,7 @@ static void test_r4_long_reduction_no_overflow(void) {
             if (kind == 1) /* independent of the reference loop: the closed form */
                 CHECK(p.want[0] == (int64_t)16384 * 49 * 65536);
             for (int l = 0; l < SIMD_LEVELS; l++) {
-                const KernelTable *k = level_kernels(l);
+                const KernelTable *k = test_level(l);
                 if (k) CHECKF(r4_mismatches(k, &p) == 0, "%s: overflow at G=%d", k->name, G);
             }
             r4_problem_free(&p);
@@ -324,7 +309,7 @@ static void test_i8_kernels_exact(void) {
         }
         if (extreme) CHECK(want == (trial % 20 ? 1 : -1) * (int64_t)n * 127 * 32767);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             const int64_t got = k->dot_i8(w, a, n);
             CHECKF(got == want, "%s: n=%d: %lld, expected %lld", k->name, n, (long long)got,
@@ -355,7 +340,7 @@ static void test_f32_kernels_same_every_level(void) {
         const double err = fabs(want - exact) / (mag + 1e-30);
         CHECKF(err <= n * 6e-8, "n=%d relative error %.3g", n, err);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             const float got = k->dot_f32(w, x, n);
             CHECKF(memcmp(&got, &want, sizeof got) == 0, "%s: n=%d: %.9g, scalar %.9g", k->name, n, got, want);
@@ -437,7 +422,7 @@ static void test_swiglu_same_every_level(void) {
         memcpy(want, gate, (size_t)n * sizeof *want);
         swiglu_scalar(want, up, n);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             memcpy(got, gate, (size_t)n * sizeof *got);
             k->swiglu(got, up, n);
@@ -460,7 +445,7 @@ static void test_r4_finish_exact_every_level(void) {
         for (int r = 0; r < rows; r++) sw[r] = (float)(test_rand(&rng) % 10000 + 1) * 1e-5f;
         r4_finish_scalar(want, 20, acc, nt, rows, sa, sw);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             memset(got, 0, sizeof got);
             k->r4_finish(got, 20, acc, nt, rows, sa, sw);
@@ -500,7 +485,7 @@ static void test_quantizers_exact_every_level(void) {
         r4_acts_shape(&ref, 1, n);
         r4_acts_quantize_scalar(&ref, 0, x, kind, base, rounding);
         for (int l = 0; l < SIMD_LEVELS; l++) {
-            const KernelTable *k = level_kernels(l);
+            const KernelTable *k = test_level(l);
             if (!k) continue;
             r4_acts_shape(&got, 1, n);
             memset(got.codes, 0x55, (size_t)got.stride); /* padding must be written as 0 */
@@ -567,7 +552,7 @@ void suite_kernels(void) {
     test_run("kernels_sdr_five_bit_codes", test_sdr_five_bit_codes);
     test_run("kernels_r4_pack_roundtrip", test_r4_pack_roundtrip);
     test_run("kernels_r4_exact_every_level", test_r4_kernels_exact);
-    test_run("kernels_r4_long_reduction_no_overflow", test_r4_long_reduction_no_overflow);
+    test_run("kernels_r4_long_reduction_no_overflow_every_level", test_r4_long_reduction_no_overflow);
     test_run("kernels_i8_exact_every_level", test_i8_kernels_exact);
     test_run("kernels_quantizers_exact_every_level", test_quantizers_exact_every_level);
     test_run("kernels_r4_finish_exact_every_level", test_r4_finish_exact_every_level);

@@ -1,10 +1,13 @@
 /*
  * tests/test_main.c - the test runner: harness, helpers and the list of suites.
  *
- *   run_tests --run PATH_TO_RUN [FILTER]     (from the repository root)
+ *   run_tests --run PATH_TO_RUN [--every-level] [FILTER]     (from the repository root)
  *
- * Runs every test whose name contains FILTER (all by default) and ends with the line
- * "N passed, M failed, K not run"; exit status 0 only when nothing failed.
+ * Runs every test whose name contains FILTER (all by default) and ends with the lines
+ * "kernel levels: ..." (which levels the tests checked, native or emulated) and
+ * "N passed, M failed, K not run"; exit status 0 only when nothing failed. --every-level
+ * also fails the run when a level of the build was checked by no test (the emulated pass,
+ * whose build holds every level, runs with it).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,9 +40,43 @@ void suite_chat(void);
 void suite_fuzz_findings(void);
 
 static const char *filter = "";
+static int require_every_level;
 static const char *run_binary = NULL;
 static int checks_made, checks_failed;
 static int tests_passed, tests_failed, parts_not_run;
+
+/* The tests that checked each SIMD level (test_level), and whether the current one did. */
+static int level_tests[SIMD_LEVELS];
+static int level_checked[SIMD_LEVELS];
+
+const KernelTable *test_level(int l) {
+    const KernelTable *k = simd_kernels((SimdLevel)l);
+    if (!k) {
+        test_not_run("%s kernels: %s", simd_level_name((SimdLevel)l),
+                     "this CPU cannot run them natively (make test's emulated pass checks them)");
+        return NULL;
+    }
+    level_checked[l] = 1;
+    return k;
+}
+
+/* Prints which levels were checked, and how; returns how many levels no test checked. */
+static int report_levels(void) {
+    int any = 0, unchecked = 0;
+    for (int l = 0; l < SIMD_LEVELS; l++) any |= level_tests[l] > 0;
+    if (!any && !require_every_level) return 0;
+    printf("kernel levels:");
+    for (int l = 0; l < SIMD_LEVELS; l++) {
+        const char *how = level_tests[l] ? (l == SIMD_SCALAR || !simd_emulated() ? "native" : "emulated by SIMDe")
+                          : simd_kernels((SimdLevel)l) ? "CHECKED BY NO TEST"
+                                                       : "not run (this CPU lacks it: the emulated pass checks it)";
+        printf("%s %s %s", l ? "," : "", simd_level_name((SimdLevel)l), how);
+        if (level_tests[l]) printf(" (%d tests)", level_tests[l]);
+        unchecked += !level_tests[l];
+    }
+    printf("\n");
+    return unchecked;
+}
 
 /* The current test's reasons for not running some checks (distinct ones only). */
 enum { MAX_REASONS = 8 };
@@ -75,7 +112,9 @@ void test_not_run(const char *fmt, ...) {
 void test_run(const char *name, void (*fn)(void)) {
     if (!strstr(name, filter)) return;
     checks_made = checks_failed = n_not_run = 0;
+    memset(level_checked, 0, sizeof level_checked);
     fn();
+    for (int l = 0; l < SIMD_LEVELS; l++) level_tests[l] += level_checked[l];
     if (checks_made == 0 && n_not_run == 0) {
         printf("    test made no checks\n");
         checks_failed = 1;
@@ -257,11 +296,13 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--run") && i + 1 < argc)
             run_binary = argv[++i];
+        else if (!strcmp(argv[i], "--every-level"))
+            require_every_level = 1;
         else
             filter = argv[i];
     }
     if (!run_binary) {
-        fprintf(stderr, "usage: run_tests --run PATH_TO_RUN [FILTER]  (from the repo root)\n");
+        fprintf(stderr, "usage: run_tests --run PATH_TO_RUN [--every-level] [FILTER]  (from the repo root)\n");
         return 2;
     }
     if (make_temp_dir() != 0) {
@@ -285,6 +326,9 @@ int main(int argc, char **argv) {
     suite_chat();
     suite_fuzz_findings();
     remove_tree(temp_dir);
+    const int unchecked = report_levels();
+    if (require_every_level && unchecked)
+        printf("%d kernel level%s of this build checked by no test\n", unchecked, unchecked == 1 ? "" : "s");
     printf("%d passed, %d failed, %d not run\n", tests_passed, tests_failed, parts_not_run);
-    return tests_failed ? 1 : 0;
+    return tests_failed || (require_every_level && unchecked) ? 1 : 0;
 }

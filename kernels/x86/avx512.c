@@ -1,8 +1,9 @@
 /*
- * kernels/kernels_avx512.c - AVX-512 (F, DQ, BW, VL) + VNNI kernels (compiled with those
- * flags; only called after CPU detection says so).
+ * kernels/x86/avx512.c - the avx512 level: AVX-512 (F, DQ, BW, VL) + VNNI kernels (compiled
+ * with those flags; only called after CPU detection says so). It borrows the AVX2 GEMM,
+ * its packing and SwiGLU (every AVX-512 CPU has AVX2).
  *
- * The 4-bit kernel is the AVX2 one (see kernels_avx2.c for why it is exact) with the
+ * The 4-bit kernel is the AVX2 one (see avx2.c for why it is exact) with the
  * whole 16-row block in one register:
  *   - one 64-byte step = 16 rows x 8 columns; `and 0x0F` / shift-and-mask split it into
  *     two registers of 16 lanes x 4 excess-8 codes (columns 0-3 and 4-7 of every row);
@@ -11,11 +12,13 @@
  *   - vpsllvd applies each row's sa + sw to its group sum; 32-bit lanes are widened to
  *     64 bits every 512 columns (512 x 49 x 2^16 < 2^31).
  */
-#if defined(__x86_64__)
-#include <immintrin.h>
-#include <string.h>
-
 #include "kernels/simd.h"
+
+#if SIMD_BUILD_X86
+#if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
+#include <immintrin.h>
+#endif
+#include <string.h>
 
 /* The loops over a tile's vectors must be unrolled for the accumulators to stay in
  * registers; compilers will not do it at -O2 on their own (it grows the code). */
@@ -24,6 +27,35 @@
 /* Prefetch distance, in bytes ahead in the code stream: a decode step streams every
  * weight once, and the hardware prefetcher alone leaves the loads waiting. */
 #define PREFETCH_BYTES 2048
+
+/* Lanes 0 .. n-1 of 16, for masked loads and stores. */
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* The sum of the 16 int32 lanes, the OR of them, and the largest of 16 floats (none NaN):
+ * written out, so that the emulated build needs no reduction of SIMDe's. */
+static inline int32_t add_lanes_epi32(__m512i v) {
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1));
+    return _mm_cvtsi128_si32(q);
+}
+
+static inline int32_t or_lanes_epi32(__m512i v) {
+    __m256i h = _mm256_or_si256(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i q = _mm_or_si128(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_or_si128(q, _mm_shuffle_epi32(q, 0x4E));
+    q = _mm_or_si128(q, _mm_shuffle_epi32(q, 0xB1));
+    return _mm_cvtsi128_si32(q);
+}
+
+static inline float max_lanes_ps(__m512 v) {
+    const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
 
 static inline __m512i bcast4(const int8_t *p) {
     int32_t v;
@@ -152,23 +184,37 @@ static int64_t dot_i8_avx512(const int8_t *w, const int16_t *a, int n) {
         acc64 = _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc32)));
         acc64 = _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc32, 1)));
     }
-    int64_t sum = _mm512_reduce_add_epi64(acc64);
+    const __m256i h = _mm256_add_epi64(_mm512_castsi512_si256(acc64), _mm512_extracti64x4_epi64(acc64, 1));
+    const __m128i q = _mm_add_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    int64_t sum = _mm_cvtsi128_si64(q) + _mm_extract_epi64(q, 1);
     for (int i = n32; i < n; i++) sum += (int32_t)a[i] * w[i];
     return sum;
 }
 
+/* dot_f32_scalar's order: its 64 sums are the 16 lanes of r[0..3] (sum 16k + j is lane j
+ * of r[k]); products are rounded before they are added (mul, then add: no FMA); the tail
+ * is loaded with zeros past n; then the same halving folds, written out (a compiler's
+ * reduction would add in an order of its own). */
 static float dot_f32_avx512(const float *w, const float *x, int n) {
+    __m512 r[4];
+    for (int k = 0; k < 4; k++) r[k] = _mm512_setzero_ps();
     const int n64 = n / 64 * 64;
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int i = 0; i < n64; i += 64) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+    for (int i = 0; i < n64; i += 64)
+        for (int k = 0; k < 4; k++)
+            r[k] = _mm512_add_ps(r[k], _mm512_mul_ps(_mm512_loadu_ps(w + i + 16 * k), _mm512_loadu_ps(x + i + 16 * k)));
+    for (int k = 0; n64 + 16 * k < n; k++) {
+        const int at = n64 + 16 * k;
+        const __mmask16 m = first_lanes(n - at);
+        r[k] = _mm512_add_ps(r[k], _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + at), _mm512_maskz_loadu_ps(m, x + at)));
     }
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-    for (int i = n64; i < n; i++) sum += w[i] * x[i];
-    return sum;
+    r[0] = _mm512_add_ps(r[0], r[2]); /* j + 32 */
+    r[1] = _mm512_add_ps(r[1], r[3]);
+    r[0] = _mm512_add_ps(r[0], r[1]); /* j + 16 */
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(r[0]), _mm512_extractf32x8_ps(r[0], 1)); /* j + 8 */
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 /* ------------------------------------------------------------------ activation quantizer */
@@ -184,8 +230,6 @@ static inline __m512 round_half_away(__m512 v) {
     return _mm512_mask_add_ps(t, up, t, away);
 }
 
-static inline __mmask16 first_lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
-
 /* r4_acts_quantize_scalar, 16 lanes at a time: the same float division and rounding for
  * stage 1, the same OR / leading-one / rounded shift for each group, so the same bytes. */
 static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
@@ -196,8 +240,10 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
     int32_t *corr = a->corr + (size_t)t * a->n_groups;
     __m512 amax = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16)
-        amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i)));
-    const float s = _mm512_reduce_max_ps(amax) / (float)qmax;
+        /* max_ps returns its second operand when either is NaN: a NaN input is skipped,
+         * as fmaxf skips it in absmax_scale */
+        amax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i)), amax);
+    const float s = max_lanes_ps(amax) / (float)qmax;
     memset(codes, 0, (size_t)a->stride);
     a->scale[t] = s;
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
@@ -212,13 +258,14 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
         __m512i mags = _mm512_setzero_si512();
         for (int c = 0; c < chunks; c++) {
             const __m512 v = _mm512_maskz_loadu_ps(first_lanes(len - 16 * c), x + start + 16 * c);
-            const __m512 r = _mm512_min_ps(_mm512_max_ps(round_half_away(_mm512_div_ps(v, vs)), lo), hi);
-            q[c] = _mm512_cvttps_epi32(r);
+            const __m512 d = _mm512_div_ps(v, vs); /* a NaN (NaN input, inf / inf) gives code 0 */
+            const __m512 r = _mm512_min_ps(_mm512_max_ps(round_half_away(d), lo), hi);
+            q[c] = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(d, d, _CMP_ORD_Q), _mm512_cvttps_epi32(r));
             mags = _mm512_or_si512(mags, _mm512_abs_epi32(q[c]));
         }
         int shift = 0;
         if (kind != QUANT_RTN4) { /* the group's leading one, three bits kept below it */
-            const uint32_t m = (uint32_t)_mm512_reduce_or_epi32(mags);
+            const uint32_t m = (uint32_t)or_lanes_epi32(mags);
             const int lead = m ? 31 - __builtin_clz(m) : 0;
             shift = lead > 2 ? lead - 2 : 0;
         }
@@ -234,9 +281,14 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
             _mm512_mask_cvtepi32_storeu_epi8(codes + start + 16 * c, first_lanes(len - 16 * c), code);
         }
         shifts[g] = shift;
-        corr[g] = -8 * _mm512_reduce_add_epi32(sum);
+        corr[g] = -8 * add_lanes_epi32(sum);
     }
 }
+
+/* Borrowed from avx2.c. */
+int r4_pack_avx2(const R4Acts *x, int t0, int t1);
+void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1, const R4Acts *x);
+void swiglu_avx2(float *gate, const float *up, int n);
 
 const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, r4_finish_avx512, dot_i8_avx512,
                                     dot_f32_avx512, quantize_r4_avx512, r4_pack_avx2, r4_gemm_avx2,

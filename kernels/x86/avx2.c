@@ -1,6 +1,6 @@
 /*
- * kernels/kernels_avx2.c - AVX2 + FMA kernels (compiled with -mavx2 -mfma; only called
- * after CPU detection says so).
+ * kernels/x86/avx2.c - the avx2 level: AVX2 + FMA kernels (compiled with -mavx2 -mfma; only
+ * called after CPU detection says so). Every entry of the table is its own.
  *
  * The 4-bit kernel, and why it is exact:
  *   - One 64-byte step of the R4Matrix holds 16 rows x 8 columns; its first 32 bytes are
@@ -17,12 +17,15 @@
  *     32-bit accumulator, widened to 64 bits every 512 columns, before it could overflow:
  *     512 columns x 49 x 2^16 < 2^31.
  */
-#if defined(__x86_64__)
+#include "kernels/simd.h"
+
+#if SIMD_BUILD_X86
+#if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
 #include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "kernels/floatops.h"
-#include "kernels/simd.h"
 
 /* The loops over a tile's vectors must be unrolled for the accumulators to stay in
  * registers; compilers will not do it at -O2 on their own (it grows the code). */
