@@ -80,15 +80,16 @@
  * take wider int8 codes, as long as |a_i * w_i| << (sa + sw) <= 49 << 16, the bound of
  * razored operands; the GEMM refuses them, see kernels/simd.h.)
  *
- * For products of a matrix with several vectors at once (the GEMMs of kernels/x86/), the
- * batch is also rearranged ("packed") once per product, so that the kernel's inner loop
- * reads each operand with one load:
+ * For products of a matrix with several vectors at once (the GEMMs), a level may prepare
+ * the batch once per product ("packing") in two buffers it owns, `packed` (a byte per
+ * code) and `gemm_words` (up to two 32-bit words per 16 codes). The AVX2 GEMM rearranges
+ * the codes, so that its inner loop reads each operand with one load:
  *     unit width U = min(G, 32); unit u = columns [uU, uU + U), all in group uU / G;
  *     pair i = units A = 2i and B = 2i + 1 (n_pairs = ceil(len / 2U));
  *     packed[t * stride + 2U i + 4k + e] for k < U / 2, e < 4 =
  *         8 + a(2iU + 2k + e)             e = 0, 1   (columns 2k, 2k + 1 of unit A)
  *         8 + a((2i + 1)U + 2k + e - 2)   e = 2, 3   (the same columns of unit B)
- *     pair_mult[t * pair_stride + i] = 2^sa(A) | 2^sa(B) << 16   (two int16 multipliers)
+ *     gemm_words[t * gemm_stride + i] = 2^sa(A) | 2^sa(B) << 16   (two int16 multipliers)
  * Four bytes k of a pair are what one 32-bit lane of vpmaddubsw multiplies: two columns
  * of A summed into the lane's low 16 bits, the same two columns of B into its high 16
  * bits. kernels/x86/avx2.c explains the arithmetic; codes past len read as 0 (so 8 here).
@@ -133,9 +134,9 @@ typedef struct {
     int32_t *shifts;    /* [cap_n][n_groups] */
     int32_t *corr;      /* [cap_n][n_groups] */
     float *scale;       /* [cap_n] */
-    uint8_t *packed;    /* [cap_n][stride]: the codes packed for the GEMM (above) */
-    int32_t *pair_mult; /* [cap_n][pair_stride] */
-    int pair_stride;    /* cap_len / 32 + 1: room for every pair of the longest vector */
+    uint8_t *packed;     /* [cap_n][stride]: the codes packed for a GEMM (above) */
+    int32_t *gemm_words; /* [cap_n][gemm_stride]: a GEMM's words per vector (above) */
+    int gemm_stride;     /* 2 * (cap_len / 16 + 1): two words per 16 codes of the longest vector */
 } R4Acts;
 
 typedef struct {

@@ -175,10 +175,10 @@ int r4_acts_alloc(R4Acts *a, int cap_n, int cap_len, int group) {
     a->shifts = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
     a->corr = alloc_aligned((size_t)cap_n * (size_t)groups * sizeof(int32_t));
     a->scale = alloc_aligned((size_t)cap_n * sizeof(float));
-    a->pair_stride = cap_len / 32 + 1;
+    a->gemm_stride = 2 * (cap_len / 16 + 1);
     a->packed = alloc_aligned((size_t)cap_n * (size_t)stride);
-    a->pair_mult = alloc_aligned((size_t)cap_n * (size_t)a->pair_stride * sizeof(int32_t));
-    if (!a->codes || !a->shifts || !a->corr || !a->scale || !a->packed || !a->pair_mult) {
+    a->gemm_words = alloc_aligned((size_t)cap_n * (size_t)a->gemm_stride * sizeof(int32_t));
+    if (!a->codes || !a->shifts || !a->corr || !a->scale || !a->packed || !a->gemm_words) {
         r4_acts_free(a);
         return -1;
     }
@@ -193,7 +193,7 @@ void r4_acts_free(R4Acts *a) {
     free(a->corr);
     free(a->scale);
     free(a->packed);
-    free(a->pair_mult);
+    free(a->gemm_words);
     memset(a, 0, sizeof *a);
 }
 

@@ -66,7 +66,7 @@ typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kin
                                  int rounding);
 
 /* The batched 4-bit product (a GEMM), for levels that have one: first r4_pack packs
- * vectors [t0, t1) of the batch x (into its `packed` and `pair_mult`, qformat.h), once per
+ * vectors [t0, t1) of the batch x (into its `packed` and `gemm_words`, qformat.h), once per
  * product, returning 0, or -1 when they are not vectors the GEMM takes (a code above 7 in
  * magnitude: the attention's shifted probabilities); then r4_gemm computes, for the rows
  * of blocks [rb0, rb1) of w (the first n_rows rows only) and every vector t of x, the

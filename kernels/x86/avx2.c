@@ -405,7 +405,7 @@ int r4_pack_avx2(const R4Acts *x, int t0, int t1) {
         const int8_t *a = x->codes + (size_t)t * x->stride;
         const int32_t *sa = x->shifts + (size_t)t * x->n_groups;
         uint8_t *out = x->packed + (size_t)t * x->stride;
-        int32_t *mult = x->pair_mult + (size_t)t * x->pair_stride;
+        int32_t *mult = x->gemm_words + (size_t)t * x->gemm_stride;
         for (int i = 0; i < n_pairs; i++) {
             const int ua = 2 * i * U, ub = ua + U;
             for (int c = 0; c < U; c += 16) {
@@ -641,15 +641,15 @@ void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int 
                 const int n_pairs = pack_panel(panel, w, rb, c0, c1, U);
                 /* The chunk's first pair is pair c0 / 2U: at byte c0 of a packed vector. */
                 const uint8_t *a = x->packed + (size_t)t0 * x->stride + c0;
-                const int32_t *m = x->pair_mult + (size_t)t0 * x->pair_stride + c0 / (2 * U);
+                const int32_t *m = x->gemm_words + (size_t)t0 * x->gemm_stride + c0 / (2 * U);
                 for (int t = 0; t < nt; t += GEMM_TILE) {
                     const TileOut out = {acc + t * QR_BLOCK_ROWS, c0 > 0,
                                          c1 == x->len ? y + (size_t)(t0 + t) * y_stride + rb * QR_BLOCK_ROWS : NULL,
                                          y_stride, x->scale + t0 + t, {load_first(sw, rows), load_first(sw + 8, rows - 8)},
                                          rows};
                     const uint8_t *as = a + (size_t)t * x->stride;
-                    const int32_t *ms = m + (size_t)t * x->pair_stride;
-                    const size_t sa = (size_t)x->stride, sm = (size_t)x->pair_stride;
+                    const int32_t *ms = m + (size_t)t * x->gemm_stride;
+                    const size_t sa = (size_t)x->stride, sm = (size_t)x->gemm_stride;
                     switch ((nt - t < GEMM_TILE ? nt - t : GEMM_TILE) * 100 + U) {
                     case 116: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 1, 16); break;
                     case 216: gemm_tile(&out, panel, n_pairs, as, sa, ms, sm, 2, 16); break;
