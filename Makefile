@@ -23,7 +23,7 @@ ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/
 # architectures those files compile to nothing and the scalar kernels run.
 ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
 $(BUILD)/kernels/x86/avx2.o: SIMD_FLAGS := -mavx2 -mfma
-$(BUILD)/kernels/x86/avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
+$(BUILD)/kernels/x86/avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512cd -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
 TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard tests/*.c))

@@ -48,15 +48,17 @@ static void r4_blocks(const Product *p, const MatmulOut *o, int rb0, int rb1) {
         p->k->r4_gemm(o->y, o->y_stride, o->r4, o->n_rows, rb0, rb1, x);
         return;
     }
-    assert(!o->r4->col_shifts || !p->k->r4_gemm); /* only the scalar r4_block takes those */
+    /* Only the scalar r4_block takes column shifts (a level's GEMM that refused the batch
+     * leaves them to it). */
+    const KernelTable *k = o->r4->col_shifts ? simd_kernels(SIMD_SCALAR) : p->k;
     for (int rb = rb0; rb < rb1; rb++) {
         for (int t0 = 0; t0 < x->n; t0 += QR_TILE_TOKENS) {
             const int nt = x->n - t0 < QR_TILE_TOKENS ? x->n - t0 : QR_TILE_TOKENS;
             int64_t acc[QR_TILE_TOKENS * QR_BLOCK_ROWS];
-            p->k->r4_block(acc, o->r4, rb, x, t0, nt);
+            k->r4_block(acc, o->r4, rb, x, t0, nt);
             const int rows = o->n_rows - rb * QR_BLOCK_ROWS < QR_BLOCK_ROWS ? o->n_rows - rb * QR_BLOCK_ROWS
                                                                            : QR_BLOCK_ROWS;
-            p->k->r4_finish(o->y + (size_t)t0 * o->y_stride + rb * QR_BLOCK_ROWS, o->y_stride, acc, nt,
+            k->r4_finish(o->y + (size_t)t0 * o->y_stride + rb * QR_BLOCK_ROWS, o->y_stride, acc, nt,
                             rows, x->scale + t0, o->r4->scales + rb * QR_BLOCK_ROWS);
         }
     }

@@ -45,7 +45,8 @@ static SimdLevel detect_once(void) {
     if ((xcr0 & 0x6) != 0x6) return SIMD_SCALAR; /* SSE and AVX state */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return SIMD_SCALAR;
     const int avx2 = (b >> 5) & 1;
-    const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1); /* F DQ BW VL */
+    const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 28) & 1) && ((b >> 30) & 1) &&
+                       ((b >> 31) & 1); /* F DQ CD BW VL */
     const int vnni = (c >> 11) & 1;
     if (avx512 && vnni && (xcr0 & 0xE0) == 0xE0) return SIMD_AVX512; /* opmask, ZMM state */
     if (avx2 && fma) return SIMD_AVX2;

@@ -4,7 +4,7 @@
  *   scalar   plain C (kernels/kernels_scalar.c, kernels/quant.c, kernels/floatops.c): the
  *            definition every other level must match bit for bit, and the fallback on any CPU
  *   avx2     AVX2 + FMA (x86-64 from 2013 on): kernels/x86/avx2.c
- *   avx512   AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later):
+ *   avx512   AVX-512 F/CD/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later):
  *            kernels/x86/avx512.c; vpdpbusd does four byte products and their sum in one
  *            instruction
  *

@@ -1,16 +1,17 @@
 /*
- * kernels/x86/avx512.c - the avx512 level: AVX-512 (F, DQ, BW, VL) + VNNI kernels (compiled
- * with those flags; only called after CPU detection says so). It borrows the AVX2 GEMM,
- * its packing and SwiGLU (every AVX-512 CPU has AVX2).
+ * kernels/x86/avx512.c - the avx512 level: AVX-512 (F, CD, DQ, BW, VL) + VNNI kernels
+ * (compiled with those flags; only called after CPU detection says so). Every entry of the
+ * table is its own.
  *
- * The 4-bit kernel is the AVX2 one (see avx2.c for why it is exact) with the
- * whole 16-row block in one register:
+ * The 4-bit matrix-vector kernel (decode) is the AVX2 one (see avx2.c for why it is exact)
+ * with the whole 16-row block in one register:
  *   - one 64-byte step = 16 rows x 8 columns; `and 0x0F` / shift-and-mask split it into
  *     two registers of 16 lanes x 4 excess-8 codes (columns 0-3 and 4-7 of every row);
  *   - vpdpbusd multiplies each lane's 4 unsigned codes by 4 signed activation codes
  *     (broadcast) and adds the 4 products to the lane: one instruction per 64 products;
  *   - vpsllvd applies each row's sa + sw to its group sum; 32-bit lanes are widened to
  *     64 bits every 512 columns (512 x 49 x 2^16 < 2^31).
+ * The batched product (prefill) has a GEMM of its own, further down.
  */
 #include "kernels/simd.h"
 
@@ -19,6 +20,8 @@
 #include <immintrin.h>
 #endif
 #include <string.h>
+
+#include "kernels/floatops.h"
 
 /* The loops over a tile's vectors must be unrolled for the accumulators to stay in
  * registers; compilers will not do it at -O2 on their own (it grows the code). */
@@ -219,19 +222,39 @@ static float dot_f32_avx512(const float *w, const float *x, int n) {
 
 /* ------------------------------------------------------------------ activation quantizer */
 
-/* roundf's rounding, half away from zero: truncate, then step one away from zero when the
- * dropped fraction |v| - |trunc v| (exact in floating point) is at least one half. */
-static inline __m512 round_half_away(__m512 v) {
-    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m512 frac = _mm512_sub_ps(_mm512_abs_ps(v), _mm512_abs_ps(t));
-    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u));
-    const __m512 away = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)), sign));
-    return _mm512_mask_add_ps(t, up, t, away);
+/* Stage 1 of 16 values: quantize_value's round(v / s), clamped to [-qmax, qmax], 0 for a
+ * NaN: the same division, then avx2.c's rounding (clamping first, then truncation after
+ * adding copysign(0.5 - 2^-25, d): half away from zero, exact for every float below 2^16
+ * in magnitude). */
+static inline __m512i stage1(__m512 v, __m512 s, __m512 lo, __m512 hi) {
+    const __m512 d = _mm512_div_ps(v, s);
+    const __m512 c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(d, d, _CMP_ORD_Q), _mm512_min_ps(_mm512_max_ps(d, lo), hi));
+    const __m512 half = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_and_si512(_mm512_castps_si512(c), _mm512_set1_epi32((int)0x80000000u)),
+        _mm512_castps_si512(_mm512_set1_ps(0x1.fffffep-2f))));
+    return _mm512_cvttps_epi32(_mm512_add_ps(c, half));
 }
 
-/* r4_acts_quantize_scalar, 16 lanes at a time: the same float division and rounding for
- * stage 1, the same OR / leading-one / rounded shift for each group, so the same bytes. */
+/* Lane j of the result = the OR (or, with add, the sum) of the 16 int32 lanes of v[j]: a
+ * tree of unpacks and lane shuffles that folds 16 vectors at once, instead of 16
+ * horizontal reductions. */
+static inline __m512i fold16(const __m512i v[16], int add) {
+#define FOLD(a, b) (add ? _mm512_add_epi32(a, b) : _mm512_or_si512(a, b))
+    __m512i u[8], w[4], z[2];
+    for (int k = 0; k < 8; k++) /* per 128-bit lane: v[2k] and v[2k + 1], 2 partial results each */
+        u[k] = FOLD(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++) /* per 128-bit lane: one partial result of v[4k] .. v[4k + 3] each */
+        w[k] = FOLD(_mm512_unpacklo_epi64(u[2 * k], u[2 * k + 1]), _mm512_unpackhi_epi64(u[2 * k], u[2 * k + 1]));
+    for (int k = 0; k < 2; k++) /* lanes 0+1 and 2+3 of w[2k], then of w[2k + 1] */
+        z[k] = FOLD(_mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0x88), _mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0xDD));
+    return FOLD(_mm512_shuffle_i32x4(z[0], z[1], 0x88), _mm512_shuffle_i32x4(z[0], z[1], 0xDD));
+#undef FOLD
+}
+
+/* r4_acts_quantize_scalar for SDR and RTN4, 256 values (16 chunks of 16) at a time: stage 1
+ * as above; the OR of each group's magnitudes for all the groups of the 256 values at once
+ * (fold16), their leading ones and shifts in vector lanes; the razored codes; the groups'
+ * code sums (corrections) folded at once too. The same bytes as the definition. */
 static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                int rounding) {
     const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
@@ -244,53 +267,315 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
          * as fmaxf skips it in absmax_scale */
         amax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i)), amax);
     const float s = max_lanes_ps(amax) / (float)qmax;
-    memset(codes, 0, (size_t)a->stride);
     a->scale[t] = s;
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
+        memset(codes, 0, (size_t)a->stride);
         memset(shifts, 0, (size_t)a->n_groups * sizeof *shifts);
         memset(corr, 0, (size_t)a->n_groups * sizeof *corr);
         return;
     }
     const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps((float)qmax), lo = _mm512_set1_ps((float)-qmax);
-    for (int g = 0; g < a->n_groups; g++) {
-        const int start = g * G, len = n - start < G ? n - start : G, chunks = (len + 15) / 16;
-        __m512i q[QR_MAX_GROUP / 16];
-        __m512i mags = _mm512_setzero_si512();
-        for (int c = 0; c < chunks; c++) {
-            const __m512 v = _mm512_maskz_loadu_ps(first_lanes(len - 16 * c), x + start + 16 * c);
-            const __m512 d = _mm512_div_ps(v, vs); /* a NaN (NaN input, inf / inf) gives code 0 */
-            const __m512 r = _mm512_min_ps(_mm512_max_ps(round_half_away(d), lo), hi);
-            q[c] = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(d, d, _CMP_ORD_Q), _mm512_cvttps_epi32(r));
-            mags = _mm512_or_si512(mags, _mm512_abs_epi32(q[c]));
+    const int per_group = G / 16; /* chunks of 16 values per group (G is 16 .. 128) */
+    for (int start = 0; start < n; start += 256) {
+        const int chunks = (n - start < 256 ? n - start + 15 : 256) / 16, g0 = start / G;
+        const int groups = (chunks + per_group - 1) / per_group;
+        __m512i q[16], fold[16];
+        for (int g = 0; g < 16; g++) fold[g] = _mm512_setzero_si512();
+        for (int c = 0; c < chunks; c++) { /* lanes past n load as 0: code 0 */
+            q[c] = stage1(_mm512_maskz_loadu_ps(first_lanes(n - start - 16 * c), x + start + 16 * c), vs, lo, hi);
+            fold[c / per_group] = _mm512_or_si512(fold[c / per_group], _mm512_abs_epi32(q[c]));
         }
-        int shift = 0;
-        if (kind != QUANT_RTN4) { /* the group's leading one, three bits kept below it */
-            const uint32_t m = (uint32_t)or_lanes_epi32(mags);
-            const int lead = m ? 31 - __builtin_clz(m) : 0;
-            shift = lead > 2 ? lead - 2 : 0;
-        }
-        const __m512i half = _mm512_set1_epi32(rounding && shift > 0 ? 1 << (shift - 1) : 0);
-        const __m512i count = _mm512_set1_epi32(shift);
-        __m512i sum = _mm512_setzero_si512();
+        /* Each group's leading one: 31 - lzcnt of the OR of its magnitudes; three bits kept
+         * below it (none for RTN4, whose codes are 4 bits already). */
+        const __m512i mags = fold16(fold, 0);
+        __m512i sh = _mm512_max_epi32(_mm512_sub_epi32(_mm512_set1_epi32(31 - 2), _mm512_lzcnt_epi32(mags)),
+                                      _mm512_setzero_si512());
+        if (kind == QUANT_RTN4) sh = _mm512_setzero_si512();
+        /* rounding adds half of the last kept bit: 1 << (shift - 1), none at shift 0 */
+        const __m512i half = rounding ? _mm512_srli_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), sh), 1)
+                                      : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(shifts + g0, first_lanes(groups), sh);
+        for (int g = 0; g < 16; g++) fold[g] = _mm512_setzero_si512();
         for (int c = 0; c < chunks; c++) {
-            const __m512i mag = _mm512_min_epi32(
-                _mm512_srlv_epi32(_mm512_add_epi32(_mm512_abs_epi32(q[c]), half), count), _mm512_set1_epi32(7));
+            const __m512i g = _mm512_set1_epi32(c / per_group);
+            const __m512i mag = _mm512_min_epi32(_mm512_srlv_epi32(_mm512_add_epi32(_mm512_abs_epi32(q[c]),
+                                                                                    _mm512_permutexvar_epi32(g, half)),
+                                                                   _mm512_permutexvar_epi32(g, sh)),
+                                                 _mm512_set1_epi32(7));
             const __mmask16 neg = _mm512_cmplt_epi32_mask(q[c], _mm512_setzero_si512());
             const __m512i code = _mm512_mask_sub_epi32(mag, neg, _mm512_setzero_si512(), mag);
-            sum = _mm512_add_epi32(sum, code);
-            _mm512_mask_cvtepi32_storeu_epi8(codes + start + 16 * c, first_lanes(len - 16 * c), code);
+            fold[c / per_group] = _mm512_add_epi32(fold[c / per_group], code);
+            _mm_storeu_si128((__m128i *)(codes + start + 16 * c), _mm512_cvtepi32_epi8(code));
         }
-        shifts[g] = shift;
-        corr[g] = -8 * add_lanes_epi32(sum);
+        /* Corrections: -8 * (sum of each group's codes). */
+        _mm512_mask_storeu_epi32(corr + g0, first_lanes(groups), _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), fold16(fold, 1)), 3));
+    }
+    const int written = (n + 15) / 16 * 16; /* whole chunks, their lanes past n as 0 */
+    memset(codes + written, 0, (size_t)(a->stride - written));
+}
+
+/* ------------------------------------------------------------------ batched products (GEMM)
+ *
+ * For a batch of vectors, each 16-row block of weights is unpacked once per 512 columns
+ * into a panel that stays in L1 while every vector of the batch goes through it, eight at
+ * a time, with the sums of 16 rows x 8 vectors in registers. vpdpbusd multiplies 4
+ * unsigned bytes by 4 signed bytes and adds the 4 products to a 32-bit lane: one
+ * instruction for 16 rows x 4 columns of one vector. The arithmetic, per unit of 16
+ * columns (which lie in one group of G >= 16):
+ *   - the weight's shift (its row's group shift, or its column shift) goes into the
+ *     weight, w' = c << sw, |w'| <= 7 << 4 = 112, and the weight becomes the unsigned
+ *     operand by an offset of 128: u = w' + 128, in 16 .. 240 (the panel holds u);
+ *   - the activation codes are the signed operand as they are, 4 of them broadcast from
+ *     the vector's codes to every lane, so no copy of the batch is made;
+ *   - sum u a = sum w' a + 128 sum a: each unit's sum starts from -128 * (the sum of its
+ *     16 activation codes), so that after its 4 vpdpbusd it holds sum w' a exactly (every
+ *     partial sum is far below 2^31);
+ *   - vpsllvd shifts it by the unit's activation shift sa, and it is added to the 32-bit
+ *     sum of its row and vector. A product in any kernel is at most 49 << 16 (kernels/
+ *     simd.h), so 512 columns stay below 2^31 (512 x 49 x 2^16 < 2^31) before the sums are
+ *     widened to 64 bits. That bound is all the GEMM needs: it takes activation codes of up
+ *     to 8 bits (the attention's shifted probabilities) as well as 4-bit ones.
+ * Per 16 rows x 16 columns x 1 vector: 4 vpdpbusd, 1 vpsllvd, 1 vpaddd and the starting
+ * broadcast. r4_pack_avx512 writes, per vector and unit u, gemm_words[2u] = -128 * (sum of
+ * the unit's codes) and gemm_words[2u + 1] = sa (kernels/qformat.h).
+ */
+
+enum {
+    GEMM_TILE = 8,            /* vectors per register tile: 8 x (a running sum and a unit's sum) */
+    GEMM_CHUNK = 128,         /* vectors whose int64 sums one pass keeps */
+    GEMM_COLS = QR_FLUSH_COLS /* columns per panel: 32-bit sums are widened after each */
+};
+
+/* A panel: per 4 columns, 64 bytes u (row rr's 4 columns in bytes 4 rr .. 4 rr + 3). */
+enum { PANEL_STEPS = GEMM_COLS / 4 };
+
+static int r4_pack_avx512(const R4Acts *x, int t0, int t1) {
+    const int units = (x->len + 15) / 16;
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (int t = t0; t < t1; t++) {
+        const int8_t *a = x->codes + (size_t)t * x->stride; /* zero past len, up to stride */
+        const int32_t *sa = x->shifts + (size_t)t * x->n_groups;
+        int32_t *words = x->gemm_words + (size_t)t * x->gemm_stride;
+        for (int u = 0; u < units; u++) {
+            /* sum of 16 signed codes: vpsadbw of the codes + 128 against 0, less 16 * 128 */
+            const __m128i sad = _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(a + 16 * u)), flip),
+                                             _mm_setzero_si128());
+            const int sum = _mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4) - 16 * 128;
+            words[2 * u] = -128 * sum;
+            words[2 * u + 1] = sa[16 * u / x->group];
+        }
+    }
+    return 0;
+}
+
+/* The 16 rows' weight shifts of group g as 32-bit lanes (the 8 bytes of a block's group:
+ * row j in the low nibble of byte j, row j + 8 in the high one). */
+static inline __m512i group_row_shifts(const R4Matrix *w, int rb, int g) {
+    if (!w->shifts) return _mm512_setzero_si512();
+    return row_shifts(w->shifts + ((size_t)rb * w->n_groups + g) * 8);
+}
+
+/* u = (x << s) + 128 - (8 << s) for the excess-8 nibbles x (as bytes) and the shifts s
+ * (0 .. 4) of the bytes of s_bytes: 2^s and 128 - (8 << s) looked up by vpshufb, then two
+ * 16-bit multiplies, one for the low bytes of the 16-bit halves, one for the high ones
+ * (x << s <= 15 << 4 fits a byte). For column shifts, which differ byte by byte. */
+static inline __m512i shifted_u_bytes(__m512i x, __m512i s_bytes) {
+    const __m512i pow2 = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 2, 4, 8, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i offset = _mm512_broadcast_i32x4(_mm_setr_epi8(120, 112, 96, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i low_bytes = _mm512_set1_epi16(0x00FF);
+    const __m512i m = _mm512_shuffle_epi8(pow2, s_bytes);
+    const __m512i shifted = _mm512_or_si512(_mm512_mullo_epi16(_mm512_and_si512(x, low_bytes), _mm512_and_si512(m, low_bytes)),
+                                            _mm512_mullo_epi16(_mm512_andnot_si512(low_bytes, x), _mm512_srli_epi16(m, 8)));
+    return _mm512_add_epi8(shifted, _mm512_shuffle_epi8(offset, s_bytes));
+}
+
+/* The column shifts of columns col .. col + 7 (the 8 nibbles of shifts8, column col in the
+ * lowest) as bytes 0-3 of every 32-bit lane: columns 0-3 in *lo, 4-7 in *hi. */
+static inline void column_shift_bytes(uint32_t shifts8, __m512i *lo, __m512i *hi) {
+    const __m128i v = _mm_set1_epi32((int)shifts8), low4 = _mm_set1_epi8(0x0F);
+    /* even nibbles from the low halves of the bytes, odd ones from the high halves */
+    const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(v, low4), _mm_and_si128(_mm_srli_epi16(v, 4), low4));
+    const __m512i all = _mm512_broadcast_i32x4(nibbles);
+    *lo = _mm512_shuffle_epi8(all, _mm512_set1_epi32(0x03020100));
+    *hi = _mm512_shuffle_epi8(all, _mm512_set1_epi32(0x07060504));
+}
+
+/* The panel of block rb for columns [c0, c1) (c0 a multiple of GEMM_COLS, c1 - c0 <= it),
+ * in units of 16 columns; columns past the matrix's padded width are u = 128 (w' = 0).
+ * Returns its number of units. */
+static int pack_panel(__m512i *panel, const R4Matrix *w, int rb, int c0, int c1) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), u_zero = _mm512_set1_epi8((char)0x80);
+    const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
+    const int units = (c1 - c0 + 15) / 16, G = w->group;
+    /* The block's 16 rows lie in one group of G rows (G is a multiple of 16). */
+    const uint8_t *cs = w->col_shifts ? w->col_shifts + (size_t)(rb * QR_BLOCK_ROWS / G) * w->col_shift_stride : NULL;
+    __m512i sw = _mm512_setzero_si512(), offset = _mm512_setzero_si512();
+    for (int j = 0; j < 2 * units; j++) { /* R4Matrix steps of 8 columns */
+        const int col = c0 + 8 * j;
+        if (col >= w->cols_pad) {
+            panel[2 * j] = panel[2 * j + 1] = u_zero;
+            continue;
+        }
+        const __m512i v = _mm512_loadu_si512(block + (size_t)(col / QR_STEP_COLS) * QR_STEP_BYTES);
+        const __m512i x_lo = _mm512_and_si512(v, low4), x_hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        if (cs) {
+            uint32_t shifts8;
+            memcpy(&shifts8, cs + col / 2, 4);
+            __m512i s_lo, s_hi;
+            column_shift_bytes(shifts8, &s_lo, &s_hi);
+            panel[2 * j] = shifted_u_bytes(x_lo, s_lo);
+            panel[2 * j + 1] = shifted_u_bytes(x_hi, s_hi);
+        } else {
+            if (col % G == 0 || j == 0) { /* a new group: its row shifts, and 128 - (8 << sw) */
+                sw = group_row_shifts(w, rb, col / G);
+                offset = _mm512_sub_epi8(u_zero, _mm512_sllv_epi32(_mm512_set1_epi8(8), sw));
+            }
+            panel[2 * j] = _mm512_add_epi8(_mm512_sllv_epi32(x_lo, sw), offset);
+            panel[2 * j + 1] = _mm512_add_epi8(_mm512_sllv_epi32(x_hi, sw), offset);
+        }
+    }
+    return units;
+}
+
+/* Where a tile's sums go after a panel: added to the int64 sums acc[t * 16 + rr]
+ * (acc_live: they hold earlier panels' sums, else they are overwritten), or, after the
+ * last panel, with those sums turned into floats y[t * y_stride + rr] = ((float)acc *
+ * sa[t]) * sw[rr] for rr < rows (y != NULL). */
+typedef struct {
+    int64_t *acc;
+    int acc_live;
+    float *y;
+    size_t y_stride;
+    const float *sa;
+    __m512 sw;
+    int rows;
+} TileOut;
+
+/* The floats of 16 rows whose exact sums are sum32 plus, when live, acc[0..15]: an int32
+ * or an int64 rounds to float once, as (float)acc does. */
+static inline __m512 tile_floats(const int64_t *acc, int live, __m512i sum32) {
+    if (!live) return _mm512_cvtepi32_ps(sum32);
+    const __m512i lo = _mm512_add_epi64(_mm512_loadu_si512(acc), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(sum32)));
+    const __m512i hi = _mm512_add_epi64(_mm512_loadu_si512(acc + 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(sum32, 1)));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(lo)), _mm512_cvtepi64_ps(hi), 1);
+}
+
+/* NT <= 8 vectors (codes a, the t-th at a + t * a_stride; words likewise) through a
+ * panel of `units` units, into out. NT is a compile-time constant at every call, so the
+ * sums stay in registers. */
+static inline __attribute__((always_inline)) void gemm_tile(const TileOut *out, const __m512i *panel, int units,
+                                                            const int8_t *a, size_t a_stride, const int32_t *words,
+                                                            size_t w_stride, const int NT) {
+    __m512i sum32[GEMM_TILE];
+    UNROLL_TILE
+    for (int t = 0; t < NT; t++) sum32[t] = _mm512_setzero_si512();
+    for (int u = 0; u < units; u++) {
+        const __m512i *p = panel + 4 * u;
+        UNROLL_TILE
+        for (int t = 0; t < NT; t++) {
+            const int8_t *at = a + t * a_stride + 16 * u;
+            const int32_t *wt = words + t * w_stride + 2 * u;
+            __m512i unit = _mm512_set1_epi32(wt[0]);
+            unit = _mm512_dpbusd_epi32(unit, p[0], bcast4(at));
+            unit = _mm512_dpbusd_epi32(unit, p[1], bcast4(at + 4));
+            unit = _mm512_dpbusd_epi32(unit, p[2], bcast4(at + 8));
+            unit = _mm512_dpbusd_epi32(unit, p[3], bcast4(at + 12));
+            sum32[t] = _mm512_add_epi32(sum32[t], _mm512_sllv_epi32(unit, _mm512_set1_epi32(wt[1])));
+        }
+    }
+    const __mmask16 keep = first_lanes(out->rows);
+    UNROLL_TILE
+    for (int t = 0; t < NT; t++) {
+        int64_t *acc = out->acc + t * QR_BLOCK_ROWS;
+        if (out->y) {
+            const __m512 f = tile_floats(acc, out->acc_live, sum32[t]);
+            _mm512_mask_storeu_ps(out->y + (size_t)t * out->y_stride, keep,
+                                  _mm512_mul_ps(_mm512_mul_ps(f, _mm512_set1_ps(out->sa[t])), out->sw));
+        } else if (out->acc_live) {
+            widen_add(acc, sum32[t]);
+        } else {
+            _mm512_storeu_si512(acc, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(sum32[t])));
+            _mm512_storeu_si512(acc + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(sum32[t], 1)));
+        }
     }
 }
 
-/* Borrowed from avx2.c. */
-int r4_pack_avx2(const R4Acts *x, int t0, int t1);
-void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1, const R4Acts *x);
-void swiglu_avx2(float *gate, const float *up, int n);
+static void r4_gemm_avx512(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
+                           const R4Acts *x) {
+    __m512i panel[PANEL_STEPS];
+    int64_t acc[GEMM_CHUNK * QR_BLOCK_ROWS]; /* for products of more than one panel */
+    for (int rb = rb0; rb < rb1; rb++) {
+        const int rows = n_rows - rb * QR_BLOCK_ROWS < QR_BLOCK_ROWS ? n_rows - rb * QR_BLOCK_ROWS : QR_BLOCK_ROWS;
+        const __m512 sw = _mm512_maskz_loadu_ps(first_lanes(rows), w->scales + rb * QR_BLOCK_ROWS);
+        for (int t0 = 0; t0 < x->n; t0 += GEMM_CHUNK) {
+            const int nt = x->n - t0 < GEMM_CHUNK ? x->n - t0 : GEMM_CHUNK;
+            for (int c0 = 0; c0 < x->len; c0 += GEMM_COLS) {
+                const int c1 = x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS;
+                const int units = pack_panel(panel, w, rb, c0, c1);
+                for (int t = 0; t < nt; t += GEMM_TILE) {
+                    const TileOut out = {acc + t * QR_BLOCK_ROWS, c0 > 0,
+                                         c1 == x->len ? y + (size_t)(t0 + t) * y_stride + rb * QR_BLOCK_ROWS : NULL,
+                                         y_stride, x->scale + t0 + t, sw, rows};
+                    const int8_t *a = x->codes + (size_t)(t0 + t) * x->stride + c0;
+                    const int32_t *words = x->gemm_words + (size_t)(t0 + t) * x->gemm_stride + 2 * (c0 / 16);
+                    const size_t as = (size_t)x->stride, ws = (size_t)x->gemm_stride;
+                    switch (nt - t < GEMM_TILE ? nt - t : GEMM_TILE) {
+                    case 1: gemm_tile(&out, panel, units, a, as, words, ws, 1); break;
+                    case 2: gemm_tile(&out, panel, units, a, as, words, ws, 2); break;
+                    case 3: gemm_tile(&out, panel, units, a, as, words, ws, 3); break;
+                    case 4: gemm_tile(&out, panel, units, a, as, words, ws, 4); break;
+                    case 5: gemm_tile(&out, panel, units, a, as, words, ws, 5); break;
+                    case 6: gemm_tile(&out, panel, units, a, as, words, ws, 6); break;
+                    case 7: gemm_tile(&out, panel, units, a, as, words, ws, 7); break;
+                    default: gemm_tile(&out, panel, units, a, as, words, ws, 8); break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ SwiGLU */
+
+/* silu_exp (kernels/floatops.c) on 8 lanes, operation by operation, so each lane has the
+ * scalar's bits. vmaxpd returns its second operand when the first is NaN: a NaN lane takes
+ * SILU_EXP_MIN, as in the scalar. */
+static inline __m512d silu_exp8(__m512d x) {
+    x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(SILU_EXP_MIN)), _mm512_set1_pd(SILU_EXP_MAX));
+    const __m512d n = _mm512_roundscale_pd(_mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(SILU_EXP_LOG2E)),
+                                                         _mm512_set1_pd(0.5)),
+                                           _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); /* floor */
+    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(SILU_EXP_LN2_HI))),
+                                    _mm512_mul_pd(n, _mm512_set1_pd(SILU_EXP_LN2_LO)));
+    const double *c = silu_exp_taylor;
+    const __m512d r2 = _mm512_mul_pd(r, r), r4 = _mm512_mul_pd(r2, r2), r8 = _mm512_mul_pd(r4, r4);
+    __m512d q[7];
+    for (int j = 0; j < 7; j++)
+        q[j] = _mm512_add_pd(_mm512_set1_pd(c[2 * j]), _mm512_mul_pd(_mm512_set1_pd(c[2 * j + 1]), r));
+    const __m512d s0 = _mm512_add_pd(q[0], _mm512_mul_pd(q[1], r2));
+    const __m512d s1 = _mm512_add_pd(q[2], _mm512_mul_pd(q[3], r2));
+    const __m512d s2 = _mm512_add_pd(q[4], _mm512_mul_pd(q[5], r2));
+    const __m512d p = _mm512_add_pd(_mm512_add_pd(s0, _mm512_mul_pd(s1, r4)),
+                                    _mm512_mul_pd(_mm512_add_pd(s2, _mm512_mul_pd(q[6], r4)), r8));
+    const __m256i biased = _mm256_add_epi32(_mm512_cvtpd_epi32(n), _mm256_set1_epi32(1023)); /* n is an integer */
+    return _mm512_mul_pd(p, _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_cvtepi32_epi64(biased), 52)));
+}
+
+static void swiglu_avx512(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512d g = _mm512_cvtps_pd(_mm256_loadu_ps(gate + i));
+        const __m512d e = silu_exp8(_mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(g),
+                                                                         _mm512_set1_epi64((long long)0x8000000000000000ull)))); /* exp(-g) */
+        const __m512d sig = _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(_mm512_set1_pd(1.0), e));
+        const __m256 silu = _mm512_cvtpd_ps(_mm512_mul_pd(g, sig));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+    }
+    swiglu_scalar(gate + i, up + i, n - i);
+}
+
 
 const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, r4_finish_avx512, dot_i8_avx512,
-                                    dot_f32_avx512, quantize_r4_avx512, r4_pack_avx2, r4_gemm_avx2,
-                                    swiglu_avx2};
+                                    dot_f32_avx512, quantize_r4_avx512, r4_pack_avx512, r4_gemm_avx512,
+                                    swiglu_avx512};
 #endif

@@ -13,7 +13,7 @@
  *
  * Wrong in SIMDe 0.7.4 (so replaced here, and not to be used in kernels without a check):
  *   _mm_testz_si128, _mm256_testz_si256   report "all zero" when any 64-bit half is zero
- *   _mm512_roundscale_ps                  reads the rounding immediate as a scale
+ *   _mm512_roundscale_ps, _pd             read the rounding immediate as a scale
  */
 #ifndef TESTS_SIMDE_X86_H
 #define TESTS_SIMDE_X86_H
@@ -30,6 +30,7 @@
 #define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
 #define _MM_FROUND_TO_ZERO SIMDE_MM_FROUND_TO_ZERO
 #define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
+#define _MM_FROUND_TO_NEG_INF SIMDE_MM_FROUND_TO_NEG_INF
 #endif
 
 /* The mask types under their Intel names. */
@@ -85,6 +86,22 @@ static inline simde__m512 gap_mm512_roundscale_ps(simde__m512 a, int imm8) {
 }
 #undef _mm512_roundscale_ps
 #define _mm512_roundscale_ps gap_mm512_roundscale_ps
+
+static inline simde__m512d gap_mm512_roundscale_pd(simde__m512d a, int imm8) {
+    GAP_LANES(double, x, a, 8);
+    double r[8];
+    for (int i = 0; i < 8; i++) {
+        switch (imm8 & 3) {
+        case 0: r[i] = nearbyint(x[i]); break;
+        case 1: r[i] = floor(x[i]); break;
+        case 2: r[i] = ceil(x[i]); break;
+        default: r[i] = trunc(x[i]); break;
+        }
+    }
+    return GAP_VEC(simde__m512d, r);
+}
+#undef _mm512_roundscale_pd
+#define _mm512_roundscale_pd gap_mm512_roundscale_pd
 
 /* vpmovsxdq: 8 int32 sign-extended to int64. */
 static inline simde__m512i gap_mm512_cvtepi32_epi64(simde__m256i a) {
@@ -241,6 +258,15 @@ static inline simde__m128i gap_mm512_cvtepi32_epi8(simde__m512i a) {
     return GAP_VEC(simde__m128i, r);
 }
 #define _mm512_cvtepi32_epi8 gap_mm512_cvtepi32_epi8
+
+/* vplzcntd: the leading zero bits of each of 16 int32 lanes (32 for 0). */
+static inline simde__m512i gap_mm512_lzcnt_epi32(simde__m512i a) {
+    GAP_LANES(uint32_t, x, a, 16);
+    int32_t r[16];
+    for (int i = 0; i < 16; i++) r[i] = x[i] ? __builtin_clz(x[i]) : 32;
+    return GAP_VEC(simde__m512i, r);
+}
+#define _mm512_lzcnt_epi32 gap_mm512_lzcnt_epi32
 
 /* vextractf32x8: the 8 floats of half imm (0 low, 1 high). */
 #define _mm512_extractf32x8_ps(a, imm) simde_mm256_castpd_ps(simde_mm512_extractf64x4_pd(simde_mm512_castps_pd(a), imm))
