@@ -99,7 +99,7 @@ static void run_blocks(const Product *p, int b0, int b1) {
     }
 }
 
-/* Packing the batch for a GEMM, vectors [t0, t1) per range. */
+/* Preparing the batch for the level's kernels, vectors [t0, t1) per range. */
 typedef struct {
     const KernelTable *k;
     const R4Acts *x;
@@ -112,13 +112,11 @@ static void pack_range(void *ctx, int thread, int t0, int t1) {
     if (p->k->r4_pack(p->x, t0, t1) != 0) atomic_store_explicit(&p->refused, 1, memory_order_relaxed);
 }
 
-/* Packs the input for the level's GEMM when an output will want it (on the pool's threads
- * when it is long); returns whether the GEMM's packing accepted it. */
+/* Prepares a 4-bit input for the level's kernels (on the pool's threads when it is long),
+ * for r4_block and the GEMM alike; returns whether the GEMM takes it. */
 static int pack_for_gemm(const Product *p, ThreadPool *pool) {
     const R4Acts *x = p->in->r4;
-    int wanted = x && p->k->r4_gemm && x->n >= GEMM_MIN_VECTORS;
-    for (int i = 0; x && p->k->r4_gemm && i < p->count; i++) wanted |= p->outs[i].r4 && p->outs[i].r4->col_shifts;
-    if (!wanted) return 0;
+    if (!x || !p->k->r4_pack) return 0;
     Pack pack = {p->k, x, 0};
     const int grain = (long)x->n * x->len < PARALLEL_MIN_PACK ? x->n : threadpool_grain(pool, x->n, 2);
     threadpool_parallel_for(pool, x->n, grain, pack_range, &pack);

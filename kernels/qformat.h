@@ -72,8 +72,11 @@
  * G, kept one code per byte (they live only for one matmul): for vector t,
  *     codes[t * stride + i]  signed code of element i (padding up to stride is 0)
  *     shifts[t * n_groups + g]
- *     corr[t * n_groups + g] = -8 * (sum of the group's codes): the excess-8 correction
  *     scale[t]
+ *     corr[t * n_groups + g] = -8 * (sum of the group's codes): the excess-8 correction
+ *                            the SIMD r4_block kernels start each group from; not the
+ *                            quantizer's to write: a product prepares it (the level's
+ *                            r4_pack, kernels/simd.h, or r4_acts_set_corr)
  * Shifts and corrections are 32-bit so that the SIMD kernels broadcast them straight
  * from memory.
  * The codes are 4-bit values in [-7, 7] for razored activations. (r4_block kernels also

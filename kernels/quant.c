@@ -205,7 +205,7 @@ void r4_acts_shape(R4Acts *a, int n, int len) {
     a->stride = round_up(len, 64);
 }
 
-void r4_acts_set_corr(R4Acts *a, int t) {
+void r4_acts_set_corr(const R4Acts *a, int t) {
     const int8_t *codes = a->codes + (size_t)t * a->stride;
     for (int g = 0; g < a->n_groups; g++) {
         int32_t sum = 0;
@@ -225,7 +225,6 @@ void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, i
     }
     memset(codes + a->len, 0, (size_t)(a->stride - a->len)); /* padding is code 0 */
     a->scale[t] = s;
-    r4_acts_set_corr(a, t);
 }
 
 /* ------------------------------------------------------------------ INT8 x INT16 */

@@ -123,8 +123,9 @@ void r4_acts_shape(R4Acts *a, int n, int len);
 void r4_acts_quantize_scalar(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                              int rounding);
 
-/* Recomputes the corrections of vector t from its codes (after codes were written directly). */
-void r4_acts_set_corr(R4Acts *a, int t);
+/* The corrections of vector t from its codes (qformat.h): the definition of what a level's
+ * r4_pack writes there. */
+void r4_acts_set_corr(const R4Acts *a, int t);
 
 /* ---------------------------------------------------------------- INT8 x INT16 */
 

@@ -60,15 +60,18 @@ typedef float (*DotF32Kernel)(const float *w, const float *x, int n);
 float dot_f32_scalar(const float *w, const float *x, int n);
 enum { DOT_F32_LANES = 64 }; /* the running sums of that order (see kernels_scalar.c) */
 
-/* Activation quantization (stage 1 + razoring) of one vector: r4_acts_quantize_scalar in
- * kernels/quant.c is the definition; the SIMD versions give the same bytes. */
+/* Activation quantization (stage 1 + razoring) of one vector, SDR or RTN4: its codes, shifts
+ * and scale. r4_acts_quantize_scalar in kernels/quant.c is the definition; the SIMD
+ * versions give the same bytes. */
 typedef void (*R4QuantizeKernel)(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                  int rounding);
 
-/* The batched 4-bit product (a GEMM), for levels that have one: first r4_pack packs
- * vectors [t0, t1) of the batch x (into its `packed` and `gemm_words`, qformat.h), once per
- * product, returning 0, or -1 when they are not vectors the GEMM takes (a code above 7 in
- * magnitude: the attention's shifted probabilities); then r4_gemm computes, for the rows
+/* The preparation of a batch, and the batched 4-bit product (a GEMM), for levels that have
+ * them. r4_pack prepares vectors [t0, t1) of the batch x once per product, for the level's
+ * kernels: their corrections (`corr`, which its r4_block reads) and what its GEMM wants
+ * (in `packed` and `gemm_words`, qformat.h); it returns 0, or -1 when they are not vectors
+ * the GEMM takes (the AVX2 GEMM: a code above 7 in magnitude, the attention's shifted
+ * probabilities), which then go to r4_block (corr is set either way). r4_gemm computes, for the rows
  * of blocks [rb0, rb1) of w (the first n_rows rows only) and every vector t of x, the
  * floats of docs/SPEC.md section 3, y[t * y_stride + r] = ((float)acc * Sa[t]) * Sw[r],
  * with exactly the accumulators of r4_block. Threads may run either on different vectors

@@ -17,12 +17,9 @@
  *     32-bit accumulator, widened to 64 bits every 512 columns, before it could overflow:
  *     512 columns x 49 x 2^16 < 2^31.
  */
-#include "kernels/simd.h"
+#include "kernels/x86/x86.h"
 
 #if SIMD_BUILD_X86
-#if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
-#include <immintrin.h>
-#endif
 #include <string.h>
 
 #include "kernels/floatops.h"
@@ -198,30 +195,27 @@ static inline __m256i stage1(__m256 v, __m256 s, __m256 lo, __m256 hi) {
     return _mm256_cvttps_epi32(_mm256_add_ps(c, half));
 }
 
-/* Lane j of the result (j < 16) = the sum (or, with or_not_add, the OR) of the 16 int16
- * lanes of v[j], 0 for j >= count: a tree of unpacks that folds 16 vectors at once,
- * instead of 16 horizontal reductions. */
-static inline __m256i fold16(const __m256i v[16], int count, int or_not_add) {
-#define FOLD(a, b) (or_not_add ? _mm256_or_si256(a, b) : _mm256_add_epi16(a, b))
+/* Lane j of the result (j < 16) = the OR of the 16 int16 lanes of v[j], 0 for j >= count: a
+ * tree of unpacks that folds 16 vectors at once, instead of 16 horizontal reductions. */
+static inline __m256i or16(const __m256i v[16], int count) {
 #define V(j) ((j) < count ? v[j] : _mm256_setzero_si256())
     __m256i u[8], w[4], z[2];
     for (int k = 0; k < 8; k++) /* per 128-bit half: even lanes v[2k], odd v[2k + 1], 2 lanes each */
-        u[k] = FOLD(_mm256_unpacklo_epi16(V(2 * k), V(2 * k + 1)), _mm256_unpackhi_epi16(V(2 * k), V(2 * k + 1)));
+        u[k] = _mm256_or_si256(_mm256_unpacklo_epi16(V(2 * k), V(2 * k + 1)), _mm256_unpackhi_epi16(V(2 * k), V(2 * k + 1)));
     for (int k = 0; k < 4; k++) /* lanes v[4k] .. v[4k + 3], twice per half, 4 lanes each */
-        w[k] = FOLD(_mm256_unpacklo_epi32(u[2 * k], u[2 * k + 1]), _mm256_unpackhi_epi32(u[2 * k], u[2 * k + 1]));
+        w[k] = _mm256_or_si256(_mm256_unpacklo_epi32(u[2 * k], u[2 * k + 1]), _mm256_unpackhi_epi32(u[2 * k], u[2 * k + 1]));
     for (int k = 0; k < 2; k++) /* lanes v[8k] .. v[8k + 7] per half, 8 lanes each */
-        z[k] = FOLD(_mm256_unpacklo_epi64(w[2 * k], w[2 * k + 1]), _mm256_unpackhi_epi64(w[2 * k], w[2 * k + 1]));
-    return FOLD(_mm256_permute2x128_si256(z[0], z[1], 0x20), _mm256_permute2x128_si256(z[0], z[1], 0x31));
+        z[k] = _mm256_or_si256(_mm256_unpacklo_epi64(w[2 * k], w[2 * k + 1]), _mm256_unpackhi_epi64(w[2 * k], w[2 * k + 1]));
+    return _mm256_or_si256(_mm256_permute2x128_si256(z[0], z[1], 0x20), _mm256_permute2x128_si256(z[0], z[1], 0x31));
 #undef V
-#undef FOLD
 }
 
 /* r4_acts_quantize_scalar, 256 values (16 chunks of 16) at a time: stage 1 as above in
  * 32-bit lanes, packed to 16 (every code fits: |q| <= 32767); then the OR of each group's
- * magnitudes for all the groups of the 256 values at once (fold16), their leading ones
+ * magnitudes for all the groups of the 256 values at once (or16), their leading ones
  * and shifts in vector lanes, and the razored codes in 16-bit lanes (|q| + half <= 32767 +
- * 2^11 stays below 2^16 as an unsigned number), packed to bytes; the groups' code sums
- * (corrections) folded at once too. The same bytes as the definition. G must be a
+ * 2^11 stays below 2^16 as an unsigned number), packed to bytes. The same bytes as the
+ * definition. G must be a
  * multiple of 16 (16 .. 128, as docs/SPEC.md allows); others take the scalar way. */
 static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                int rounding) {
@@ -232,7 +226,6 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     }
     int8_t *codes = a->codes + (size_t)t * a->stride;
     int32_t *shifts = a->shifts + (size_t)t * a->n_groups;
-    int32_t *corr = a->corr + (size_t)t * a->n_groups;
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
     __m256 amax = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8)
@@ -247,7 +240,6 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
         memset(codes, 0, (size_t)a->stride);
         memset(shifts, 0, (size_t)a->n_groups * sizeof *shifts);
-        memset(corr, 0, (size_t)a->n_groups * sizeof *corr);
         return;
     }
     const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps((float)-qmax);
@@ -269,7 +261,7 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
         }
         /* Each group's leading one (the exponent of the OR of its magnitudes as a float,
          * exact below 2^24; 0 gives a negative one), three bits kept below it. */
-        const __m256i mags = fold16(fold, groups, 1);
+        const __m256i mags = or16(fold, groups);
         _Alignas(32) int32_t shift[16], half[16];
         for (int k = 0; k < 2; k++) {
             const __m256i m = _mm256_cvtepu16_epi32(k ? _mm256_extracti128_si256(mags, 1) : _mm256_castsi256_si128(mags));
@@ -285,26 +277,17 @@ static void quantize_r4_avx2(R4Acts *a, int t, const float *x, QuantKind kind, i
             _mm256_store_si256((__m256i *)(half + 8 * k), h);
         }
         memcpy(shifts + g0, shift, (size_t)groups * sizeof *shifts);
-        for (int c = 0, g = 0, in_group = 0; c < chunks; c++) {
+        for (int c = 0; c < chunks; c++) {
+            const int g = c / per_group;
             const __m256i mag = _mm256_min_epu16(_mm256_srl_epi16(_mm256_add_epi16(_mm256_abs_epi16(q[c]),
                                                                                   _mm256_set1_epi16((short)half[g])),
                                                                  _mm_cvtsi32_si128(shift[g])),
                                                  _mm256_set1_epi16(7));
             const __m256i code = _mm256_sign_epi16(mag, q[c]); /* -mag where q < 0; 0 stays 0 */
-            fold[g] = in_group ? _mm256_add_epi16(fold[g], code) : code;
             const __m256i bytes = _mm256_packs_epi16(code, code); /* per half: 0-3, 8-11 | 4-7, 12-15 */
             _mm_storeu_si128((__m128i *)(codes + start + 16 * c),
                              _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)));
-            if (++in_group == per_group) g++, in_group = 0;
         }
-        /* Corrections: -8 * (sum of each group's codes), |sum| <= 7 * 128 fits 16 bits. */
-        const __m256i sums = fold16(fold, groups, 0);
-        _Alignas(32) int32_t c32[16];
-        for (int k = 0; k < 2; k++) {
-            const __m256i v = _mm256_cvtepi16_epi32(k ? _mm256_extracti128_si256(sums, 1) : _mm256_castsi256_si128(sums));
-            _mm256_store_si256((__m256i *)(c32 + 8 * k), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(v, 3)));
-        }
-        memcpy(corr + g0, c32, (size_t)groups * sizeof *corr);
     }
     const int written = (n + 15) / 16 * 16; /* whole chunks, their lanes past n as 0 */
     memset(codes + written, 0, (size_t)(a->stride - written));
@@ -396,6 +379,7 @@ enum { PANEL_BYTES = GEMM_COLS / 32 * (64 + 32 * 16) }; /* the most: U = 16 */
 static inline int unit_width(int group) { return group < 32 ? group : 32; }
 
 int r4_pack_avx2(const R4Acts *x, int t0, int t1) {
+    for (int t = t0; t < t1; t++) set_corr_x86(x, t); /* for r4_block */
     if (x->group % 16 != 0 || x->group > QR_MAX_GROUP) return -1; /* docs/SPEC.md's G: 16 .. 128 */
     const int U = unit_width(x->group), n_pairs = (x->len + 2 * U - 1) / (2 * U);
     const __m128i eight = _mm_set1_epi8(8), seven = _mm_set1_epi8(7);

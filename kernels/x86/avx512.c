@@ -13,12 +13,9 @@
  *     64 bits every 512 columns (512 x 49 x 2^16 < 2^31).
  * The batched product (prefill) has a GEMM of its own, further down.
  */
-#include "kernels/simd.h"
+#include "kernels/x86/x86.h"
 
 #if SIMD_BUILD_X86
-#if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
-#include <immintrin.h>
-#endif
 #include <string.h>
 
 #include "kernels/floatops.h"
@@ -235,32 +232,33 @@ static inline __m512i stage1(__m512 v, __m512 s, __m512 lo, __m512 hi) {
     return _mm512_cvttps_epi32(_mm512_add_ps(c, half));
 }
 
-/* Lane j of the result = the OR (or, with add, the sum) of the 16 int32 lanes of v[j]: a
- * tree of unpacks and lane shuffles that folds 16 vectors at once, instead of 16
- * horizontal reductions. */
-static inline __m512i fold16(const __m512i v[16], int add) {
-#define FOLD(a, b) (add ? _mm512_add_epi32(a, b) : _mm512_or_si512(a, b))
+/* Lane j of the result (j < count <= 16) = the OR of the 16 int32 lanes of v[j] (v[count ..
+ * 15] are 0): a tree of unpacks and lane shuffles that folds the vectors at once, instead of
+ * a horizontal reduction each; its branches for vectors past count are skipped. */
+static inline __m512i or16(const __m512i v[16], int count) {
+    const __m512i zero = _mm512_setzero_si512();
     __m512i u[8], w[4], z[2];
-    for (int k = 0; k < 8; k++) /* per 128-bit lane: v[2k] and v[2k + 1], 2 partial results each */
-        u[k] = FOLD(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
-    for (int k = 0; k < 4; k++) /* per 128-bit lane: one partial result of v[4k] .. v[4k + 3] each */
-        w[k] = FOLD(_mm512_unpacklo_epi64(u[2 * k], u[2 * k + 1]), _mm512_unpackhi_epi64(u[2 * k], u[2 * k + 1]));
-    for (int k = 0; k < 2; k++) /* lanes 0+1 and 2+3 of w[2k], then of w[2k + 1] */
-        z[k] = FOLD(_mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0x88), _mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0xDD));
-    return FOLD(_mm512_shuffle_i32x4(z[0], z[1], 0x88), _mm512_shuffle_i32x4(z[0], z[1], 0xDD));
-#undef FOLD
+    for (int k = 0; k < 8; k++) u[k] = zero;
+    for (int k = 0; k < 4; k++) w[k] = zero;
+    z[0] = z[1] = zero;
+    for (int k = 0; 2 * k < count; k++) /* per 128-bit lane: v[2k] and v[2k + 1], 2 partial results each */
+        u[k] = _mm512_or_si512(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; 4 * k < count; k++) /* per 128-bit lane: one partial result of v[4k] .. v[4k + 3] each */
+        w[k] = _mm512_or_si512(_mm512_unpacklo_epi64(u[2 * k], u[2 * k + 1]), _mm512_unpackhi_epi64(u[2 * k], u[2 * k + 1]));
+    for (int k = 0; 8 * k < count; k++) /* lanes 0+1 and 2+3 of w[2k], then of w[2k + 1] */
+        z[k] = _mm512_or_si512(_mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0x88), _mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0xDD));
+    return _mm512_or_si512(_mm512_shuffle_i32x4(z[0], z[1], 0x88), _mm512_shuffle_i32x4(z[0], z[1], 0xDD));
 }
 
 /* r4_acts_quantize_scalar for SDR and RTN4, 256 values (16 chunks of 16) at a time: stage 1
  * as above; the OR of each group's magnitudes for all the groups of the 256 values at once
- * (fold16), their leading ones and shifts in vector lanes; the razored codes; the groups'
- * code sums (corrections) folded at once too. The same bytes as the definition. */
+ * (or16), their leading ones and shifts in vector lanes; the razored codes. The same bytes
+ * as the definition. */
 static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax,
                                int rounding) {
     const int n = a->len, G = a->group, qmax = kind == QUANT_RTN4 ? QMAX_RTN4 : base_qmax;
     int8_t *codes = a->codes + (size_t)t * a->stride;
     int32_t *shifts = a->shifts + (size_t)t * a->n_groups;
-    int32_t *corr = a->corr + (size_t)t * a->n_groups;
     __m512 amax = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16)
         /* max_ps returns its second operand when either is NaN: a NaN input is skipped,
@@ -271,7 +269,6 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
     if (s == 0.0f) { /* an all-zero vector: codes 0, shifts 0 */
         memset(codes, 0, (size_t)a->stride);
         memset(shifts, 0, (size_t)a->n_groups * sizeof *shifts);
-        memset(corr, 0, (size_t)a->n_groups * sizeof *corr);
         return;
     }
     const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps((float)qmax), lo = _mm512_set1_ps((float)-qmax);
@@ -287,28 +284,27 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
         }
         /* Each group's leading one: 31 - lzcnt of the OR of its magnitudes; three bits kept
          * below it (none for RTN4, whose codes are 4 bits already). */
-        const __m512i mags = fold16(fold, 0);
+        const __m512i mags = or16(fold, groups);
         __m512i sh = _mm512_max_epi32(_mm512_sub_epi32(_mm512_set1_epi32(31 - 2), _mm512_lzcnt_epi32(mags)),
                                       _mm512_setzero_si512());
         if (kind == QUANT_RTN4) sh = _mm512_setzero_si512();
         /* rounding adds half of the last kept bit: 1 << (shift - 1), none at shift 0 */
         const __m512i half = rounding ? _mm512_srli_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), sh), 1)
                                       : _mm512_setzero_si512();
-        _mm512_mask_storeu_epi32(shifts + g0, first_lanes(groups), sh);
-        for (int g = 0; g < 16; g++) fold[g] = _mm512_setzero_si512();
+        _Alignas(64) int32_t shift[16], halves[16];
+        _mm512_store_si512(shift, sh);
+        _mm512_store_si512(halves, half);
+        memcpy(shifts + g0, shift, (size_t)groups * sizeof *shifts);
         for (int c = 0; c < chunks; c++) {
-            const __m512i g = _mm512_set1_epi32(c / per_group);
-            const __m512i mag = _mm512_min_epi32(_mm512_srlv_epi32(_mm512_add_epi32(_mm512_abs_epi32(q[c]),
-                                                                                    _mm512_permutexvar_epi32(g, half)),
-                                                                   _mm512_permutexvar_epi32(g, sh)),
+            const int g = c / per_group;
+            const __m512i mag = _mm512_min_epi32(_mm512_srl_epi32(_mm512_add_epi32(_mm512_abs_epi32(q[c]),
+                                                                                   _mm512_set1_epi32(halves[g])),
+                                                                  _mm_cvtsi32_si128(shift[g])),
                                                  _mm512_set1_epi32(7));
             const __mmask16 neg = _mm512_cmplt_epi32_mask(q[c], _mm512_setzero_si512());
             const __m512i code = _mm512_mask_sub_epi32(mag, neg, _mm512_setzero_si512(), mag);
-            fold[c / per_group] = _mm512_add_epi32(fold[c / per_group], code);
             _mm_storeu_si128((__m128i *)(codes + start + 16 * c), _mm512_cvtepi32_epi8(code));
         }
-        /* Corrections: -8 * (sum of each group's codes). */
-        _mm512_mask_storeu_epi32(corr + g0, first_lanes(groups), _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), fold16(fold, 1)), 3));
     }
     const int written = (n + 15) / 16 * 16; /* whole chunks, their lanes past n as 0 */
     memset(codes + written, 0, (size_t)(a->stride - written));
@@ -351,19 +347,15 @@ enum { PANEL_STEPS = GEMM_COLS / 4 };
 
 static int r4_pack_avx512(const R4Acts *x, int t0, int t1) {
     const int units = (x->len + 15) / 16;
-    const __m128i flip = _mm_set1_epi8((char)0x80);
     for (int t = t0; t < t1; t++) {
         const int8_t *a = x->codes + (size_t)t * x->stride; /* zero past len, up to stride */
         const int32_t *sa = x->shifts + (size_t)t * x->n_groups;
         int32_t *words = x->gemm_words + (size_t)t * x->gemm_stride;
         for (int u = 0; u < units; u++) {
-            /* sum of 16 signed codes: vpsadbw of the codes + 128 against 0, less 16 * 128 */
-            const __m128i sad = _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(a + 16 * u)), flip),
-                                             _mm_setzero_si128());
-            const int sum = _mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4) - 16 * 128;
-            words[2 * u] = -128 * sum;
+            words[2 * u] = -128 * sum16_codes(a + 16 * u);
             words[2 * u + 1] = sa[16 * u / x->group];
         }
+        set_corr_x86(x, t); /* for r4_block */
     }
     return 0;
 }
