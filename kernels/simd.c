@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 extern const KernelTable kernels_scalar;
@@ -118,6 +119,19 @@ SimdLevel simd_entry_level(SimdLevel l, int e) {
         if (tables[below] && entry(tables[below], e) && entry(tables[below], e) == entry(tables[l], e))
             return (SimdLevel)below;
     return l;
+}
+
+void simd_describe(SimdLevel l, char *buf, size_t len) {
+    size_t at = (size_t)snprintf(buf, len, "%s (", simd_level_name(l));
+    int borrowed = 0;
+    for (int e = 0; e < SIMD_ENTRIES && at < len; e++) {
+        const SimdLevel from = simd_entry_level(l, e);
+        if (from == l || !entry(tables[l], e)) continue;
+        at += (size_t)snprintf(buf + at, len - at, "%s%s from %s", borrowed++ ? ", " : "", simd_entry_names[e],
+                               simd_level_name(from));
+    }
+    if (at < len) at += (size_t)snprintf(buf + at, len - at, "%s", borrowed ? "" : l == SIMD_SCALAR ? "the definition" : "every entry its own");
+    if (at < len) snprintf(buf + at, len - at, "%s)", simd_emulated() && l != SIMD_SCALAR ? "; emulated by SIMDe" : "");
 }
 
 void r4_acts_quantize(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding) {

@@ -104,6 +104,10 @@ extern const char *const simd_entry_names[SIMD_ENTRIES];
  * tables, so it cannot be out of date). */
 SimdLevel simd_entry_level(SimdLevel l, int e);
 
+/* The level's name and where its entries come from, for people: "avx512 (every entry its
+ * own)", or the borrowed entries and their levels; "emulated by SIMDe" in an emulated build. */
+void simd_describe(SimdLevel l, char *buf, size_t len);
+
 /* Whether this build emulates its SIMD levels (SIMD_EMULATED: the test build) rather than
  * running them as native code. */
 int simd_emulated(void);

@@ -65,6 +65,16 @@ void bench_stats(const double *v, int n, double *median, double *min, double *ma
 
 /* ------------------------------------------------------------------ the command */
 
+/* The multiply-adds of a pp test of n tokens from position 0: every token through the 7
+ * linears of every layer, attention over the positions up to its own (scores and weighted
+ * values: 2 (p + 1) dim per layer at position p; the kernels also multiply the later
+ * positions of their chunk, which the mask then drops: not counted), and the classifier
+ * for the last token. In the integer modes these are integer multiply-adds (the classifier
+ * too, unless it is float32). */
+static double pp_macs(const ModelConfig *c, int n) {
+    return n * config_linear_params(c) + (double)c->n_layers * n * (n + 1.0) * c->dim + (double)c->vocab_size * c->dim;
+}
+
 /* The CPU's name, from /proc/cpuinfo where there is one. */
 static void cpu_name(char *buf, size_t len) {
     snprintf(buf, len, "unknown CPU");
@@ -89,8 +99,12 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
         print_json_string(stdout, "{\"model\": ", o->model_path);
         printf(", \"dim\": %d, \"n_layers\": %d, \"vocab_size\": %d", c->dim, c->n_layers, c->vocab_size);
         print_json_string(stdout, ", \"cpu\": ", cpu);
-        printf(", \"simd\": \"%s\", \"threads\": %d, \"reps\": %d, \"context\": %d, \"results\": [",
-               simd_level_name(simd_current()), threads, o->reps, n_ctx);
+        printf(", \"simd\": \"%s\", \"kernels\": {", simd_level_name(simd_current()));
+        for (int e = 0; e < SIMD_ENTRIES; e++)
+            printf("%s\"%s\": \"%s\"", e ? ", " : "", simd_entry_names[e],
+                   simd_level_name(simd_entry_level(simd_current(), e)));
+        printf("}, \"emulated\": %s, \"threads\": %d, \"reps\": %d, \"context\": %d, \"results\": [",
+               simd_emulated() ? "true" : "false", threads, o->reps, n_ctx);
     } else {
         printf("bench: %s (dim %d, %d layers, vocab %d); %s, %s kernels, %d thread%s, %d reps\n"
                "%-18s %10s %10s %7s %10s %21s %8s\n",
@@ -122,11 +136,14 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
                 if (test)
                     printf(", \"bytes_read_per_token\": %.0f, \"read_gb_per_s\": %.3f", read_per_token,
                            read_per_token * tokens / med / 1e9);
+                else
+                    printf(", \"macs\": %.0f, \"gmacs_per_s\": %.2f", pp_macs(c, tokens), pp_macs(c, tokens) / med / 1e9);
                 printf("}");
             } else {
                 printf("%-18s %7.1f MB %7.1f MB %7s %10.2f   (%7.2f - %7.2f) %8.3f", name, wbytes / 1e6,
                        kvbytes / 1e6, label, tokens / med, tokens / hi, tokens / lo, 1e3 * med / tokens);
                 if (test) printf("   reads %.1f MB/tok: %.2f GB/s", read_per_token / 1e6, read_per_token * tokens / med / 1e9);
+                else printf("   %.2f G multiply-adds/s", pp_macs(c, tokens) / med / 1e9);
                 printf("\n");
             }
             first = 0;

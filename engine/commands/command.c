@@ -178,8 +178,10 @@ void command_describe(FILE *out, const char *path, const ModelWeights *w, int n,
     if (n_ctx > 0)
         fprintf(out, "context:  %d positions allocated (the model knows %d); KV cache limit %s\n", n_ctx,
                 c->seq_len, human_bytes((double)kv_limit, limit, sizeof limit));
-    fprintf(out, "kernels:  %s (this CPU supports %s), %d thread%s\n", simd_level_name(simd_current()),
-            simd_level_name(simd_detect()), threadpool_size(pool), threadpool_size(pool) == 1 ? "" : "s");
+    char kernels[256];
+    simd_describe(simd_current(), kernels, sizeof kernels);
+    fprintf(out, "kernels:  %s; the default here is %s; %d thread%s\n", kernels, simd_level_name(simd_detect()),
+            threadpool_size(pool), threadpool_size(pool) == 1 ? "" : "s");
     fprintf(out, "memory of each representation, at G = %d:\n", w[0].quant.group);
     memory_report(out, c, w[0].quant.group);
 }
