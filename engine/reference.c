@@ -79,9 +79,9 @@ static int razor(int32_t *q, int n, int mbits, int rounding) {
 
 /* x[0..n) quantized as `kind` (sections 1-2): stage 1 with the absmax scale s = max|x| /
  * qmax, where qmax is 127 for weights and the KV cache, 32767 for activations. QUANT_INT
- * keeps those integers; SDR razors each group of G
- * (the last may be shorter) to 4-bit codes and a shift, SDR5 to 5-bit codes; RTN4 is
- * stage 1 with 7 in place of qmax, not razored (section 5). Shifts are 0 where not razored. */
+ * keeps those integers; SDR razors each group of G (the last may be shorter) to 4-bit
+ * codes and a shift, SDR5 to 5-bit codes; RTN4 is stage 1 with 7 in place of qmax, not
+ * razored (section 5). Shifts are 0 where not razored. */
 static void quantize(QVec *v, const float *x, int n, QuantKind kind, int qmax, int G, int rounding) {
     if (kind == QUANT_RTN4) qmax = 7;
     float amax = 0.0f;
@@ -119,7 +119,8 @@ static void weight_row(QVec *v, const Linear *W, int r, int G) {
         v->code[i] = (i % 8 < 4 ? byte & 15 : byte >> 4) - 8;
     }
     const uint8_t *shifts = m->shifts ? m->shifts + (size_t)(r / QR_BLOCK_ROWS) * n_groups * 8 : NULL;
-    for (int g = 0; shifts && g < n_groups; g++) v->shift[g] = rr < 8 ? shifts[8 * g + rr] & 15 : shifts[8 * g + rr - 8] >> 4;
+    for (int g = 0; shifts && g < n_groups; g++)
+        v->shift[g] = rr < 8 ? shifts[8 * g + rr] & 15 : shifts[8 * g + rr - 8] >> 4;
     v->scale = m->scales[r];
 }
 
@@ -283,7 +284,8 @@ static void attention_head(Reference *r, int h, int kvh, const float *qh, float 
         }
     }
     if (r->watch.head)
-        r->watch.head(r->watch.ctx, r->layer, h, kvh, r->pos, qh, r->score, r->prob, q->keys == QUANT_F32 ? NULL : r->pf, out);
+        r->watch.head(r->watch.ctx, r->layer, h, kvh, r->pos, qh, r->score, r->prob,
+                      q->keys == QUANT_F32 ? NULL : r->pf, out);
 }
 
 /* ------------------------------------------------------------------ the forward pass */
@@ -373,7 +375,8 @@ Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t err
     r->q_ = take(r, dim, F), r->k = take(r, kv_dim, F), r->v = take(r, kv_dim, F);
     r->hb = take(r, hid, F), r->hb2 = take(r, hid, F), r->logits = take(r, (size_t)c->vocab_size, F);
     r->score = take(r, ctx, F), r->prob = take(r, ctx, F), r->pf = take(r, ctx, F);
-    r->act = (QVec){take(r, longest, I), take(r, longest, I), 0}, r->row = (QVec){take(r, longest, I), take(r, longest, I), 0};
+    r->act = (QVec){take(r, longest, I), take(r, longest, I), 0};
+    r->row = (QVec){take(r, longest, I), take(r, longest, I), 0};
     if (w->quant.keys == QUANT_F32) {
         r->key_f32 = take(r, cache * r->hs, F), r->value_f32 = take(r, cache * r->hs, F);
     } else { /* each entry's codes and shifts, one after the other in one block */
