@@ -82,7 +82,7 @@ static const float *float_linear(const ModelWeights *m, int l, Site s) {
     }
 }
 
-/* The linears of a layer, in Site order. */
+/* Which of layer `layer`'s seven linears W is (N_SITES: none of them). */
 static Site site_of(const ModelWeights *m, int layer, const Linear *W) {
     const LayerWeights *L = &m->layers[layer];
     const Linear *const linears[SITE_QK] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
