@@ -1,15 +1,8 @@
 /*
- * run.c - the command line: one table of options, from which -h is printed and every flag
- * is checked against the command it is given to (a flag a run would ignore is an error);
- * then text generation and chat. The other commands are in engine/ (eval.c, bench.c,
- * explain.c, quantize.c, import.c).
- *
- *   ./run MODEL [options]                      generate (or chat, -m chat)
- *   ./run MODEL --eval TEXT [options]          perplexity and KL against fp32
- *   ./run MODEL --bench [options]              tokens per second, llama-bench style
- *   ./run MODEL --explain [options]            W4A4 arithmetic, step by step
- *   ./run quantize IN.bin OUT.qrz [options]    write a 4-bit model file
- *   ./run import HF_DIR OUT.qrz [options]      the same from a Hugging Face directory
+ * run.c - the command line: one table of options, from which -h is printed (with the
+ * commands each flag applies to) and every flag is checked against the command it is
+ * given to (a flag a run would ignore is an error); then the command runs: generation,
+ * chat, eval, bench, explain, quantize and import are in engine/commands/.
  *
  * Generation flags follow llama2.c's run.c so its users feel at home. Bad input ends with
  * one line on stderr that says what was wrong, and exit status 1. parse_args returns its
@@ -40,9 +33,11 @@ typedef enum { CMD_GENERATE, CMD_CHAT, CMD_EVAL, CMD_BENCH, CMD_EXPLAIN, CMD_QUA
 enum { GEN = 1 << CMD_GENERATE, CHAT = 1 << CMD_CHAT, EVAL = 1 << CMD_EVAL, BENCH = 1 << CMD_BENCH,
        EXPLAIN = 1 << CMD_EXPLAIN, QUANT = 1 << CMD_QUANTIZE, IMPORT = 1 << CMD_IMPORT, TEXT = GEN | CHAT,
        MODES = TEXT | EVAL | BENCH, WRITE = QUANT | IMPORT };
-/* What chooses each command, as messages name it ("-y goes with -m chat"). */
+/* What chooses each command, as messages name it ("-y goes with -m chat"), and its name in -h. */
 static const char *const command_flag[N_COMMANDS] = {"-m generate", "-m chat", "--eval FILE", "--bench", "--explain",
                                                      "quantize", "import"};
+static const char *const command_name[N_COMMANDS] = {"generate", "chat", "eval", "bench", "explain", "quantize",
+                                                     "import"};
 
 typedef enum { ARG_NONE, ARG_INT, ARG_FLOAT, ARG_TEXT, ARG_WORD } ArgKind;
 
@@ -167,6 +162,15 @@ static const OptionSpec options[N_OPTIONS] = {
     [O_HELP] = {"-h", "--help", ARG_NONE, NULL, .commands = ~0u, .help = "this text"},
 };
 
+/* items[0..n) as "a", "a or b", "a, b or c" (last: " or " or " and "). */
+static const char *join(const char *const *items, int n, const char *last, char *buf, size_t len) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && at < len; k++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", k == 0 ? "" : k == n - 1 ? last : ", ", items[k]);
+    return buf;
+}
+
 static void usage(FILE *out) {
     fputs("Usage:   run MODEL [options]                   generate (or chat: -m chat)\n"
           "         run MODEL --eval TEXT_FILE [options]  perplexity and KL against fp32\n"
@@ -176,8 +180,8 @@ static void usage(FILE *out) {
           "         run import HF_DIR OUT.qrz [options]   the same from a Hugging Face dir\n"
           "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n\n"
           "MODEL is a llama2.c checkpoint (.bin, quantized at load) or a .qrz file\n"
-          "(already quantized by `run quantize` or `run import`). A flag that the\n"
-          "chosen command would ignore is an error.\n", out);
+          "(already quantized by `run quantize` or `run import`). Each flag says in\n"
+          "[brackets] the commands that take it; given to another, it is an error.\n", out);
     for (const OptionSpec *s = options; s < options + N_OPTIONS; s++) {
         char left[40];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->flag, s->alias ? ", " : "", s->alias ? s->alias : "",
@@ -192,6 +196,12 @@ static void usage(FILE *out) {
             fprintf(out, "  %-18s %.*s\n", left, len, h);
             h += len + (h[len] == '\n');
         }
+        const char *names[N_COMMANDS];
+        char list[128];
+        int n = 0;
+        for (int c = 0; c < N_COMMANDS; c++)
+            if (s->commands >> c & 1) names[n++] = command_name[c];
+        fprintf(out, "  %-18s [%s]\n", "", n == N_COMMANDS ? "every command" : join(names, n, ", ", list, sizeof list));
     }
     fputs("\nEnvironment:\n  QRAZOR_SIMD=scalar|avx2|avx512  force a kernel level\n"
           "  QRAZOR_KV_LIMIT=SIZE            most KV cache a run may allocate, e.g. 512M\n"
@@ -228,15 +238,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return PARSE_ERROR;
-}
-
-/* items[0..n) as "a", "a or b", "a, b or c" (last: " or " or " and "). */
-static const char *join(const char *const *items, int n, const char *last, char *buf, size_t len) {
-    size_t at = 0;
-    buf[0] = '\0';
-    for (int k = 0; k < n && at < len; k++)
-        at += (size_t)snprintf(buf + at, len - at, "%s%s", k == 0 ? "" : k == n - 1 ? last : ", ", items[k]);
-    return buf;
 }
 
 /* Which of words ("a|b|c") s is, or -1; list receives them as "a, b or c". */
@@ -310,7 +311,7 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     GenerateOptions *g = &o->generate;
     QuantConfig *q = &g->quant;
     char why[ERRLEN];
-    if (quant_config_parse(v[O_QUANT].at ? v[O_QUANT].text : "qrazor", q, why, sizeof why) != 0)
+    if (quant_config_parse(v[O_QUANT].text, q, why, sizeof why) != 0) /* NULL: the default mode */
         return fail(err, errlen, "-q: %s", why);
     q->group = v[O_GROUP].at ? (int)v[O_GROUP].i : q->group;
     q->rounding = v[O_SDR].at ? v[O_SDR].i == 0 : q->rounding;
@@ -322,9 +323,8 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
         return fail(err, errlen, "mode lists take whole modes (e.g. qrazor/g32/cls=fp32); drop -q, -g, --cls, --sdr");
     CacheTypes *cache = &g->cache;
     cache->given = v[O_CACHE_K].at || v[O_CACHE_V].at;
-    cache->keys = cache->values = QUANT_SDR;
-    if (v[O_CACHE_K].at) quant_cache_type_parse(v[O_CACHE_K].text, &cache->keys);
-    if (v[O_CACHE_V].at) quant_cache_type_parse(v[O_CACHE_V].text, &cache->values);
+    quant_cache_type_parse(v[O_CACHE_K].text, &cache->keys); /* NULL: the default type */
+    quant_cache_type_parse(v[O_CACHE_V].text, &cache->values);
     if (modes && cache->given)
         return fail(err, errlen, "mode lists take whole modes (e.g. qrazor/k5/v5); drop -ctk, -ctv");
     if (v[knob].at && o->command != CMD_EXPLAIN && !quant_config_razors(q))
@@ -365,13 +365,10 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
                                     .verbose = g->verbose};
     o->import = (ImportOptions){.in_dir = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
                                 .chat_template = v[O_CHAT_TEMPLATE].text};
-    /* Import's default embedding follows the classifier: INT8 rows when it is quantized (a
-     * quarter of the bytes, at a cost measured in docs/FORMAT.md), float32 when it is float32,
-     * which a tied model's classifier then shares. */
     if (v[O_EMBEDDING].at)
         o->import.quant.embedding = v[O_EMBEDDING].i == 1 ? QUANT_INT : QUANT_F32;
-    else if (!v[O_QUANT].at || !strstr(v[O_QUANT].text, "emb="))
-        o->import.quant.embedding = q->cls == QUANT_F32 ? QUANT_F32 : QUANT_INT;
+    else
+        quant_config_default_embedding(&o->import.quant, v[O_QUANT].text);
     g->chat_template = v[O_CHAT_TEMPLATE].text;
     return PARSE_RUN;
 }

@@ -54,17 +54,17 @@ cat <<'HEADER'
 | step | reference path (one token, plain loops) | fast path (a chunk of tokens, threads, SIMD) |
 |---|---|---|
 HEADER
-row "**a layer: attention block, then feed-forward block**" "$(link "$(span $R '/* Attention: x += wo' '/* The classifier')")" "$(link "$(span $F '/* Attention: x += wo' 'if (bad || !all_finite')")"
-row "embedding row of the token" "$(link "$(where $R 'model_embed(w, token, x)')")" "$(link "$(where $F 'model_embed(w, tokens[i]')")"
-row "xb = rmsnorm(x)" "$(link "$(where $R 'rmsnorm(r->xb, x, L->rms_att')"), $(link "$(fn kernels/floatops.c rmsnorm)")" "$(link "$(where $F 'rmsnorm_rows(t, s->xb, s->x, L->rms_att')")"
-row "quantize the input: stage 1, razor (SPEC 1-2)" "$(link "$(fn $R quantize)")" "$(link "$(fn engine/linear.c qacts_set)"), $(link "$(fn kernels/quant.c r4_acts_quantize_scalar)") and its SIMD twins"
-row "q, k, v = wq xb, wk xb, wv xb" "$(link "$(where $R 'linear(r, l, SITE_WQ')"), $(link "$(fn $R linear)")" "$(link "$(where $F '(const Linear *[]){&L->wq, &L->wk, &L->wv}')"), $(link "$(fn kernels/matmul.c matmul_shared)")"
+row "**a layer: x += attention block, then x += feed-forward block**" "$(link "$(span $R '/* Attention: x += wo' '/* The classifier')")" "$(link "$(fn $F run_layers)")"
+row "embedding row of the token" "$(link "$(where $R "the token's embedding")")" "$(link "$(where $F 'model_embed(t->w, tokens[i]')")"
+row "xb = rmsnorm(x)" "$(link "$(where $R 'rmsnorm(r, r->xb, x, L->rms_att')"), $(link "$(fn $R rmsnorm)")" "$(link "$(where $F 'rmsnorm_rows(t, s->xb, s->x, L->rms_att')"), $(link "$(fn kernels/floatops.c rmsnorm)")"
+row "quantize the input: stage 1, razor (SPEC 1-2)" "$(link "$(fn $R quantize)"), $(link "$(fn $R razor)")" "$(link "$(fn engine/linear.c qacts_set)"), $(link "$(fn kernels/quant.c r4_acts_quantize_scalar)") and its SIMD twins"
+row "q, k, v = wq xb, wk xb, wv xb" "$(link "$(where $R 'linear(r, r->q_, &L->wq')"), $(link "$(fn $R linear)"), $(link "$(fn $R weight_row)")" "$(link "$(where $F '(const Linear *[]){&L->wq, &L->wk, &L->wv}')"), $(link "$(fn kernels/matmul.c matmul_shared)")"
 row "integer product of codes (SPEC 3)" "$(link "$(fn kernels/quant.c qr_dot)")" "$(link "$(fn kernels/kernels_scalar.c r4_block_scalar)") and its SIMD twins"
-row "RoPE on q and k" "$(link "$(where $R 'rope_rotate(r->q_')")" "$(link "$(fn $F rope_and_cache_heads)")"
-row "k, v into the cache (SPEC 4)" "$(link "$(where $R 'quantize(&k, key')")" "$(link "$(fn engine/kv_cache.c kv_cache_store)")"
+row "RoPE on q and k" "$(link "$(where $R 'rope(r->q_')"), $(link "$(fn $R rope)")" "$(link "$(fn $F rope_and_cache_heads)"), $(link "$(fn kernels/floatops.c rope_angles)")"
+row "k, v into the cache (SPEC 4)" "$(link "$(where $R 'quantize(&r->keys[at]')")" "$(link "$(fn engine/kv_cache.c kv_cache_store)")"
 row "scores q . k / sqrt(hs), softmax" "$(link "$(fn $R attention_head)")" "$(link "$(span engine/attention.c '/* Scores:' 'qacts_quantize(&sc->p')")"
-row "weighted values V^T p' (SPEC 4)" "$(link "$(where $R 'Dimension d of every cached value')")" "$(link "$(span engine/attention.c '/* Weighted values' 'linear_apply_rows(sc->out')")"
-row "x += wo attention" "$(link "$(span $R 'linear(r, l, SITE_WO' 'x[i] += r->xb2[i]')")" "$(link "$(span $F '(const Linear *[]){&L->wo}' 'add_rows(s->x')")"
-row "xb = rmsnorm(x); x += w2 (silu(w1 xb) * (w3 xb))" "$(link "$(span $R '/* Feed-forward:' 'x[i] += r->xb2[i]')")" "$(link "$(span $F '/* Feed-forward:' 'add_rows(s->x')")"
-row "logits = classifier(rmsnorm(x))" "$(link "$(where $R 'linear(r, -1, N_SITES, r->logits')")" "$(link "$(fn $F classify)")"
+row "weighted values V^T p' (SPEC 4)" "$(link "$(span $R '/* Weighted values' 'out[d] = (float)acc')")" "$(link "$(span engine/attention.c '/* Weighted values' 'linear_apply_rows(sc->out')")"
+row "x += wo attention" "$(link "$(span $R 'linear(r, r->xb2, &L->wo' 'x[i] += r->xb2[i]')")" "$(link "$(fn $F attention_block)"), $(link "$(where $F 'residual_add(t, attention_block')")"
+row "xb = rmsnorm(x); x += w2 (silu(w1 xb) * (w3 xb))" "$(link "$(span $R '/* Feed-forward:' 'x[i] += r->xb2[i]')"), $(link "$(fn $R swiglu)")" "$(link "$(fn $F ffn_block)"), $(link "$(where $F 'residual_add(t, ffn_block')")"
+row "logits = classifier(rmsnorm(x))" "$(link "$(where $R 'linear(r, r->logits, &w->cls')")" "$(link "$(fn $F classify)")"
 [ ! -s "$failed" ] # the map is wrong if any step was not found

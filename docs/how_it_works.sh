@@ -68,12 +68,14 @@ forward_map() {
 ## One token through the forward pass
 
 The same arithmetic is written twice, on purpose. \`engine/reference.c\` is the definition:
-one token at a time, plain loops, one thread, each quantized product one call to the
-scalar kernel of SPEC section 3 (\`./run MODEL --reference\` runs it, to step through in a
-debugger). \`engine/forward.c\` and the files it calls are the fast path: a chunk of
-tokens at once, threads and SIMD. \`tests/test_reference.c\` checks that the two give
-bit-identical logits for every integer mode, thread count, SIMD level and chunking. Each
-step of a layer, and where each path computes it:
+one token at a time, plain loops, one thread, every step of SPEC.md written out in it
+(stage 1, the razor, the weights unpacked from their bytes, RoPE, SwiGLU), sharing only
+the integer product of SPEC section 3, \`qr_dot\`, with the fast path
+(\`./run MODEL --reference\` runs it, to step through in a debugger).
+\`engine/forward.c\` and the files it calls are the fast path: a chunk of tokens at once,
+threads and SIMD. \`tests/test_reference.c\` checks that the two give bit-identical logits
+for every mode, thread count, SIMD level and chunking. Each step of a layer, and where
+each path computes it:
 
 $forward_map_table
 EOF
@@ -264,5 +266,6 @@ for s in "${SECTIONS[@]}"; do
     "$s"
     [ "$s" = "${SECTIONS[-1]}" ] || echo
 done > "$tmp/page.md"
+[ "${CHECK:-0}" = 1 ] && { made_clean docs/ACCURACY.md "make accuracy" || exit 1; } # the page quotes it
 finish "$OUT" "$tmp/page.md" "make docs"
 finish "$SVG" "$tmp/explain.svg" "make docs"

@@ -34,6 +34,20 @@ static void parallel(Transformer *t, int n, long work, RangeTask fn, void *ctx) 
     threadpool_parallel_for(t->pool, n, work < PARALLEL_MIN_WORK ? n : threadpool_grain(t->pool, n, 4), fn, ctx);
 }
 
+/* The work of each step for n tokens, in about one multiply-add each, for parallel(). */
+/* RMSNorm: a square, a sum, a scale and a gain per value. */
+static long rmsnorm_work(const ModelConfig *c, int n) { return (long)n * c->dim * 4; }
+/* RoPE on the query heads and the key, and quantizing key and value: ~8 per value. */
+static long rope_and_cache_work(const ModelConfig *c, int n) {
+    return (long)n * (c->n_heads + 2) * config_head_size(c) * 8;
+}
+/* Every query head's scores and weighted values over the positions so far. */
+static long attention_work(const ModelConfig *c, int n, int pos) {
+    return (long)n * (pos + n) * c->n_heads * config_head_size(c);
+}
+/* SwiGLU: an exp in double and a few products per hidden value. */
+static long swiglu_work(const ModelConfig *c, int n) { return (long)n * c->hidden_dim * 16; }
+
 /* ------------------------------------------------------------------ the steps */
 
 typedef struct {
@@ -52,11 +66,13 @@ static void rmsnorm_range(void *ctx, int thread, int i0, int i1) {
 /* o[i] = rmsnorm(x[i]) * gain for n rows of dim values. */
 static void rmsnorm_rows(Transformer *t, float *o, const float *x, const float *gain, int n) {
     RmsnormRows rows = {o, x, gain, t->cfg.dim, t->cfg.norm_eps};
-    parallel(t, n, (long)n * t->cfg.dim * 4, rmsnorm_range, &rows);
+    parallel(t, n, rmsnorm_work(&t->cfg, n), rmsnorm_range, &rows);
 }
 
-static void add_rows(float *x, const float *y, size_t count) {
-    for (size_t i = 0; i < count; i++) x[i] += y[i];
+/* x += y for the residual streams of n tokens. */
+static void residual_add(Transformer *t, const float *y, int n) {
+    float *x = t->s.x;
+    for (size_t i = 0; i < (size_t)n * t->cfg.dim; i++) x[i] += y[i];
 }
 
 /* ys[i] = ws[i] x for count linears sharing the input x (n rows of ws[0]->cols values),
@@ -111,12 +127,12 @@ static void swiglu_range(void *ctx, int thread, int i0, int i1) {
 
 /* ------------------------------------------------------------------ the forward pass */
 
-/* 1 if no value is NaN or infinite (exponent bits all ones). It runs on the residual
- * stream after every layer and on every token's logits (32000 for Llama 2's vocabulary;
- * a scalar loop over them was 1.6% of stories15M's decoding), so it is written for
- * compilers to vectorize even at -O2 for a plain x86-64: blocks of 8 with a fixed inner
- * count, and an OR of comparisons, which SSE2 has (an unsigned minimum it has not). */
-static int all_finite(const float *x, size_t n) {
+/* NaN and infinity have all exponent bits set. all_finite runs on the residual stream
+ * after every layer and on every token's logits (32000 for Llama 2's vocabulary; a scalar
+ * loop over them was 1.6% of stories15M's decoding), so it is written for compilers to
+ * vectorize even at -O2 for a plain x86-64: blocks of 8 with a fixed inner count, and an
+ * OR of comparisons, which SSE2 has (an unsigned minimum it has not). */
+int all_finite(const float *x, size_t n) {
     uint32_t bad = 0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -132,39 +148,45 @@ static int all_finite(const float *x, size_t n) {
     return !bad;
 }
 
+/* The attention block of layer l for the chunk's n tokens at positions pos ..:
+ * wo attention(rmsnorm(x)), returned in s->xb2. Sets *bad when an input was not finite. */
+static const float *attention_block(Transformer *t, int l, int pos, int n, int *bad) {
+    const LayerWeights *L = &t->w->layers[l];
+    RunState *s = &t->s;
+    Chunk chunk = {t, l, pos, n};
+    rmsnorm_rows(t, s->xb, s->x, L->rms_att, n);
+    *bad |= linears(t, (float *[]){s->q, s->k, s->v}, (const Linear *[]){&L->wq, &L->wk, &L->wv}, 3, s->xb, n,
+                    &s->in_dim);
+    parallel(t, t->cfg.n_kv_heads, rope_and_cache_work(&t->cfg, n), rope_and_cache_heads, &chunk);
+    parallel(t, t->cfg.n_kv_heads, attention_work(&t->cfg, n, pos), attention_heads, &chunk);
+    *bad |= linears(t, &s->xb2, (const Linear *[]){&L->wo}, 1, s->xb, n, &s->in_dim);
+    return s->xb2;
+}
+
+/* The feed-forward block of layer l: w2 (silu(w1 xb) * (w3 xb)) with xb = rmsnorm(x),
+ * returned in s->xb2. Sets *bad when an input was not finite. */
+static const float *ffn_block(Transformer *t, int l, int n, int *bad) {
+    const LayerWeights *L = &t->w->layers[l];
+    RunState *s = &t->s;
+    rmsnorm_rows(t, s->xb, s->x, L->rms_ffn, n);
+    *bad |= linears(t, (float *[]){s->hb, s->hb2}, (const Linear *[]){&L->w1, &L->w3}, 2, s->xb, n, &s->in_dim);
+    parallel(t, n * t->cfg.hidden_dim, swiglu_work(&t->cfg, n), swiglu_range, s);
+    *bad |= linears(t, &s->xb2, (const Linear *[]){&L->w2}, 1, s->hb, n, &s->in_hidden);
+    return s->xb2;
+}
+
 /* n <= CHUNK tokens at positions pos .. pos + n - 1 through every layer, leaving their
  * residual streams in s->x. Returns -1, or the first layer whose activations were not
  * finite (huge weights can overflow float32). */
 static int run_layers(Transformer *t, const int *tokens, int n, int pos) {
-    const ModelConfig *c = &t->cfg;
-    const ModelWeights *w = t->w;
     RunState *s = &t->s;
-    const int dim = c->dim, hid = c->hidden_dim, hs = config_head_size(c);
-
+    const int dim = t->cfg.dim;
     for (int i = 0; i < n; i++)
-        model_embed(w, tokens[i], s->x + (size_t)i * dim);
-
-    for (int l = 0; l < c->n_layers; l++) {
-        const LayerWeights *L = &w->layers[l];
-        Chunk chunk = {t, l, pos, n};
+        model_embed(t->w, tokens[i], s->x + (size_t)i * dim);
+    for (int l = 0; l < t->cfg.n_layers; l++) {
         int bad = 0;
-
-        /* Attention: x += wo attention(rmsnorm(x)). */
-        rmsnorm_rows(t, s->xb, s->x, L->rms_att, n);
-        bad |= linears(t, (float *[]){s->q, s->k, s->v}, (const Linear *[]){&L->wq, &L->wk, &L->wv}, 3, s->xb, n,
-                       &s->in_dim);
-        parallel(t, c->n_kv_heads, (long)n * (c->n_heads + 2) * hs * 8, rope_and_cache_heads, &chunk);
-        parallel(t, c->n_kv_heads, (long)n * (pos + n) * c->n_heads * hs, attention_heads, &chunk);
-        bad |= linears(t, &s->xb2, (const Linear *[]){&L->wo}, 1, s->xb, n, &s->in_dim);
-        add_rows(s->x, s->xb2, (size_t)n * dim);
-
-        /* Feed-forward: x += w2 (silu(w1 xb) * (w3 xb)) with xb = rmsnorm(x). */
-        rmsnorm_rows(t, s->xb, s->x, L->rms_ffn, n);
-        bad |= linears(t, (float *[]){s->hb, s->hb2}, (const Linear *[]){&L->w1, &L->w3}, 2, s->xb, n, &s->in_dim);
-        parallel(t, n * hid, (long)n * hid * 16, swiglu_range, s);
-        bad |= linears(t, &s->xb2, (const Linear *[]){&L->w2}, 1, s->hb, n, &s->in_hidden);
-        add_rows(s->x, s->xb2, (size_t)n * dim);
-
+        residual_add(t, attention_block(t, l, pos, n, &bad), n); /* x += attention(rmsnorm(x)) */
+        residual_add(t, ffn_block(t, l, n, &bad), n);            /* x += ffn(rmsnorm(x)) */
         if (bad || !all_finite(s->x, (size_t)n * dim)) return l;
     }
     return -1;

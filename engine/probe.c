@@ -82,31 +82,43 @@ static const float *float_linear(const ModelWeights *m, int l, Site s) {
     }
 }
 
-void probe_linear(Probe *p, const ModelWeights *m, int layer, Site s, const float *x, int n,
-                  int pos0, const float *y, int rows, int cols) {
-    const float *w = float_linear(m, layer, s);
-    for (int t = 0; t < n; t++) {
-        const float *xt = x + (size_t)t * cols;
-        int best = 0;
-        double best_ref = 0;
-        for (int r = 0; r < rows; r++) {
-            double ref = 0;
-            for (int i = 0; i < cols; i++) ref += (double)w[(size_t)r * cols + i] * xt[i];
-            accumulate(p, layer, s, ref, y[(size_t)t * rows + r]);
-            if (fabs(ref) > fabs(best_ref)) best = r, best_ref = ref;
-        }
-        if (!wanted(p, layer, s, pos0 + t)) continue;
-        memcpy(p->x, xt, (size_t)cols * sizeof *xt);
-        memcpy(p->w, w + (size_t)best * cols, (size_t)cols * sizeof *w);
-        p->k = cols;
-        p->row = best;
-        p->y = y[(size_t)t * rows + best];
-        p->y_ref = (float)best_ref;
-        p->captured = 1;
-    }
+/* Which of layer `layer`'s seven linears W is (N_SITES: none of them). */
+static Site site_of(const ModelWeights *m, int layer, const Linear *W) {
+    const LayerWeights *L = &m->layers[layer];
+    const Linear *const linears[SITE_QK] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+    for (int s = 0; s < SITE_QK; s++)
+        if (linears[s] == W) return (Site)s;
+    return N_SITES;
 }
 
-void probe_kv(Probe *p, int layer, int kv_head, int pos, const float *k, const float *v) {
+/* A linear of a block (not the classifier): its float32 reference from the same input. */
+static void watch_linear(void *ctx, int layer, const Linear *W, const float *x, const float *y, int pos) {
+    Probe *p = ctx;
+    const Site s = layer < 0 ? N_SITES : site_of(p->weights, layer, W);
+    if (s == N_SITES) return;
+    const float *w = float_linear(p->weights, layer, s);
+    const int rows = W->rows, cols = W->cols;
+    int best = 0;
+    double best_ref = 0;
+    for (int r = 0; r < rows; r++) {
+        double ref = 0;
+        for (int i = 0; i < cols; i++) ref += (double)w[(size_t)r * cols + i] * x[i];
+        accumulate(p, layer, s, ref, y[r]);
+        if (fabs(ref) > fabs(best_ref)) best = r, best_ref = ref;
+    }
+    if (!wanted(p, layer, s, pos)) return;
+    memcpy(p->x, x, (size_t)cols * sizeof *x);
+    memcpy(p->w, w + (size_t)best * cols, (size_t)cols * sizeof *w);
+    p->k = cols;
+    p->row = best;
+    p->y = y[best];
+    p->y_ref = (float)best_ref;
+    p->captured = 1;
+}
+
+/* Float copies of the keys and values, for the float32 references of attention. */
+static void watch_kv(void *ctx, int layer, int kv_head, int pos, const float *k, const float *v) {
+    Probe *p = ctx;
     const size_t off = ((size_t)layer * p->seq_len + pos) * p->kv_dim + (size_t)kv_head * p->head_size;
     memcpy(p->keys + off, k, (size_t)p->head_size * sizeof *k);
     memcpy(p->values + off, v, (size_t)p->head_size * sizeof *v);
@@ -116,7 +128,7 @@ static const float *cached(const Probe *p, const float *cache, int layer, int kv
     return cache + ((size_t)layer * p->seq_len + pos) * p->kv_dim + (size_t)kv_head * p->head_size;
 }
 
-void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float *q, const float *scores) {
+static void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float *q, const float *scores) {
     const int hs = p->head_size;
     int best = 0;
     double best_ref = -INFINITY;
@@ -138,8 +150,8 @@ void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float 
     p->captured = 1;
 }
 
-void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float *probs,
-                  const float *v_scale, const float *out) {
+static void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float *probs,
+                         const float *p_scaled, const float *out) {
     const int hs = p->head_size;
     int best = 0;
     double best_ref = 0;
@@ -152,7 +164,7 @@ void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float 
     if (!wanted(p, layer, SITE_PV, pos) || h != p->head) return;
     for (int t = 0; t <= pos; t++) {
         const float *v = cached(p, p->values, layer, kv_head, t);
-        p->x[t] = v_scale ? probs[t] * v_scale[t] : probs[t]; /* p', as the engine forms it */
+        p->x[t] = p_scaled ? p_scaled[t] : probs[t]; /* p', as the engine forms it */
         memcpy(p->v_rows + (size_t)t * hs, v, (size_t)hs * sizeof *v);
     }
     p->k = pos + 1;
@@ -160,4 +172,16 @@ void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float 
     p->y = out[best];
     p->y_ref = (float)best_ref;
     p->captured = 1;
+}
+
+static void watch_head(void *ctx, int layer, int h, int kv_head, int pos, const float *query, const float *scores,
+                       const float *probs, const float *p_scaled, const float *out) {
+    Probe *p = ctx;
+    if (p_scaled) probe_scores(p, layer, h, kv_head, pos, query, scores); /* the quantized scores */
+    probe_values(p, layer, h, kv_head, pos, probs, p_scaled, out);
+}
+
+void probe_attach(Probe *p, Reference *r, const ModelWeights *m) {
+    p->weights = m;
+    reference_watch(r, &(ReferenceWatch){p, watch_linear, watch_kv, watch_head});
 }

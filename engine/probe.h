@@ -1,8 +1,9 @@
 /*
  * engine/probe.h - a look inside the forward pass, for the explain mode.
  *
- * A probe attached to the reference forward pass (reference_set_probe, engine/reference.h:
- * the fast path computes the same numbers, bit for bit) makes every quantized product
+ * A probe attached to the reference forward pass (probe_attach: it watches the pass through
+ * engine/reference.h's callbacks; the fast path computes the same numbers, bit for bit)
+ * makes every quantized product
  * also compute its float32 reference from the same float input (the float weights, and
  * float copies of the keys and values), and records:
  *   - per layer and site, the energy of the reference outputs and of the error: their
@@ -16,6 +17,7 @@
 #ifndef ENGINE_PROBE_H
 #define ENGINE_PROBE_H
 
+#include "engine/reference.h"
 #include "weights/model.h"
 
 /* The products of a block: the seven linears, the attention scores (q . k) and the
@@ -44,6 +46,7 @@ typedef struct Probe {
     /* Float copies of the keys (after RoPE) and values: [n_layers][seq_len][kv_dim]. */
     float *keys, *values;
     int n_layers, seq_len, kv_dim;
+    const ModelWeights *weights; /* the float checkpoint's, for the float32 products */
 } Probe;
 
 /* Allocates a probe's buffers for a model. Returns 0, or -1 when out of memory. */
@@ -53,19 +56,8 @@ void probe_free(Probe *p);
 /* SQNR of one layer's site in dB (+inf when there was no noise). */
 double probe_sqnr(const Probe *p, int layer, Site s);
 
-/* Hooks for the forward pass (engine/reference.c), each a no-op unless it concerns what
- * the probe records. Linears: n input rows x (cols each) at positions pos0.., their
- * quantized outputs y (rows each). */
-void probe_linear(Probe *p, const ModelWeights *m, int layer, Site s, const float *x, int n,
-                  int pos0, const float *y, int rows, int cols);
-/* A kv head's key (after RoPE) and value at a position, as floats. */
-void probe_kv(Probe *p, int layer, int kv_head, int pos, const float *k, const float *v);
-/* Query head h at position pos: its float query and quantized scores (/ sqrt(head_size))
- * over positions 0..pos. */
-void probe_scores(Probe *p, int layer, int h, int kv_head, int pos, const float *q, const float *scores);
-/* Query head h at position pos: its probabilities over 0..pos, the value scales folded
- * into them (NULL for float32 values), and its quantized output. */
-void probe_values(Probe *p, int layer, int h, int kv_head, int pos, const float *probs,
-                  const float *v_scale, const float *out);
+/* Makes the reference pass r (over the weights m, opened from a float checkpoint) fill
+ * the probe as it runs. */
+void probe_attach(Probe *p, Reference *r, const ModelWeights *m);
 
 #endif

@@ -1,19 +1,21 @@
 /*
- * engine/reference.c - the reference forward pass: docs/SPEC.md, one token at a time.
+ * engine/reference.c - the forward pass as docs/SPEC.md defines it, one token at a time.
  *
- * Read it as llama2.c's forward(): the same steps in the same order, with each matrix
- * product of the integer modes done as the spec says, by its plain definition:
- *   1. quantize the input vector (section 1: absmax scale, stage-1 integers), and razor
- *      it to 4-bit codes with one shift per group of G (section 2) in the 4-bit modes;
- *   2. take each weight row as stored (its codes, group shifts and scale);
- *   3. multiply codes as integers, shift once per group, sum exactly (qr_dot, section 3),
- *      and scale the sum once: y = ((float)acc * Sa) * Sw (qr_output).
+ * Read it as llama2.c's forward(): the same steps in the same order, each written out here
+ * in plain loops, so that this file and docs/SPEC.md are all it takes to follow W4A4KV4
+ * inference. In the integer modes a matrix product is done as the spec defines it:
+ *   1. quantize the input vector: stage 1 (absmax scale, 16-bit integers), then the razor,
+ *      4-bit codes with one shift per group of G (sections 1-2: quantize, razor);
+ *   2. unpack each weight row as stored: its codes, group shifts and scale (weight_row);
+ *   3. multiply codes as integers, shift once per group, sum exactly (section 3: qr_dot),
+ *      and scale the sum once: y = ((float)acc * Sa) * Sw.
  * Attention does the same with the query against each cached key, and with the
  * probabilities against the cached values (section 4). RMSNorm, RoPE, softmax and SwiGLU
- * stay float32 and are the very functions the fast path calls (kernels/floatops.h).
+ * stay float32, in the same order of operations as the fast path and the NumPy oracle.
  *
- * Nothing here is fast: every product unpacks its weights again. Tests run it against
- * engine/forward.c on every golden model, mode, thread count and SIMD level.
+ * Nothing here is fast, and nothing is shared with the fast path (engine/forward.c) but the
+ * weights and qr_dot: tests/test_reference.c compares the logits of the two with memcmp on
+ * every golden model, mode, thread count and SIMD level.
  */
 #include "engine/reference.h"
 
@@ -22,8 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/floatops.h"
-#include "kernels/simd.h"       /* dot_f32_scalar: the one order of float32 dot products */
+#include "kernels/quant.h" /* qr_dot, and the types of the weights */
 
 /* A vector quantized as docs/SPEC.md sections 1-2 say: its integers (4-bit codes in
  * [-7, 7], 5-bit codes of the r5 cache in [-15, 15], or stage-1 codes when not razored),
@@ -33,137 +34,258 @@ typedef struct {
     float scale;
 } QVec;
 
+enum { MAX_BLOCKS = 24 };
+
 struct Reference {
     const ModelWeights *w;
     ModelConfig c;
     QuantConfig q;
     int n_ctx, hs, G;
-    int pos;                   /* of the token being run */
+    int layer, pos;            /* of the step being run (the classifier's layer is -1) */
     /* Activations of the current token, as in llama2.c. */
     float *x, *xb, *xb2;       /* [dim] residual stream, block input, block output */
     float *q_, *k, *v;         /* [dim], [kv_dim], [kv_dim] */
     float *hb, *hb2;           /* [hidden_dim] */
-    float *att, *pf;           /* [n_ctx] attention probabilities; p' = p * Sv */
-    float *rope_cos, *rope_sin;/* [hs / 2] this position's rotation */
+    float *score, *prob, *pf;  /* [n_ctx] attention scores, probabilities, p' = p * Sv */
+    float *squares;            /* [dim] RMSNorm's */
     float *logits;             /* [vocab_size] */
-    /* The KV cache, [layer][kv head][position]: floats in fp32, else QVecs. */
+    /* The KV cache, [layer][kv head][position]: float vectors in fp32, else quantized. */
     float *key_f32, *value_f32;          /* [..][hs] */
-    int32_t *key_code, *value_code;      /* [..][hs] */
-    int32_t *key_shift, *value_shift;    /* [..][groups of hs] */
-    float *key_scale, *value_scale;      /* [..] */
-    /* Scratch QVecs: an activation, a weight row, and a column of values. */
-    QVec act, row;
-    int32_t *column, *no_shifts;         /* [n_ctx] */
-    Probe *probe;
+    QVec *keys, *values;                 /* [..] */
+    QVec act, row;                       /* scratch: an activation, a weight row */
+    ReferenceWatch watch;
+    void *blocks[MAX_BLOCKS];            /* the memory of all the above, for reference_free */
+    int n_blocks, out_of_memory;
 };
 
 /* ------------------------------------------------------------------ the quantized pieces */
 
-/* Sections 1 and 2: x[0..n) as `kind` from a stage-1 base of qmax (127: weights and the
- * KV cache; 32767: activations). Stage 1 alone keeps the integers (shift 0); SDR razors
- * each group to 4-bit codes and a shift (SDR5: 5-bit codes, section 6); RTN4 rounds
- * straight to 4 bits (shift 0). */
-static void quantize(QVec *v, const float *x, int n, QuantKind kind, int qmax, const QuantConfig *q) {
-    v->scale = kind_scale(x, n, kind, qmax);
-    for (int g = 0, start = 0; start < n; g++, start += q->group) {
-        const int len = qr_group_len(n, q->group, g);
-        if (kind == QUANT_INT) {
-            for (int i = start; i < start + len; i++) v->code[i] = quantize_value(x[i], v->scale, qmax);
-            v->shift[g] = 0;
-        } else {
-            int8_t codes[QR_MAX_GROUP];
-            v->shift[g] = quantize_group(x + start, len, v->scale, kind, qmax, q->rounding, codes);
-            for (int i = 0; i < len; i++) v->code[start + i] = codes[i];
+/* Section 2 on one group of n stage-1 integers, in place: each becomes a sign and `mbits`
+ * magnitude bits (3: a 4-bit code; 4: a 5-bit code, section 6) under one shared shift,
+ * which it returns; the razored integer is code << shift. */
+static int razor(int32_t *q, int n, int mbits, int rounding) {
+    uint32_t any = 0; /* 1. OR of the magnitudes: its leading one is the largest's */
+    for (int i = 0; i < n; i++) any |= (uint32_t)abs(q[i]);
+    int lead = -1; /* 2-3. that leading one's bit (-1: every integer is 0) */
+    for (uint32_t m = any; m; m >>= 1) lead++;
+    const int shift = lead > mbits - 1 ? lead - (mbits - 1) : 0; /* 4. keep mbits bits from it down */
+    const uint32_t half = rounding && shift > 0 ? 1u << (shift - 1) : 0, cmax = (1u << mbits) - 1;
+    for (int i = 0; i < n; i++) { /* 5-6. round half up, saturate, put the sign back */
+        const uint32_t c = ((uint32_t)abs(q[i]) + half) >> shift;
+        q[i] = (q[i] < 0 ? -1 : 1) * (int32_t)(c < cmax ? c : cmax);
+    }
+    return shift;
+}
+
+/* x[0..n) quantized as `kind` (sections 1-2): stage 1 with the absmax scale s = max|x| /
+ * qmax, where qmax is 127 for weights and the KV cache, 32767 for activations. QUANT_INT
+ * keeps those integers; SDR razors each group of G (the last may be shorter) to 4-bit
+ * codes and a shift, SDR5 to 5-bit codes; RTN4 is stage 1 with 7 in place of qmax, not
+ * razored (section 5). Shifts are 0 where not razored. */
+static void quantize(QVec *v, const float *x, int n, QuantKind kind, int qmax, int G, int rounding) {
+    if (kind == QUANT_RTN4) qmax = 7;
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    v->scale = amax / (float)qmax;
+    for (int i = 0; i < n; i++) { /* round(x / s) half away from zero, clamped; 0 if s = 0 or NaN */
+        const float code = v->scale == 0.0f ? 0.0f : roundf(x[i] / v->scale);
+        v->code[i] = isnan(code) ? 0 : (int32_t)fminf(fmaxf(code, (float)-qmax), (float)qmax);
+    }
+    for (int g = 0, start = 0; start < n; g++, start += G) {
+        const int len = n - start < G ? n - start : G;
+        const int razored = kind == QUANT_SDR || kind == QUANT_SDR5;
+        v->shift[g] = razored ? razor(v->code + start, len, kind == QUANT_SDR5 ? 4 : 3, rounding) : 0;
+    }
+}
+
+/* Row r of a quantized weight matrix as integers. INT8 storage is row-major bytes (stage-1
+ * codes, or 4-bit codes already expanded to c << s), shifts 0. 4-bit storage is unpacked
+ * from its byte layout (kernels/qformat.h draws it): rows in blocks of 16, a block's
+ * columns in steps of 8 taking 64 bytes; byte 4 rr + e of step j holds row rr's code of
+ * column 8j + e in its low nibble and of column 8j + 4 + e in its high one, as c + 8. A
+ * block's shifts take 8 bytes per group: byte rr % 8, the low nibble for rows rr < 8. */
+static void weight_row(QVec *v, const Linear *W, int r, int G) {
+    const int n_groups = (W->cols + G - 1) / G, rr = r % QR_BLOCK_ROWS;
+    for (int g = 0; g < n_groups; g++) v->shift[g] = 0;
+    if (W->storage == STORE_INT) {
+        for (int i = 0; i < W->cols; i++) v->code[i] = W->i8.q[(size_t)r * W->cols + i];
+        v->scale = W->i8.scales[r];
+        return;
+    }
+    const R4Matrix *m = &W->r4;
+    const uint8_t *block = m->codes + (size_t)(r / QR_BLOCK_ROWS) * (m->cols_pad / 8) * 64;
+    for (int i = 0; i < W->cols; i++) {
+        const uint8_t byte = block[(size_t)(i / 8) * 64 + 4 * rr + i % 4];
+        v->code[i] = (i % 8 < 4 ? byte & 15 : byte >> 4) - 8;
+    }
+    const uint8_t *shifts = m->shifts ? m->shifts + (size_t)(r / QR_BLOCK_ROWS) * n_groups * 8 : NULL;
+    for (int g = 0; shifts && g < n_groups; g++)
+        v->shift[g] = rr < 8 ? shifts[8 * g + rr] & 15 : shifts[8 * g + rr - 8] >> 4;
+    v->scale = m->scales[r];
+}
+
+/* ------------------------------------------------------------------ the float32 steps */
+
+/* As llama2.c's, in the order of operations of the fast path and the NumPy oracle: in the
+ * integer modes each of them feeds a quantizer, where the last bit can decide a rounding. */
+
+/* A float32 sum in NumPy's pairwise order: fewer than 8 terms one after another; up to 128
+ * as 8 interleaved sums (of terms j, j + 8, j + 16, ...) added as a tree, then the terms
+ * past the last whole 8; longer, its halves (the first a multiple of 8 long) apart. */
+static float sum_pairwise(const float *a, int n) {
+    if (n > 128) {
+        const int half = n / 2 - n / 2 % 8;
+        return sum_pairwise(a, half) + sum_pairwise(a + half, n - half);
+    }
+    float s = 0.0f, lane[8];
+    int i = 0;
+    if (n >= 8) {
+        memcpy(lane, a, sizeof lane);
+        for (i = 8; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) lane[j] += a[i + j];
+        s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    }
+    for (; i < n; i++) s += a[i];
+    return s;
+}
+
+/* o = gain * (x / sqrt(mean(x^2) + eps)). o may be x. */
+static void rmsnorm(Reference *r, float *o, const float *x, const float *gain) {
+    const int n = r->c.dim;
+    for (int i = 0; i < n; i++) r->squares[i] = x[i] * x[i];
+    const float inv = 1.0f / sqrtf(sum_pairwise(r->squares, n) / (float)n + r->c.norm_eps);
+    for (int i = 0; i < n; i++) o[i] = gain[i] * (inv * x[i]);
+}
+
+static void softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
+    for (int i = 0; i < n; i++) x[i] = expf(x[i] - max);
+    const float sum = sum_pairwise(x, n);
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+/* RoPE, llama2.c's interleaved pairs: pair i of each of n_heads heads in v turns by the
+ * angle pos / theta^(2i / hs), whose cosine and sine are taken in double, rounded once. */
+static void rope(float *v, int n_heads, int hs, int pos, double theta) {
+    for (int i = 0; i < hs / 2; i++) {
+        const double angle = (double)pos * (1.0 / pow(theta, (double)(2 * i) / (double)hs));
+        const float cos_a = (float)cos(angle), sin_a = (float)sin(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *pair = v + (size_t)h * hs + 2 * i;
+            const float v0 = pair[0], v1 = pair[1];
+            pair[0] = v0 * cos_a - v1 * sin_a;
+            pair[1] = v0 * sin_a + v1 * cos_a;
         }
     }
 }
 
-/* Row r of a quantized weight matrix, as it is stored (kernels/qformat.h): INT8 rows
- * have no shifts; 4-bit rows have one per group (0 for RTN4). */
-static void weight_row(QVec *v, const Linear *W, int r, int group) {
-    for (int g = 0; g * group < W->cols; g++) v->shift[g] = W->storage == STORE_R4 ? r4_get_shift(&W->r4, r, g) : 0;
-    for (int i = 0; i < W->cols; i++)
-        v->code[i] = W->storage == STORE_R4 ? r4_get_code(&W->r4, r, i) : W->i8.q[(size_t)r * W->cols + i];
-    v->scale = W->storage == STORE_R4 ? W->r4.scales[r] : W->i8.scales[r];
+/* e^x for SiLU, computed as the fast path computes it (kernels/floatops.c measures its
+ * error: below 3 double epsilons): e^x = 2^n e^t with n = round(x / ln 2) and t = x - n ln 2
+ * (ln 2 in fdlibm's two parts, so t is exact), e^t by its Taylor series to t^13 summed in
+ * Estrin's order: pairs of terms, then pairs of pairs. x is clamped to [-40, 709], where
+ * SiLU in double does not notice (NaN goes to -40: SiLU then gives NaN). */
+static double silu_exp(double x) {
+    x = x >= -40.0 ? (x > 709.0 ? 709.0 : x) : -40.0;
+    const double n = floor(x * 1.44269504088896338700 + 0.5);
+    const double t = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    double term[14], pair[7], factorial = 1.0; /* term[k] = 1 / k!, exact up to 13! */
+    for (int k = 0; k < 14; k++) term[k] = 1.0 / (factorial *= k > 0 ? k : 1);
+    for (int j = 0; j < 7; j++) pair[j] = term[2 * j] + term[2 * j + 1] * t;
+    const double t2 = t * t, t4 = t2 * t2, t8 = t4 * t4;
+    const double sum = ((pair[0] + pair[1] * t2) + (pair[2] + pair[3] * t2) * t4) +
+                       ((pair[4] + pair[5] * t2) + pair[6] * t4) * t8;
+    return ldexp(sum, (int)n);
 }
 
-/* y = W x (section 3). The input is quantized as an activation of kind `act`; float32
- * weights take plain dot products. */
-static void linear(Reference *r, int layer, Site site, float *y, const Linear *W, const float *x,
-                   QuantKind act) {
+/* gate = silu(gate) * up, silu(g) = g / (1 + e^-g) in double, rounded once to float. */
+static void swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) {
+        const double g = gate[i];
+        gate[i] = (float)(g * (1.0 / (1.0 + silu_exp(-g)))) * up[i];
+    }
+}
+
+/* A float32 dot product in the fast path's one order: 64 running sums (sum j takes the
+ * products of elements j, j + 64, ...), then folded in halves, j + (j + 32), ... */
+static float dot_f32(const float *w, const float *x, int n) {
+    float lane[64] = {0};
+    for (int i = 0; i < n; i++) lane[i % 64] += w[i] * x[i];
+    for (int half = 32; half > 0; half /= 2)
+        for (int j = 0; j < half; j++) lane[j] += lane[j + half];
+    return lane[0];
+}
+
+/* ------------------------------------------------------------------ products */
+
+/* y = W x. In an integer mode x is quantized once as an activation of kind `act`; each
+ * output is then the exact integer dot product of its codes with a weight row's (section
+ * 3), scaled once. Float32 weights take float32 dot products. */
+static void linear(Reference *r, float *y, const Linear *W, const float *x, QuantKind act) {
     if (W->storage == STORE_F32) {
-        for (int i = 0; i < W->rows; i++) y[i] = dot_f32_scalar(W->f32 + (size_t)i * W->cols, x, W->cols);
+        for (int i = 0; i < W->rows; i++) y[i] = dot_f32(W->f32 + (size_t)i * W->cols, x, W->cols);
     } else {
-        quantize(&r->act, x, W->cols, act, QMAX_INT16, &r->q);
+        quantize(&r->act, x, W->cols, act, QMAX_INT16, r->G, r->q.rounding);
         for (int i = 0; i < W->rows; i++) {
             weight_row(&r->row, W, i, r->G);
             const int64_t acc = qr_dot(r->act.code, r->act.shift, r->row.code, r->row.shift, W->cols, r->G);
-            y[i] = qr_output(acc, r->act.scale, r->row.scale);
+            y[i] = ((float)acc * r->act.scale) * r->row.scale;
         }
     }
-    if (r->probe && site < N_SITES) probe_linear(r->probe, r->w, layer, site, x, 1, r->pos, y, W->rows, W->cols);
+    if (r->watch.linear) r->watch.linear(r->watch.ctx, r->layer, W, x, y, r->pos);
 }
 
-/* The cached key or value of kv head h of layer l at position t. */
-static size_t cache_at(const Reference *r, int l, int h, int t) {
-    return ((size_t)l * r->c.n_kv_heads + h) * r->n_ctx + t;
+/* The cached key or value of kv head h of this layer at position t. */
+static size_t cache_at(const Reference *r, int h, int t) {
+    return ((size_t)r->layer * r->c.n_kv_heads + h) * r->n_ctx + t;
 }
 
-static QVec cached(const Reference *r, int32_t *code, int32_t *shift, float *scale, size_t at) {
-    const size_t groups = (size_t)(r->hs + r->G - 1) / r->G;
-    return (QVec){code + at * r->hs, shift + at * groups, scale[at]};
-}
-
-/* ------------------------------------------------------------------ attention */
-
-/* Query head h (reading kv head kvh) of layer l at position pos: out = its attention over
- * positions 0 .. pos. Keys and values are already in the cache. */
-static void attention_head(Reference *r, int l, int h, int kvh, int pos, const float *qh, float *out) {
-    const int hs = r->hs;
+/* Query head h (reading kv head kvh) at this position: out = its attention over positions
+ * 0 .. pos, whose keys and values are in the cache. */
+static void attention_head(Reference *r, int h, int kvh, const float *qh, float *out) {
+    const int hs = r->hs, n = r->pos + 1, G = r->G;
     const QuantConfig *q = &r->q;
-    float *att = r->att;
+    QVec query = r->act, p = r->row;
     if (q->keys == QUANT_F32) { /* as llama2.c */
-        for (int t = 0; t <= pos; t++) {
-            const float *key = r->key_f32 + cache_at(r, l, kvh, t) * hs;
-            float score = 0.0f;
-            for (int d = 0; d < hs; d++) score += qh[d] * key[d];
-            att[t] = score / sqrtf((float)hs);
+        for (int t = 0; t < n; t++) {
+            const float *key = r->key_f32 + cache_at(r, kvh, t) * hs;
+            float dot = 0.0f;
+            for (int d = 0; d < hs; d++) dot += qh[d] * key[d];
+            r->score[t] = dot / sqrtf((float)hs);
         }
-        softmax(att, pos + 1);
-        memset(out, 0, (size_t)hs * sizeof *out);
-        for (int t = 0; t <= pos; t++)
-            for (int d = 0; d < hs; d++) out[d] += att[t] * r->value_f32[cache_at(r, l, kvh, t) * hs + d];
-        if (r->probe) probe_values(r->probe, l, h, kvh, pos, att, NULL, out);
-        return;
+    } else { /* the query, quantized as an activation, against each cached key (section 4) */
+        quantize(&query, qh, hs, q->acts, QMAX_INT16, G, q->rounding);
+        for (int t = 0; t < n; t++) {
+            const QVec *key = &r->keys[cache_at(r, kvh, t)];
+            const int64_t acc = qr_dot(query.code, query.shift, key->code, key->shift, hs, G);
+            r->score[t] = (((float)acc * query.scale) * key->scale) / sqrtf((float)hs);
+        }
     }
-    /* Scores (section 4): the query, an activation, against each cached key. */
-    QVec query = r->act;
-    quantize(&query, qh, hs, q->acts, QMAX_INT16, q);
-    for (int t = 0; t <= pos; t++) {
-        const QVec key = cached(r, r->key_code, r->key_shift, r->key_scale, cache_at(r, l, kvh, t));
-        const int64_t acc = qr_dot(query.code, query.shift, key.code, key.shift, hs, r->G);
-        att[t] = qr_output(acc, query.scale, key.scale) / sqrtf((float)hs);
-    }
-    if (r->probe) probe_scores(r->probe, l, h, kvh, pos, qh, att);
-    softmax(att, pos + 1);
+    memcpy(r->prob, r->score, (size_t)n * sizeof *r->prob);
+    softmax(r->prob, n);
 
-    /* Weighted values: each value's scale folded into its probability, p'_t = p_t Sv[t],
-     * and p' quantized as an activation over positions (groups of G positions). */
-    const float *v_scale = r->value_scale + cache_at(r, l, kvh, 0);
-    for (int t = 0; t <= pos; t++) r->pf[t] = att[t] * v_scale[t];
-    QVec p = r->row;
-    quantize(&p, r->pf, pos + 1, q->probs, QMAX_INT16, q);
-    for (int d = 0; d < hs; d++) {
-        /* Dimension d of every cached value, as the integer it stands for: c << s, with
-         * the shift of its own position and group (section 2's razored value). */
-        for (int t = 0; t <= pos; t++) {
-            const QVec value = cached(r, r->value_code, r->value_shift, r->value_scale, cache_at(r, l, kvh, t));
-            r->column[t] = (int32_t)qr_shl(value.code[d], value.shift[d / r->G]);
+    if (q->keys == QUANT_F32) {
+        memset(out, 0, (size_t)hs * sizeof *out);
+        for (int t = 0; t < n; t++)
+            for (int d = 0; d < hs; d++) out[d] += r->prob[t] * r->value_f32[cache_at(r, kvh, t) * hs + d];
+    } else {
+        /* Weighted values: each value's scale folded into its probability, p'_t = p_t Sv[t],
+         * p' quantized as an activation over positions (groups of G positions), and
+         * out[d] = Sp' sum_t (p'_t v_t,d) << (sp[t / G] + sv[t, d / G]), summed exactly. */
+        for (int t = 0; t < n; t++) r->pf[t] = r->prob[t] * r->values[cache_at(r, kvh, t)].scale;
+        quantize(&p, r->pf, n, q->probs, QMAX_INT16, G, q->rounding);
+        for (int d = 0; d < hs; d++) {
+            int64_t acc = 0;
+            for (int t = 0; t < n; t++) {
+                const QVec *value = &r->values[cache_at(r, kvh, t)];
+                acc += (int64_t)p.code[t] * value->code[d] * ((int64_t)1 << (p.shift[t / G] + value->shift[d / G]));
+            }
+            out[d] = (float)acc * p.scale;
         }
-        const int64_t acc = qr_dot(p.code, p.shift, r->column, r->no_shifts, pos + 1, r->G);
-        out[d] = qr_output(acc, p.scale, 1.0f); /* Sv is already in p' */
     }
-    if (r->probe) probe_values(r->probe, l, h, kvh, pos, att, v_scale, out);
+    if (r->watch.head)
+        r->watch.head(r->watch.ctx, r->layer, h, kvh, r->pos, qh, r->score, r->prob,
+                      q->keys == QUANT_F32 ? NULL : r->pf, out);
 }
 
 /* ------------------------------------------------------------------ the forward pass */
@@ -176,58 +298,65 @@ float *reference_forward(Reference *r, int token, int pos) {
     float *x = r->x;
     r->pos = pos;
 
-    model_embed(w, token, x);
-    rope_angles(r->rope_cos, r->rope_sin, pos, hs, c->rope_theta);
+    for (int i = 0; i < dim; i++) /* the token's embedding: float32, or INT8 codes x their row's scale */
+        x[i] = w->token_embedding ? w->token_embedding[(size_t)token * dim + i]
+                                  : (float)w->embedding_i8.q[(size_t)token * dim + i] * w->embedding_i8.scales[token];
 
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &w->layers[l];
+        r->layer = l;
 
         /* Attention: x += wo attention(rmsnorm(x)). */
-        rmsnorm(r->xb, x, L->rms_att, dim, c->norm_eps);
-        linear(r, l, SITE_WQ, r->q_, &L->wq, r->xb, q->acts);
-        linear(r, l, SITE_WK, r->k, &L->wk, r->xb, q->acts);
-        linear(r, l, SITE_WV, r->v, &L->wv, r->xb, q->acts);
-        rope_rotate(r->q_, c->n_heads, hs, r->rope_cos, r->rope_sin);
-        rope_rotate(r->k, c->n_kv_heads, hs, r->rope_cos, r->rope_sin);
+        rmsnorm(r, r->xb, x, L->rms_att);
+        linear(r, r->q_, &L->wq, r->xb, q->acts);
+        linear(r, r->k, &L->wk, r->xb, q->acts);
+        linear(r, r->v, &L->wv, r->xb, q->acts);
+        rope(r->q_, c->n_heads, hs, pos, c->rope_theta);
+        rope(r->k, c->n_kv_heads, hs, pos, c->rope_theta);
 
         /* This position's key and value go into the cache, quantized per head from an
          * INT8 base (section 4). */
         for (int h = 0; h < c->n_kv_heads; h++) {
-            const size_t at = cache_at(r, l, h, pos);
+            const size_t at = cache_at(r, h, pos);
             const float *key = r->k + (size_t)h * hs, *value = r->v + (size_t)h * hs;
             if (q->keys == QUANT_F32) {
                 memcpy(r->key_f32 + at * hs, key, (size_t)hs * sizeof *key);
                 memcpy(r->value_f32 + at * hs, value, (size_t)hs * sizeof *value);
             } else {
-                QVec k = cached(r, r->key_code, r->key_shift, r->key_scale, at);
-                QVec v = cached(r, r->value_code, r->value_shift, r->value_scale, at);
-                quantize(&k, key, hs, q->keys, QMAX_INT8, q);
-                quantize(&v, value, hs, q->values, QMAX_INT8, q);
-                r->key_scale[at] = k.scale, r->value_scale[at] = v.scale;
+                quantize(&r->keys[at], key, hs, q->keys, QMAX_INT8, r->G, q->rounding);
+                quantize(&r->values[at], value, hs, q->values, QMAX_INT8, r->G, q->rounding);
             }
-            if (r->probe) probe_kv(r->probe, l, h, pos, key, value);
+            if (r->watch.kv) r->watch.kv(r->watch.ctx, l, h, pos, key, value);
         }
         for (int h = 0; h < c->n_heads; h++)
-            attention_head(r, l, h, h / rep, pos, r->q_ + (size_t)h * hs, r->xb + (size_t)h * hs);
-        linear(r, l, SITE_WO, r->xb2, &L->wo, r->xb, q->acts);
+            attention_head(r, h, h / rep, r->q_ + (size_t)h * hs, r->xb + (size_t)h * hs);
+        linear(r, r->xb2, &L->wo, r->xb, q->acts);
         for (int i = 0; i < dim; i++) x[i] += r->xb2[i];
 
         /* Feed-forward: x += w2 (silu(w1 xb) * (w3 xb)) with xb = rmsnorm(x). */
-        rmsnorm(r->xb, x, L->rms_ffn, dim, c->norm_eps);
-        linear(r, l, SITE_W1, r->hb, &L->w1, r->xb, q->acts);
-        linear(r, l, SITE_W3, r->hb2, &L->w3, r->xb, q->acts);
+        rmsnorm(r, r->xb, x, L->rms_ffn);
+        linear(r, r->hb, &L->w1, r->xb, q->acts);
+        linear(r, r->hb2, &L->w3, r->xb, q->acts);
         swiglu(r->hb, r->hb2, c->hidden_dim);
-        linear(r, l, SITE_W2, r->xb2, &L->w2, r->hb, q->acts);
+        linear(r, r->xb2, &L->w2, r->hb, q->acts);
         for (int i = 0; i < dim; i++) x[i] += r->xb2[i];
     }
 
     /* The classifier, quantized as --cls says. */
-    rmsnorm(x, x, w->rms_final, dim, c->norm_eps);
-    linear(r, -1, N_SITES, r->logits, &w->cls, x, q->cls);
+    r->layer = -1;
+    rmsnorm(r, x, x, w->rms_final);
+    linear(r, r->logits, &w->cls, x, q->cls);
     return r->logits;
 }
 
 /* ------------------------------------------------------------------ construction */
+
+/* Zeroed memory for count items of `size` bytes, which reference_free frees. */
+static void *take(Reference *r, size_t count, size_t size) {
+    void *p = r->n_blocks < MAX_BLOCKS ? calloc(count ? count : 1, size) : NULL;
+    r->out_of_memory |= !p;
+    return p ? r->blocks[r->n_blocks++] = p : NULL;
+}
 
 Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t errlen) {
     Reference *r = calloc(1, sizeof *r);
@@ -239,28 +368,24 @@ Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t err
     r->w = w, r->c = *c, r->q = w->quant, r->n_ctx = n_ctx;
     r->hs = config_head_size(c), r->G = w->quant.group;
     const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, kv_dim = (size_t)config_kv_dim(c),
-                 longest = dim > hid ? (dim > (size_t)n_ctx ? dim : (size_t)n_ctx) : (hid > (size_t)n_ctx ? hid : (size_t)n_ctx),
-                 cache = (size_t)c->n_layers * c->n_kv_heads * n_ctx, groups = ((size_t)r->hs + r->G - 1) / r->G;
-    int ok = (r->x = calloc(dim, sizeof(float))) && (r->xb = calloc(dim, sizeof(float))) &&
-             (r->xb2 = calloc(dim, sizeof(float))) && (r->q_ = calloc(dim, sizeof(float))) &&
-             (r->k = calloc(kv_dim, sizeof(float))) && (r->v = calloc(kv_dim, sizeof(float))) &&
-             (r->hb = calloc(hid, sizeof(float))) && (r->hb2 = calloc(hid, sizeof(float))) &&
-             (r->att = calloc((size_t)n_ctx, sizeof(float))) && (r->pf = calloc((size_t)n_ctx, sizeof(float))) &&
-             (r->rope_cos = calloc(dim, sizeof(float))) && (r->rope_sin = calloc(dim, sizeof(float))) &&
-             (r->logits = calloc((size_t)c->vocab_size, sizeof(float))) &&
-             (r->act.code = calloc(longest, sizeof(int32_t))) && (r->act.shift = calloc(longest, sizeof(int32_t))) &&
-             (r->row.code = calloc(longest, sizeof(int32_t))) && (r->row.shift = calloc(longest, sizeof(int32_t))) &&
-             (r->column = calloc((size_t)n_ctx, sizeof(int32_t))) &&
-             (r->no_shifts = calloc((size_t)n_ctx, sizeof(int32_t)));
-    if (ok && w->quant.keys == QUANT_F32)
-        ok = (r->key_f32 = calloc(cache * r->hs, sizeof(float))) && (r->value_f32 = calloc(cache * r->hs, sizeof(float)));
-    else if (ok)
-        ok = (r->key_code = calloc(cache * r->hs, sizeof(int32_t))) &&
-             (r->value_code = calloc(cache * r->hs, sizeof(int32_t))) &&
-             (r->key_shift = calloc(cache * groups, sizeof(int32_t))) &&
-             (r->value_shift = calloc(cache * groups, sizeof(int32_t))) &&
-             (r->key_scale = calloc(cache, sizeof(float))) && (r->value_scale = calloc(cache, sizeof(float)));
-    if (!ok) {
+                 ctx = (size_t)n_ctx, longest = hid > dim ? (hid > ctx ? hid : ctx) : (dim > ctx ? dim : ctx),
+                 cache = (size_t)c->n_layers * c->n_kv_heads * ctx, groups = ((size_t)r->hs + r->G - 1) / r->G,
+                 F = sizeof(float), I = sizeof(int32_t);
+    r->x = take(r, dim, F), r->xb = take(r, dim, F), r->xb2 = take(r, dim, F), r->squares = take(r, dim, F);
+    r->q_ = take(r, dim, F), r->k = take(r, kv_dim, F), r->v = take(r, kv_dim, F);
+    r->hb = take(r, hid, F), r->hb2 = take(r, hid, F), r->logits = take(r, (size_t)c->vocab_size, F);
+    r->score = take(r, ctx, F), r->prob = take(r, ctx, F), r->pf = take(r, ctx, F);
+    r->act = (QVec){take(r, longest, I), take(r, longest, I), 0};
+    r->row = (QVec){take(r, longest, I), take(r, longest, I), 0};
+    if (w->quant.keys == QUANT_F32) {
+        r->key_f32 = take(r, cache * r->hs, F), r->value_f32 = take(r, cache * r->hs, F);
+    } else { /* each entry's codes and shifts, one after the other in one block */
+        r->keys = take(r, cache, sizeof(QVec)), r->values = take(r, cache, sizeof(QVec));
+        int32_t *ints = take(r, 2 * cache * (r->hs + groups), I);
+        for (size_t i = 0; !r->out_of_memory && i < 2 * cache; i++, ints += r->hs + groups)
+            (i < cache ? r->keys : r->values)[i % cache] = (QVec){ints, ints + r->hs, 0.0f};
+    }
+    if (r->out_of_memory) {
         snprintf(err, errlen, "out of memory for the reference forward pass (%d positions)", n_ctx);
         reference_free(r);
         return NULL;
@@ -269,13 +394,10 @@ Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t err
 }
 
 void reference_free(Reference *r) {
-    if (!r) return;
-    free(r->x), free(r->xb), free(r->xb2), free(r->q_), free(r->k), free(r->v), free(r->hb), free(r->hb2);
-    free(r->att), free(r->pf), free(r->rope_cos), free(r->rope_sin), free(r->logits);
-    free(r->act.code), free(r->act.shift), free(r->row.code), free(r->row.shift), free(r->column), free(r->no_shifts);
-    free(r->key_f32), free(r->value_f32), free(r->key_code), free(r->value_code);
-    free(r->key_shift), free(r->value_shift), free(r->key_scale), free(r->value_scale);
+    for (int i = 0; r && i < r->n_blocks; i++) free(r->blocks[i]);
     free(r);
 }
 
-void reference_set_probe(Reference *r, Probe *p) { r->probe = p; }
+void reference_watch(Reference *r, const ReferenceWatch *watch) {
+    r->watch = watch ? *watch : (ReferenceWatch){0};
+}

@@ -45,4 +45,8 @@ const char *transformer_error(const Transformer *t);
 /* One token at position pos: transformer_run with n = 1. */
 float *transformer_forward(Transformer *t, int token, int pos);
 
+/* 1 if no value of x[0..n) is NaN or infinite: what transformer_run checks of every
+ * layer's output and of the logits. */
+int all_finite(const float *x, size_t n);
+
 #endif

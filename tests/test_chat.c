@@ -1,6 +1,7 @@
 /*
  * tests/test_chat.c - the chat templates to the character (tokenizer/chat.h), their
- * encoding (BOS, and "</s>" as the EOS id), and the program choosing them.
+ * encoding (BOS, and "</s>" as the EOS id), the end of a ChatML answer spelled as text,
+ * and the program choosing them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +101,48 @@ static void test_program_uses_the_template(void) {
     run_result_free(&r);
 }
 
+/* What chat_stop_feed shows, collected. */
+static char shown[256];
+static size_t n_shown;
+
+static void collect(const char *s, size_t n) {
+    if (CHECK(n > 0 && n_shown + n < sizeof shown)) memcpy(shown + n_shown, s, n), n_shown += n;
+    shown[n_shown] = '\0';
+}
+
+/* Feeds pieces (a NULL-terminated list) of tokens at positions 10, 11, ... to a new answer;
+ * the answer ends without a stop (piece NULL) unless one is found. Checks what is shown and
+ * the position returned (-1: no stop). */
+static void expect_answer(ChatTemplate t, const char *const *pieces, const char *want_shown, int want_pos) {
+    ChatStop s;
+    chat_stop_start(&s, t);
+    n_shown = 0, shown[0] = '\0';
+    int got = -1, k = 0;
+    for (; pieces[k] && got < 0; k++) got = chat_stop_feed(&s, pieces[k], strlen(pieces[k]), 10 + k, collect);
+    if (got < 0) chat_stop_feed(&s, NULL, 0, 10 + k, collect);
+    CHECKF(!strcmp(shown, want_shown) && got == want_pos, "%s, pieces from '%s': shown '%s' (want '%s'), stop at %d "
+           "(want %d)", chat_template_name(t), pieces[0], shown, want_shown, got, want_pos);
+}
+
+#define PIECES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* A ChatML answer ends at the text "<|im_end|>" however the tokenizer cuts it, which is not
+ * shown; the position returned is that of the token it began in. Text that only begins
+ * like it is shown in full, also when the answer ends there. Other templates end with EOS. */
+static void test_chatml_stop_text(void) {
+    expect_answer(CHAT_CHATML, PIECES("Hi", " there", "<", "|", "im", "_", "end", "|", ">", "never"), "Hi there", 12);
+    expect_answer(CHAT_CHATML, PIECES("Hi", "<|im_end|>"), "Hi", 11);      /* one piece: a special token's text */
+    expect_answer(CHAT_CHATML, PIECES("a<", "|im_end|>b"), "a", 10);      /* begins inside a piece */
+    expect_answer(CHAT_CHATML, PIECES("x", "<<|im", "_end|>"), "x<", 11); /* a '<' that is not it */
+    expect_answer(CHAT_CHATML, PIECES("<|", "im", "x", " ok"), "<|imx ok", -1);
+    expect_answer(CHAT_CHATML, PIECES("so", " <|im_end"), "so <|im_end", -1); /* the answer ended first */
+    expect_answer(CHAT_CHATML, PIECES("<|im_end|", "<|im_end|>"), "<|im_end|", 11);
+    expect_answer(CHAT_ZEPHYR, PIECES("Hi", "<|im_end|>", "!"), "Hi<|im_end|>!", -1);
+    expect_answer(CHAT_LLAMA2, PIECES("<|im_end|>"), "<|im_end|>", -1);
+}
+
 void suite_chat(void) {
+    test_run("chat_chatml_stops_at_its_end_text", test_chatml_stop_text);
     test_run("chat_llama2_template", test_llama2_template);
     test_run("chat_zephyr_template", test_zephyr_template);
     test_run("chat_chatml_template", test_chatml_template);

@@ -56,6 +56,45 @@ static void expect_failure(const char *const *argv, const char *fragment) {
 #define ARGS(...) ((const char *const[]){"run", __VA_ARGS__, NULL})
 #define M260K "models/stories260K.bin"
 
+/* Where each flag applies (and a value to give it), written here from the README's usage,
+ * not taken from run.c's table; import is left out (tests/test_hf.c runs it). */
+static const struct {
+    const char *flag, *value, *applies;
+} flags[] = {
+    {"-z", "models/tok512.model", " generate chat eval explain "}, {"-i", "Once", " generate chat explain "},
+    {"-n", "4", " generate chat "}, {"-t", "0", " generate chat "}, {"-p", "0.5", " generate chat "},
+    {"-s", "7", " generate chat "}, {"-y", "Be brief.", " chat "}, {"-c", "64", " generate chat eval "},
+    {"--ctx-size", "64", " generate chat eval "}, {"-q", "w8a16", " generate chat eval bench quantize "},
+    {"-g", "32", " generate chat eval bench explain quantize "},
+    {"--cls", "fp32", " generate chat eval bench quantize "},
+    {"--sdr", "truncate", " generate chat eval bench explain quantize "}, {"--eval-modes", "fp32", " eval "},
+    {"--score", "all", " eval "}, {"--json", NULL, " eval bench "}, {"--bench-modes", "fp32", " bench "},
+    {"--pp", "4", " bench "}, {"--tg", "4", " bench "}, {"--reps", "1", " bench "},
+    {"--layer", "1", " explain "}, {"--site", "wk", " explain "}, {"--head", "1", " explain "},
+    {"--explain-svg", "never.svg", " explain "}, {"-j", "1", " generate chat eval bench quantize "},
+    {"-v", NULL, " generate chat eval bench quantize "}, {"--info", NULL, " generate chat eval bench quantize "},
+};
+
+/* The commands -h lists under a flag's help, on a line of their own in brackets, as
+ * " a b c " ("" when there is no such line before the next flag's). */
+static void usage_commands(const char *usage, const char *flag, char *out, size_t len) {
+    char key[48];
+    const char *at = NULL;
+    out[0] = '\0';
+    for (const char *sep = " ,"; *sep && !at; sep++) { /* "  -z PATH", "  -c, --ctx-size N" */
+        snprintf(key, sizeof key, "\n  %s%c", flag, *sep);
+        at = strstr(usage, key);
+    }
+    const char *end = at ? strstr(at + 1, "\n  -") : NULL;
+    const char *open = at ? strstr(at, "\n                     [") : NULL;
+    const char *close = open ? strchr(open, ']') : NULL;
+    if (!close || (end && open > end)) return;
+    open += strlen("\n                     [");
+    snprintf(out, len, " %.*s ", (int)(close - open), open);
+    for (char *c = out; (c = strchr(c, ',')) != NULL;) memmove(c, c + 1, strlen(c)); /* "a, b" -> "a b" */
+    if (!strcmp(out, " every command ")) snprintf(out, len, " generate chat eval bench explain quantize import ");
+}
+
 static void test_usage(void) {
     RunResult r = expect_run(ARGS("-h"), NULL, 0, "Usage:");
     CHECK(r.out && strstr(r.out, "-z PATH") && strstr(r.out, "-m MODE"));
@@ -64,6 +103,18 @@ static void test_usage(void) {
         const size_t len = strcspn(line, "\n");
         CHECKF(len <= 80, "a %zu-column line in -h: %.60s", len, line);
         line += len + (line[len] == '\n');
+    }
+    /* Under each flag, the commands that take it. */
+    static const char *const commands[] = {"generate", "chat", "eval", "bench", "explain", "quantize"};
+    for (size_t f = 0; r.out && f < sizeof flags / sizeof flags[0]; f++) {
+        if (!strcmp(flags[f].flag, "--ctx-size") || !strcmp(flags[f].flag, "--info")) continue; /* aliases */
+        char listed[128], name[32];
+        usage_commands(r.out, flags[f].flag, listed, sizeof listed);
+        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+            snprintf(name, sizeof name, " %s ", commands[c]);
+            CHECKF(!strstr(listed, name) == !strstr(flags[f].applies, name), "-h: %s lists [%s]; %s takes it: %s",
+                   flags[f].flag, listed, commands[c], strstr(flags[f].applies, name) ? "yes" : "no");
+        }
     }
     run_result_free(&r);
     r = expect_run(ARGS("quantize", "--help"), NULL, 0, "run quantize IN.bin OUT.qrz");
@@ -294,25 +345,8 @@ static void test_flags_belong_to_their_run(void) {
     run_result_free(&r);
 }
 
-/* Every flag given to a command that would ignore it is an error that names the flag. Where
- * each flag applies is written here from the README's usage, not taken from run.c's table. */
+/* Every flag given to a command that would ignore it is an error that names the flag. */
 static void test_no_flag_is_ignored(void) {
-    static const struct {
-        const char *flag, *value, *applies;
-    } flags[] = {
-        {"-z", "models/tok512.model", " generate chat eval explain "}, {"-i", "Once", " generate chat explain "},
-        {"-n", "4", " generate chat "}, {"-t", "0", " generate chat "}, {"-p", "0.5", " generate chat "},
-        {"-s", "7", " generate chat "}, {"-y", "Be brief.", " chat "}, {"-c", "64", " generate chat eval "},
-        {"--ctx-size", "64", " generate chat eval "}, {"-q", "w8a16", " generate chat eval bench quantize "},
-        {"-g", "32", " generate chat eval bench explain quantize "},
-        {"--cls", "fp32", " generate chat eval bench quantize "},
-        {"--sdr", "truncate", " generate chat eval bench explain quantize "}, {"--eval-modes", "fp32", " eval "},
-        {"--score", "all", " eval "}, {"--json", NULL, " eval bench "}, {"--bench-modes", "fp32", " bench "},
-        {"--pp", "4", " bench "}, {"--tg", "4", " bench "}, {"--reps", "1", " bench "},
-        {"--layer", "1", " explain "}, {"--site", "wk", " explain "}, {"--head", "1", " explain "},
-        {"--explain-svg", "never.svg", " explain "}, {"-j", "1", " generate chat eval bench quantize "},
-        {"-v", NULL, " generate chat eval bench quantize "}, {"--info", NULL, " generate chat eval bench quantize "},
-    };
     const char *never = test_temp_path("never.qrz");
     const struct {
         const char *name, *argv[5];

@@ -7,6 +7,7 @@
  * 1e-4 * (max - min of the golden logits at that position) at every position, and greedy
  * ids equal to the golden ones, all 64 of them.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,7 +288,32 @@ static void test_batched_prefill_matches_one_by_one(void) {
     remove(path);
 }
 
+/* The check of every layer's output and of the logits: a NaN or an infinity at any index,
+ * in a vector of any length (whole blocks of 8 and every tail), is found; finite values
+ * (the largest, the smallest subnormal, zeros of both signs) pass; nothing past the
+ * length counts. */
+static void test_all_finite(void) {
+    enum { MAX_LEN = 41 };
+    const float finite[] = {1.0f, -FLT_MAX, FLT_MAX, 1e-45f, -0.0f, 0.0f, -3.5f};
+    const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    float x[MAX_LEN + 1];
+    for (int n = 0; n <= MAX_LEN; n++) {
+        for (int i = 0; i < n; i++) x[i] = finite[i % (sizeof finite / sizeof finite[0])];
+        x[n] = NAN; /* just past the end */
+        CHECKF(all_finite(x, (size_t)n), "length %d: finite values reported as not finite", n);
+        for (int i = 0; i < n; i++) {
+            const float keep = x[i];
+            for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+                x[i] = bad[b];
+                CHECKF(!all_finite(x, (size_t)n), "length %d: %g at index %d not found", n, (double)bad[b], i);
+            }
+            x[i] = keep;
+        }
+    }
+}
+
 void suite_forward(void) {
+    test_run("forward_all_finite_every_index_and_length", test_all_finite);
     test_run("forward_batched_prefill_matches_one_by_one", test_batched_prefill_matches_one_by_one);
     test_run("forward_same_every_level_and_thread_count", test_same_for_threads_and_levels);
     test_run("forward_fp32_matches_golden", test_fp32_matches_golden);

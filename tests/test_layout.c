@@ -1,15 +1,23 @@
 /*
  * tests/test_layout.c - the source tree keeps the shape the README states:
  *
- *   run.c -> engine/ -> weights/ -> kernels/,   engine/ -> kernels/, tokenizer/
+ *   run.c -> engine/commands/ -> engine/ -> weights/ -> kernels/,   engine/ -> tokenizer/
  *
- * Read from the #include lines of every source file (subdirectories such as engine/commands/
- * belong to their top directory): a file may include its own directory
- * and the directories downstream of it, nothing upstream (kernels/ knows nothing of
- * models, files or flags), and no module (a .c file with its .h) reaches itself again
- * through includes: dependencies point one way.
+ * A directory may use its own files and those of every directory downstream of it, never
+ * upstream: kernels/ knows nothing of models, files or flags; the transformer in engine/
+ * knows nothing of the commands; run.c may call weights/ (the mode parser) and kernels/
+ * (the thread pool) as well as engine/. Checked twice: in the #include lines of every
+ * source file, and in the calls, from the symbols each object file of the program under
+ * test uses and the object that defines them (nm). A directory this test does not list
+ * (kernels/x86/, say) belongs to its parent. And no module (a .c file with its .h) reaches
+ * itself again through includes: dependencies point one way.
+ *
+ * One file has a stricter rule: engine/reference.c, the definition the fast path is tested
+ * against, uses nothing of the project but qr_dot (docs/SPEC.md section 3) and the types of
+ * the weights, so that a fault in code the fast path runs cannot hide in the reference too.
  */
 #include <dirent.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +37,38 @@ typedef struct {
 static Source sources[MAX_FILES];
 static int n_sources;
 
-/* The directories a directory may include from (its own first). */
-static const char *const allowed[][5] = {
+/* The directories a directory may use (its own first): itself and all downstream. */
+enum { MAX_ALLOWED = 7 };
+static const char *const allowed[][MAX_ALLOWED] = {
     {"kernels", NULL},
     {"tokenizer", NULL},
     {"weights", "kernels", NULL},
     {"engine", "weights", "kernels", "tokenizer", NULL},
-    {".", "engine", NULL}, /* run.c */
+    {"engine/commands", "engine", "weights", "kernels", "tokenizer", NULL},
+    {".", "engine/commands", "engine", "weights", "kernels", "tokenizer", NULL}, /* run.c */
 };
+enum { N_LAYERS = sizeof allowed / sizeof allowed[0] };
+
+/* The row of `allowed` of a file's directory (e.g. "engine/commands" for
+ * "engine/commands/bench.c", "." for "run.c"): that of its nearest listed ancestor; -1
+ * when none is listed. */
+static int layer_of(const char *path) {
+    char dir[192];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *slash = strrchr(dir, '/'); ; slash = strrchr(dir, '/')) {
+        if (slash) *slash = '\0';
+        for (int a = 0; a < N_LAYERS; a++)
+            if (!strcmp(allowed[a][0], slash ? dir : ".")) return a;
+        if (!slash) return -1;
+    }
+}
+
+/* 1 if a file of layer `from` may use one of layer `to`. */
+static int may_use(int from, int to) {
+    for (int a = 0; a < MAX_ALLOWED && allowed[from][a]; a++)
+        if (!strcmp(allowed[from][a], allowed[to][0])) return 1;
+    return 0;
+}
 
 static void read_source(const char *path) {
     FILE *f = fopen(path, "r");
@@ -84,31 +116,113 @@ static void load_tree(void) {
     read_source("run.c");
 }
 
-/* The directory of a path ("." for a top-level file). */
-static void dir_of(const char *path, char *out, size_t len) {
-    const char *slash = strchr(path, '/');
-    snprintf(out, len, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-}
-
 static void test_includes_point_downstream(void) {
     load_tree();
     CHECKF(n_sources > 30, "only %d source files found: run the tests from the repository root", n_sources);
     for (int i = 0; i < n_sources; i++) {
-        char from[32];
-        dir_of(sources[i].path, from, sizeof from);
-        const char *const *ok = NULL;
-        for (size_t a = 0; a < sizeof allowed / sizeof allowed[0]; a++)
-            if (!strcmp(allowed[a][0], from)) ok = allowed[a];
-        if (!CHECKF(ok != NULL, "%s: a directory the layout does not know", sources[i].path)) continue;
+        const int from = layer_of(sources[i].path);
+        if (!CHECKF(from >= 0, "%s: a directory the layout does not know", sources[i].path)) continue;
         for (int k = 0; k < sources[i].n_includes; k++) {
-            char to[32];
-            dir_of(sources[i].includes[k], to, sizeof to);
-            int fine = 0;
-            for (int a = 0; a < 5 && ok[a]; a++) fine |= !strcmp(ok[a], to);
-            CHECKF(fine, "%s includes %s: %s/ must not depend on %s/", sources[i].path, sources[i].includes[k],
-                   from, to);
+            const int to = layer_of(sources[i].includes[k]);
+            CHECKF(to >= 0 && may_use(from, to), "%s includes %s: %s/ must not depend on %s/", sources[i].path,
+                   sources[i].includes[k], allowed[from][0], to >= 0 ? allowed[to][0] : "an unknown directory");
         }
     }
+}
+
+/* A global symbol of an object file: defined there, or used from elsewhere. */
+typedef struct {
+    char name[96], object[96];
+    int defined;
+} Symbol;
+
+static int by_name(const void *a, const void *b) { return strcmp(((const Symbol *)a)->name, ((const Symbol *)b)->name); }
+
+/* Whether an object (engine/forward.o) has its source in the tree (engine/forward.c or .cpp;
+ * run.o is run.c). */
+static int has_source(const char *object) {
+    char path[128];
+    struct stat st;
+    const int stem = (int)strlen(object) - 2;
+    snprintf(path, sizeof path, "%.*s.c", stem, object);
+    if (stat(path, &st) == 0) return 1;
+    snprintf(path, sizeof path, "%.*s.cpp", stem, object);
+    return stat(path, &st) == 0;
+}
+
+/* The global symbols of the objects the program under test was built from: they lie
+ * beside it (build/ for make test, build/asan/ for make test-asan). Returns how many
+ * (malloc'd in *out), 0 when the objects are not there, -1 when nm cannot run. */
+static int read_symbols(Symbol **out) {
+    char binary[256], cmd[512], line[512];
+    snprintf(binary, sizeof binary, "%s", test_run_binary());
+    const char *dir = dirname(binary);
+    snprintf(cmd, sizeof cmd, "%s/run.o", dir);
+    struct stat st;
+    if (stat(cmd, &st) != 0) return 0;
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && find kernels tokenizer weights engine -name '*.o' | sort | xargs nm -A -P -g run.o 2>&1", dir);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    int n = 0, cap = 0, bad = 0;
+    Symbol *syms = NULL;
+    while (fgets(line, sizeof line, p)) {
+        Symbol s = {0};
+        char type[8];
+        /* "engine/forward.o: all_finite T 1a0 5c", or "... U" for a symbol it uses */
+        if (sscanf(line, "%95[^:]: %95s %7s", s.object, s.name, type) != 3) {
+            bad++;
+            continue;
+        }
+        if (!has_source(s.object)) continue; /* left over from a file since moved or removed */
+        s.defined = strcmp(type, "U") != 0 && strcmp(type, "w") != 0 && strcmp(type, "v") != 0;
+        if (n == cap && !(syms = realloc(syms, (size_t)(cap = cap ? 2 * cap : 1024) * sizeof *syms))) break;
+        syms[n++] = s;
+    }
+    const int status = pclose(p);
+    if (status != 0 || bad || !syms) {
+        free(syms);
+        return -1;
+    }
+    *out = syms;
+    return n;
+}
+
+static void test_calls_point_downstream(void) {
+    Symbol *syms = NULL;
+    const int n = read_symbols(&syms);
+    if (n <= 0) {
+        test_not_run("calls between directories: %s", n == 0 ? "the program under test has no object files beside it"
+                                                              : "nm (binutils) did not run");
+        return;
+    }
+    Symbol *defs = malloc((size_t)n * sizeof *defs);
+    if (!CHECK(defs != NULL)) {
+        free(syms);
+        return;
+    }
+    int n_defs = 0, n_objects = 0, n_calls = 0;
+    for (int i = 0; i < n; i++) {
+        if (syms[i].defined) defs[n_defs++] = syms[i];
+        n_objects += i == 0 || strcmp(syms[i].object, syms[i - 1].object);
+    }
+    qsort(defs, (size_t)n_defs, sizeof *defs, by_name);
+    CHECKF(n_objects > 30, "only %d object files", n_objects);
+    for (int i = 0; i < n; i++) {
+        const Symbol *def = syms[i].defined ? NULL : bsearch(&syms[i], defs, (size_t)n_defs, sizeof *defs, by_name);
+        if (!def) continue; /* defined here, or by a library */
+        const int from = layer_of(syms[i].object), to = layer_of(def->object);
+        n_calls++;
+        CHECKF(strcmp(syms[i].object, "engine/reference.o") || !strcmp(syms[i].name, "qr_dot"),
+               "the reference forward pass uses %s of %s: it must compute everything but qr_dot itself",
+               syms[i].name, def->object);
+        CHECKF(from >= 0 && to >= 0 && may_use(from, to), "%s uses %s of %s: %s/ must not depend on %s/",
+               syms[i].object, syms[i].name, def->object, from >= 0 ? allowed[from][0] : "?",
+               to >= 0 ? allowed[to][0] : "?");
+    }
+    CHECKF(n_calls > 100, "only %d uses of the project's own symbols found", n_calls);
+    free(defs);
+    free(syms);
 }
 
 /* Depth-first search for modules reachable from themselves. state: 0 new, 1 on the path,
@@ -154,5 +268,6 @@ static void test_no_include_cycles(void) {
 
 void suite_layout(void) {
     test_run("layout_includes_point_downstream", test_includes_point_downstream);
+    test_run("layout_calls_point_downstream", test_calls_point_downstream);
     test_run("layout_no_include_cycles", test_no_include_cycles);
 }

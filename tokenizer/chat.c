@@ -80,3 +80,46 @@ oom:
     snprintf(err, errlen, "out of memory");
     return -1;
 }
+
+void chat_stop_start(ChatStop *s, ChatTemplate t) {
+    s->stop = t == CHAT_CHATML ? "<|im_end|>" : NULL;
+    s->n_held = 0;
+}
+
+/* Byte j of the held bytes followed by the piece, and whether the stop text's first `len`
+ * bytes stand there. */
+static char joined(const ChatStop *s, const char *piece, size_t j) {
+    return j < (size_t)s->n_held ? s->held[j] : piece[j - (size_t)s->n_held];
+}
+
+static int stop_at(const ChatStop *s, const char *piece, size_t j, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (joined(s, piece, j + i) != s->stop[i]) return 0;
+    return 1;
+}
+
+int chat_stop_feed(ChatStop *s, const char *piece, size_t n, int pos, void (*show)(const char *, size_t)) {
+    if (!s->stop || !piece) { /* nothing to watch for, or the answer is over: show it all */
+        if (s->n_held) show(s->held, (size_t)s->n_held);
+        if (piece && n) show(piece, n);
+        s->n_held = 0;
+        return -1;
+    }
+    const size_t held = (size_t)s->n_held, total = held + n, len = strlen(s->stop);
+    size_t j = 0; /* where the stop text, or a tail that may begin it, starts (total: neither) */
+    while (j < total && !stop_at(s, piece, j, total - j < len ? total - j : len)) j++;
+    if (j && held) show(s->held, j < held ? j : held);
+    if (j > held) show(piece, j - held);
+    if (total - j >= len) { /* the whole stop text */
+        const int began = j < held ? s->held_pos[j] : pos;
+        s->n_held = 0;
+        return began;
+    }
+    int kept = 0; /* the tail, shorter than the stop text, is held back */
+    for (size_t i = j; i < total; i++, kept++) {
+        s->held[kept] = joined(s, piece, i);
+        s->held_pos[kept] = i < held ? s->held_pos[i] : pos;
+    }
+    s->n_held = kept;
+    return -1;
+}

@@ -39,4 +39,26 @@ char *chat_render_turn(ChatTemplate t, const char *system, const char *user, int
 int chat_encode(ChatTemplate t, const Tokenizer *tok, const char *text, int first_turn, int eos, int **ids,
                 char *err, size_t errlen);
 
+/* The end of an answer that the tokenizer may spell as text: ChatML's "<|im_end|>", which a
+ * sentencepiece vocabulary without it as a token writes in pieces ("<", "|", "im", ...).
+ * A ChatStop watches the pieces of one answer: it shows what may be shown and holds back a
+ * tail that may begin the stop text, each byte with the position of its token, until the
+ * next piece tells. */
+enum { CHAT_STOP_HELD = 16 };
+typedef struct {
+    const char *stop; /* NULL: the template's answers end with EOS alone */
+    char held[CHAT_STOP_HELD];
+    int held_pos[CHAT_STOP_HELD], n_held;
+} ChatStop;
+
+/* Starts watching a new answer in template t. */
+void chat_stop_start(ChatStop *s, ChatTemplate t);
+
+/* The piece of the token at position pos, n bytes: passes what may be shown to show().
+ * Returns -1 while the answer goes on; when the stop text is complete, the position of the
+ * token it began in (it is not shown; the next turn starts with it again, so the
+ * conversation goes on from there). piece NULL: the answer ended otherwise (EOS, the
+ * context), and what was held back is shown. */
+int chat_stop_feed(ChatStop *s, const char *piece, size_t n, int pos, void (*show)(const char *, size_t));
+
 #endif

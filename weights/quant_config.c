@@ -67,6 +67,7 @@ const char *quant_cache_type_name(QuantKind kind) {
 }
 
 int quant_cache_type_parse(const char *name, QuantKind *kind) {
+    if (!name) name = "r4"; /* the default: the paper's KV4 */
     for (int i = 0; i < 3; i++) {
         if (!strcmp(name, cache_types[i].name)) {
             *kind = cache_types[i].kind;
@@ -90,6 +91,7 @@ int quant_config_set_cache_types(QuantConfig *q, QuantKind keys, QuantKind value
 
 int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errlen) {
     char buf[128];
+    if (!spec) spec = "qrazor"; /* the default: W4A4KV4 */
     if (strlen(spec) >= sizeof buf) {
         snprintf(err, errlen, "mode '%.40s...' is too long", spec);
         return -1;
@@ -186,4 +188,8 @@ Storage storage_for(QuantKind mine, QuantKind other) {
      * stand for, like INT8 codes. */
     const int four_bit = mine == QUANT_SDR || mine == QUANT_RTN4, partner_four_bit = other == QUANT_SDR || other == QUANT_RTN4;
     return four_bit && partner_four_bit ? STORE_R4 : STORE_INT;
+}
+
+void quant_config_default_embedding(QuantConfig *q, const char *spec) {
+    if (!spec || !strstr(spec, "emb=")) q->embedding = q->cls == QUANT_F32 ? QUANT_F32 : QUANT_INT;
 }

@@ -25,7 +25,7 @@ typedef struct {
                             scale each, dequantized per lookup: a table lookup, not a matmul) */
 } QuantConfig;
 
-/* Parses a mode: a base name, then options separated by '/':
+/* Parses a mode (NULL: the default, qrazor): a base name, then options separated by '/':
  *   fp32 | w8a16 | qrazor | rtn4      the modes of docs/SPEC.md section 5
  *   sdr-w | sdr-a | sdr-kv | sdr-p    w8a16 with one site razored: weights, activations,
  *                                     KV cache or attention probabilities (ablations)
@@ -48,13 +48,20 @@ void quant_config_name(const QuantConfig *q, char *buf, size_t len);
 int quant_config_razors(const QuantConfig *q);
 
 /* The KV-cache type names of docs/SPEC.md section 6 and llama.cpp's --cache-type-k/-v:
- * "r4" (SDR), "r5" (SDR5), "i8" (INT); parse one (-1 if unknown). Sets *kind. */
+ * "r4" (SDR), "r5" (SDR5), "i8" (INT); parse one (NULL: the default, r4; -1 if unknown).
+ * Sets *kind. */
 const char *quant_cache_type_name(QuantKind kind);
 int quant_cache_type_parse(const char *name, QuantKind *kind);
 
 /* Sets the key and value cache types of a qrazor configuration. Returns 0, or -1 with err
  * set when q is not qrazor (the types are qrazor's alone). */
 int quant_config_set_cache_types(QuantConfig *q, QuantKind keys, QuantKind values, char *err, size_t errlen);
+
+/* The embedding a model file gets when spec (a mode, or NULL) does not say (no /emb=):
+ * INT8 rows when the classifier is quantized (a quarter of the bytes, at a cost measured
+ * in docs/FORMAT.md), float32 when it is float32, which a tied model's classifier then
+ * shares. Sets q->embedding from q->cls. */
+void quant_config_default_embedding(QuantConfig *q, const char *spec);
 
 /* "fp32", "int8", "qrazor", "rtn4": the --cls names of the kinds; parse one (-1 if unknown). */
 const char *quant_kind_cls_name(QuantKind k);

@@ -162,7 +162,7 @@ static int probe_run(const ExplainOptions *o, const Prompt *prompt, const QuantC
     probe->site = o->site;
     probe->head = o->head;
     probe->position = prompt->n - 1;
-    reference_set_probe(r, probe);
+    probe_attach(probe, r, &w);
     for (int pos = 0; pos < prompt->n; pos++) reference_forward(r, prompt->ids[pos], pos);
     reference_free(r);
     model_close(&w);

@@ -77,16 +77,18 @@ static float *timed_prompt(Forward *f, Timer *tm, const int *tokens, int n, int 
 }
 
 /* From the logits of `token` at position pos - 1: samples, prints and runs one token at a
- * time until the model ends (EOS; BOS too when end_at_bos) or the token for position `last`
- * is printed. Returns the next position to fill, or -1 with err set. */
+ * time until the model ends (EOS; BOS too when end_at_bos; in chat, answer's stop text)
+ * or the token for position `last` is printed. Returns the next position to fill, or -1
+ * with err set. */
 static int sample_text(Forward *f, Timer *tm, const Tokenizer *tok, Sampler *sampler, float *logits, int token,
-                       int pos, int last, int end_at_bos, char *err, size_t errlen) {
+                       int pos, int last, int end_at_bos, ChatStop *answer, char *err, size_t errlen) {
     for (; pos <= last; pos++) {
         const int next = sampler_sample(sampler, logits);
         if (next == f->eos_id || (end_at_bos && next == tokenizer_bos(tok))) break;
         size_t n;
         const char *piece = tokenizer_decode(tok, token, next, &n);
-        print_piece(piece, n);
+        const int stopped_at = answer ? chat_stop_feed(answer, piece, n, pos, print_piece) : (print_piece(piece, n), -1);
+        if (stopped_at >= 0) return stopped_at;
         if (pos == last) break;
         const double start = now_seconds();
         token = next;
@@ -94,6 +96,7 @@ static int sample_text(Forward *f, Timer *tm, const Tokenizer *tok, Sampler *sam
         tm->generate_seconds += now_seconds() - start;
         tm->generated++;
     }
+    if (answer) chat_stop_feed(answer, NULL, 0, pos, print_piece); /* what it held back */
     return pos;
 }
 
@@ -108,8 +111,8 @@ static int generate(Forward *f, const Tokenizer *tok, Sampler *sampler, const in
     }
     Timer tm = {0};
     float *logits = timed_prompt(f, &tm, prompt, n_prompt, 0, err, errlen);
-    const int rc = logits ? sample_text(f, &tm, tok, sampler, logits, prompt[n_prompt - 1], n_prompt, steps, 1, err,
-                                        errlen) : -1;
+    const int rc = logits ? sample_text(f, &tm, tok, sampler, logits, prompt[n_prompt - 1], n_prompt, steps, 1, NULL,
+                                        err, errlen) : -1;
     printf("\n");
     timer_report(&tm);
     return rc < 0 ? -1 : 0;
@@ -153,8 +156,10 @@ static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const Genera
         }
         float *logits = timed_prompt(f, &tm, ids, n_ids, pos, err, errlen);
         printf("Assistant: ");
-        pos = logits ? sample_text(f, &tm, tok, sampler, logits, ids[n_ids - 1], pos + n_ids, steps - 1, 0, err, errlen)
-                     : -1;
+        ChatStop answer;
+        chat_stop_start(&answer, tmpl);
+        pos = logits ? sample_text(f, &tm, tok, sampler, logits, ids[n_ids - 1], pos + n_ids, steps - 1, 0, &answer,
+                                   err, errlen) : -1;
         free(ids);
         printf("\n");
         if (pos < 0) {
