@@ -16,14 +16,19 @@ LDLIBS   += -lsentencepiece -lpthread -lm
 # Out-of-tree objects: build/ normally, build/asan/ for the sanitizer build.
 BUILD    ?= build
 
-ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/*.c tokenizer/*.c weights/*.c)
+ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/*.c kernels/arm/*.c tokenizer/*.c weights/*.c)
 
 # The SIMD kernels are compiled for their instruction sets file by file; the rest of the
 # program stays baseline x86-64 and chooses kernels at run time (kernels/simd.c). On other
 # architectures those files compile to nothing and the scalar kernels run.
-ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
+TARGET_MACHINE := $(shell $(CC) -dumpmachine)
+ifneq (,$(findstring x86_64,$(TARGET_MACHINE)))
 $(BUILD)/kernels/x86/avx2.o: SIMD_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/x86/avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
+endif
+# AArch64 (aarch64-linux-gnu, or arm64-apple-darwin): NEON is baseline, the dot product not.
+ifneq (,$(filter aarch64% arm64%,$(TARGET_MACHINE)))
+$(BUILD)/kernels/arm/dotprod.o: SIMD_FLAGS := -march=armv8.2-a+dotprod
 endif
 SHIM_SRC   := $(wildcard tokenizer/*.cpp)
 TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard tests/*.c))
@@ -81,12 +86,13 @@ $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
 # with SIMD_EMULATED and SIMDe's portable intrinsics (tests/simde/) instead of the CPU's,
 # into $(BUILD)/emu/, and linked with the other objects as they are. It holds every level
 # of every architecture, runnable on any CPU; make test runs its every_level tests.
-SIMD_SRC := $(wildcard kernels/x86/*.c) kernels/simd.c
+SIMD_SRC := $(wildcard kernels/x86/*.c kernels/arm/*.c) kernels/simd.c
 EMU_OBJ  := $(SIMD_SRC:%.c=$(BUILD)/emu/%.o)
 EMU_ENGINE_OBJ := $(filter-out $(SIMD_SRC:%.c=$(BUILD)/%.o),$(ENGINE_OBJ)) $(EMU_OBJ)
 
 # (-Wno-psabi: gcc notes that 64-byte vectors pass differently since gcc 4.6; SIMDe's do.)
 $(BUILD)/emu/kernels/x86/%.o: SIMDE_HEADER := -include tests/simde/x86.h -Wno-psabi
+$(BUILD)/emu/kernels/arm/%.o: SIMDE_HEADER := -include tests/simde/arm.h
 $(BUILD)/emu/%.o: %.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(FPFLAGS) $(CPPFLAGS) $(CFLAGS) -DSIMD_EMULATED $(SIMDE_HEADER) -c $< -o $@

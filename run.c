@@ -193,7 +193,8 @@ static void usage(FILE *out) {
             h += len + (h[len] == '\n');
         }
     }
-    fputs("\nEnvironment:\n  QRAZOR_SIMD=scalar|avx2|avx512  force a kernel level\n"
+    fputs("\nEnvironment:\n  QRAZOR_SIMD=LEVEL               force a kernel level: scalar, avx2, avx512\n"
+          "                                  (x86-64), neon, dotprod (ARM)\n"
           "  QRAZOR_KV_LIMIT=SIZE            most KV cache a run may allocate, e.g. 512M\n"
           "                                  (default: half of the physical memory)\n", out);
 }
