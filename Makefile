@@ -13,14 +13,23 @@ FPFLAGS  := -ffp-contract=off
 CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS   += -lsentencepiece -lpthread -lm
 
+# macOS: the system's declarations beyond POSIX (sysctlbyname, madvise), and Homebrew's
+# sentencepiece (brew install sentencepiece) where Homebrew is.
+ifeq ($(shell uname -s),Darwin)
+BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
+SP_INCLUDE  := $(if $(BREW_PREFIX),-I$(BREW_PREFIX)/include)
+CPPFLAGS    += -D_DARWIN_C_SOURCE $(SP_INCLUDE)
+LDFLAGS     += $(if $(BREW_PREFIX),-L$(BREW_PREFIX)/lib)
+endif
+
 # Out-of-tree objects: build/ normally, build/asan/ for the sanitizer build.
 BUILD    ?= build
 
 ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/*.c kernels/arm/*.c tokenizer/*.c weights/*.c)
 
 # The SIMD kernels are compiled for their instruction sets file by file; the rest of the
-# program stays baseline x86-64 and chooses kernels at run time (kernels/simd.c). On other
-# architectures those files compile to nothing and the scalar kernels run.
+# program stays baseline (x86-64, or ARMv8.0 with NEON) and chooses kernels at run time
+# (kernels/simd.c). The files of the other architecture compile to nothing.
 TARGET_MACHINE := $(shell $(CC) -dumpmachine)
 ifneq (,$(findstring x86_64,$(TARGET_MACHINE)))
 $(BUILD)/kernels/x86/avx2.o: SIMD_FLAGS := -mavx2 -mfma
@@ -123,7 +132,8 @@ endef
 
 $(BUILD)/.deps-ok:
 	@mkdir -p $(BUILD)
-	@if ! echo '#include <sentencepiece_processor.h>' | $(CXX) -std=c++17 -x c++ -fsyntax-only - 2>/dev/null; then \
+	@if ! echo '#include <sentencepiece_processor.h>' | $(CXX) -std=c++17 $(SP_INCLUDE) -x c++ -fsyntax-only - 2>/dev/null; then \
+	  if [ "$$(uname -s)" = Darwin ]; then echo "error: sentencepiece not found: brew install sentencepiece"; exit 1; fi; \
 	  echo "sentencepiece headers not found: installing libsentencepiece-dev"; \
 	  $(call apt_install,libsentencepiece-dev); \
 	fi
@@ -180,7 +190,7 @@ test-arm:
 	  command -v qemu-aarch64 >/dev/null || { \
 	  echo "cross compiler or qemu-aarch64 not found: installing them"; \
 	  $(call apt_install,gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user); }
-	@mkdir -p $(ARM_BUILD) && touch $(ARM_BUILD)/.deps-ok # the stubbed build needs no sentencepiece
+	@mkdir -p $(ARM_BUILD) && [ -f $(ARM_BUILD)/.deps-ok ] || touch $(ARM_BUILD)/.deps-ok # needs no sentencepiece
 	$(MAKE) --no-print-directory BUILD=$(ARM_BUILD) CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
 	  LDFLAGS=-static LDLIBS="-lpthread -lm" SHIM_OBJ=$(ARM_BUILD)/tests/arm/sp_shim_stub.o \
 	  $(ARM_BUILD)/run $(ARM_BUILD)/run_tests
