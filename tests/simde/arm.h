@@ -21,16 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Lanes of a vector as an array and back. */
-#define GAP_LANES(type, name, v, count) \
-    type name[count];                  \
-    memcpy(name, &(v), sizeof name)
-#define GAP_VEC(vtype, lanes)          \
-    ({                                 \
-        vtype v_;                      \
-        memcpy(&v_, lanes, sizeof v_); \
-        v_;                            \
-    })
+#include "lanes.h" /* GAP_LANES, GAP_VEC */
+
 
 /* fdiv: lane by lane, IEEE division. */
 static inline simde_float32x4_t gap_vdivq_f32(simde_float32x4_t a, simde_float32x4_t b) {
