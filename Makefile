@@ -13,25 +13,40 @@ FPFLAGS  := -ffp-contract=off
 CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS   += -lsentencepiece -lpthread -lm
 
+# macOS: the system's declarations beyond POSIX (sysctlbyname, madvise), and Homebrew's
+# sentencepiece (brew install sentencepiece) where Homebrew is.
+ifeq ($(shell uname -s),Darwin)
+BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
+SP_INCLUDE  := $(if $(BREW_PREFIX),-I$(BREW_PREFIX)/include)
+CPPFLAGS    += -D_DARWIN_C_SOURCE $(SP_INCLUDE)
+LDFLAGS     += $(if $(BREW_PREFIX),-L$(BREW_PREFIX)/lib)
+endif
+
 # Out-of-tree objects: build/ normally, build/asan/ for the sanitizer build.
 BUILD    ?= build
 
-ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/*.c tokenizer/*.c weights/*.c)
+ENGINE_SRC := $(wildcard engine/*.c engine/commands/*.c kernels/*.c kernels/x86/*.c kernels/arm/*.c tokenizer/*.c weights/*.c)
 
 # The SIMD kernels are compiled for their instruction sets file by file; the rest of the
-# program stays baseline x86-64 and chooses kernels at run time (kernels/simd.c). On other
-# architectures those files compile to nothing and the scalar kernels run.
-ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
+# program stays baseline (x86-64, or ARMv8.0 with NEON) and chooses kernels at run time
+# (kernels/simd.c). The files of the other architecture compile to nothing.
+TARGET_MACHINE := $(shell $(CC) -dumpmachine)
+ifneq (,$(findstring x86_64,$(TARGET_MACHINE)))
 $(BUILD)/kernels/x86/avx2.o: SIMD_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/x86/avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512cd -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
-SHIM_SRC   := $(wildcard tokenizer/*.cpp)
+# AArch64 (aarch64-linux-gnu, or arm64-apple-darwin): NEON is baseline, the dot product not.
+ifneq (,$(filter aarch64% arm64%,$(TARGET_MACHINE)))
+$(BUILD)/kernels/arm/dotprod.o: SIMD_FLAGS := -march=armv8.2-a+dotprod
+endif
+# The sentencepiece shim, the one C++ file (make test-arm links a stub instead).
+SHIM_OBJ   := $(BUILD)/tokenizer/sp_shim.o
 TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard tests/*.c))
 
-ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_SRC:%.cpp=$(BUILD)/%.o)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_OBJ)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-emulated test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy deps clean help
+.PHONY: all run test test-emulated test-arm test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -42,6 +57,7 @@ help:
 	@echo "make run        build, then tell one story in fp32 and in W4A4 with the embedded model"
 	@echo "make test       build and run the test suite (then its every_level tests, emulated)"
 	@echo "make test-emulated  only the emulated pass: every SIMD level checked on any CPU"
+	@echo "make test-arm   the kernel, GEMM, forward and reference tests on AArch64, under qemu"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make test-tsan  the test suite under ThreadSanitizer"
 	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
@@ -81,12 +97,13 @@ $(BUILD)/synth_model: $(BUILD)/tests/synth_main.o $(BUILD)/tests/synth_model.o
 # with SIMD_EMULATED and SIMDe's portable intrinsics (tests/simde/) instead of the CPU's,
 # into $(BUILD)/emu/, and linked with the other objects as they are. It holds every level
 # of every architecture, runnable on any CPU; make test runs its every_level tests.
-SIMD_SRC := $(wildcard kernels/x86/*.c) kernels/simd.c
+SIMD_SRC := $(wildcard kernels/x86/*.c kernels/arm/*.c) kernels/simd.c
 EMU_OBJ  := $(SIMD_SRC:%.c=$(BUILD)/emu/%.o)
 EMU_ENGINE_OBJ := $(filter-out $(SIMD_SRC:%.c=$(BUILD)/%.o),$(ENGINE_OBJ)) $(EMU_OBJ)
 
 # (-Wno-psabi: gcc notes that 64-byte vectors pass differently since gcc 4.6; SIMDe's do.)
 $(BUILD)/emu/kernels/x86/%.o: SIMDE_HEADER := -include tests/simde/x86.h -Wno-psabi
+$(BUILD)/emu/kernels/arm/%.o: SIMDE_HEADER := -include tests/simde/arm.h
 $(BUILD)/emu/%.o: %.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(FPFLAGS) $(CPPFLAGS) $(CFLAGS) -DSIMD_EMULATED $(SIMDE_HEADER) -c $< -o $@
@@ -115,7 +132,8 @@ endef
 
 $(BUILD)/.deps-ok:
 	@mkdir -p $(BUILD)
-	@if ! echo '#include <sentencepiece_processor.h>' | $(CXX) -std=c++17 -x c++ -fsyntax-only - 2>/dev/null; then \
+	@if ! echo '#include <sentencepiece_processor.h>' | $(CXX) -std=c++17 $(SP_INCLUDE) -x c++ -fsyntax-only - 2>/dev/null; then \
+	  if [ "$$(uname -s)" = Darwin ]; then echo "error: sentencepiece not found: brew install sentencepiece"; exit 1; fi; \
 	  echo "sentencepiece headers not found: installing libsentencepiece-dev"; \
 	  $(call apt_install,libsentencepiece-dev); \
 	fi
@@ -161,6 +179,37 @@ test-emulated:
 	  echo "not run: the emulated pass (every SIMD level on any CPU) needs SIMDe: apt-get install libsimde-dev"; \
 	  [ "$(REQUIRE_EMULATION)" != 1 ]; \
 	fi
+
+# ---------------------------------------------------------------- ARM under qemu
+# The kernel, GEMM, forward and reference tests (every NEON level against the scalar
+# definition, the golden forward passes, 1 to 3 threads) on AArch64: cross-built with
+# gcc-aarch64-linux-gnu into build/arm/ and run under qemu-aarch64 once per CPU model,
+# `max` (with the dot product: the dotprod level must be found and checked) and
+# `cortex-a72` (ARMv8.0, Raspberry Pi 4: neon). Linked statically: Debian 12's qemu-aarch64
+# hangs dynamically linked programs in pthread_create. Debian has no static arm64
+# sentencepiece, so the shim is a stub (tests/arm/); the tokenizer and command-line tests
+# stay with the native suite.
+ARM_BUILD := build/arm
+ARM_TESTS := kernels_ gemm_ forward_ reference_equals
+ARM_CPUS  := max:dotprod cortex-a72:neon
+test-arm:
+	@command -v aarch64-linux-gnu-gcc >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null && \
+	  command -v qemu-aarch64 >/dev/null || { \
+	  echo "cross compiler or qemu-aarch64 not found: installing them"; \
+	  $(call apt_install,gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user); }
+	@mkdir -p $(ARM_BUILD) && [ -f $(ARM_BUILD)/.deps-ok ] || touch $(ARM_BUILD)/.deps-ok # needs no sentencepiece
+	$(MAKE) --no-print-directory BUILD=$(ARM_BUILD) CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
+	  LDFLAGS=-static LDLIBS="-lpthread -lm" SHIM_OBJ=$(ARM_BUILD)/tests/arm/sp_shim_stub.o \
+	  $(ARM_BUILD)/run $(ARM_BUILD)/run_tests
+	@for model in $(ARM_CPUS); do \
+	  cpu=$${model%%:*} level=$${model#*:}; \
+	  echo "qemu-aarch64 -cpu $$cpu: $(ARM_TESTS)"; \
+	  qemu-aarch64 -cpu $$cpu $(ARM_BUILD)/run_tests --run $(ARM_BUILD)/run --every-level $(ARM_TESTS) \
+	    > $(ARM_BUILD)/test-$$cpu.log; status=$$?; cat $(ARM_BUILD)/test-$$cpu.log; \
+	  [ $$status = 0 ] || exit 1; \
+	  grep -q "$$level native" $(ARM_BUILD)/test-$$cpu.log || \
+	    { echo "error: -cpu $$cpu: the $$level level was not detected and checked"; exit 1; }; \
+	done
 
 # The whole suite again, every object rebuilt with the sanitizers into build/asan/.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

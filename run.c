@@ -203,7 +203,8 @@ static void usage(FILE *out) {
             if (s->commands >> c & 1) names[n++] = command_name[c];
         fprintf(out, "  %-18s [%s]\n", "", n == N_COMMANDS ? "every command" : join(names, n, ", ", list, sizeof list));
     }
-    fputs("\nEnvironment:\n  QRAZOR_SIMD=scalar|avx2|avx512  force a kernel level\n"
+    fputs("\nEnvironment:\n  QRAZOR_SIMD=LEVEL               force a kernel level: scalar, avx2, avx512\n"
+          "                                  (x86-64), neon, dotprod (ARM)\n"
           "  QRAZOR_KV_LIMIT=SIZE            most KV cache a run may allocate, e.g. 512M\n"
           "                                  (default: half of the physical memory)\n", out);
 }

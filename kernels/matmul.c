@@ -116,11 +116,11 @@ static void pack_range(void *ctx, int thread, int t0, int t1) {
  * for r4_block and the GEMM alike; returns whether the GEMM takes it. */
 static int pack_for_gemm(const Product *p, ThreadPool *pool) {
     const R4Acts *x = p->in->r4;
-    if (!x || !p->k->r4_pack) return 0;
+    if (!x || !p->k->r4_pack) return 0; /* the scalar r4_block needs no preparation */
     Pack pack = {p->k, x, 0};
     const int grain = (long)x->n * x->len < PARALLEL_MIN_PACK ? x->n : threadpool_grain(pool, x->n, 2);
     threadpool_parallel_for(pool, x->n, grain, pack_range, &pack);
-    return !atomic_load_explicit(&pack.refused, memory_order_relaxed);
+    return p->k->r4_gemm && !atomic_load_explicit(&pack.refused, memory_order_relaxed);
 }
 
 /* Blocks are the items of the parallel for: each is computed whole by one thread, so the

@@ -14,6 +14,10 @@ extern const KernelTable kernels_scalar;
 extern const KernelTable kernels_avx2;
 extern const KernelTable kernels_avx512;
 #endif
+#if SIMD_BUILD_ARM
+extern const KernelTable kernels_neon;
+extern const KernelTable kernels_dotprod;
+#endif
 
 /* Every level this build compiled (NULL: not in this build). */
 static const KernelTable *const tables[SIMD_LEVELS] = {
@@ -21,6 +25,10 @@ static const KernelTable *const tables[SIMD_LEVELS] = {
 #if SIMD_BUILD_X86
     [SIMD_AVX2] = &kernels_avx2,
     [SIMD_AVX512] = &kernels_avx512,
+#endif
+#if SIMD_BUILD_ARM
+    [SIMD_NEON] = &kernels_neon,
+    [SIMD_DOTPROD] = &kernels_dotprod,
 #endif
 };
 
@@ -53,12 +61,36 @@ static SimdLevel detect_once(void) {
     if (avx2 && fma) return SIMD_AVX2;
     return SIMD_SCALAR;
 }
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+
+/* The kernel's HWCAP bits (asm/hwcap.h): Advanced SIMD, and the dot product instructions. */
+enum { ARM_HWCAP_ASIMD = 1 << 1, ARM_HWCAP_ASIMDDP = 1 << 20 };
+
+static SimdLevel detect_once(void) {
+    const unsigned long hwcap = getauxval(AT_HWCAP);
+    if (!(hwcap & ARM_HWCAP_ASIMD)) return SIMD_SCALAR;
+    return hwcap & ARM_HWCAP_ASIMDDP ? SIMD_DOTPROD : SIMD_NEON;
+}
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+
+/* Every Apple ARM CPU has Advanced SIMD; the dot product from the M1 on. */
+static SimdLevel detect_once(void) {
+    int dotprod = 0;
+    size_t size = sizeof dotprod;
+    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &dotprod, &size, NULL, 0) != 0) dotprod = 0;
+    return dotprod ? SIMD_DOTPROD : SIMD_NEON;
+}
+#elif defined(__aarch64__)
+/* Another system: Advanced SIMD is part of every AArch64 CPU; the rest is not asked. */
+static SimdLevel detect_once(void) { return SIMD_NEON; }
 #else
 static SimdLevel detect_once(void) { return SIMD_SCALAR; }
 #endif
 
 /* The best level this CPU runs natively; the levels of an architecture form a chain, each
- * including the one below. */
+ * including the one below (and scalar below them all). */
 static SimdLevel cpu_best(void) {
     static atomic_int detected = -1; /* threads may race here; they store the same value */
     int level = atomic_load_explicit(&detected, memory_order_relaxed);
@@ -79,9 +111,20 @@ int simd_emulated(void) {
 
 SimdLevel simd_detect(void) { return simd_emulated() ? SIMD_SCALAR : cpu_best(); }
 
+/* The chain (architecture) of a level: 0 for scalar, which every chain starts from. */
+static int level_chain(SimdLevel level) {
+    return level >= SIMD_NEON ? 2 : level >= SIMD_AVX2 ? 1 : 0;
+}
+
+/* Whether this CPU runs a level natively: one of its own chain, at most its best. */
+static int runs_natively(SimdLevel level) {
+    const SimdLevel best = cpu_best();
+    return level == SIMD_SCALAR || (level_chain(level) == level_chain(best) && level <= best);
+}
+
 const KernelTable *simd_kernels(SimdLevel level) {
     if (level < 0 || level >= SIMD_LEVELS || !tables[level]) return NULL;
-    if (!simd_emulated() && level > cpu_best()) return NULL;
+    if (!simd_emulated() && !runs_natively(level)) return NULL;
     return tables[level];
 }
 
@@ -95,7 +138,7 @@ SimdLevel simd_current(void) {
 const KernelTable *simd_current_kernels(void) { return simd_kernels(simd_current()); }
 
 const char *simd_level_name(SimdLevel level) {
-    static const char *const names[SIMD_LEVELS] = {"scalar", "avx2", "avx512"};
+    static const char *const names[SIMD_LEVELS] = {"scalar", "avx2", "avx512", "neon", "dotprod"};
     return level >= 0 && level < SIMD_LEVELS ? names[level] : "?";
 }
 

@@ -7,6 +7,10 @@
  *   avx512   AVX-512 F/CD/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later):
  *            kernels/x86/avx512.c; vpdpbusd does four byte products and their sum in one
  *            instruction
+ *   neon     ARMv8.0 Advanced SIMD (every AArch64 CPU: Raspberry Pi 4, Cortex-A72):
+ *            kernels/arm/neon.c
+ *   dotprod  ARMv8.2 dot product (Apple M1 and later, Graviton 2 and later, Raspberry Pi 5):
+ *            kernels/arm/dotprod.c; sdot sums four byte products into each 32-bit lane
  *
  * A build holds the levels of its architecture as native code. The test build that checks
  * every level on any CPU (make test's emulated pass, SIMD_EMULATED) compiles the same
@@ -25,13 +29,18 @@
 #include "kernels/qformat.h"
 #include "kernels/quant.h"
 
-typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;
+typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_NEON, SIMD_DOTPROD, SIMD_LEVELS } SimdLevel;
 
 /* Which level files a build compiles (each file is guarded by its macro). */
 #if defined(__x86_64__) || defined(SIMD_EMULATED)
 #define SIMD_BUILD_X86 1
 #else
 #define SIMD_BUILD_X86 0
+#endif
+#if defined(__aarch64__) || defined(SIMD_EMULATED)
+#define SIMD_BUILD_ARM 1
+#else
+#define SIMD_BUILD_ARM 0
 #endif
 
 enum { QR_TILE_TOKENS = 8 }; /* vectors one kernel call handles */
@@ -90,8 +99,8 @@ typedef struct {
     DotI8Kernel dot_i8;
     DotF32Kernel dot_f32;
     R4QuantizeKernel quantize_r4;
-    R4PackKernel r4_pack; /* NULL with r4_gemm: the level multiplies batches in r4_block tiles */
-    R4GemmKernel r4_gemm;
+    R4PackKernel r4_pack; /* NULL: r4_block needs no preparation (scalar) */
+    R4GemmKernel r4_gemm; /* NULL: the level multiplies batches in r4_block tiles */
     SwigluKernel swiglu;
 } KernelTable;
 
@@ -123,7 +132,7 @@ const KernelTable *simd_kernels(SimdLevel level);
 SimdLevel simd_current(void);
 const KernelTable *simd_current_kernels(void);
 
-/* Chooses a level by name ("scalar", "avx2", "avx512"). Returns 0, or -1 if the name is
+/* Chooses a level by name ("scalar", "avx2", "avx512", "neon", "dotprod"). Returns 0, or -1 if the name is
  * unknown or this build or CPU cannot run that level. */
 int simd_use(const char *name);
 

@@ -35,8 +35,9 @@ void test_not_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The kernels of SIMD level l for a test that checks every level: the table, counted in the
  * runner's summary as a test of that level (native or emulated, as the build is); or NULL
- * after test_not_run() says why this build or CPU cannot run it. Tests that check every
- * level have "every_level" in their names: the emulated pass of make test runs those. */
+ * when this build or CPU cannot run it (the summary says so: the emulated pass of make
+ * test, whose build holds every level, checks it). Tests that check every level have
+ * "every_level" in their names: the emulated pass runs those. */
 const KernelTable *test_level(int l);
 
 /* ---------------------------------------------------------------- helpers for tests */

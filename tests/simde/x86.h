@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lanes.h" /* GAP_LANES, GAP_VEC */
+
 /* Rounding-control constants under their Intel names. */
 #ifndef _MM_FROUND_NO_EXC
 #define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
@@ -39,16 +41,6 @@
 #define __mmask32 simde__mmask32
 #define __mmask64 simde__mmask64
 
-/* Lanes of a vector as an array and back: the gaps are written lane by lane. */
-#define GAP_LANES(type, name, v, count) \
-    type name[count];                  \
-    memcpy(name, &(v), sizeof name)
-#define GAP_VEC(vtype, lanes) \
-    ({                        \
-        vtype v_;             \
-        memcpy(&v_, lanes, sizeof v_); \
-        v_;                   \
-    })
 
 /* ptest / vptest: 1 when a AND b is zero in every bit. */
 static inline int gap_mm_testz_si128(simde__m128i a, simde__m128i b) {

@@ -1,0 +1,67 @@
+/*
+ * tests/simde/arm.h - the ARM NEON intrinsics for the emulated test build (make test's
+ * second pass): every kernel file of kernels/arm/ is compiled a second time with this
+ * header forced in (-include) instead of <arm_neon.h>, so that the neon and dotprod levels
+ * run, and are checked against the scalar definition, on any CPU.
+ *
+ * SIMDe (Debian: libsimde-dev) implements the intrinsics in portable C. The version Debian
+ * 12 ships (0.7.4) lacks some that the kernels use; those are given below, each written
+ * from Arm's description of the instruction (the Arm Architecture Reference Manual), one
+ * lane at a time. The emulation is checked the way the x86 one is: make test-arm runs the
+ * same every_level tests natively under qemu-aarch64, where a difference from the emulated
+ * pass would be a fault of the emulation. Nothing here is linked into ./run.
+ */
+#ifndef TESTS_SIMDE_ARM_H
+#define TESTS_SIMDE_ARM_H
+
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/arm/neon.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lanes.h" /* GAP_LANES, GAP_VEC */
+
+
+/* fdiv: lane by lane, IEEE division. */
+static inline simde_float32x4_t gap_vdivq_f32(simde_float32x4_t a, simde_float32x4_t b) {
+    GAP_LANES(float, x, a, 4);
+    GAP_LANES(float, y, b, 4);
+    float r[4];
+    for (int i = 0; i < 4; i++) r[i] = x[i] / y[i];
+    return GAP_VEC(simde_float32x4_t, r);
+}
+#define vdivq_f32 gap_vdivq_f32
+
+static inline simde_float64x2_t gap_vdivq_f64(simde_float64x2_t a, simde_float64x2_t b) {
+    GAP_LANES(double, x, a, 2);
+    GAP_LANES(double, y, b, 2);
+    double r[2];
+    for (int i = 0; i < 2; i++) r[i] = x[i] / y[i];
+    return GAP_VEC(simde_float64x2_t, r);
+}
+#define vdivq_f64 gap_vdivq_f64
+
+/* fcvtas: each float to int32, rounded to nearest with ties away from zero (roundf),
+ * saturated to the int32 range; a NaN gives 0. */
+static inline simde_int32x4_t gap_vcvtaq_s32_f32(simde_float32x4_t a) {
+    GAP_LANES(float, x, a, 4);
+    int32_t r[4];
+    for (int i = 0; i < 4; i++) {
+        const float v = roundf(x[i]);
+        r[i] = v != v ? 0 : v >= 2147483648.0f ? INT32_MAX : v < -2147483648.0f ? INT32_MIN : (int32_t)v;
+    }
+    return GAP_VEC(simde_int32x4_t, r);
+}
+#define vcvtaq_s32_f32 gap_vcvtaq_s32_f32
+
+/* fcvtl2: the upper 2 floats to double (exact). */
+static inline simde_float64x2_t gap_vcvt_high_f64_f32(simde_float32x4_t a) {
+    GAP_LANES(float, x, a, 4);
+    const double r[2] = {x[2], x[3]};
+    return GAP_VEC(simde_float64x2_t, r);
+}
+#define vcvt_high_f64_f32 gap_vcvt_high_f64_f32
+
+#endif
