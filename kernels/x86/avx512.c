@@ -346,16 +346,29 @@ enum {
 enum { PANEL_STEPS = GEMM_COLS / 4 };
 
 static int r4_pack_avx512(const R4Acts *x, int t0, int t1) {
-    const int units = (x->len + 15) / 16;
+    const int units = (x->len + 15) / 16, per_group = x->group / 16;
+    const __m512i ones = _mm512_set1_epi8(1);
     for (int t = t0; t < t1; t++) {
         const int8_t *a = x->codes + (size_t)t * x->stride; /* zero past len, up to stride */
         const int32_t *sa = x->shifts + (size_t)t * x->n_groups;
-        int32_t *words = x->gemm_words + (size_t)t * x->gemm_stride;
-        for (int u = 0; u < units; u++) {
-            words[2 * u] = -128 * sum16_codes(a + 16 * u);
-            words[2 * u + 1] = sa[16 * u / x->group];
+        int32_t *words = x->gemm_words + (size_t)t * x->gemm_stride, *corr = x->corr + (size_t)t * x->n_groups;
+        memset(corr, 0, (size_t)x->n_groups * sizeof *corr);
+        for (int u0 = 0, g = 0, in_group = 0; u0 < units; u0 += 4) { /* 4 units, within stride */
+            /* Their code sums: vpdpbusd by bytes of 1 sums 4 codes in each lane; then the 4
+             * lanes of each 128-bit lane (one unit's) are summed into its lane 0. */
+            __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(a + 16 * u0));
+            sum = _mm512_add_epi32(sum, _mm512_unpackhi_epi64(sum, sum)); /* lanes 0 + 2, 1 + 3 */
+            sum = _mm512_add_epi32(sum, _mm512_srli_epi64(sum, 32));      /* 0 + 1 */
+            _Alignas(64) int32_t sums[16];
+            _mm512_store_si512(sums, sum);
+            for (int k = 0; k < 4 && u0 + k < units; k++) {
+                const int u = u0 + k;
+                words[2 * u] = -128 * sums[4 * k];
+                words[2 * u + 1] = sa[g];
+                corr[g] -= 8 * sums[4 * k]; /* for r4_block */
+                if (++in_group == per_group) g++, in_group = 0;
+            }
         }
-        set_corr_x86(x, t); /* for r4_block */
     }
     return 0;
 }
