@@ -54,9 +54,9 @@ static void attend_f32(const KVCache *kv, int i, int h, const AttnChunk *ch, Att
         for (int t = 0; t <= last; t++) {
             float score = 0.0f;
             for (int d = 0; d < hs; d++) score += q[d] * keys[(size_t)t * hs + d];
-            att[t] = score / sqrtf((float)hs);
+            att[t] = score;
         }
-        softmax(att, last + 1);
+        softmax_scaled(att, last + 1, sqrtf((float)hs));
         memset(out, 0, (size_t)hs * sizeof *out);
         for (int t = 0; t <= last; t++)
             for (int d = 0; d < hs; d++) out[d] += att[t] * values[(size_t)t * hs + d];
@@ -82,8 +82,7 @@ static void attend_quantized(const KVCache *kv, int i, int h, const AttnChunk *c
     for (int r = 0; r < rows; r++) {
         float *att = sc->att + (size_t)r * n_ctx, *pf = sc->pf + (size_t)r * n_ctx;
         const int last = row_last(ch, r);
-        for (int t = 0; t <= last; t++) att[t] /= sqrtf((float)hs);
-        softmax(att, last + 1);
+        softmax_scaled(att, last + 1, sqrtf((float)hs));
         for (int t = 0; t < len; t++) pf[t] = t <= last ? att[t] * sv[t] : 0.0f;
         qacts_quantize(&sc->p, r, pf, q);
     }

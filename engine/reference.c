@@ -157,10 +157,17 @@ static void rmsnorm(Reference *r, float *o, const float *x, const float *gain) {
     for (int i = 0; i < n; i++) o[i] = gain[i] * (inv * x[i]);
 }
 
+static double exp_double(double x);
+
+/* e^x - max in float: exp_double rounded once (0 below -104, where e^x is under half the
+ * smallest float; NaN stays NaN); the maximum skips NaN. */
 static void softmax(float *x, int n) {
-    float max = x[0];
-    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    for (int i = 0; i < n; i++) x[i] = expf(x[i] - max);
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    for (int i = 0; i < n; i++) {
+        const float d = x[i] - max;
+        x[i] = d != d ? d : d < -104.0f ? 0.0f : (float)exp_double((double)d);
+    }
     const float sum = sum_pairwise(x, n);
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
@@ -180,13 +187,11 @@ static void rope(float *v, int n_heads, int hs, int pos, double theta) {
     }
 }
 
-/* e^x for SiLU, computed as the fast path computes it (kernels/floatops.c measures its
- * error: below 3 double epsilons): e^x = 2^n e^t with n = round(x / ln 2) and t = x - n ln 2
- * (ln 2 in fdlibm's two parts, so t is exact), e^t by its Taylor series to t^13 summed in
- * Estrin's order: pairs of terms, then pairs of pairs. x is clamped to [-40, 709], where
- * SiLU in double does not notice (NaN goes to -40: SiLU then gives NaN). */
-static double silu_exp(double x) {
-    x = x >= -40.0 ? (x > 709.0 ? 709.0 : x) : -40.0;
+/* e^x for softmax and SiLU, computed as the fast path computes it (kernels/floatops.c
+ * measures its error: below 3 double epsilons): e^x = 2^n e^t with n = round(x / ln 2) and
+ * t = x - n ln 2 (ln 2 in fdlibm's two parts, so t is exact), e^t by its Taylor series to
+ * t^13 summed in Estrin's order: pairs of terms, then pairs of pairs. */
+static double exp_double(double x) {
     const double n = floor(x * 1.44269504088896338700 + 0.5);
     const double t = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
     double term[14], pair[7], factorial = 1.0; /* term[k] = 1 / k!, exact up to 13! */
@@ -197,6 +202,10 @@ static double silu_exp(double x) {
                        ((pair[4] + pair[5] * t2) + pair[6] * t4) * t8;
     return ldexp(sum, (int)n);
 }
+
+/* SiLU's: x clamped to [-40, 709], where SiLU in double does not notice (NaN goes to -40:
+ * SiLU then gives NaN). */
+static double silu_exp(double x) { return exp_double(x >= -40.0 ? (x > 709.0 ? 709.0 : x) : -40.0); }
 
 /* gate = silu(gate) * up, silu(g) = g / (1 + e^-g) in double, rounded once to float. */
 static void swiglu(float *gate, const float *up, int n) {

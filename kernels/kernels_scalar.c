@@ -58,5 +58,11 @@ float dot_f32_scalar(const float *w, const float *x, int n) {
     return lane[0];
 }
 
-const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,
-                                    dot_f32_scalar, r4_acts_quantize_scalar, NULL, NULL, swiglu_scalar};
+const KernelTable kernels_scalar = {.name = "scalar",
+                                    .r4_block = r4_block_scalar,
+                                    .r4_finish = r4_finish_scalar,
+                                    .dot_i8 = dot_i8_scalar,
+                                    .dot_f32 = dot_f32_scalar,
+                                    .quantize_r4 = r4_acts_quantize_scalar,
+                                    .swiglu = swiglu_scalar,
+                                    .softmax = softmax_scalar};

@@ -89,8 +89,10 @@ typedef int (*R4PackKernel)(const R4Acts *x, int t0, int t1);
 typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
                              const R4Acts *x);
 
-/* SwiGLU (kernels/floatops.h): swiglu_scalar is the definition, every level gives its bits. */
+/* SwiGLU and softmax (kernels/floatops.h): swiglu_scalar and softmax_scalar are the
+ * definitions, every level gives their bits. */
 typedef void (*SwigluKernel)(float *gate, const float *up, int n);
+typedef void (*SoftmaxKernel)(float *x, int n, float divisor);
 
 typedef struct {
     const char *name;
@@ -102,10 +104,11 @@ typedef struct {
     R4PackKernel r4_pack; /* NULL: r4_block needs no preparation (scalar) */
     R4GemmKernel r4_gemm; /* NULL: the level multiplies batches in r4_block tiles */
     SwigluKernel swiglu;
+    SoftmaxKernel softmax;
 } KernelTable;
 
 /* The entries of a table by name, for saying where each comes from (simd_entry_level). */
-enum { SIMD_ENTRIES = 8 };
+enum { SIMD_ENTRIES = 9 };
 extern const char *const simd_entry_names[SIMD_ENTRIES];
 
 /* The level whose file defines entry e of level l's table: l itself, or a lower level whose

@@ -355,12 +355,13 @@ static void test_f32_kernels_same_every_level(void) {
 /* ------------------------------------------------------------------ SwiGLU */
 
 /* silu_exp against libm's exp over its whole range, ends and clamps included. */
-static void test_silu_exp_accuracy(void) {
+/* exp_core against libm's exp over the arguments of softmax and SiLU; SiLU's clamps. */
+static void test_exp_core_accuracy(void) {
     double worst = 0, worst_x = 0;
     const int steps = 2000000;
     for (int i = 0; i <= steps; i++) {
-        const double x = SILU_EXP_MIN + (SILU_EXP_MAX - SILU_EXP_MIN) * i / steps;
-        const double want = exp(x), rel = fabs(silu_exp(x) - want) / want;
+        const double x = SOFTMAX_EXP_MIN + (SILU_EXP_MAX - SOFTMAX_EXP_MIN) * i / steps;
+        const double want = exp(x), rel = fabs(exp_core(x) - want) / want;
         if (rel > worst) worst = rel, worst_x = x;
     }
     printf("    worst relative error %.3g (%.2f DBL_EPSILON) at x = %.6f\n", worst, worst / DBL_EPSILON, worst_x);
@@ -369,6 +370,68 @@ static void test_silu_exp_accuracy(void) {
     CHECK(silu_exp(NAN) == silu_exp(SILU_EXP_MIN));
     CHECK(silu_exp(1e300) == silu_exp(SILU_EXP_MAX) && isfinite(silu_exp(INFINITY)));
     CHECK(silu_exp(0.0) == 1.0);
+}
+
+/* softmax_exp is correctly rounded but in rare near-halfway cases: over [-104, 0] densely,
+ * against libm's exp in double rounded to float (the same but in such cases too), and
+ * counted against libm's expf (glibc's is within 0.502 ulp: a float apart now and then). */
+static void test_softmax_exp_matches_expf(void) {
+    const int steps = 4000000;
+    int differ = 0, from_expf = 0, far = 0;
+    for (int i = 0; i <= steps; i++) {
+        const float x = SOFTMAX_EXP_MIN * (float)i / (float)steps, got = softmax_exp(x), want = (float)exp((double)x);
+        differ += got != want;
+        from_expf += got != expf(x);
+        far += fabsf(got - expf(x)) > fabsf(nextafterf(expf(x), 2.0f) - expf(x));
+    }
+    printf("    of %d values, %d differ from exp in double rounded to float, %d from expf (by a float)\n", steps + 1,
+           differ, from_expf);
+    CHECKF(differ <= steps / 1000000 && far == 0, "%d values differ from libm's exp, %d by more than a float from expf",
+           differ, far);
+    CHECK(softmax_exp(0.0f) == 1.0f && softmax_exp(-0.0f) == 1.0f);
+    CHECK(softmax_exp(-104.0f) == 0.0f && softmax_exp(-1e30f) == 0.0f && softmax_exp(-INFINITY) == 0.0f);
+    CHECK(softmax_exp(-103.9f) > 0.0f && softmax_exp(-103.9f) == expf(-103.9f)); /* a denormal */
+    CHECK(isnan(softmax_exp(NAN)));
+}
+
+/* A softmax row for the tests: scores of every size, huge gaps (exp underflows), ties,
+ * and in some rows -inf, NaN and +inf. */
+static float softmax_test_value(uint64_t *rng, int kind) {
+    const double u = (double)(test_rand(rng) % 2000001) / 1000000.0 - 1.0;
+    switch (kind) {
+    case 0: return (float)(u * 20.0);
+    case 1: return (float)(u * 300.0);             /* e^(x - max) below SOFTMAX_EXP_MIN too */
+    case 2: return (float)((int)(u * 4.0));        /* ties */
+    default: {
+        const float odd[] = {-INFINITY, NAN, INFINITY, -0.0f};
+        return test_rand(rng) % 8 ? (float)(u * 10.0) : odd[test_rand(rng) % 4];
+    }
+    }
+}
+
+static void test_softmax_same_every_level(void) {
+    uint64_t rng = 31;
+    const float divisors[] = {1.0f, 6.92820323f, 8.0f, 0.7f};
+    for (int trial = 0; trial < 400; trial++) {
+        const int n = trial < 40 ? trial + 1 : trial % 9 == 0 ? test_rand_range(&rng, 129, 1100) : test_rand_range(&rng, 1, 300);
+        float *x = malloc((size_t)n * sizeof *x), *want = malloc((size_t)n * sizeof *want), *got = malloc((size_t)n * sizeof *got);
+        if (!CHECK(x && want && got)) { free(x), free(want), free(got); return; }
+        for (int i = 0; i < n; i++) x[i] = softmax_test_value(&rng, trial % 4);
+        const float divisor = divisors[trial % 4];
+        memcpy(want, x, (size_t)n * sizeof *x);
+        softmax_scalar(want, n, divisor);
+        for (int l = 0; l < SIMD_LEVELS; l++) {
+            const KernelTable *k = test_level(l);
+            if (!k) continue;
+            memcpy(got, x, (size_t)n * sizeof *x);
+            k->softmax(got, n, divisor);
+            int bad = 0; /* the same bits, or NaN both (which NaN: as the additions' operands fell) */
+            for (int i = 0; i < n; i++) bad += memcmp(&got[i], &want[i], sizeof *got) && !(isnan(got[i]) && isnan(want[i]));
+            CHECKF(bad == 0, "%s: n=%d kind=%d divisor %g: %d values differ from the scalar", k->name, n, trial % 4,
+                   divisor, bad);
+        }
+        free(x), free(want), free(got);
+    }
 }
 
 /* Random gates and ups over many magnitudes, then the values at the edges. */
@@ -560,7 +623,9 @@ void suite_kernels(void) {
     test_run("kernels_r4_finish_exact_every_level", test_r4_finish_exact_every_level);
     test_run("kernels_f32_same_every_level", test_f32_kernels_same_every_level);
     test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
-    test_run("kernels_silu_exp_accuracy", test_silu_exp_accuracy);
+    test_run("kernels_exp_core_accuracy", test_exp_core_accuracy);
+    test_run("kernels_softmax_exp_matches_expf", test_softmax_exp_matches_expf);
+    test_run("kernels_softmax_same_every_level", test_softmax_same_every_level);
     test_run("kernels_swiglu_matches_libm", test_swiglu_matches_libm);
     test_run("kernels_swiglu_same_every_level", test_swiglu_same_every_level);
 }

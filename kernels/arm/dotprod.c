@@ -3,7 +3,7 @@
  * with -march=armv8.2-a+dotprod; only called after CPU detection says so): Apple M1 and
  * later, Graviton 2 and later, Raspberry Pi 5's Cortex-A76. It borrows every entry but the
  * 4-bit kernel from neon.c (the finish, both dot products, the quantizer, the batch's
- * preparation, SwiGLU).
+ * preparation, SwiGLU, softmax).
  *
  * The 4-bit kernel is kernels/arm/neon.h's (which says why it is exact) with this dot8:
  * sdot multiplies each 32-bit lane's 4 signed bytes by 4 activation codes (one 32-bit lane
@@ -30,7 +30,15 @@ float dot_f32_neon(const float *w, const float *x, int n);
 void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
 int r4_pack_neon(const R4Acts *x, int t0, int t1);
 void swiglu_neon(float *gate, const float *up, int n);
+void softmax_neon(float *x, int n, float divisor);
 
-const KernelTable kernels_dotprod = {"dotprod", r4_block_level, r4_finish_neon, dot_i8_neon, dot_f32_neon,
-                                     quantize_r4_neon, r4_pack_neon, NULL, swiglu_neon};
+const KernelTable kernels_dotprod = {.name = "dotprod",
+                                     .r4_block = r4_block_level,
+                                     .r4_finish = r4_finish_neon,
+                                     .dot_i8 = dot_i8_neon,
+                                     .dot_f32 = dot_f32_neon,
+                                     .quantize_r4 = quantize_r4_neon,
+                                     .r4_pack = r4_pack_neon,
+                                     .swiglu = swiglu_neon,
+                                     .softmax = softmax_neon};
 #endif

@@ -191,11 +191,9 @@ int r4_pack_neon(const R4Acts *x, int t0, int t1) {
 
 /* ------------------------------------------------------------------ SwiGLU */
 
-/* silu_exp (kernels/floatops.c) on 2 lanes, operation by operation, so each lane has the
- * scalar's bits. fmaxnm returns the number when the other operand is NaN: a NaN lane takes
- * SILU_EXP_MIN, as in the scalar. */
-static inline float64x2_t silu_exp2(float64x2_t x) {
-    x = vminq_f64(vmaxnmq_f64(x, vdupq_n_f64(SILU_EXP_MIN)), vdupq_n_f64(SILU_EXP_MAX));
+/* exp_core (kernels/floatops.c) on 2 lanes, operation by operation, so each lane has the
+ * scalar's bits. */
+static inline float64x2_t exp_core2(float64x2_t x) {
     const float64x2_t n = vrndmq_f64(vaddq_f64(vmulq_f64(x, vdupq_n_f64(SILU_EXP_LOG2E)), vdupq_n_f64(0.5)));
     const float64x2_t r = vsubq_f64(vsubq_f64(x, vmulq_f64(n, vdupq_n_f64(SILU_EXP_LN2_HI))),
                                     vmulq_f64(n, vdupq_n_f64(SILU_EXP_LN2_LO)));
@@ -209,6 +207,12 @@ static inline float64x2_t silu_exp2(float64x2_t x) {
     const float64x2_t p = vaddq_f64(vaddq_f64(s0, vmulq_f64(s1, r4)), vmulq_f64(vaddq_f64(s2, vmulq_f64(q[6], r4)), r8));
     const int64x2_t biased = vaddq_s64(vcvtq_s64_f64(n), vdupq_n_s64(1023)); /* n is an integer */
     return vmulq_f64(p, vreinterpretq_f64_s64(vshlq_n_s64(biased, 52)));
+}
+
+/* silu_exp: the clamp, then exp_core. fmaxnm returns the number when the other operand is
+ * NaN: a NaN lane takes SILU_EXP_MIN, as in the scalar. */
+static inline float64x2_t silu_exp2(float64x2_t x) {
+    return exp_core2(vminq_f64(vmaxnmq_f64(x, vdupq_n_f64(SILU_EXP_MIN)), vdupq_n_f64(SILU_EXP_MAX)));
 }
 
 /* silu(g) in double, rounded once to float, times up: swiglu_scalar on 2 lanes. */
@@ -228,6 +232,71 @@ void swiglu_neon(float *gate, const float *up, int n) {
     swiglu_scalar(gate + i, up + i, n - i);
 }
 
-const KernelTable kernels_neon = {"neon", r4_block_level, r4_finish_neon, dot_i8_neon, dot_f32_neon,
-                                  quantize_r4_neon, r4_pack_neon, NULL, swiglu_neon};
+/* ------------------------------------------------------------------ softmax */
+
+/* softmax_exp of 4 lanes: exp_core in double at max(x, SOFTMAX_EXP_MIN) (fmaxnm: a NaN lane
+ * takes the minimum), rounded to float; then 0 where x < SOFTMAX_EXP_MIN and x itself where
+ * it is NaN, as in the scalar. */
+static inline float32x4_t softmax_exp4(float32x4_t x) {
+    const float32x4_t lo = vdupq_n_f32(SOFTMAX_EXP_MIN), c = vmaxnmq_f32(x, lo);
+    const float32x4_t e = vcombine_f32(vcvt_f32_f64(exp_core2(vcvt_f64_f32(vget_low_f32(c)))),
+                                       vcvt_f32_f64(exp_core2(vcvt_high_f64_f32(c))));
+    const uint32x4_t below = vcltq_f32(x, lo), number = vceqq_f32(x, x);
+    return vbslq_f32(number, vbslq_f32(below, vdupq_n_f32(0.0f), e), x);
+}
+
+/* pairwise_sum (kernels/floatops.c) with its 8 running sums in two registers, and its tree
+ * ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)) by pairwise adds: the same bits. */
+static float pairwise_sum_neon(const float *a, int n) {
+    if (n > 128) {
+        const int half = n / 2 - n / 2 % 8;
+        return pairwise_sum_neon(a, half) + pairwise_sum_neon(a + half, n - half);
+    }
+    float s = 0.0f;
+    int i = 0;
+    if (n >= 8) {
+        float32x4_t lo = vld1q_f32(a), hi = vld1q_f32(a + 4);
+        for (i = 8; i + 8 <= n; i += 8) lo = vaddq_f32(lo, vld1q_f32(a + i)), hi = vaddq_f32(hi, vld1q_f32(a + i + 4));
+        const float32x4_t p = vpaddq_f32(lo, hi); /* r0 + r1, r2 + r3, r4 + r5, r6 + r7 */
+        const float32x4_t pp = vpaddq_f32(p, p);
+        s = vgetq_lane_f32(pp, 0) + vgetq_lane_f32(pp, 1);
+    }
+    for (; i < n; i++) s += a[i];
+    return s;
+}
+
+/* softmax_scalar, 4 lanes at a time: the division, the maximum (the scalar's comparison, so
+ * a NaN is skipped), softmax_exp on 2 doubles, the pairwise sum, the division by it. */
+void softmax_neon(float *x, int n, float divisor) {
+    const float32x4_t d = vdupq_n_f32(divisor);
+    float32x4_t m = vdupq_n_f32(-INFINITY);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t v = vdivq_f32(vld1q_f32(x + i), d);
+        vst1q_f32(x + i, v);
+        m = vbslq_f32(vcgtq_f32(v, m), v, m);
+    }
+    float max = fmaxf(fmaxf(vgetq_lane_f32(m, 0), vgetq_lane_f32(m, 1)), fmaxf(vgetq_lane_f32(m, 2), vgetq_lane_f32(m, 3)));
+    for (; i < n; i++) {
+        x[i] /= divisor;
+        max = x[i] > max ? x[i] : max;
+    }
+    const float32x4_t vmax = vdupq_n_f32(max);
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, softmax_exp4(vsubq_f32(vld1q_f32(x + i), vmax)));
+    for (; i < n; i++) x[i] = softmax_exp(x[i] - max);
+    const float sum = pairwise_sum_neon(x, n);
+    const float32x4_t vsum = vdupq_n_f32(sum);
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vdivq_f32(vld1q_f32(x + i), vsum));
+    for (; i < n; i++) x[i] /= sum;
+}
+
+const KernelTable kernels_neon = {.name = "neon",
+                                  .r4_block = r4_block_level,
+                                  .r4_finish = r4_finish_neon,
+                                  .dot_i8 = dot_i8_neon,
+                                  .dot_f32 = dot_f32_neon,
+                                  .quantize_r4 = quantize_r4_neon,
+                                  .r4_pack = r4_pack_neon,
+                                  .swiglu = swiglu_neon,
+                                  .softmax = softmax_neon};
 #endif

@@ -650,11 +650,9 @@ void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int 
 
 /* ------------------------------------------------------------------ SwiGLU */
 
-/* silu_exp (kernels/floatops.c) on 4 lanes, operation by operation, so each lane has the
- * scalar's bits. vmaxpd returns its second operand when the first is NaN: a NaN lane takes
- * SILU_EXP_MIN, as in the scalar. */
-static inline __m256d silu_exp4(__m256d x) {
-    x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(SILU_EXP_MIN)), _mm256_set1_pd(SILU_EXP_MAX));
+/* exp_core (kernels/floatops.c) on 4 lanes, operation by operation, so each lane has the
+ * scalar's bits. */
+static inline __m256d exp_core4(__m256d x) {
     const __m256d n = _mm256_floor_pd(_mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(SILU_EXP_LOG2E)),
                                                     _mm256_set1_pd(0.5)));
     const __m256d r = _mm256_sub_pd(_mm256_sub_pd(x, _mm256_mul_pd(n, _mm256_set1_pd(SILU_EXP_LN2_HI))),
@@ -673,6 +671,12 @@ static inline __m256d silu_exp4(__m256d x) {
     return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_cvtepi32_epi64(biased), 52)));
 }
 
+/* silu_exp: the clamp, then exp_core. vmaxpd returns its second operand when the first is
+ * NaN: a NaN lane takes SILU_EXP_MIN, as in the scalar. */
+static inline __m256d silu_exp4(__m256d x) {
+    return exp_core4(_mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(SILU_EXP_MIN)), _mm256_set1_pd(SILU_EXP_MAX)));
+}
+
 void swiglu_avx2(float *gate, const float *up, int n) {
     int i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -685,6 +689,45 @@ void swiglu_avx2(float *gate, const float *up, int n) {
     swiglu_scalar(gate + i, up + i, n - i);
 }
 
-const KernelTable kernels_avx2 = {"avx2", r4_block_avx2, r4_finish_avx2, dot_i8_avx2, dot_f32_avx2,
-                                  quantize_r4_avx2, r4_pack_avx2, r4_gemm_avx2, swiglu_avx2};
+/* ------------------------------------------------------------------ softmax */
+
+/* softmax_exp of 4 lanes: exp_core in double at max(x, SOFTMAX_EXP_MIN), rounded to float;
+ * then 0 where x < SOFTMAX_EXP_MIN and x itself where it is NaN, as in the scalar. */
+static inline __m128 softmax_exp4(__m128 x) {
+    const __m128 lo = _mm_set1_ps(SOFTMAX_EXP_MIN);
+    const __m128 e = _mm256_cvtpd_ps(exp_core4(_mm256_cvtps_pd(_mm_max_ps(x, lo))));
+    return _mm_blendv_ps(_mm_andnot_ps(_mm_cmplt_ps(x, lo), e), x, _mm_cmpunord_ps(x, x));
+}
+
+/* softmax_scalar, 8 lanes at a time: the division, the maximum (vmaxps returns its second
+ * operand when the first is NaN: a NaN is skipped; lanes past n take -inf), softmax_exp on
+ * 4 doubles, the pairwise sum, the division by it. */
+static void softmax_avx2(float *x, int n, float divisor) {
+    const __m256 d = _mm256_set1_ps(divisor), minus_inf = _mm256_set1_ps(-INFINITY);
+    __m256 m = minus_inf;
+    for (int i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_div_ps(load_first(x + i, n - i), d);
+        store_first(x + i, v, n - i);
+        m = _mm256_max_ps(n - i >= 8 ? v : _mm256_blendv_ps(minus_inf, v, _mm256_castsi256_ps(first_lanes(n - i))), m);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const __m128 max = _mm_set1_ps(_mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4))));
+    int i = 0;
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, softmax_exp4(_mm_sub_ps(_mm_loadu_ps(x + i), max)));
+    for (; i < n; i++) x[i] = softmax_exp(x[i] - _mm_cvtss_f32(max));
+    const __m256 sum = _mm256_set1_ps(pairwise_sum_x86(x, n));
+    for (i = 0; i < n; i += 8) store_first(x + i, _mm256_div_ps(load_first(x + i, n - i), sum), n - i);
+}
+
+const KernelTable kernels_avx2 = {.name = "avx2",
+                                  .r4_block = r4_block_avx2,
+                                  .r4_finish = r4_finish_avx2,
+                                  .dot_i8 = dot_i8_avx2,
+                                  .dot_f32 = dot_f32_avx2,
+                                  .quantize_r4 = quantize_r4_avx2,
+                                  .r4_pack = r4_pack_avx2,
+                                  .r4_gemm = r4_gemm_avx2,
+                                  .swiglu = swiglu_avx2,
+                                  .softmax = softmax_avx2};
 #endif

@@ -542,11 +542,9 @@ static void r4_gemm_avx512(float *y, size_t y_stride, const R4Matrix *w, int n_r
 
 /* ------------------------------------------------------------------ SwiGLU */
 
-/* silu_exp (kernels/floatops.c) on 8 lanes, operation by operation, so each lane has the
- * scalar's bits. vmaxpd returns its second operand when the first is NaN: a NaN lane takes
- * SILU_EXP_MIN, as in the scalar. */
-static inline __m512d silu_exp8(__m512d x) {
-    x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(SILU_EXP_MIN)), _mm512_set1_pd(SILU_EXP_MAX));
+/* exp_core (kernels/floatops.c) on 8 lanes, operation by operation, so each lane has the
+ * scalar's bits. */
+static inline __m512d exp_core8(__m512d x) {
     const __m512d n = _mm512_roundscale_pd(_mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(SILU_EXP_LOG2E)),
                                                          _mm512_set1_pd(0.5)),
                                            _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); /* floor */
@@ -566,6 +564,12 @@ static inline __m512d silu_exp8(__m512d x) {
     return _mm512_mul_pd(p, _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_cvtepi32_epi64(biased), 52)));
 }
 
+/* silu_exp: the clamp, then exp_core. vmaxpd returns its second operand when the first is
+ * NaN: a NaN lane takes SILU_EXP_MIN, as in the scalar. */
+static inline __m512d silu_exp8(__m512d x) {
+    return exp_core8(_mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(SILU_EXP_MIN)), _mm512_set1_pd(SILU_EXP_MAX)));
+}
+
 static void swiglu_avx512(float *gate, const float *up, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -580,7 +584,47 @@ static void swiglu_avx512(float *gate, const float *up, int n) {
 }
 
 
-const KernelTable kernels_avx512 = {"avx512", r4_block_avx512, r4_finish_avx512, dot_i8_avx512,
-                                    dot_f32_avx512, quantize_r4_avx512, r4_pack_avx512, r4_gemm_avx512,
-                                    swiglu_avx512};
+/* ------------------------------------------------------------------ softmax */
+
+/* softmax_exp of 8 lanes: exp_core in double at max(x, SOFTMAX_EXP_MIN), rounded to float;
+ * then 0 where x < SOFTMAX_EXP_MIN and x itself where it is NaN, as in the scalar. */
+static inline __m256 softmax_exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(SOFTMAX_EXP_MIN);
+    const __m256 e = _mm512_cvtpd_ps(exp_core8(_mm512_cvtps_pd(_mm256_max_ps(x, lo))));
+    return _mm256_blendv_ps(_mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), e), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+/* softmax_scalar, 16 lanes at a time: the division, the maximum (vmaxps returns its second
+ * operand when the first is NaN: a NaN is skipped; lanes past n take -inf), softmax_exp on
+ * 8 doubles, the pairwise sum, the division by it. */
+static void softmax_avx512(float *x, int n, float divisor) {
+    const __m512 d = _mm512_set1_ps(divisor), minus_inf = _mm512_set1_ps(-INFINITY);
+    __m512 m = minus_inf;
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = first_lanes(n - i);
+        const __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(k, x + i), d);
+        _mm512_mask_storeu_ps(x + i, k, v);
+        m = _mm512_max_ps(_mm512_mask_blend_ps(k, minus_inf, v), m);
+    }
+    const __m256 max = _mm256_set1_ps(max_lanes_ps(m));
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, softmax_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), max)));
+    for (; i < n; i++) x[i] = softmax_exp(x[i] - _mm256_cvtss_f32(max));
+    const __m512 sum = _mm512_set1_ps(pairwise_sum_x86(x, n));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = first_lanes(n - i);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_div_ps(_mm512_maskz_loadu_ps(k, x + i), sum));
+    }
+}
+
+const KernelTable kernels_avx512 = {.name = "avx512",
+                                    .r4_block = r4_block_avx512,
+                                    .r4_finish = r4_finish_avx512,
+                                    .dot_i8 = dot_i8_avx512,
+                                    .dot_f32 = dot_f32_avx512,
+                                    .quantize_r4 = quantize_r4_avx512,
+                                    .r4_pack = r4_pack_avx512,
+                                    .r4_gemm = r4_gemm_avx512,
+                                    .swiglu = swiglu_avx512,
+                                    .softmax = softmax_avx512};
 #endif

@@ -11,6 +11,7 @@
 #if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
 #include <immintrin.h>
 #endif
+#include <math.h>
 #include <stdint.h>
 
 /* The sum of 16 signed codes: vpsadbw of the codes + 128 against 0 (two sums of 8), less
@@ -19,6 +20,26 @@ static inline int sum16_codes(const int8_t *p) {
     const __m128i biased = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_set1_epi8((char)0x80));
     const __m128i sad = _mm_sad_epu8(biased, _mm_setzero_si128());
     return _mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4) - 16 * 128;
+}
+
+/* pairwise_sum (kernels/floatops.c) with its 8 running sums in the 8 lanes of a ymm
+ * register, and its tree ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)) as two horizontal
+ * adds: the same bits. AVX: both x86 levels have it. */
+static inline float pairwise_sum_x86(const float *a, int n) {
+    if (n > 128) {
+        const int half = n / 2 - n / 2 % 8;
+        return pairwise_sum_x86(a, half) + pairwise_sum_x86(a + half, n - half);
+    }
+    float s = 0.0f;
+    int i = 0;
+    if (n >= 8) {
+        __m256 r = _mm256_loadu_ps(a);
+        for (i = 8; i + 8 <= n; i += 8) r = _mm256_add_ps(r, _mm256_loadu_ps(a + i));
+        const __m256 h = _mm256_hadd_ps(r, r), hh = _mm256_hadd_ps(h, h); /* per half: (r0 + r1) + (r2 + r3) */
+        s = _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(hh), _mm256_extractf128_ps(hh, 1)));
+    }
+    for (; i < n; i++) s += a[i];
+    return s;
 }
 
 /* r4_acts_set_corr (kernels/quant.h) for vector t, 16 codes at a time (G a multiple of 16). */
