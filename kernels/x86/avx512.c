@@ -232,22 +232,28 @@ static inline __m512i stage1(__m512 v, __m512 s, __m512 lo, __m512 hi) {
     return _mm512_cvttps_epi32(_mm512_add_ps(c, half));
 }
 
-/* Lane j of the result (j < count <= 16) = the OR of the 16 int32 lanes of v[j] (v[count ..
- * 15] are 0): a tree of unpacks and lane shuffles that folds the vectors at once, instead of
- * a horizontal reduction each; its branches for vectors past count are skipped. */
-static inline __m512i or16(const __m512i v[16], int count) {
-    const __m512i zero = _mm512_setzero_si512();
+/* Lane j of the result (j < N) = the OR of the 16 int32 lanes of v[j]: a tree of unpacks
+ * and lane shuffles that folds N vectors at once (N = 2, 4, 8 or 16, a compile-time constant
+ * at every call, so that the tree lives in registers), instead of a horizontal reduction
+ * each. */
+static inline __attribute__((always_inline)) __m512i or_fold(const __m512i *v, const int N) {
     __m512i u[8], w[4], z[2];
-    for (int k = 0; k < 8; k++) u[k] = zero;
-    for (int k = 0; k < 4; k++) w[k] = zero;
-    z[0] = z[1] = zero;
-    for (int k = 0; 2 * k < count; k++) /* per 128-bit lane: v[2k] and v[2k + 1], 2 partial results each */
+    for (int k = 0; k < N / 2; k++) /* per 128-bit lane: v[2k] and v[2k + 1], 2 partial results each */
         u[k] = _mm512_or_si512(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
-    for (int k = 0; 4 * k < count; k++) /* per 128-bit lane: one partial result of v[4k] .. v[4k + 3] each */
+    if (N == 2) u[1] = _mm512_setzero_si512();
+    for (int k = 0; k < (N + 3) / 4; k++) /* per 128-bit lane: one partial result of v[4k] .. v[4k + 3] each */
         w[k] = _mm512_or_si512(_mm512_unpacklo_epi64(u[2 * k], u[2 * k + 1]), _mm512_unpackhi_epi64(u[2 * k], u[2 * k + 1]));
-    for (int k = 0; 8 * k < count; k++) /* lanes 0+1 and 2+3 of w[2k], then of w[2k + 1] */
+    if (N <= 4) w[1] = _mm512_setzero_si512();
+    for (int k = 0; k < (N + 7) / 8; k++) /* lanes 0+1 and 2+3 of w[2k], then of w[2k + 1] */
         z[k] = _mm512_or_si512(_mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0x88), _mm512_shuffle_i32x4(w[2 * k], w[2 * k + 1], 0xDD));
+    if (N <= 8) z[1] = _mm512_setzero_si512();
     return _mm512_or_si512(_mm512_shuffle_i32x4(z[0], z[1], 0x88), _mm512_shuffle_i32x4(z[0], z[1], 0xDD));
+}
+
+/* or_fold of the first count <= 16 vectors of v, whose vectors from count to the next of
+ * 2, 4, 8, 16 are 0. */
+static __m512i or16(const __m512i v[16], int count) {
+    return count <= 2 ? or_fold(v, 2) : count <= 4 ? or_fold(v, 4) : count <= 8 ? or_fold(v, 8) : or_fold(v, 16);
 }
 
 /* r4_acts_quantize_scalar for SDR and RTN4, 256 values (16 chunks of 16) at a time: stage 1
@@ -277,11 +283,12 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
         const int chunks = (n - start < 256 ? n - start + 15 : 256) / 16, g0 = start / G;
         const int groups = (chunks + per_group - 1) / per_group;
         __m512i q[16], fold[16];
-        for (int g = 0; g < 16; g++) fold[g] = _mm512_setzero_si512();
         for (int c = 0; c < chunks; c++) { /* lanes past n load as 0: code 0 */
             q[c] = stage1(_mm512_maskz_loadu_ps(first_lanes(n - start - 16 * c), x + start + 16 * c), vs, lo, hi);
-            fold[c / per_group] = _mm512_or_si512(fold[c / per_group], _mm512_abs_epi32(q[c]));
+            const int g = c / per_group;
+            fold[g] = c % per_group ? _mm512_or_si512(fold[g], _mm512_abs_epi32(q[c])) : _mm512_abs_epi32(q[c]);
         }
+        for (int g = groups; g < 2 || (g < 16 && (g & (g - 1)) != 0); g++) fold[g] = _mm512_setzero_si512(); /* to a power of 2 */
         /* Each group's leading one: 31 - lzcnt of the OR of its magnitudes; three bits kept
          * below it (none for RTN4, whose codes are 4 bits already). */
         const __m512i mags = or16(fold, groups);
@@ -294,7 +301,7 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
         _Alignas(64) int32_t shift[16], halves[16];
         _mm512_store_si512(shift, sh);
         _mm512_store_si512(halves, half);
-        memcpy(shifts + g0, shift, (size_t)groups * sizeof *shifts);
+        _mm512_mask_storeu_epi32(shifts + g0, first_lanes(groups), sh);
         for (int c = 0; c < chunks; c++) {
             const int g = c / per_group;
             const __m512i mag = _mm512_min_epi32(_mm512_srl_epi32(_mm512_add_epi32(_mm512_abs_epi32(q[c]),
@@ -306,8 +313,8 @@ static void quantize_r4_avx512(R4Acts *a, int t, const float *x, QuantKind kind,
             _mm_storeu_si128((__m128i *)(codes + start + 16 * c), _mm512_cvtepi32_epi8(code));
         }
     }
-    const int written = (n + 15) / 16 * 16; /* whole chunks, their lanes past n as 0 */
-    memset(codes + written, 0, (size_t)(a->stride - written));
+    for (int i = (n + 15) / 16 * 16; i < a->stride; i += 16) /* past the whole chunks written: 0 */
+        _mm_storeu_si128((__m128i *)(codes + i), _mm_setzero_si128());
 }
 
 /* ------------------------------------------------------------------ batched products (GEMM)
