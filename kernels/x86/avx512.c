@@ -512,6 +512,18 @@ static inline __attribute__((always_inline)) void gemm_tile(const TileOut *out, 
     }
 }
 
+/* Asks for the codes of block rb's columns [c0, c1) (and its group shifts) to be brought
+ * into the cache: the next panel's, while this one's vectors are multiplied, so that
+ * packing it does not wait on memory (the weights of a product stream from DRAM once per
+ * chunk of vectors, and the hardware's prefetcher sees too little of that stream). Inlined
+ * by force: as a function of its own, gcc finds it has no effect and drops its calls. */
+static inline __attribute__((always_inline)) void prefetch_panel(const R4Matrix *w, int rb, int c0, int c1) {
+    const char *codes = (const char *)(w->codes + (size_t)rb * r4_block_bytes(w) + (size_t)(c0 / QR_STEP_COLS) * QR_STEP_BYTES);
+    for (int col = c0; col < c1 && col < w->cols_pad; col += QR_STEP_COLS, codes += QR_STEP_BYTES)
+        _mm_prefetch(codes, _MM_HINT_T0);
+    if (w->shifts) _mm_prefetch((const char *)(w->shifts + ((size_t)rb * w->n_groups + c0 / w->group) * 8), _MM_HINT_T0);
+}
+
 static void r4_gemm_avx512(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
                            const R4Acts *x) {
     __m512i panel[PANEL_STEPS];
@@ -524,6 +536,10 @@ static void r4_gemm_avx512(float *y, size_t y_stride, const R4Matrix *w, int n_r
             for (int c0 = 0; c0 < x->len; c0 += GEMM_COLS) {
                 const int c1 = x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS;
                 const int units = pack_panel(panel, w, rb, c0, c1);
+                if (c1 < x->len) /* the next panel: this block's next columns, or the next block's first */
+                    prefetch_panel(w, rb, c1, c1 + GEMM_COLS);
+                else if (t0 + GEMM_CHUNK >= x->n && rb + 1 < rb1)
+                    prefetch_panel(w, rb + 1, 0, GEMM_COLS);
                 for (int t = 0; t < nt; t += GEMM_TILE) {
                     const TileOut out = {acc + t * QR_BLOCK_ROWS, c0 > 0,
                                          c1 == x->len ? y + (size_t)(t0 + t) * y_stride + rb * QR_BLOCK_ROWS : NULL,
