@@ -623,6 +623,10 @@ void r4_gemm_avx2(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int 
             for (int c0 = 0; c0 < x->len; c0 += GEMM_COLS) {
                 const int c1 = x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS;
                 const int n_pairs = pack_panel(panel, w, rb, c0, c1, U);
+                if (c1 < x->len) /* the next panel: this block's next columns, or the next block's first */
+                    prefetch_panel(w, rb, c1, c1 + GEMM_COLS);
+                else if (t0 + GEMM_CHUNK >= x->n && rb + 1 < rb1)
+                    prefetch_panel(w, rb + 1, 0, GEMM_COLS);
                 /* The chunk's first pair is pair c0 / 2U: at byte c0 of a packed vector. */
                 const uint8_t *a = x->packed + (size_t)t0 * x->stride + c0;
                 const int32_t *m = x->gemm_words + (size_t)t0 * x->gemm_stride + c0 / (2 * U);

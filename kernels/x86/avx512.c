@@ -512,18 +512,6 @@ static inline __attribute__((always_inline)) void gemm_tile(const TileOut *out, 
     }
 }
 
-/* Asks for the codes of block rb's columns [c0, c1) (and its group shifts) to be brought
- * into the cache: the next panel's, while this one's vectors are multiplied, so that
- * packing it does not wait on memory (the weights of a product stream from DRAM once per
- * chunk of vectors, and the hardware's prefetcher sees too little of that stream). Inlined
- * by force: as a function of its own, gcc finds it has no effect and drops its calls. */
-static inline __attribute__((always_inline)) void prefetch_panel(const R4Matrix *w, int rb, int c0, int c1) {
-    const char *codes = (const char *)(w->codes + (size_t)rb * r4_block_bytes(w) + (size_t)(c0 / QR_STEP_COLS) * QR_STEP_BYTES);
-    for (int col = c0; col < c1 && col < w->cols_pad; col += QR_STEP_COLS, codes += QR_STEP_BYTES)
-        _mm_prefetch(codes, _MM_HINT_T0);
-    if (w->shifts) _mm_prefetch((const char *)(w->shifts + ((size_t)rb * w->n_groups + c0 / w->group) * 8), _MM_HINT_T0);
-}
-
 static void r4_gemm_avx512(float *y, size_t y_stride, const R4Matrix *w, int n_rows, int rb0, int rb1,
                            const R4Acts *x) {
     __m512i panel[PANEL_STEPS];
