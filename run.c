@@ -10,6 +10,7 @@
  *   ./run MODEL --explain [options]            W4A4 arithmetic, step by step
  *   ./run quantize IN.bin OUT.qrz [options]    write a 4-bit model file
  *   ./run import HF_DIR OUT.qrz [options]      the same from a Hugging Face directory
+ *   ./run tokenize MODEL FILE                  FILE's token ids, as llama-tokenize prints them
  *
  * Generation flags follow llama2.c's run.c so its users feel at home. Bad input ends with
  * one line on stderr that says what was wrong, and exit status 1. parse_args returns its
@@ -31,6 +32,7 @@
 #include "engine/commands/generate.h"
 #include "engine/commands/import.h"
 #include "engine/commands/quantize.h"
+#include "engine/commands/tokenize.h"
 
 #define ERRLEN 1024
 
@@ -174,10 +176,11 @@ static void usage(FILE *out) {
           "         run MODEL --explain [options]         the W4A4 arithmetic, step by step\n"
           "         run quantize IN.bin OUT.qrz [options] write a 4-bit model file\n"
           "         run import HF_DIR OUT.qrz [options]   the same from a Hugging Face dir\n"
+          "         run tokenize MODEL FILE               FILE's token ids\n"
           "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n\n"
           "MODEL is a llama2.c checkpoint (.bin, quantized at load) or a .qrz file\n"
-          "(already quantized by `run quantize` or `run import`). A flag that the\n"
-          "chosen command would ignore is an error.\n", out);
+          "(already quantized by `run quantize` or `run import`); for tokenize, also\n"
+          "a tokenizer file. A flag that the chosen command would ignore is an error.\n", out);
     for (const OptionSpec *s = options; s < options + N_OPTIONS; s++) {
         char left[40];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->flag, s->alias ? ", " : "", s->alias ? s->alias : "",
@@ -421,6 +424,12 @@ static int parse_args(int argc, char **argv, Options *o, char *err, size_t errle
 int main(int argc, char **argv) {
     char err[ERRLEN];
     Options o;
+    if (argc >= 2 && !strcmp(argv[1], "tokenize")) { /* no options: the ids alone, as llama-tokenize */
+        const int rc = argc == 4 ? tokenize_command(argv[2], argv[3], err, sizeof err) : -1;
+        if (argc != 4) snprintf(err, sizeof err, "usage: run tokenize MODEL FILE (see -h)");
+        if (rc != 0) fprintf(stderr, "error: %s\n", err);
+        return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
     const int parsed = argc < 2 ? PARSE_HELP : parse_args(argc, argv, &o, err, sizeof err);
     if (parsed == PARSE_HELP) usage(argc < 2 ? stderr : stdout); /* no arguments at all: usage, and fail */
     if (parsed == PARSE_ERROR) fprintf(stderr, "error: %s\n", err);

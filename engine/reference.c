@@ -45,6 +45,7 @@ struct Reference {
     float *hb, *hb2;           /* [hidden_dim] */
     float *att, *pf;           /* [n_ctx] attention probabilities; p' = p * Sv */
     float *rope_cos, *rope_sin;/* [hs / 2] this position's rotation */
+    double *rope_freq;         /* [hs / 2] RoPE's frequencies (config_rope_frequencies) */
     float *logits;             /* [vocab_size] */
     /* The KV cache, [layer][kv head][position]: floats in fp32, else QVecs. */
     float *key_f32, *value_f32;          /* [..][hs] */
@@ -177,7 +178,7 @@ float *reference_forward(Reference *r, int token, int pos) {
     r->pos = pos;
 
     model_embed(w, token, x);
-    rope_angles(r->rope_cos, r->rope_sin, pos, hs, c->rope_theta);
+    rope_angles(r->rope_cos, r->rope_sin, pos, hs / 2, r->rope_freq);
 
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &w->layers[l];
@@ -247,11 +248,13 @@ Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t err
              (r->hb = calloc(hid, sizeof(float))) && (r->hb2 = calloc(hid, sizeof(float))) &&
              (r->att = calloc((size_t)n_ctx, sizeof(float))) && (r->pf = calloc((size_t)n_ctx, sizeof(float))) &&
              (r->rope_cos = calloc(dim, sizeof(float))) && (r->rope_sin = calloc(dim, sizeof(float))) &&
+             (r->rope_freq = calloc(dim, sizeof(double))) &&
              (r->logits = calloc((size_t)c->vocab_size, sizeof(float))) &&
              (r->act.code = calloc(longest, sizeof(int32_t))) && (r->act.shift = calloc(longest, sizeof(int32_t))) &&
              (r->row.code = calloc(longest, sizeof(int32_t))) && (r->row.shift = calloc(longest, sizeof(int32_t))) &&
              (r->column = calloc((size_t)n_ctx, sizeof(int32_t))) &&
              (r->no_shifts = calloc((size_t)n_ctx, sizeof(int32_t)));
+    if (ok) config_rope_frequencies(c, r->rope_freq);
     if (ok && w->quant.keys == QUANT_F32)
         ok = (r->key_f32 = calloc(cache * r->hs, sizeof(float))) && (r->value_f32 = calloc(cache * r->hs, sizeof(float)));
     else if (ok)
@@ -271,7 +274,7 @@ Reference *reference_new(const ModelWeights *w, int n_ctx, char *err, size_t err
 void reference_free(Reference *r) {
     if (!r) return;
     free(r->x), free(r->xb), free(r->xb2), free(r->q_), free(r->k), free(r->v), free(r->hb), free(r->hb2);
-    free(r->att), free(r->pf), free(r->rope_cos), free(r->rope_sin), free(r->logits);
+    free(r->att), free(r->pf), free(r->rope_cos), free(r->rope_sin), free(r->rope_freq), free(r->logits);
     free(r->act.code), free(r->act.shift), free(r->row.code), free(r->row.shift), free(r->column), free(r->no_shifts);
     free(r->key_f32), free(r->value_f32), free(r->key_code), free(r->value_code);
     free(r->key_shift), free(r->value_shift), free(r->key_scale), free(r->value_scale);
