@@ -86,10 +86,12 @@ static const OptionSpec options[N_OPTIONS] = {
     [O_MODE] = {"-m", 0, ARG_WORD, "MODE", .words = "generate|chat", .noun = "mode", .commands = TEXT,
                 .help = "generate | chat (in --chat-template's format)\n(default generate)"},
     [O_SYSTEM] = {"-y", 0, ARG_TEXT, "TEXT", .commands = CHAT, .help = "system prompt in chat mode"},
-    [O_CHAT_TEMPLATE] = {"--chat-template", 0, ARG_WORD, "NAME", .words = "llama2|zephyr|chatml",
+    [O_CHAT_TEMPLATE] = {"--chat-template", 0, ARG_WORD, "NAME", .words = "llama2|zephyr|chatml|llama3|smollm2",
                          .noun = "chat template", .commands = CHAT | IMPORT,
                          .help = "llama2 ([INST]) | zephyr (<|user|>, TinyLlama-chat) |\n"
-                                 "chatml (<|im_start|>) (default: the one an imported\n"
+                                 "chatml (<|im_start|>) | llama3 (Llama 3.1/3.2) |\n"
+                                 "smollm2 (ChatML with SmolLM2's system prompt)\n"
+                                 "(default: the one an imported\n"
                                  "model's file names, else llama2; import: guessed from\n"
                                  "tokenizer_config.json)"},
     [O_CTX] = {"-c", "--ctx-size", ARG_INT, "N", 1, INT_MAX, .commands = TEXT | EVAL,

@@ -108,7 +108,7 @@ static void test_program_uses_the_template(void) {
     tokenizer_free(tok);
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "--chat-template", "vicuna"), "", NULL);
     CHECKF(r.status == 1 && r.err && strstr(r.err, "error: unknown chat template 'vicuna'") &&
-           strstr(r.err, "llama2, zephyr or chatml"), "%s", r.err);
+           strstr(r.err, "llama2, zephyr, chatml, llama3 or smollm2"), "%s", r.err);
     run_result_free(&r);
 }
 

@@ -139,11 +139,14 @@ typedef struct {
     size_t whylen;
 } Reader;
 
+/* The reason, on one line: text quoted from the file may hold control characters. */
 __attribute__((format(printf, 2, 3))) static int refuse(const Reader *r, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->why, r->whylen, fmt, ap);
     va_end(ap);
+    for (char *c = r->why; *c; c++)
+        if ((unsigned char)*c < 0x20) *c = '?';
     return -1;
 }
 
@@ -230,6 +233,24 @@ static int read_pre_tokenizer(const Reader *r, BpeTokenizer *b, const JsonValue 
     }
     return refuse(r, "pre-tokenizer %.40s is not implemented (Split, ByteLevel and Digits are)",
                   type[0] ? type : "without a type");
+}
+
+/* The decoder must be the one the model's form implies, which is how ids print here:
+ * ByteLevel for byte-level BPE; for sentencepiece style, the steps that write "▁" as a
+ * space, bytes <0xXX> as bytes, and drop the first space (or Metaspace, which does all). */
+static int read_decoder(const Reader *r, const BpeTokenizer *b, const JsonValue *d) {
+    const char *type = type_of(r, d);
+    if (!strcmp(type, "Sequence")) {
+        const JsonValue *list = member(r, d, "decoders");
+        for (const JsonValue *e = list ? json_first(r->doc, list) : NULL; e; e = json_next(r->doc, e))
+            if (read_decoder(r, b, e) != 0) return -1;
+        return 0;
+    }
+    static const char *const sentencepiece_steps[] = {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"};
+    int known = b->byte_level && !strcmp(type, "ByteLevel");
+    for (int k = 0; k < 5 && !b->byte_level; k++) known |= !strcmp(type, sentencepiece_steps[k]);
+    return known ? 0 : refuse(r, "decoder %.40s is not implemented for a %s tokenizer", type[0] ? type : "without a type",
+                              b->byte_level ? "byte-level" : "sentencepiece-style");
 }
 
 /* A BOS that the post-processor puts before every text, if any. */
@@ -471,8 +492,9 @@ static int read_tokenizer(const Reader *r, BpeTokenizer *b, const JsonValue *roo
     b->bos = b->unk = -1;
     const JsonValue *norm = member(r, root, "normalizer"), *pre = member(r, root, "pre_tokenizer");
     const JsonValue *post = member(r, root, "post_processor"), *added = member(r, root, "added_tokens");
+    const JsonValue *decoder = member(r, root, "decoder");
     if ((norm && read_normalizer(r, b, norm) != 0) || (pre && read_pre_tokenizer(r, b, pre) != 0) ||
-        (post && read_post_processor(r, b, post) != 0))
+        (post && read_post_processor(r, b, post) != 0) || (decoder && read_decoder(r, b, decoder) != 0))
         return -1;
     const JsonValue *vocab = member(r, model, "vocab"), *merges = member(r, model, "merges");
     if (!vocab || vocab->type != JSON_OBJECT) return refuse(r, "model.vocab is not an object");
@@ -533,10 +555,12 @@ const char *bpe_decode(const BpeTokenizer *b, int id, size_t *len) {
 
 /* ------------------------------------------------------------------ pre-tokenizers */
 
-/* The code point at s[i] (the text is valid UTF-8) and its length in *len. */
+/* The code point at s[i] and its length in *len. The text was checked to be UTF-8 (and
+ * normalizers replace UTF-8 by UTF-8); a byte that is not would count as one U+FFFD. */
 static uint32_t char_at(const char *s, size_t i, size_t end, int *len) {
-    uint32_t cp = 0;
+    uint32_t cp = 0xFFFD;
     *len = utf8_decode((const unsigned char *)s + i, end - i, &cp);
+    if (!*len) *len = 1;
     return cp;
 }
 
@@ -680,6 +704,7 @@ typedef struct {
 } Ids;
 
 static int push_ids(Ids *v, const int *ids, size_t n) {
+    if (n == 0) return 0; /* a word of unknown characters only: nothing (and memcpy of NULL is UB) */
     if (v->n + n > v->cap) {
         size_t cap = v->cap ? v->cap : 256;
         while (cap < v->n + n) cap *= 2;

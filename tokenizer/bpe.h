@@ -22,9 +22,9 @@
  *   3. each word starts as its symbols, and the adjacent pair with the lowest merge rank is
  *      merged until none is left (the leftmost on equal ranks); with "ignore_merges", a
  *      word that is itself in the vocabulary is taken whole.
- * Anything else a file may say (another model type, normalizer or pre-tokenizer, another
- * Split pattern, added tokens that strip spaces) is refused with one line naming it: never
- * a silent wrong tokenization. The text must be valid UTF-8.
+ * Anything else a file may say (another model type, normalizer, pre-tokenizer or decoder,
+ * another Split pattern, added tokens that strip spaces) is refused with one line naming it:
+ * never a silent wrong tokenization. The text must be valid UTF-8.
  *
  * BOS is the special token that the post_processor (TemplateProcessing) puts before a text,
  * or none (SmolLM2 adds nothing).
