@@ -881,6 +881,33 @@ static void test_import_matches_golden(void) {
         for (int m = 0; m < 3; m++) check_import_golden(cases[c].dir, cases[c].case_path, modes[m][0], modes[m][1]);
 }
 
+/* eos_token_id as a list: generation stops at any of its ids. wide64-llama3's greedy
+ * continuation (golden) is 59 185 143 ...; with 143 among the end-of-text ids the same run
+ * stops after two tokens, so its text is a strict prefix of the run without it. */
+static void test_import_eos_list_stops(void) {
+    const char *d = copy_dir(LLAMA3_DIR);
+    char *prompt = test_read_file("tests/data/golden/wide64-llama3/sara.prompt.txt", NULL);
+    if (!d || !prompt) return free(prompt);
+    prompt[strcspn(prompt, "\n")] = '\0';
+    char plain[512], listed[512];
+    snprintf(plain, sizeof plain, "%s/plain.qrz", test_temp_dir());
+    snprintf(listed, sizeof listed, "%s/listed.qrz", test_temp_dir());
+    expect_program(ARGS("import", d, plain, "-q", "fp32"), 0, NULL);
+    patch(d, "config.json", "\"eos_token_id\": 2", "\"eos_token_id\": [2, 143]");
+    expect_program(ARGS("import", d, listed, "-q", "fp32"), 0, NULL);
+    RunResult a = test_run_program(ARGS(plain, "-n", "40", "-t", "0", "-i", prompt), NULL, NULL);
+    RunResult b = test_run_program(ARGS(listed, "-n", "40", "-t", "0", "-i", prompt), NULL, NULL);
+    const size_t na = a.out ? strlen(a.out) : 0, nb = b.out ? strlen(b.out) : 0;
+    CHECKF(a.status == 0 && b.status == 0 && nb > strlen(prompt) + 1 && nb < na &&
+               !strncmp(a.out, b.out, nb - 1) && b.out[nb - 1] == '\n',
+           "without 143: '%s'; with: '%s' (%s)", a.out, b.out, b.err);
+    CHECKF(b.err && strstr(b.err, "generated: 2 tokens"), "%s", b.err);
+    run_result_free(&a), run_result_free(&b);
+    remove(plain), remove(listed);
+    remove_dir(d);
+    free(prompt);
+}
+
 /* What the file holds besides weights: config.json's values, the tokenizer's bytes, a
  * chat template guessed from tokenizer_config.json (or given); and the file runs alone. */
 static void test_import_stores_model_facts(void) {
@@ -1051,6 +1078,7 @@ void suite_hf(void) {
     test_run("hf_rejects_config_and_tokenizer", test_rejects_config_and_tokenizer_problems);
     test_run("import_matches_golden", test_import_matches_golden);
     test_run("import_stores_model_facts", test_import_stores_model_facts);
+    test_run("import_eos_list_stops", test_import_eos_list_stops);
     test_run("import_int8_embedding", test_import_int8_embedding);
     test_run("import_refuses_and_leaves_nothing", test_import_refuses_and_leaves_nothing);
 }
