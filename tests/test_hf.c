@@ -946,6 +946,11 @@ static void test_import_stores_model_facts(void) {
     CHECK(!strcmp(hf_chat_template_hint("{{ '<|im_start|>' + message['role'] }}"), "chatml"));
     CHECK(!strcmp(hf_chat_template_hint("{{ bos_token + '[INST] ' + content }}"), "llama2"));
     CHECK(!strcmp(hf_chat_template_hint("{{ content }}"), ""));
+    char *llama3 = test_read_file("tests/data/chat/llama3.2-instruct.jinja", NULL);
+    char *smollm2 = test_read_file("tests/data/chat/smollm2-instruct.jinja", NULL);
+    CHECK(llama3 && !strcmp(hf_chat_template_hint(llama3), "llama3"));
+    CHECK(smollm2 && !strcmp(hf_chat_template_hint(smollm2), "smollm2"));
+    free(llama3), free(smollm2);
 }
 
 /* The INT8 embedding: each row's codes times its scale are the float row to within half a

@@ -38,8 +38,8 @@ int tokenizer_eos(const Tokenizer *t); /* -1 for tokenizer.json: the model's con
 const char *tokenizer_format(const Tokenizer *t); /* "sentencepiece", "llama2.c tokenizer.bin", "tokenizer.json ..." */
 
 /* The tokenizer of a model with vocab_size pieces (tokenizer/find.c): the file at `path`
- * if not NULL, else the first of tok<VOCAB>.model, tok<VOCAB>.bin, tokenizer.model and
- * tokenizer.bin in model_path's directory whose vocabulary matches, as llama2.c's
+ * if not NULL, else the first of tok<VOCAB>.model, tok<VOCAB>.bin, tokenizer.model,
+ * tokenizer.bin and tokenizer.json in model_path's directory whose vocabulary matches, as llama2.c's
  * tok512.bin sits beside stories260K.bin. The path used goes to chosen. NULL with err set
  * when the vocabulary does not match or nothing beside the model fits (err says what was
  * tried). */
