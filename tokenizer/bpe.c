@@ -13,7 +13,8 @@
 #include "tokenizer/unicode.h"
 #include "weights/json.h"
 
-/* The two split patterns the pre-tokenizers implement, as tokenizer.json writes them. */
+/* The one Split pattern implemented (Llama 3's), as tokenizer.json writes it; GPT-2's is
+ * ByteLevel's own, which its "use_regex" turns on. */
 static const char LLAMA3_PATTERN[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?"
                                      "[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
