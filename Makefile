@@ -46,7 +46,7 @@ TEST_SRC   := $(filter-out tests/synth_main.c tests/logits_digest.c,$(wildcard t
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(SHIM_OBJ)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-emulated test-arm test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy deps clean help
+.PHONY: all run test test-emulated test-arm test-asan test-tsan test-compilers fuzz fuzz-smoke fuzz-build accuracy bench docs check-docs check-accuracy check-unicode deps clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/run
@@ -68,6 +68,7 @@ help:
 	@echo "make docs       regenerate docs/HOW_IT_WORKS.md from the explain mode"
 	@echo "make check-docs check that docs/HOW_IT_WORKS.md is what the code makes now"
 	@echo "make check-accuracy  the same for docs/ACCURACY.md (minutes)"
+	@echo "make check-unicode   tokenizer/unicode_tables.c is what the Unicode database says"
 	@echo "make clean      remove build products"
 
 # ---------------------------------------------------------------- build
@@ -229,7 +230,7 @@ test-compilers:
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into
 # build/fuzz/, every object instrumented, with AddressSanitizer and UBSan.
-FUZZ_HARNESSES := checkpoint qrz tokenizer safetensors hf_config eval_text cli
+FUZZ_HARNESSES := checkpoint qrz tokenizer tokenizer_json safetensors hf_config eval_text cli
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TIME ?= 600
 
@@ -274,6 +275,14 @@ check-docs: all
 
 check-accuracy: all
 	docs/accuracy.sh --check
+
+# The tokenizer's Unicode classes are generated from Debian's unicode-data (UnicodeData.txt,
+# PropList.txt): made again, they must equal the committed file.
+UCD ?= /usr/share/unicode
+check-unicode:
+	@[ -f $(UCD)/UnicodeData.txt ] || { $(call apt_install,unicode-data); }
+	python3 tokenizer/unicode_tables.py $(UCD) | cmp - tokenizer/unicode_tables.c
+	@echo "tokenizer/unicode_tables.c is what $(UCD) says"
 
 # Benchmarks never run as tests: they measure, they do not check.
 bench: all $(BUILD)/synth_model

@@ -2,7 +2,7 @@
  * run.c - the command line: one table of options, from which -h is printed (with the
  * commands each flag applies to) and every flag is checked against the command it is
  * given to (a flag a run would ignore is an error); then the command runs: generation,
- * chat, eval, bench, explain, quantize and import are in engine/commands/.
+ * chat, eval, bench, explain, quantize, import and tokenize are in engine/commands/.
  *
  * Generation flags follow llama2.c's run.c so its users feel at home. Bad input ends with
  * one line on stderr that says what was wrong, and exit status 1. parse_args returns its
@@ -24,6 +24,7 @@
 #include "engine/commands/generate.h"
 #include "engine/commands/import.h"
 #include "engine/commands/quantize.h"
+#include "engine/commands/tokenize.h"
 
 #define ERRLEN 1024
 
@@ -79,12 +80,11 @@ static const OptionSpec options[N_OPTIONS] = {
     [O_MODE] = {"-m", 0, ARG_WORD, "MODE", .words = "generate|chat", .noun = "mode", .commands = TEXT,
                 .help = "generate | chat (in --chat-template's format)\n(default generate)"},
     [O_SYSTEM] = {"-y", 0, ARG_TEXT, "TEXT", .commands = CHAT, .help = "system prompt in chat mode"},
-    [O_CHAT_TEMPLATE] = {"--chat-template", 0, ARG_WORD, "NAME", .words = "llama2|zephyr|chatml",
+    [O_CHAT_TEMPLATE] = {"--chat-template", 0, ARG_WORD, "NAME", .words = "llama2|zephyr|chatml|llama3|smollm2",
                          .noun = "chat template", .commands = CHAT | IMPORT,
-                         .help = "llama2 ([INST]) | zephyr (<|user|>, TinyLlama-chat) |\n"
-                                 "chatml (<|im_start|>) (default: the one an imported\n"
-                                 "model's file names, else llama2; import: guessed from\n"
-                                 "tokenizer_config.json)"},
+                         .help = "llama2 | zephyr | chatml | llama3 | smollm2 (default:\n"
+                                 "the one an imported model names, else llama2;\n"
+                                 "import: guessed from tokenizer_config.json)"},
     [O_CTX] = {"-c", "--ctx-size", ARG_INT, "N", 1, INT_MAX, .commands = TEXT | EVAL,
                .help = "context: the positions the KV cache holds, at most the\n"
                        "model's; -n runs within it (default: -n's positions;\n"
@@ -178,10 +178,12 @@ static void usage(FILE *out) {
           "         run MODEL --explain [options]         the W4A4 arithmetic, step by step\n"
           "         run quantize IN.bin OUT.qrz [options] write a 4-bit model file\n"
           "         run import HF_DIR OUT.qrz [options]   the same from a Hugging Face dir\n"
+          "         run tokenize MODEL FILE               FILE's token ids\n"
           "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n\n"
           "MODEL is a llama2.c checkpoint (.bin, quantized at load) or a .qrz file\n"
-          "(already quantized by `run quantize` or `run import`). Each flag says in\n"
-          "[brackets] the commands that take it; given to another, it is an error.\n", out);
+          "(already quantized by `run quantize` or `run import`); for tokenize, also\n"
+          "a tokenizer file. Each flag says in [brackets] the commands that take it;\n"
+          "given to another, it is an error.\n", out);
     for (const OptionSpec *s = options; s < options + N_OPTIONS; s++) {
         char left[40];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->flag, s->alias ? ", " : "", s->alias ? s->alias : "",
@@ -203,10 +205,10 @@ static void usage(FILE *out) {
             if (s->commands >> c & 1) names[n++] = command_name[c];
         fprintf(out, "  %-18s [%s]\n", "", n == N_COMMANDS ? "every command" : join(names, n, ", ", list, sizeof list));
     }
-    fputs("\nEnvironment:\n  QRAZOR_SIMD=LEVEL               force a kernel level: scalar, avx2, avx512\n"
-          "                                  (x86-64), neon, dotprod (ARM)\n"
-          "  QRAZOR_KV_LIMIT=SIZE            most KV cache a run may allocate, e.g. 512M\n"
-          "                                  (default: half of the physical memory)\n", out);
+    fputs("\nEnvironment:\n  QRAZOR_SIMD=LEVEL     force a kernel level: scalar, avx2, avx512, neon,\n"
+          "                        dotprod\n"
+          "  QRAZOR_KV_LIMIT=SIZE  most KV cache a run may allocate, e.g. 512M\n"
+          "                        (default: half of the physical memory)\n", out);
 }
 
 /* ------------------------------------------------------------------ parsing */
@@ -232,8 +234,7 @@ typedef struct {
 
 enum { PARSE_ERROR = -1, PARSE_RUN = 0, PARSE_HELP = 1 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -347,12 +348,10 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
     o->threads = v[O_THREADS].at ? (int)v[O_THREADS].i : threadpool_default_threads();
     o->eval = (EvalOptions){.model_path = g->model_path, .tokenizer_path = g->tokenizer_path,
                             .text_path = v[O_EVAL].text, .modes = modes, .quant = *q, .quant_given = g->quant_given,
-                            .cache = *cache,
-                            .window = g->ctx, .score_all = v[O_SCORE].i == 1, .json = v[O_JSON].at != 0,
+                            .cache = *cache, .window = g->ctx, .score_all = v[O_SCORE].i == 1, .json = v[O_JSON].at != 0,
                             .verbose = g->verbose};
     o->bench = (BenchOptions){.model_path = g->model_path, .modes = modes, .quant = *q, .quant_given = g->quant_given,
-                              .cache = *cache,
-                              .pp = v[O_PP].at ? (int)v[O_PP].i : 128, .tg = v[O_TG].at ? (int)v[O_TG].i : 128,
+                              .cache = *cache, .pp = v[O_PP].at ? (int)v[O_PP].i : 128, .tg = v[O_TG].at ? (int)v[O_TG].i : 128,
                               .reps = v[O_REPS].at ? (int)v[O_REPS].i : 5, .json = v[O_JSON].at != 0,
                               .verbose = g->verbose};
     o->explain = (ExplainOptions){.model_path = g->model_path, .tokenizer_path = g->tokenizer_path,
@@ -366,10 +365,8 @@ static int build_options(const Value *v, Options *o, char *err, size_t errlen) {
                                     .verbose = g->verbose};
     o->import = (ImportOptions){.in_dir = g->model_path, .out_path = o->quantize.out_path, .quant = *q,
                                 .chat_template = v[O_CHAT_TEMPLATE].text};
-    if (v[O_EMBEDDING].at)
-        o->import.quant.embedding = v[O_EMBEDDING].i == 1 ? QUANT_INT : QUANT_F32;
-    else
-        quant_config_default_embedding(&o->import.quant, v[O_QUANT].text);
+    if (v[O_EMBEDDING].at) o->import.quant.embedding = v[O_EMBEDDING].i == 1 ? QUANT_INT : QUANT_F32;
+    else quant_config_default_embedding(&o->import.quant, v[O_QUANT].text);
     g->chat_template = v[O_CHAT_TEMPLATE].text;
     return PARSE_RUN;
 }
@@ -419,6 +416,10 @@ static int parse_args(int argc, char **argv, Options *o, char *err, size_t errle
 int main(int argc, char **argv) {
     char err[ERRLEN];
     Options o;
+    if (argc >= 2 && !strcmp(argv[1], "tokenize")) { /* no options: the ids alone, as llama-tokenize */
+        if (tokenize_command(argc - 2, argv + 2, err, sizeof err) == 0) return EXIT_SUCCESS;
+        return fprintf(stderr, "error: %s\n", err), EXIT_FAILURE;
+    }
     const int parsed = argc < 2 ? PARSE_HELP : parse_args(argc, argv, &o, err, sizeof err);
     if (parsed == PARSE_HELP) usage(argc < 2 ? stderr : stdout); /* no arguments at all: usage, and fail */
     if (parsed == PARSE_ERROR) fprintf(stderr, "error: %s\n", err);

@@ -32,7 +32,10 @@ RUN=./run
 SYNTH=build/synth_model
 DIR=build/bench
 OUT=docs/PERFORMANCE.md
-arm_section=$(awk '/^## ARM: static estimates/ { on = 1 } on' "$OUT" 2>/dev/null || true)
+# A section of the page as it is, from its heading to the next.
+section() { awk -v h="$1" 'index($0, h) == 1 { on = 1; print; next } /^## / { on = 0 } on' "$OUT" 2>/dev/null || true; }
+arm_section=$(section "## ARM: static estimates")
+hf_section=$(section "## Imported models at real shapes")
 REPS=${REPS:-5}     # repetitions per run of each engine
 ROUNDS=${ROUNDS:-3} # runs of each engine, alternating, for the comparison
 TG=128
@@ -223,6 +226,7 @@ EOF
         printf '%s\n' "${ref_rows[@]}"
     fi
 } > "$OUT"
-# docs/mca.sh's section (static estimates of the ARM kernels) is kept as it was.
-[ -z "$arm_section" ] || printf '\n%s\n' "$arm_section" >> "$OUT"
+# The sections measured apart (docs/mca.sh's static estimates of the ARM kernels,
+# docs/bench_hf.sh's imported models at real shapes) are kept as they were.
+for kept in "$arm_section" "$hf_section"; do [ -z "$kept" ] || printf '\n%s\n' "$kept" >> "$OUT"; done
 echo "wrote $OUT" >&2

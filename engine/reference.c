@@ -173,10 +173,26 @@ static void softmax(float *x, int n) {
 }
 
 /* RoPE, llama2.c's interleaved pairs: pair i of each of n_heads heads in v turns by the
- * angle pos / theta^(2i / hs), whose cosine and sine are taken in double, rounded once. */
-static void rope(float *v, int n_heads, int hs, int pos, double theta) {
+ * angle pos * f_i, whose cosine and sine are taken in double, rounded once. f_i =
+ * 1 / theta^(2i / hs); with Llama 3's scaling (rope_factor not 0), as transformers scales
+ * it: a frequency whose wavelength 2 pi / f_i is longer than original_ctx / low_freq_factor
+ * is divided by the factor, one shorter than original_ctx / high_freq_factor kept, one
+ * between interpolated. */
+static void rope(float *v, int n_heads, int hs, int pos, const ModelConfig *c) {
+    const double factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor,
+                 ctx = c->rope_original_ctx;
     for (int i = 0; i < hs / 2; i++) {
-        const double angle = (double)pos * (1.0 / pow(theta, (double)(2 * i) / (double)hs));
+        double f = 1.0 / pow(c->rope_theta, (double)(2 * i) / (double)hs);
+        if (factor != 0) {
+            const double wavelength = 2 * 3.14159265358979323846 / f;
+            if (wavelength > ctx / lo)
+                f /= factor;
+            else if (!(wavelength < ctx / hi)) {
+                const double smooth = (ctx / wavelength - lo) / (hi - lo);
+                f = (1 - smooth) * f / factor + smooth * f;
+            }
+        }
+        const double angle = (double)pos * f;
         const float cos_a = (float)cos(angle), sin_a = (float)sin(angle);
         for (int h = 0; h < n_heads; h++) {
             float *pair = v + (size_t)h * hs + 2 * i;
@@ -320,8 +336,8 @@ float *reference_forward(Reference *r, int token, int pos) {
         linear(r, r->q_, &L->wq, r->xb, q->acts);
         linear(r, r->k, &L->wk, r->xb, q->acts);
         linear(r, r->v, &L->wv, r->xb, q->acts);
-        rope(r->q_, c->n_heads, hs, pos, c->rope_theta);
-        rope(r->k, c->n_kv_heads, hs, pos, c->rope_theta);
+        rope(r->q_, c->n_heads, hs, pos, c);
+        rope(r->k, c->n_kv_heads, hs, pos, c);
 
         /* This position's key and value go into the cache, quantized per head from an
          * INT8 base (section 4). */

@@ -67,8 +67,16 @@ Transformer *transformer_new(const ModelWeights *w, ThreadPool *pool, int n_ctx,
         transformer_free(t);
         return NULL;
     }
+    double *inv_freq = malloc(hs / 2 * sizeof *inv_freq);
+    if (!inv_freq) {
+        snprintf(err, errlen, "out of memory");
+        transformer_free(t);
+        return NULL;
+    }
+    config_rope_frequencies(c, inv_freq);
     for (int pos = 0; pos < n_ctx; pos++)
-        rope_angles(t->rope_cos + (size_t)pos * hs / 2, t->rope_sin + (size_t)pos * hs / 2, pos, (int)hs, c->rope_theta);
+        rope_angles(t->rope_cos + (size_t)pos * hs / 2, t->rope_sin + (size_t)pos * hs / 2, pos, (int)hs / 2, inv_freq);
+    free(inv_freq);
     return t;
 }
 

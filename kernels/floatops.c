@@ -68,9 +68,9 @@ void softmax_scaled(float *x, int n, float divisor) { simd_current_kernels()->so
 
 void softmax(float *x, int n) { softmax_scaled(x, n, 1.0f); }
 
-void rope_angles(float *cos_t, float *sin_t, int pos, int head_size, double theta) {
-    for (int i = 0; i < head_size / 2; i++) {
-        const double angle = (double)pos * (1.0 / pow(theta, (double)(2 * i) / (double)head_size));
+void rope_angles(float *cos_t, float *sin_t, int pos, int n_pairs, const double *inv_freq) {
+    for (int i = 0; i < n_pairs; i++) {
+        const double angle = (double)pos * inv_freq[i];
         cos_t[i] = (float)cos(angle);
         sin_t[i] = (float)sin(angle);
     }

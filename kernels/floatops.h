@@ -22,10 +22,11 @@ void softmax(float *x, int n);
  * levels' sums repeat. */
 float pairwise_sum(const float *a, int n);
 
-/* The RoPE rotation of position pos: pair i (of head_size / 2) of every head turns by
- * pos / theta^(2i / head_size); writes its cosine and sine to cos_t[i], sin_t[i]. Computed
- * in double precision and rounded once, so each is as exact as float32 allows. */
-void rope_angles(float *cos_t, float *sin_t, int pos, int head_size, double theta);
+/* The RoPE rotation of position pos: pair i (of n_pairs) of every head turns by
+ * pos * inv_freq[i] (the model's frequencies: config_rope_frequencies); writes its cosine
+ * and sine to cos_t[i], sin_t[i]. Computed in double precision and rounded once, so each is
+ * as exact as float32 allows. */
+void rope_angles(float *cos_t, float *sin_t, int pos, int n_pairs, const double *inv_freq);
 
 /* Rotates pair (v[2i], v[2i+1]) of each of n_vecs consecutive vectors of length `len` by the
  * angle whose cosine and sine are cos_t[i], sin_t[i] (RoPE, llama2.c's interleaved pairs). */

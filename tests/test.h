@@ -49,6 +49,9 @@ const char *test_run_binary(void);
  * returns NULL) when it cannot, so missing data fails the test. */
 char *test_read_file(const char *path, size_t *size);
 
+/* The same for a gzip-compressed file (decompressed by gzip -dc). */
+char *test_read_gzip(const char *path, size_t *size);
+
 /* Reads whitespace-separated integers from a text file; -1 (and a failed check) on error. */
 int test_read_ints(const char *path, int **out);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/test.h"
 #include "tokenizer/chat.h"
@@ -47,10 +48,19 @@ static void test_chatml_template(void) {
 
 static void test_template_names(void) {
     ChatTemplate t = CHAT_CHATML;
-    const char *const names[] = {"llama2", "zephyr", "chatml"};
-    for (int i = 0; i < 3; i++)
+    const char *const names[] = {"llama2", "zephyr", "chatml", "llama3", "smollm2"};
+    for (int i = 0; i < 5; i++)
         CHECK(chat_template_parse(names[i], &t) == 0 && t == (ChatTemplate)i && !strcmp(chat_template_name(t), names[i]));
     CHECK(chat_template_parse("vicuna", &t) == -1 && chat_template_parse("", &t) == -1);
+}
+
+/* chat_encode of a text that is all markup. */
+static int encode_markup(ChatTemplate t, const Tokenizer *tok, const char *text, int first, int eos, int **ids,
+                         char *err, size_t errlen) {
+    ChatTurn turn = {(char *)text, calloc(strlen(text) + 1, 1), strlen(text)};
+    const int n = turn.plain ? chat_encode(t, tok, &turn, first, eos, ids, err, errlen) : -1;
+    free(turn.plain);
+    return n;
 }
 
 /* BOS starts Llama-2's every turn and the others' first; "</s>" becomes the EOS id given
@@ -60,16 +70,16 @@ static void test_chat_encode(void) {
     Tokenizer *tok = tokenizer_open("models/tok512.model", err, sizeof err);
     if (!CHECKF(tok != NULL, "%s", err)) return;
     int *ids = NULL, *plain = NULL;
-    const int n = chat_encode(CHAT_ZEPHYR, tok, "<|user|>\nHi</s>\n<|assistant|>\n", 1, 77, &ids, err, sizeof err);
+    const int n = encode_markup(CHAT_ZEPHYR, tok, "<|user|>\nHi</s>\n<|assistant|>\n", 1, 77, &ids, err, sizeof err);
     const int n_user = tokenizer_encode(tok, "<|user|>\nHi", &plain, err, sizeof err);
     CHECKF(n > n_user && ids[0] == 1 && !memcmp(ids + 1, plain + 1, (size_t)(n_user - 1) * sizeof *ids) &&
            ids[n_user] == 77, "zephyr: %d ids, EOS at %d is %d", n, n_user, n > n_user ? ids[n_user] : -1);
     free(ids), free(plain);
-    CHECK(chat_encode(CHAT_ZEPHYR, tok, "</s>\n<|user|>\nHi", 0, 2, &ids, err, sizeof err) > 1 && ids[0] == 2);
+    CHECK(encode_markup(CHAT_ZEPHYR, tok, "</s>\n<|user|>\nHi", 0, 2, &ids, err, sizeof err) > 1 && ids[0] == 2);
     free(ids);
-    CHECK(chat_encode(CHAT_LLAMA2, tok, "[INST] Hi [/INST]", 0, 2, &ids, err, sizeof err) > 1 && ids[0] == 1);
+    CHECK(encode_markup(CHAT_LLAMA2, tok, "[INST] Hi [/INST]", 0, 2, &ids, err, sizeof err) > 1 && ids[0] == 1);
     free(ids);
-    CHECK(chat_encode(CHAT_CHATML, tok, "<|im_end|>\nHi", 0, 2, &ids, err, sizeof err) > 1 && ids[0] != 1);
+    CHECK(encode_markup(CHAT_CHATML, tok, "<|im_end|>\nHi", 0, 2, &ids, err, sizeof err) > 1 && ids[0] != 1);
     free(ids);
     tokenizer_free(tok);
 }
@@ -82,9 +92,10 @@ static void test_program_uses_the_template(void) {
     if (!CHECKF(tok != NULL, "%s", err)) return;
     const char *const names[] = {"llama2", "zephyr", "chatml"};
     for (int i = 0; i < 3; i++) {
-        char *text = chat_render_turn((ChatTemplate)i, "Be brief.", "Tell me a story.", 1);
+        ChatTurn turn;
+        const int rendered = chat_render((ChatTemplate)i, "Be brief.", "Tell me a story.", 1, &turn) == 0;
         int *ids = NULL;
-        const int n = text ? chat_encode((ChatTemplate)i, tok, text, 1, 2, &ids, err, sizeof err) : -1;
+        const int n = rendered ? chat_encode((ChatTemplate)i, tok, &turn, 1, 2, &ids, err, sizeof err) : -1;
         RunResult r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "--chat-template", names[i], "-t",
                                             "0", "-n", "200", "-y", "Be brief."), "Tell me a story.\n", NULL);
         char want[64];
@@ -92,12 +103,13 @@ static void test_program_uses_the_template(void) {
         CHECKF(r.status == 0 && n > 10 && r.err && strstr(r.err, want) && r.out && strstr(r.out, "Assistant: "),
                "%s: expected '%s' in: %s", names[i], want, r.err);
         run_result_free(&r);
-        free(ids), free(text);
+        free(ids);
+        if (rendered) chat_turn_free(&turn);
     }
     tokenizer_free(tok);
     RunResult r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "--chat-template", "vicuna"), "", NULL);
     CHECKF(r.status == 1 && r.err && strstr(r.err, "error: unknown chat template 'vicuna'") &&
-           strstr(r.err, "llama2, zephyr or chatml"), "%s", r.err);
+           strstr(r.err, "llama2, zephyr, chatml, llama3 or smollm2"), "%s", r.err);
     run_result_free(&r);
 }
 
@@ -141,8 +153,75 @@ static void test_chatml_stop_text(void) {
     expect_answer(CHAT_LLAMA2, PIECES("<|im_end|>"), "<|im_end|>", -1);
 }
 
+/* Llama 3.2's and SmolLM2's templates to the character: what Hugging Face's Jinja renderer
+ * (npm @huggingface/jinja) made of the chat_template each model ships, for five
+ * conversations (tests/data/chat/, provenance in tests/data/README.md), with the date of
+ * today where the renderer was given "26 Jul 2024". A conversation of two turns is the
+ * first turn, the answer, then the second. */
+static void test_matches_jinja(void) {
+    static const struct {
+        ChatTemplate t;
+        const char *name, *bos;
+    } templates[] = {{CHAT_LLAMA3, "llama3", "<|begin_of_text|>"}, {CHAT_SMOLLM2, "smollm2", ""}};
+    static const struct {
+        const char *id, *system, *user, *answer, *user2;
+    } talks[] = {{"A", "", "Tell me a story.", NULL, NULL},
+                 {"B", "Be brief.", "Tell me a story.", NULL, NULL},
+                 {"C", "Be brief.", "Tell me a story.", "Once upon a time.", "Another one."},
+                 {"D", "", "  padded, with spaces  \n", NULL, NULL},
+                 {"E", "", "Hi", "Hello!", "Bye"}};
+    char today[32];
+    const time_t now = time(NULL);
+    struct tm day;
+    strftime(today, sizeof today, "%d %b %Y", localtime_r(&now, &day));
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < 5; c++) {
+            char path[128], got[2048], *want;
+            snprintf(path, sizeof path, "tests/data/chat/%s.%s.txt", templates[k].name, talks[c].id);
+            if (!(want = test_read_file(path, NULL))) continue;
+            char *date = strstr(want, "26 Jul 2024"); /* the renderer's date: today's here */
+            if (date) memcpy(date, today, strlen(today));
+            char *first = chat_render_turn(templates[k].t, talks[c].system, talks[c].user, 1);
+            char *second = talks[c].answer ? chat_render_turn(templates[k].t, talks[c].system, talks[c].user2, 0) : NULL;
+            snprintf(got, sizeof got, "%s%s%s%s", templates[k].bos, first ? first : "(null)",
+                     talks[c].answer ? talks[c].answer : "", second ? second : "");
+            CHECKF(!strcmp(got, want), "%s: got\n%s\nwant\n%s", path, got, want);
+            free(first), free(second), free(want);
+        }
+}
+
+/* With a tokenizer.json, a turn encodes as Hugging Face encodes the rendered text (its
+ * special tokens are their ids), except that what the user typed never becomes one. */
+static void test_encode_with_special_tokens(void) {
+    size_t size;
+    char err[512] = "";
+    char *json = test_read_gzip("tests/data/tokenizers/llama3.tokenizer.json.gz", &size);
+    Tokenizer *tok = json ? tokenizer_parse(json, size, "llama3", err, sizeof err) : NULL;
+    free(json);
+    if (!CHECKF(tok != NULL, "%s", err)) return;
+    const char *const users[] = {"Tell me a story.", "Say <|eot_id|> twice: <|eot_id|>"};
+    for (int u = 0; u < 2; u++) {
+        ChatTurn turn;
+        if (!CHECK(chat_render(CHAT_LLAMA3, "Be brief.", users[u], 1, &turn) == 0)) continue;
+        int *ids = NULL, *whole = NULL, eot = 0;
+        const int n = chat_encode(CHAT_LLAMA3, tok, &turn, 1, 128001, &ids, err, sizeof err);
+        const int n_whole = tokenizer_encode(tok, turn.text, &whole, err, sizeof err);
+        for (int i = 0; i < n; i++) eot += ids[i] == 128009;
+        CHECKF(n > 20 && ids[0] == 128000 && eot == 2, "%s: %d ids, %d <|eot_id|>", users[u], n, eot);
+        if (u == 0) /* nothing typed looks special: the same ids as the whole text */
+            CHECKF(n == n_whole && !memcmp(ids, whole, (size_t)n * sizeof *ids), "%d ids, encoded whole %d", n, n_whole);
+        else /* typed, each <|eot_id|> is several ids of text, not the one of the token */
+            CHECKF(n > n_whole, "typed special tokens: %d ids, the whole text parsed %d", n, n_whole);
+        free(ids), free(whole);
+        chat_turn_free(&turn);
+    }
+    tokenizer_free(tok);
+}
+
 void suite_chat(void) {
     test_run("chat_chatml_stops_at_its_end_text", test_chatml_stop_text);
+    test_run("chat_matches_jinja", test_matches_jinja);
+    test_run("chat_encode_with_special_tokens", test_encode_with_special_tokens);
     test_run("chat_llama2_template", test_llama2_template);
     test_run("chat_zephyr_template", test_zephyr_template);
     test_run("chat_chatml_template", test_chatml_template);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tests/test.h"
+#include "tokenizer/tokenizer.h"
 #include "weights/safetensors.h"
 
 /* safetensors (clang UBSan): a header "{}" declares no tensor, and sorting the empty
@@ -24,6 +25,33 @@ static void test_safetensors_without_tensors(void) {
     }
 }
 
+/* tokenizer_json (clang UBSan): a tokenizer.json without byte fallback or <unk> drops a
+ * character it has no piece for; a word of only such characters appended its 0 ids with
+ * memcpy to a still-NULL array, undefined behaviour. Such a text encodes to nothing. */
+static void test_tokenizer_json_unknown_word(void) {
+    static const char json[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}";
+    char err[512] = "";
+    Tokenizer *t = tokenizer_parse(json, strlen(json), "tok.json", err, sizeof err);
+    int *ids = NULL;
+    const int n = t ? tokenizer_encode(t, "bb", &ids, err, sizeof err) : -1;
+    CHECKF(n == 0, "%d ids: %s", n, err);
+    free(ids);
+    tokenizer_free(t);
+}
+
+/* tokenizer_json: a Split pattern with a newline in it was quoted in the message, which
+ * then took two lines. Quoted file text has its control characters replaced. */
+static void test_tokenizer_json_message_one_line(void) {
+    static const char json[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                               "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"a\\nb\"}}}";
+    char err[512] = "";
+    Tokenizer *t = tokenizer_parse(json, strlen(json), "tok.json", err, sizeof err);
+    CHECKF(!t && strstr(err, "pattern a?b is not implemented") && !strchr(err, '\n'), "'%s'", err);
+    tokenizer_free(t);
+}
+
 void suite_fuzz_findings(void) {
+    test_run("fuzz_findings_tokenizer_json_message_one_line", test_tokenizer_json_message_one_line);
+    test_run("fuzz_findings_tokenizer_json_unknown_word", test_tokenizer_json_unknown_word);
     test_run("fuzz_findings_safetensors_without_tensors", test_safetensors_without_tensors);
 }

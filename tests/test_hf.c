@@ -31,6 +31,9 @@
 
 #define XS_DIR "tests/data/hf/llama2xs-bf16"
 #define WIDE_DIR "tests/data/hf/wide64-theta"
+/* wide64-llama3 is wide64-theta's tensors (the same export of wide64.bin, byte for byte)
+ * with this config.json: rms_norm_eps 1e-5 and rope_scaling of type llama3. */
+#define LLAMA3_CONFIG "tests/data/hf/wide64-llama3/config.json"
 
 /* ------------------------------------------------------------------ JSON */
 
@@ -349,8 +352,14 @@ static void test_config_reads_fields(void) {
           strcmp(h.architecture, "llama") == 0);
     /* Accepted variants. */
     CHECK(parse_config_with("architectures", "[\"MistralForCausalLM\"]", &h, err, sizeof err) == 0);
-    CHECK(parse_config_with("eos_token_id", "[2, 32000]", &h, err, sizeof err) == 0 &&
-          h.eos_id == 2);
+    CHECK(parse_config_with("eos_token_id", "[2, 320, 509]", &h, err, sizeof err) == 0 && h.eos_id == 2 &&
+          h.n_stop == 2 && h.stop_ids[0] == 320 && h.stop_ids[1] == 509);
+    /* Llama 3.2's RoPE scaling, as its config.json writes it. */
+    CHECKF(parse_config(", \"rope_scaling\": {\"factor\": 32.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, "
+                        "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}", &h, err, sizeof err) == 0,
+           "%s", err);
+    CHECK(h.cfg.rope_factor == 32 && h.cfg.rope_low_freq_factor == 1 && h.cfg.rope_high_freq_factor == 4 &&
+          h.cfg.rope_original_ctx == 8192);
     CHECK(parse_config_with("rope_theta", "500000", &h, err, sizeof err) == 0 &&
           h.cfg.rope_theta == 500000.0f);
     CHECK(parse_config(", \"rope_scaling\": null, \"attention_bias\": false, \"head_dim\": 8", &h,
@@ -366,6 +375,8 @@ static void test_config_rejects(void) {
         const char *field, *value, *fragment;
     } bad[] = {
         {"hidden_size", "\"64\"", "hidden_size must be an integer, not a string"},
+        {"eos_token_id", "[2, 600]", "eos_token_id: 600 is not a token id below vocab_size 512"},
+        {"eos_token_id", "[2, 3, 4, 5, 6, 7, 8, 9, 10]", "eos_token_id lists 9 ids (at most 8)"},
         {"hidden_size", "64.5", "hidden_size = 64.5 is not a non-negative integer"},
         {"hidden_size", "-64", "hidden_size = -64 is not"},
         {"hidden_size", "0", "hidden_size = 0 is outside"},
@@ -408,9 +419,18 @@ static void test_config_rejects(void) {
         const char *extra, *fragment;
     } extra[] = {
         {", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}",
-         "rope_scaling (linear) is set"},
-        {", \"rope_scaling\": {\"rope_type\": \"llama3\"}", "rope_scaling (llama3) is set"},
-        {", \"rope_scaling\": 2", "rope_scaling is set"},
+         "rope_scaling of type linear is not implemented (llama3 is)"},
+        {", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 2.0}", "rope_scaling of type yarn"},
+        {", \"rope_scaling\": {\"rope_type\": \"llama3\"}", "rope_scaling: no \"original_max_position_embeddings\""},
+        {", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 4, "
+         "\"high_freq_factor\": 1, \"original_max_position_embeddings\": 8192}", "needs factor >= 1, 0 < low < high"},
+        {", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 1, "
+         "\"high_freq_factor\": 4, \"original_max_position_embeddings\": 0}",
+         "rope_scaling: original_max_position_embeddings = 0 is outside"},
+        {", \"rope_scaling\": {\"rope_type\": \"llama3\", \"low_freq_factor\": 1, \"high_freq_factor\": 4, "
+         "\"original_max_position_embeddings\": 32}", "rope_scaling: RoPE scaling factor 0"},
+        {", \"rope_scaling\": 2", "rope_scaling must be an object or null"},
+
         {", \"attention_bias\": true", "attention_bias is true"},
         {", \"mlp_bias\": \"no\"", "mlp_bias must be true or false"},
         {", \"head_dim\": 16", "head_dim = 16 is not hidden_size / num_attention_heads = 8"},
@@ -546,6 +566,21 @@ static void test_wide64_theta_equals_checkpoint(void) {
 }
 
 /* ------------------------------------------------------------------ broken directories */
+
+static const char *copy_dir(const char *src);
+static int write_whole(const char *path, const void *data, size_t size);
+
+/* The wide64-llama3 directory, put together in a temporary directory (path: static storage). */
+static const char *llama3_dir(void) {
+    const char *d = copy_dir(WIDE_DIR);
+    size_t size;
+    char *config = d ? test_read_file(LLAMA3_CONFIG, &size) : NULL, path[512];
+    if (!config) return NULL;
+    snprintf(path, sizeof path, "%s/config.json", d);
+    write_whole(path, config, size);
+    free(config);
+    return d;
+}
 
 /* A temporary copy of a test directory (its path, static storage). */
 static const char *copy_dir(const char *src) {
@@ -784,7 +819,7 @@ static void test_rejects_config_and_tokenizer_problems(void) {
         {"\"LlamaForCausalLM\"", "\"GemmaForCausalLM\"", "GemmaForCausalLM is not supported"},
         {"\"rope_theta\": 10000.0",
          "\"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"dynamic\"}",
-         "rope_scaling (dynamic) is set"},
+         "rope_scaling of type dynamic is not implemented"},
         {"\"hidden_size\": 64", "\"hidden_size\": 64,", "config.json: line"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
@@ -798,7 +833,12 @@ static void test_rejects_config_and_tokenizer_problems(void) {
         CHECK(unlink(path) == 0);
         snprintf(path, sizeof path, "%s/tokenizer.json", d);
         write_whole(path, "{}", 2);
-        expect_model_error(d, "has tokenizer.json but no tokenizer.model", "sentencepiece", NULL);
+        HfModel m; /* the directory opens; the importer reads the tokenizer (and refuses this one) */
+        char err[512] = "";
+        if (CHECKF(hf_model_open(&m, d, err, sizeof err) == 0, "%s", err)) {
+            CHECK(strcmp(m.tokenizer_path + strlen(m.tokenizer_path) - 15, "/tokenizer.json") == 0);
+            hf_model_close(&m);
+        }
         snprintf(path, sizeof path, "%s/tokenizer.json", d);
         unlink(path);
         expect_model_error(d, "no tokenizer.model", NULL, NULL);
@@ -844,15 +884,48 @@ static void check_import_golden(const char *dir, const char *case_path, const ch
 /* The oracle read the same directories (golden/README.md), so an imported model must give
  * its logits: fp32 within 1e-4 of the range, the integer modes as tests/test_forward.c
  * bounds them, greedy ids equal. wide64-theta checks rope_theta 500000, eps 1e-6, GQA and
- * an untied classifier made it into the file and the engine. */
+ * an untied classifier made it into the file and the engine; wide64-llama3 Llama 3's RoPE
+ * scaling (factor 8 over an original context of 32, so that with head size 64 some
+ * frequencies are kept, some divided and some interpolated). */
 static void test_import_matches_golden(void) {
     static const struct {
         const char *dir, *case_path;
-    } cases[] = {{XS_DIR, "tests/data/golden/llama2xs-bf16/park"}, {WIDE_DIR, "tests/data/golden/wide64-theta/sara"}};
+    } cases[] = {{XS_DIR, "tests/data/golden/llama2xs-bf16/park"}, {WIDE_DIR, "tests/data/golden/wide64-theta/sara"},
+                 {NULL, "tests/data/golden/wide64-llama3/sara"}};
     static const char *const modes[][2] = {{"fp32", "fp32"}, {"qrazor/cls=fp32", "qrazor-g16"},
                                            {"qrazor", "qrazor-g16-clsq"}};
-    for (int c = 0; c < 2; c++)
-        for (int m = 0; m < 3; m++) check_import_golden(cases[c].dir, cases[c].case_path, modes[m][0], modes[m][1]);
+    for (int c = 0; c < 3; c++) {
+        const char *dir = cases[c].dir ? cases[c].dir : llama3_dir();
+        for (int m = 0; dir && m < 3; m++) check_import_golden(dir, cases[c].case_path, modes[m][0], modes[m][1]);
+        if (dir && !cases[c].dir) remove_dir(dir);
+    }
+}
+
+/* eos_token_id as a list: generation stops at any of its ids. wide64-llama3's greedy
+ * continuation (golden) is 59 185 143 ...; with 143 among the end-of-text ids the same run
+ * stops after two tokens, so its text is a strict prefix of the run without it. */
+static void test_import_eos_list_stops(void) {
+    const char *d = llama3_dir();
+    char *prompt = test_read_file("tests/data/golden/wide64-llama3/sara.prompt.txt", NULL);
+    if (!d || !prompt) return free(prompt);
+    prompt[strcspn(prompt, "\n")] = '\0';
+    char plain[512], listed[512];
+    snprintf(plain, sizeof plain, "%s/plain.qrz", test_temp_dir());
+    snprintf(listed, sizeof listed, "%s/listed.qrz", test_temp_dir());
+    expect_program(ARGS("import", d, plain, "-q", "fp32"), 0, NULL);
+    patch(d, "config.json", "\"eos_token_id\": 2", "\"eos_token_id\": [2, 143]");
+    expect_program(ARGS("import", d, listed, "-q", "fp32"), 0, NULL);
+    RunResult a = test_run_program(ARGS(plain, "-n", "40", "-t", "0", "-i", prompt), NULL, NULL);
+    RunResult b = test_run_program(ARGS(listed, "-n", "40", "-t", "0", "-i", prompt), NULL, NULL);
+    const size_t na = a.out ? strlen(a.out) : 0, nb = b.out ? strlen(b.out) : 0;
+    CHECKF(a.status == 0 && b.status == 0 && nb > strlen(prompt) + 1 && nb < na &&
+               !strncmp(a.out, b.out, nb - 1) && b.out[nb - 1] == '\n',
+           "without 143: '%s'; with: '%s' (%s)", a.out, b.out, b.err);
+    CHECKF(b.err && strstr(b.err, "generated: 2 tokens"), "%s", b.err);
+    run_result_free(&a), run_result_free(&b);
+    remove(plain), remove(listed);
+    remove_dir(d);
+    free(prompt);
 }
 
 /* What the file holds besides weights: config.json's values, the tokenizer's bytes, a
@@ -893,6 +966,11 @@ static void test_import_stores_model_facts(void) {
     CHECK(!strcmp(hf_chat_template_hint("{{ '<|im_start|>' + message['role'] }}"), "chatml"));
     CHECK(!strcmp(hf_chat_template_hint("{{ bos_token + '[INST] ' + content }}"), "llama2"));
     CHECK(!strcmp(hf_chat_template_hint("{{ content }}"), ""));
+    char *llama3 = test_read_file("tests/data/chat/llama3.2-instruct.jinja", NULL);
+    char *smollm2 = test_read_file("tests/data/chat/smollm2-instruct.jinja", NULL);
+    CHECK(llama3 && !strcmp(hf_chat_template_hint(llama3), "llama3"));
+    CHECK(smollm2 && !strcmp(hf_chat_template_hint(smollm2), "smollm2"));
+    free(llama3), free(smollm2);
 }
 
 /* The INT8 embedding: each row's codes times its scale are the float row to within half a
@@ -977,7 +1055,7 @@ static void test_import_refuses_and_leaves_nothing(void) {
         unlink(path);
         snprintf(path, sizeof path, "%s/tokenizer.json", d);
         write_whole(path, "{}", 2);
-        expect_program(ARGS("import", d, out), 1, "has tokenizer.json but no tokenizer.model");
+        expect_program(ARGS("import", d, out), 1, "tokenizer.json: tokenizer.json: no \"model\"");
         remove_dir(d);
     }
     if ((d = copy_dir(XS_DIR))) { /* a NaN weight: found mid-write, the temporary goes */
@@ -1025,6 +1103,7 @@ void suite_hf(void) {
     test_run("hf_rejects_config_and_tokenizer", test_rejects_config_and_tokenizer_problems);
     test_run("import_matches_golden", test_import_matches_golden);
     test_run("import_stores_model_facts", test_import_stores_model_facts);
+    test_run("import_eos_list_stops", test_import_eos_list_stops);
     test_run("import_int8_embedding", test_import_int8_embedding);
     test_run("import_refuses_and_leaves_nothing", test_import_refuses_and_leaves_nothing);
 }

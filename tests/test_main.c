@@ -26,6 +26,7 @@ void suite_checkpoint(void);
 void suite_kernels(void);
 void suite_gemm(void);
 void suite_tokenizer(void);
+void suite_bpe(void);
 void suite_sampler(void);
 void suite_forward(void);
 void suite_reference(void);
@@ -143,9 +144,31 @@ void test_run(const char *name, void (*fn)(void)) {
 
 const char *test_run_binary(void) { return run_binary; }
 
+/* Reads the rest of f into a NUL-terminated malloc'd buffer; closes f. */
+static char *read_all(FILE *f, const char *path, size_t *size);
+
 char *test_read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!CHECKF(f != NULL, "cannot open test data %s: %s", path, strerror(errno))) return NULL;
+    return read_all(f, path, size);
+}
+
+char *test_read_gzip(const char *path, size_t *size) {
+    FILE *probe = fopen(path, "rb");
+    if (!CHECKF(probe != NULL, "cannot open test data %s: %s", path, strerror(errno))) return NULL;
+    fclose(probe);
+    char command[600];
+    snprintf(command, sizeof command, "gzip -dc '%s'", path);
+    FILE *f = popen(command, "r");
+    if (!CHECKF(f != NULL, "cannot run gzip -dc %s", path)) return NULL;
+    size_t n = 0;
+    char *buf = read_all(f, path, &n);
+    if (!buf) return NULL;
+    if (size) *size = n;
+    return buf;
+}
+
+static char *read_all(FILE *f, const char *path, size_t *size) {
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
@@ -164,7 +187,9 @@ char *test_read_file(const char *path, size_t *size) {
         n += got;
         if (got == 0) break;
     }
-    fclose(f);
+    const int piped = fseek(f, 0, SEEK_CUR) != 0; /* a pipe from gzip: its exit status says if all came */
+    const int status = piped ? pclose(f) : fclose(f);
+    if (!CHECKF(status == 0, "reading %s failed (status %d)", path, status)) return free(buf), NULL;
     buf[n] = '\0';
     if (size) *size = n;
     return buf;
@@ -325,6 +350,7 @@ int main(int argc, char **argv) {
     suite_kernels();
     suite_gemm();
     suite_tokenizer();
+    suite_bpe();
     suite_sampler();
     suite_forward();
     suite_reference();

@@ -105,8 +105,8 @@ static void test_qrz_rejects_corrupt_files(void) {
     expect_reject(good, 100, "truncated: 100 bytes"); /* shorter than the header */
     expect_reject(good, size - 64, "truncated or appended to");
     memcpy(bad, good, size);
-    bad[8] = 3; /* version */
-    expect_reject(bad, size, "format version 3");
+    bad[8] = 4; /* version */
+    expect_reject(bad, size, "format version 4");
     memcpy(bad, good, size);
     bad[16] = 65; /* dim 64 -> 65: the header no longer matches its table */
     expect_reject(bad, size, "not a valid .qrz file");
@@ -229,8 +229,14 @@ static void test_qrz_rejects_bad_values(void) {
     bad[wq.codes + 71] = 0x08; /* high nibble 0 */
     expect_run_fails(bad, size, "code of -8 (a nibble 0 in code byte 71)");
     memcpy(bad, good, size);
-    bad[115] = 1;
-    expect_run_fails(bad, size, "reserved header byte 115 is 1, not 0");
+    bad[91] = 1;
+    expect_run_fails(bad, size, "reserved header byte 91 is 1, not 0");
+    memcpy(bad, good, size);
+    bad[115] = 1; /* RoPE scaling's factor: no longer all zero, nor valid */
+    expect_run_fails(bad, size, "RoPE scaling factor 2.35099e-38");
+    memcpy(bad, good, size);
+    bad[89] = 8; /* more end-of-text ids than the format holds */
+    expect_run_fails(bad, size, "8 more end-of-text ids (at most 7)");
     memcpy(bad, good, size);
     bad[51] = 7;
     expect_run_fails(bad, size, "reserved header byte 51 is 7, not 0");
@@ -250,13 +256,25 @@ static void test_qrz_rejects_bad_values(void) {
 
 /* ------------------------------------------------------------------ format 2's fields */
 
-/* A version-1 file: what a version-2 file of a checkpoint becomes when bytes 72-127, the
- * fields version 2 added, are zeroed (docs/FORMAT.md). It loads with Llama 2's values. */
+/* A version-1 file: what a version-3 file of a checkpoint becomes when bytes 72-127, the
+ * fields versions 2 and 3 added, are zeroed (docs/FORMAT.md). It loads with Llama 2's
+ * values; as version 2 (bytes 89 and 112-127 zero) it loads too. */
 static void test_qrz_version1_still_loads(void) {
     size_t size;
     char *file = qrz_bytes(&size);
     if (!file) return;
-    CHECK(file[8] == 2);
+    CHECK(file[8] == 3);
+    file[8] = 2;
+    const char *v2 = test_temp_file(file, size);
+    ModelWeights w2;
+    char err2[512] = "";
+    if (CHECKF(v2 && model_open(&w2, v2, NULL, NULL, err2, sizeof err2) == 0, "%s", err2)) {
+        CHECK(w2.cfg.rope_factor == 0 && w2.n_stop == 0);
+        model_close(&w2);
+    }
+    file[112] = 1; /* in version 2, bytes 112-127 are reserved */
+    expect_reject(file, size, "reserved header byte 112 is 1, not 0");
+    file[112] = 0;
     file[8] = 1;
     memset(file + 72, 0, 128 - 72);
     const char *path = test_temp_file(file, size);
@@ -285,15 +303,27 @@ static void test_qrz_new_fields_round_trip(void) {
     w.cfg.rope_theta = 500000.0f, w.cfg.norm_eps = 1e-6f, w.bos_id = 7, w.eos_id = 511;
     snprintf(w.chat_template, sizeof w.chat_template, "chatml");
     w.tokenizer = tok, w.tokenizer_size = sizeof tok;
+    w.cfg.rope_factor = 32, w.cfg.rope_low_freq_factor = 1, w.cfg.rope_high_freq_factor = 4, w.cfg.rope_original_ctx = 8192;
+    w.n_stop = 2, w.stop_ids[0] = 100, w.stop_ids[1] = 3;
     const char *path = test_temp_file("", 0);
     ModelWeights r;
     if (CHECKF(qrz_write(&w, path, err, sizeof err) == 0, "%s", err) &&
         CHECKF(model_open(&r, path, NULL, NULL, err, sizeof err) == 0, "%s", err)) {
         CHECK(r.cfg.rope_theta == 500000.0f && r.cfg.norm_eps == 1e-6f && r.bos_id == 7 && r.eos_id == 511);
         CHECK(!strcmp(r.chat_template, "chatml"));
+        CHECK(r.cfg.rope_factor == 32 && r.cfg.rope_low_freq_factor == 1 && r.cfg.rope_high_freq_factor == 4 &&
+              r.cfg.rope_original_ctx == 8192);
+        CHECK(r.n_stop == 2 && r.stop_ids[0] == 100 && r.stop_ids[1] == 3);
         CHECK(r.tokenizer_size == sizeof tok && r.tokenizer && !memcmp(r.tokenizer, tok, sizeof tok));
         model_close(&r);
     }
+    w.stop_ids[1] = 512; /* not a token of the vocabulary: written, but refused at open */
+    if (CHECKF(qrz_write(&w, path, err, sizeof err) == 0, "%s", err)) {
+        const int opened = model_open(&r, path, NULL, NULL, err, sizeof err) == 0;
+        CHECKF(!opened && strstr(err, "end-of-text id 512 is not a token of the vocabulary"), "'%s'", err);
+        if (opened) model_close(&r);
+    }
+    w.n_stop = 0;
     snprintf(w.chat_template, sizeof w.chat_template, "Chat ML");
     CHECKF(qrz_write(&w, path, err, sizeof err) == 0, "%s", err);
     const int opened = model_open(&r, path, NULL, NULL, err, sizeof err) == 0;

@@ -13,8 +13,22 @@
  *   chatml  (ChatML):
  *     "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
  *     a later turn starts with "<|im_end|>\n"
- * (without a system prompt, its part is left out). "</s>" in a rendered turn stands for the
- * EOS token: chat_encode puts the id there rather than encoding the five characters.
+ *   smollm2 (SmolLM2-Instruct): ChatML, with the system prompt "You are a helpful AI assistant
+ *     named SmolLM, trained by Hugging Face" when none is given
+ *   llama3  (Llama 3.1 and 3.2 Instruct):
+ *     "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n
+ *      Today Date: {26 Jul 2024}\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n
+ *      {user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+ *     (today's date; the system turn is there even without a system prompt; both prompts
+ *     trimmed of white space); a later turn starts with "<|eot_id|>" and has no system turn
+ * (otherwise, without a system prompt, its part is left out). These are what the Jinja
+ * templates of the models' tokenizer_config.json render, to the character: tests/test_chat.c
+ * compares them with texts that Hugging Face's Jinja renderer made.
+ *
+ * Encoding: with a tokenizer.json, the special tokens the template writes (<|eot_id|>,
+ * <|im_start|>) are their ids, but never in the user's or system prompt's text. With a
+ * sentencepiece tokenizer, "</s>" in a rendered turn stands for the EOS token: chat_encode
+ * puts the id there rather than encoding the five characters.
  */
 #ifndef TOKENIZER_CHAT_H
 #define TOKENIZER_CHAT_H
@@ -23,20 +37,32 @@
 
 #include "tokenizer/tokenizer.h"
 
-typedef enum { CHAT_LLAMA2, CHAT_ZEPHYR, CHAT_CHATML, N_CHAT_TEMPLATES } ChatTemplate;
+typedef enum { CHAT_LLAMA2, CHAT_ZEPHYR, CHAT_CHATML, CHAT_LLAMA3, CHAT_SMOLLM2, N_CHAT_TEMPLATES } ChatTemplate;
 
-/* The template of a name ("llama2", "zephyr", "chatml"); -1 if unknown. */
+/* The template of a name ("llama2", "zephyr", "chatml", "llama3", "smollm2"); -1 if unknown. */
 int chat_template_parse(const char *name, ChatTemplate *t);
 const char *chat_template_name(ChatTemplate t);
 
-/* One user turn (first_turn: the conversation's first, which carries the system prompt).
- * Returns a malloc'd string, or NULL when out of memory. */
+/* A rendered turn: its text, and for each byte whether it is the user's or the system
+ * prompt's (1) or the template's markup (0). */
+typedef struct {
+    char *text;
+    unsigned char *plain;
+    size_t len;
+} ChatTurn;
+
+/* One user turn (first_turn: the conversation's first, which carries the system prompt)
+ * into *turn. Returns 0, or -1 when out of memory. */
+int chat_render(ChatTemplate t, const char *system, const char *user, int first_turn, ChatTurn *turn);
+void chat_turn_free(ChatTurn *turn);
+
+/* The text of chat_render alone: a malloc'd string, or NULL when out of memory. */
 char *chat_render_turn(ChatTemplate t, const char *system, const char *user, int first_turn);
 
-/* Encodes a rendered turn: BOS first in Llama-2's template and in every template's first
- * turn, "</s>" as the id eos. Returns the number of ids in the malloc'd *ids, or -1 with
- * err set. */
-int chat_encode(ChatTemplate t, const Tokenizer *tok, const char *text, int first_turn, int eos, int **ids,
+/* Encodes a rendered turn: BOS first (if the tokenizer has one) in Llama-2's template and in
+ * every template's first turn; then the text as said above. Returns the number of ids in the
+ * malloc'd *ids, or -1 with err set. */
+int chat_encode(ChatTemplate t, const Tokenizer *tok, const ChatTurn *turn, int first_turn, int eos, int **ids,
                 char *err, size_t errlen);
 
 /* The end of an answer that the tokenizer may spell as text: ChatML's "<|im_end|>", which a

@@ -28,12 +28,13 @@ Tokenizer *tokenizer_find(const char *path, const char *model_path, int vocab_si
     }
     const char *slash = strrchr(model_path, '/');
     const int dirlen = slash ? (int)(slash - model_path + 1) : 0;
-    char names[4][64], tried[1024] = "", why[512];
+    char names[5][64], tried[1024] = "", why[512];
     snprintf(names[0], sizeof names[0], "tok%d.model", vocab_size);
     snprintf(names[1], sizeof names[1], "tok%d.bin", vocab_size);
     snprintf(names[2], sizeof names[2], "tokenizer.model");
     snprintf(names[3], sizeof names[3], "tokenizer.bin");
-    for (int i = 0; i < 4; i++) {
+    snprintf(names[4], sizeof names[4], "tokenizer.json");
+    for (int i = 0; i < 5; i++) {
         snprintf(chosen, chosenlen, "%.*s%s", dirlen, model_path, names[i]);
         if (access(chosen, R_OK) != 0) continue;
         Tokenizer *t = open_matching(chosen, model_path, vocab_size, why, sizeof why);
@@ -42,6 +43,6 @@ Tokenizer *tokenizer_find(const char *path, const char *model_path, int vocab_si
         snprintf(tried + used, sizeof tried - used, "; %s", why);
     }
     snprintf(err, errlen, "no tokenizer with %d pieces found beside %s; pass one with -z%s", vocab_size,
-             model_path, tried[0] ? tried : " (looked for tok<VOCAB>.model/.bin, tokenizer.model/.bin)");
+             model_path, tried[0] ? tried : " (looked for tok<VOCAB>.model/.bin, tokenizer.model/.bin/.json)");
     return NULL;
 }

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tokenizer/bpe.h"
+#include "tokenizer/merge.h"
 #include "tokenizer/sp_shim.h"
 
 /* A tokenizer file larger than this is certainly something else (a checkpoint, say). */
@@ -24,7 +26,9 @@ struct Tokenizer {
     char *decoded;
     size_t *offset;
 
-    SpModel *sp; /* sentencepiece models: everything else is unused */
+    SpModel *sp;       /* sentencepiece models: everything else is unused */
+    BpeTokenizer *bpe; /* tokenizer.json: likewise */
+    int strip_first_space; /* tokenizer.json in sentencepiece style: as sp, the first space is not printed */
 
     /* tokenizer.bin: the pieces, their merge scores and a hash index over them. */
     char *pieces;         /* piece id starts at pieces + piece_off[id], NUL-terminated */
@@ -271,60 +275,19 @@ static int parse_bin(Tokenizer *t, const unsigned char *buf, size_t size, char *
     return 0;
 }
 
-/* One node of the token list being merged. */
-typedef struct {
-    int id, prev, next; /* prev/next: neighbours in the list, -1 at the ends */
-} Node;
-
-/* A candidate merge of node `left` with its right neighbour into piece `merged`. */
-typedef struct {
-    float score;
-    int left, left_id, right_id, merged;
-} Candidate;
-
-/* Heap order: higher score first; on equal scores the leftmost pair (smaller node index;
- * nodes never move, so index order is text order). This is llama2.c's choice. */
-static int cand_before(const Candidate *a, const Candidate *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(Candidate *h, int *n, Candidate c) {
-    int i = (*n)++;
-    while (i > 0 && cand_before(&c, &h[(i - 1) / 2])) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = c;
-}
-
-static Candidate heap_pop(Candidate *h, int *n) {
-    Candidate top = h[0], last = h[--*n];
-    int i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && cand_before(&h[c + 1], &h[c])) c++;
-        if (!cand_before(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (*n > 0) h[i] = last;
-    return top;
-}
-
-/* Pushes the merge of node i with its right neighbour, if that concatenation is a piece. */
-static void push_pair(const Tokenizer *t, const Node *nodes, int i, char *buf, Candidate *heap,
-                      int *n_heap) {
-    if (i < 0 || nodes[i].next < 0) return;
-    const char *a = bin_piece(t, nodes[i].id), *b = bin_piece(t, nodes[nodes[i].next].id);
-    size_t la = strlen(a), lb = strlen(b);
-    if (la + lb > (size_t)t->max_piece_len) return; /* no piece is that long */
+/* The merge of two pieces for merge_symbols: the piece equal to their concatenation, scored
+ * by its score in the file. */
+static int bin_pair(const void *ctx, int left, int right, float *score) {
+    const Tokenizer *t = ctx;
+    const char *a = bin_piece(t, left), *b = bin_piece(t, right);
+    const size_t la = strlen(a), lb = strlen(b);
+    if (la + lb > (size_t)t->max_piece_len) return -1; /* no piece is that long */
+    char buf[2 * 4096 + 1];                             /* max_piece_len <= 4096 (parse_bin) */
     memcpy(buf, a, la);
     memcpy(buf + la, b, lb);
-    int merged = piece_lookup(t, buf, la + lb);
-    if (merged < 0) return;
-    Candidate c = {t->score[merged], i, nodes[i].id, nodes[nodes[i].next].id, merged};
-    heap_push(heap, n_heap, c);
+    const int merged = piece_lookup(t, buf, la + lb);
+    if (merged >= 0) *score = t->score[merged];
+    return merged;
 }
 
 static int encode_bin(const Tokenizer *t, const char *text, int **ids_out, char *err,
@@ -335,63 +298,56 @@ static int encode_bin(const Tokenizer *t, const char *text, int **ids_out, char 
         return -1;
     }
     /* Upper bound: BOS + dummy prefix + one token per byte. */
-    int cap = (int)len + 2;
-    Node *nodes = malloc((size_t)cap * sizeof *nodes);
-    Candidate *heap = malloc((size_t)3 * (size_t)cap * sizeof *heap);
-    char *buf = malloc(2 * (size_t)t->max_piece_len + 1);
-    int *ids = malloc((size_t)cap * sizeof *ids);
-    if (!nodes || !heap || !buf || !ids) {
+    int *ids = malloc((len + 2) * sizeof *ids);
+    if (!ids) {
         snprintf(err, errlen, "out of memory encoding %zu bytes", len);
-        free(nodes), free(heap), free(buf), free(ids);
         return -1;
     }
-
     int n = 0;
+    ids[n++] = t->bos;
     if (len > 0) {
         int space = piece_lookup(t, " ", 1);
-        nodes[n++].id = space >= 0 ? space : t->byte_id[' '];
+        ids[n++] = space >= 0 ? space : t->byte_id[' '];
     }
-    /* One node per UTF-8 character that is a piece, else one per byte. */
+    /* One symbol per UTF-8 character that is a piece, else one per byte. */
     for (size_t i = 0; i < len;) {
         size_t cl = 1;
         while (cl < 4 && i + cl < len && ((unsigned char)text[i + cl] & 0xC0) == 0x80) cl++;
         int id = piece_lookup(t, text + i, cl);
         if (id >= 0) {
-            nodes[n++].id = id;
+            ids[n++] = id;
         } else {
-            for (size_t k = 0; k < cl; k++) nodes[n++].id = t->byte_id[(unsigned char)text[i + k]];
+            for (size_t k = 0; k < cl; k++) ids[n++] = t->byte_id[(unsigned char)text[i + k]];
         }
         i += cl;
     }
-    for (int i = 0; i < n; i++) {
-        nodes[i].prev = i - 1;
-        nodes[i].next = i + 1 < n ? i + 1 : -1;
+    const int merged = merge_symbols(ids + 1, n - 1, bin_pair, t);
+    if (merged < 0) {
+        snprintf(err, errlen, "out of memory encoding %zu bytes", len);
+        free(ids);
+        return -1;
     }
-
-    int n_heap = 0;
-    for (int i = 0; i + 1 < n; i++) push_pair(t, nodes, i, buf, heap, &n_heap);
-    while (n_heap > 0) {
-        Candidate c = heap_pop(heap, &n_heap);
-        int r = nodes[c.left].next;
-        /* Stale: one side was merged away or changed since this candidate was pushed. */
-        if (nodes[c.left].id != c.left_id || r < 0 || nodes[r].id != c.right_id) continue;
-        nodes[c.left].id = c.merged;
-        nodes[c.left].next = nodes[r].next;
-        if (nodes[r].next >= 0) nodes[nodes[r].next].prev = c.left;
-        nodes[r].id = -1; /* removed */
-        push_pair(t, nodes, nodes[c.left].prev, buf, heap, &n_heap);
-        push_pair(t, nodes, c.left, buf, heap, &n_heap);
-    }
-
-    int count = 0;
-    ids[count++] = t->bos;
-    for (int i = n > 0 ? 0 : -1; i >= 0; i = nodes[i].next) ids[count++] = nodes[i].id;
-    free(nodes), free(heap), free(buf);
     *ids_out = ids;
-    return count;
+    return 1 + merged;
 }
 
 /* ------------------------------------------------------------------ public API */
+
+/* A tokenizer.json (tokenizer/bpe.h); consumes t. */
+static Tokenizer *parse_json(Tokenizer *t, const char *text, size_t size, const char *name, char *err, size_t errlen) {
+    char why[300];
+    if (!(t->bpe = bpe_parse(text, size, why, sizeof why))) {
+        snprintf(err, errlen, "%s: tokenizer.json: %s", name, why);
+        tokenizer_free(t);
+        return NULL;
+    }
+    t->vocab_size = bpe_vocab_size(t->bpe);
+    t->bos = bpe_bos(t->bpe);
+    t->eos = -1; /* the model's config says which tokens end a text */
+    t->strip_first_space = !bpe_is_byte_level(t->bpe);
+    t->format = bpe_is_byte_level(t->bpe) ? "tokenizer.json (byte-level BPE)" : "tokenizer.json (BPE)";
+    return t;
+}
 
 Tokenizer *tokenizer_parse(const void *bytes, size_t size, const char *name, char *err, size_t errlen) {
     Tokenizer *t = calloc(1, sizeof *t);
@@ -399,6 +355,11 @@ Tokenizer *tokenizer_parse(const void *bytes, size_t size, const char *name, cha
         snprintf(err, errlen, "%s: out of memory", name);
         return NULL;
     }
+    const char *text = bytes;
+    size_t lead = 0;
+    while (lead < size && (text[lead] == ' ' || text[lead] == '\n' || text[lead] == '\r' || text[lead] == '\t')) lead++;
+    if (lead < size && text[lead] == '{') /* JSON: a Hugging Face tokenizer.json */
+        return parse_json(t, text, size, name, err, errlen);
     char why_bin[200], why_sp[300];
     int ok = parse_bin(t, bytes, size, why_bin, sizeof why_bin) == 0;
     if (!ok) {
@@ -445,6 +406,7 @@ Tokenizer *tokenizer_open(const char *path, char *err, size_t errlen) {
 void tokenizer_free(Tokenizer *t) {
     if (!t) return;
     sp_model_free(t->sp);
+    bpe_free(t->bpe);
     free(t->decoded), free(t->offset);
     free(t->pieces), free(t->piece_off), free(t->score), free(t->index);
     free(t);
@@ -456,6 +418,20 @@ int tokenizer_eos(const Tokenizer *t) { return t->eos; }
 const char *tokenizer_format(const Tokenizer *t) { return t->format; }
 
 int tokenizer_encode(const Tokenizer *t, const char *text, int **ids, char *err, size_t errlen) {
+    if (t->bpe) {
+        int *body;
+        const int n = bpe_encode(t->bpe, text, strlen(text), 1, NULL, &body, err, errlen);
+        if (n < 0 || t->bos < 0) return *ids = n < 0 ? NULL : body, n;
+        *ids = realloc(body, ((size_t)n + 1) * sizeof **ids);
+        if (!*ids) {
+            snprintf(err, errlen, "out of memory for %d token ids", n + 1);
+            free(body);
+            return -1;
+        }
+        memmove(*ids + 1, *ids, (size_t)n * sizeof **ids);
+        (*ids)[0] = t->bos;
+        return n + 1;
+    }
     if (!t->sp) return encode_bin(t, text, ids, err, errlen);
     int *body;
     int n = sp_model_encode(t->sp, text, &body, err, errlen);
@@ -472,7 +448,29 @@ int tokenizer_encode(const Tokenizer *t, const char *text, int **ids, char *err,
     return n + 1;
 }
 
+int tokenizer_encode_text(const Tokenizer *t, const char *text, int **ids, char *err, size_t errlen) {
+    if (t->bpe) return bpe_encode(t->bpe, text, strlen(text), 0, NULL, ids, err, errlen);
+    const int n = tokenizer_encode(t, text, ids, err, errlen);
+    if (n > 0) memmove(*ids, *ids + 1, (size_t)(n - 1) * sizeof **ids);
+    return n < 0 ? n : n - 1;
+}
+
+int tokenizer_encode_marked(const Tokenizer *t, const char *text, const unsigned char *plain, int **ids, char *err,
+                            size_t errlen) {
+    if (t->bpe) return bpe_encode(t->bpe, text, strlen(text), 1, plain, ids, err, errlen);
+    return tokenizer_encode_text(t, text, ids, err, errlen);
+}
+
+int tokenizer_parses_special(const Tokenizer *t) { return t->bpe != NULL; }
+
+int tokenizer_special(const Tokenizer *t, const char *text) { return t->bpe ? bpe_added_token(t->bpe, text) : -1; }
+
 const char *tokenizer_decode(const Tokenizer *t, int prev, int id, size_t *len) {
+    if (t->bpe) {
+        const char *s = bpe_decode(t->bpe, id, len);
+        if (t->strip_first_space && prev == t->bos && *len > 0 && s[0] == ' ') s++, --*len;
+        return s;
+    }
     const char *s = t->decoded + t->offset[id];
     size_t n = t->offset[id + 1] - t->offset[id];
     if (prev == t->bos && n > 0 && s[0] == ' ') s++, n--;

@@ -132,7 +132,7 @@ int checkpoint_open(Checkpoint *ck, const char *path, char *err, size_t errlen) 
     }
     memcpy(header, map, sizeof header);
     ModelConfig c = {header[0], header[1],        header[2],        header[3],      header[4],
-                     header[5], header[6], LLAMA2_ROPE_THETA, LLAMA2_NORM_EPS};
+                     header[5], header[6], LLAMA2_ROPE_THETA, LLAMA2_NORM_EPS, 0, 0, 0, 0};
     int shared = c.vocab_size > 0;
     if (c.vocab_size < 0 && c.vocab_size != INT32_MIN) c.vocab_size = -c.vocab_size;
 

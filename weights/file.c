@@ -49,6 +49,37 @@ int config_validate(const ModelConfig *c, char *err, size_t errlen) {
     return 0;
 }
 
+int config_validate_rope_scaling(const ModelConfig *c, char *err, size_t errlen) {
+    const float f = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    if (f == 0 && lo == 0 && hi == 0 && c->rope_original_ctx == 0) return 0;
+    if (!(f >= 1 && f <= 1e6f && lo > 0 && hi > lo && hi <= 1e6f && c->rope_original_ctx >= 1 &&
+          c->rope_original_ctx <= MODEL_MAX_SEQ)) {
+        snprintf(err, errlen, "RoPE scaling factor %g, low_freq_factor %g, high_freq_factor %g, original context %d: "
+                 "needs factor >= 1, 0 < low < high and a context of 1..%d", f, lo, hi, c->rope_original_ctx,
+                 MODEL_MAX_SEQ);
+        return -1;
+    }
+    return 0;
+}
+
+void config_rope_frequencies(const ModelConfig *c, double *inv_freq) {
+    const int hs = config_head_size(c);
+    const double factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor,
+                 ctx = c->rope_original_ctx;
+    for (int i = 0; i < hs / 2; i++) {
+        double f = 1.0 / pow(c->rope_theta, (double)(2 * i) / (double)hs);
+        if (factor != 0) { /* transformers' _compute_llama3_parameters, term by term */
+            const double wavelen = 2 * 3.14159265358979323846 / f; /* math.pi (M_PI is not C11) */
+            if (wavelen > ctx / lo) f /= factor; /* long wavelengths: divided */
+            else if (!(wavelen < ctx / hi)) {    /* between: interpolated */
+                const double smooth = (ctx / wavelen - lo) / (hi - lo);
+                f = (1 - smooth) * f / factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
 /* ------------------------------------------------------------------ files */
 
 int open_regular_file(const char *path, size_t *size, char *err, size_t errlen) {

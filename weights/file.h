@@ -20,6 +20,12 @@ typedef struct {
     int seq_len;    /* longest context the model was trained for */
     float rope_theta; /* RoPE's base: pair i of a head turns by pos / theta^(2i / head_size) */
     float norm_eps;   /* RMSNorm's epsilon: x / sqrt(mean(x^2) + eps) */
+    /* Llama 3.1/3.2's RoPE scaling (config.json's rope_scaling of rope_type "llama3"):
+     * frequencies whose wavelength exceeds rope_original_ctx / rope_low_freq_factor are
+     * divided by rope_factor, those below rope_original_ctx / rope_high_freq_factor kept,
+     * those between interpolated. rope_factor 0: no scaling. */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_ctx;
 } ModelConfig;
 
 /* What llama2.c checkpoints (and .qrz files of format 1) leave unsaid: Llama 2's values. */
@@ -55,6 +61,15 @@ enum { MODEL_MAX_DIM = 1 << 16, MODEL_MAX_LAYERS = 1024, MODEL_MAX_HEADS = 1024,
  * above, dim divisible by n_heads into an even head_size, n_heads divisible by
  * n_kv_heads). Returns 0, or -1 with the problem written to err. */
 int config_validate(const ModelConfig *c, char *err, size_t errlen);
+
+/* Checks the RoPE scaling fields: none (all 0), or factor >= 1, 0 < low < high and an
+ * original context of at least 1. Returns 0, or -1 with the problem in err. */
+int config_validate_rope_scaling(const ModelConfig *c, char *err, size_t errlen);
+
+/* RoPE's angular frequency of each pair i of a head, in float64: 1 / theta^(2i / head_size),
+ * then Llama 3's scaling if the config has one (as Hugging Face computes it). inv_freq
+ * holds head_size / 2 values. */
+void config_rope_frequencies(const ModelConfig *c, double *inv_freq);
 
 /* ------------------------------------------------------------------ files */
 

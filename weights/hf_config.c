@@ -98,6 +98,22 @@ static int get_token(const Reader *r, const char *name, int dflt, int vocab, int
     return 0;
 }
 
+/* The ids of an eos_token_id list after its first (get_token checked that one). */
+static int read_stop_ids(const Reader *r, HfConfig *h) {
+    const JsonValue *v = field(r, "eos_token_id");
+    if (!v || v->type != JSON_ARRAY) return 0;
+    if (v->n_children > 1 + MODEL_MAX_STOP)
+        return fail(r, "eos_token_id lists %d ids (at most %d)", v->n_children, 1 + MODEL_MAX_STOP);
+    for (const JsonValue *e = json_next(r->doc, json_first(r->doc, v)); e; e = json_next(r->doc, e)) {
+        uint64_t x;
+        if (e->type != JSON_NUMBER || json_u64(e, &x) != 0 || x >= (uint64_t)h->cfg.vocab_size)
+            return fail(r, "eos_token_id: %.40s is not a token id below vocab_size %d", e->type == JSON_NUMBER ? e->text : "an entry",
+                        h->cfg.vocab_size);
+        h->stop_ids[h->n_stop++] = (int)x;
+    }
+    return 0;
+}
+
 static int accepted_architecture(const char *name) {
     return strcmp(name, "LlamaForCausalLM") == 0 || strcmp(name, "MistralForCausalLM") == 0;
 }
@@ -125,19 +141,34 @@ static int read_architecture(const Reader *r, HfConfig *h) {
     return 0;
 }
 
+/* rope_scaling: null, or Llama 3's {"rope_type": "llama3", factor, low_freq_factor,
+ * high_freq_factor, original_max_position_embeddings}; any other type is refused by name. */
+static int read_rope_scaling(const Reader *r, ModelConfig *c) {
+    const JsonValue *rs = field(r, "rope_scaling");
+    if (!rs) return 0;
+    if (rs->type != JSON_OBJECT) return fail(r, "rope_scaling must be an object or null");
+    const JsonValue *t = json_get(r->doc, rs, "rope_type");
+    if (!t) t = json_get(r->doc, rs, "type"); /* the older name of the field */
+    if (!t || t->type != JSON_STRING || strcmp(t->text, "llama3") != 0)
+        return fail(r, "rope_scaling of type %.30s is not implemented (llama3 is)",
+                    t && t->type == JSON_STRING ? t->text : "(none)");
+    char where[4200]; /* messages say "config.json: rope_scaling: ..." */
+    snprintf(where, sizeof where, "%s: rope_scaling", r->path);
+    Reader sub = *r;
+    sub.root = rs, sub.path = where;
+    double factor, lo, hi;
+    if (get_real(&sub, "factor", 0, 0, 1e6, &factor) || get_real(&sub, "low_freq_factor", 0, 0, 1e6, &lo) ||
+        get_real(&sub, "high_freq_factor", 0, 0, 1e6, &hi) ||
+        get_int(&sub, "original_max_position_embeddings", -1, 1, MODEL_MAX_SEQ, &c->rope_original_ctx))
+        return -1;
+    c->rope_factor = (float)factor, c->rope_low_freq_factor = (float)lo, c->rope_high_freq_factor = (float)hi;
+    char why[256];
+    if (config_validate_rope_scaling(c, why, sizeof why) != 0) return fail(r, "rope_scaling: %s", why);
+    return 0;
+}
+
 /* Fields whose presence would change the computation in ways the engine does not follow. */
 static int refuse_unsupported(const Reader *r, const ModelConfig *c) {
-    const JsonValue *rs = field(r, "rope_scaling");
-    if (rs) {
-        const JsonValue *t = json_get(r->doc, rs, "rope_type");
-        if (!t) t = json_get(r->doc, rs, "type");
-        return fail(r,
-                    "rope_scaling%s%.30s%s is set: this engine implements plain RoPE only "
-                    "(rope_scaling must be null)",
-                    t && t->type == JSON_STRING ? " (" : "",
-                    t && t->type == JSON_STRING ? t->text : "",
-                    t && t->type == JSON_STRING ? ")" : "");
-    }
     const JsonValue *act = field(r, "hidden_act");
     if (act && (act->type != JSON_STRING || strcmp(act->text, "silu") != 0))
         return fail(r, "hidden_act must be \"silu\" (the SwiGLU feed-forward block)");
@@ -202,7 +233,7 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
         fail(&r, "%s", why);
         goto out;
     }
-    if (refuse_unsupported(&r, c) != 0) goto out;
+    if (refuse_unsupported(&r, c) != 0 || read_rope_scaling(&r, c) != 0) goto out;
     int window;
     if (get_int(&r, "sliding_window", c->seq_len, 1, INT32_MAX, &window) != 0) goto out;
     if (window < c->seq_len) c->seq_len = window;
@@ -211,7 +242,7 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
         get_real(&r, "rope_theta", 10000.0, MODEL_MIN_ROPE_THETA, MODEL_MAX_ROPE_THETA, &theta) ||
         get_bool(&r, "tie_word_embeddings", 0, &h->tied) ||
         get_token(&r, "bos_token_id", 1, c->vocab_size, &h->bos_id) ||
-        get_token(&r, "eos_token_id", 2, c->vocab_size, &h->eos_id))
+        get_token(&r, "eos_token_id", 2, c->vocab_size, &h->eos_id) || read_stop_ids(&r, h))
         goto out;
     c->norm_eps = (float)eps;     /* the engine computes both in float32 */
     c->rope_theta = (float)theta;

@@ -11,6 +11,8 @@
 #include "weights/qrz.h"
 
 const char *hf_chat_template_hint(const char *jinja) {
+    if (strstr(jinja, "<|start_header_id|>")) return "llama3";
+    if (strstr(jinja, "<|im_start|>") && strstr(jinja, "named SmolLM")) return "smollm2";
     if (strstr(jinja, "<|im_start|>")) return "chatml";
     if (strstr(jinja, "<|user|>") || strstr(jinja, "<|assistant|>")) return "zephyr";
     if (strstr(jinja, "[INST]")) return "llama2";
@@ -103,8 +105,8 @@ int hf_import(const HfModel *m, const char *dir, const char *out_path, const HfI
     if (map_file(m->tokenizer_path, &tokenizer, &tokenizer_size, err, errlen) != 0) return -1;
     Source src = {m, o};
     const QrzSource s = {m->config.cfg, o->quant, m->config.tied, m->config.bos_id,
-                         m->config.eos_id, name, tokenizer, tokenizer_size, read_rows,
-                         o->progress ? progress : NULL, &src};
+                         m->config.eos_id, m->config.stop_ids, m->config.n_stop, name, tokenizer,
+                         tokenizer_size, read_rows, o->progress ? progress : NULL, &src};
     const int rc = qrz_write_source(&s, out_path, err, errlen);
     unmap_file(tokenizer, tokenizer_size);
     return rc;

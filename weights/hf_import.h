@@ -36,8 +36,10 @@ typedef struct {
 int hf_import(const HfModel *m, const char *dir, const char *out_path, const HfImportOptions *o,
               char *template_used, char *err, size_t errlen);
 
-/* The chat template a Jinja chat_template string is written for: "chatml" (<|im_start|>),
- * "zephyr" (<|user|>, as TinyLlama-chat), "llama2" ([INST]), or "" when none is recognised. */
+/* The chat template a Jinja chat_template string is written for: "llama3"
+ * (<|start_header_id|>), "smollm2" (<|im_start|> and SmolLM's default system prompt), "chatml"
+ * (<|im_start|>), "zephyr" (<|user|>, as TinyLlama-chat), "llama2" ([INST]), or "" when none
+ * is recognised. */
 const char *hf_chat_template_hint(const char *jinja);
 
 /* The hint of dir/tokenizer_config.json's chat_template: "" when the file or the field is

@@ -98,19 +98,14 @@ static int ignorable(const HfModel *m, const char *name) {
     return m->config.tied && strcmp(name, roles[HF_CLASSIFIER].hf) == 0;
 }
 
-/* The directory must have the sentencepiece tokenizer the engine reads. */
+/* The directory's tokenizer: tokenizer.model (sentencepiece), else tokenizer.json (Hugging
+ * Face's format: Llama 3, SmolLM2). Whether the engine reads it is checked by the importer. */
 static int check_tokenizer(HfModel *m, const char *dir, char *err, size_t errlen) {
-    char json[4200];
     snprintf(m->tokenizer_path, sizeof m->tokenizer_path, "%s/tokenizer.model", dir);
-    snprintf(json, sizeof json, "%s/tokenizer.json", dir);
     if (access(m->tokenizer_path, F_OK) == 0) return 0;
-    if (access(json, F_OK) == 0)
-        snprintf(err, errlen, "%s: has tokenizer.json but no tokenizer.model: a BPE tokenizer "
-                 "(Llama 3 style), which this engine does not read; it needs a sentencepiece "
-                 "tokenizer.model (the Llama 1/2, Mistral, TinyLlama family)", dir);
-    else
-        snprintf(err, errlen, "%s: no tokenizer.model (the sentencepiece tokenizer of the model)",
-                 dir);
+    snprintf(m->tokenizer_path, sizeof m->tokenizer_path, "%s/tokenizer.json", dir);
+    if (access(m->tokenizer_path, F_OK) == 0) return 0;
+    snprintf(err, errlen, "%s: no tokenizer.model nor tokenizer.json (the model's tokenizer)", dir);
     return -1;
 }
 
@@ -123,7 +118,7 @@ static int open_checked(HfModel *m, const char *dir, char *err, size_t errlen) {
     }
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         snprintf(err, errlen, "%s: not a directory (a Hugging Face model is a directory with "
-                 "config.json, safetensors and tokenizer.model)", dir);
+                 "config.json, safetensors and tokenizer.model or tokenizer.json)", dir);
         return -1;
     }
     snprintf(path, sizeof path, "%s/config.json", dir);

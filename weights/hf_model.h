@@ -2,7 +2,8 @@
  * weights/hf_model.h - a Hugging Face LLaMA directory seen as the engine's tensors.
  *
  * A directory holds config.json, the weights (model.safetensors, or shards and
- * model.safetensors.index.json) and a sentencepiece tokenizer.model. Its tensors map to
+ * model.safetensors.index.json) and a tokenizer: a sentencepiece tokenizer.model, else a
+ * Hugging Face tokenizer.json (tokenizer/bpe.h). Its tensors map to
  * the engine's (weights/checkpoint.h) like this, for every layer N:
  *
  *   model.embed_tokens.weight                      token_embedding [vocab_size][dim]
@@ -63,7 +64,7 @@ typedef struct {
     HfTensor *tensors; /* llama2.c checkpoint order: embedding, rms_att of every layer, wq of
                           every layer, ..., w3, rms_final, classifier (when not tied) */
     int n_tensors;
-    char tokenizer_path[4096]; /* DIR/tokenizer.model */
+    char tokenizer_path[4096]; /* DIR/tokenizer.model, else DIR/tokenizer.json */
 } HfModel;
 
 /* Opens and checks a model directory. Returns 0, or -1 with one line in err naming the

@@ -41,6 +41,8 @@ typedef struct {
     char chat_template[TEMPLATE_BYTES];
     const void *tokenizer;
     uint32_t tokenizer_size; /* 0: no tokenizer tensor */
+    int32_t stop_ids[MODEL_MAX_STOP];
+    int n_stop; /* 0: no stop-ids tensor */
 } FileInfo;
 
 /* One tensor of the file: what it is, how it is stored, and (when writing from memory)
@@ -135,10 +137,12 @@ static int model_tensors(const FileInfo *h, const ModelWeights *m, Tensor *out) 
     if (h->tokenizer_size)
         out[n++] = (Tensor){QRZ_ROLE_TOKENIZER, STORE_BYTES, QUANT_F32, 1, (int)h->tokenizer_size, 0, 0, NULL, {0},
                             h->tokenizer};
+    if (h->n_stop)
+        out[n++] = (Tensor){QRZ_ROLE_STOP_IDS, STORE_BYTES, QUANT_F32, 1, 4 * h->n_stop, 0, 0, NULL, {0}, h->stop_ids};
     return n;
 }
 
-static size_t max_tensors(const ModelConfig *c) { return (size_t)c->n_layers * 7 + 6; }
+static size_t max_tensors(const ModelConfig *c) { return (size_t)c->n_layers * 7 + 7; }
 
 /* ------------------------------------------------------------------ writing */
 
@@ -282,6 +286,11 @@ static uint8_t *make_header(const FileInfo *h, Tensor *tensors, int n, uint64_t 
     put_u32(header + 80, (uint32_t)h->bos_id);
     put_u32(header + 84, (uint32_t)h->eos_id);
     header[88] = (uint8_t)h->embedding_int8;
+    header[89] = (uint8_t)h->n_stop;
+    memcpy(header + 112, &c->rope_factor, 4);
+    memcpy(header + 116, &c->rope_low_freq_factor, 4);
+    memcpy(header + 120, &c->rope_high_freq_factor, 4);
+    put_u32(header + 124, (uint32_t)c->rope_original_ctx);
     put_u32(header + 92, h->tokenizer_size);
     memcpy(header + 96, h->chat_template, TEMPLATE_BYTES);
     for (int i = 0; i < n; i++) {
@@ -306,6 +315,7 @@ static int check_file_info(const FileInfo *h, const char *path, char *err, size_
         why = "KV-cache types are chosen when a model runs (-ctk, -ctv), not stored";
     else if (h->chat_template[TEMPLATE_BYTES - 1] != '\0') why = "chat template name longer than 15 characters";
     else if (h->tokenizer_size > MAX_TOKENIZER_BYTES) why = "tokenizer larger than 64 MiB";
+    else if (h->n_stop < 0 || h->n_stop > MODEL_MAX_STOP) why = "more end-of-text ids than the format holds (7 besides EOS)";
     if (why) snprintf(err, errlen, "%s: %s", path, why);
     return why ? -1 : 0;
 }
@@ -354,9 +364,12 @@ static int write_from_memory(FILE *f, void *ctx, char *why, size_t whylen) {
 
 int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen) {
     FileInfo h = {m->cfg, m->quant, m->quant.cls == QUANT_F32 && m->cls.f32 && m->cls.f32 == m->token_embedding,
-                  m->token_embedding == NULL, m->bos_id, m->eos_id, "", m->tokenizer, (uint32_t)m->tokenizer_size};
+                  m->token_embedding == NULL, m->bos_id, m->eos_id, "", m->tokenizer, (uint32_t)m->tokenizer_size,
+                  {0}, 0};
     memcpy(h.chat_template, m->chat_template, TEMPLATE_BYTES);
     if (m->tokenizer_size > MAX_TOKENIZER_BYTES) h.tokenizer_size = UINT32_MAX; /* refused by the check */
+    h.n_stop = m->n_stop;
+    for (int k = 0; k < m->n_stop && k < MODEL_MAX_STOP; k++) h.stop_ids[k] = m->stop_ids[k];
     FilePlan p;
     if (plan_file(&p, &h, m, path, err, errlen) != 0) return -1;
     const int rc = write_atomically(path, write_from_memory, &p, err, errlen);
@@ -430,9 +443,11 @@ int qrz_write_source(const QrzSource *s, const char *path, char *err, size_t err
     const int int8 = s->quant.embedding == QUANT_INT;
     FileInfo h = {s->cfg, s->quant, s->tied && s->quant.cls == QUANT_F32 && !int8, int8,
                   s->bos_id, s->eos_id, "", s->tokenizer,
-                  s->tokenizer_size > MAX_TOKENIZER_BYTES ? UINT32_MAX : (uint32_t)s->tokenizer_size};
+                  s->tokenizer_size > MAX_TOKENIZER_BYTES ? UINT32_MAX : (uint32_t)s->tokenizer_size, {0}, 0};
     if (strlen(name) >= TEMPLATE_BYTES) h.chat_template[TEMPLATE_BYTES - 1] = 'x'; /* refused by the check */
     else memcpy(h.chat_template, name, strlen(name));
+    h.n_stop = s->n_stop;
+    for (int k = 0; k < s->n_stop && k < MODEL_MAX_STOP; k++) h.stop_ids[k] = s->stop_ids[k];
     FilePlan p;
     if (plan_file(&p, &h, NULL, path, err, errlen) != 0) return -1;
     p.source = s;
@@ -605,6 +620,21 @@ static int check_values(const ModelWeights *m, int shared, char *why, size_t len
     return rc;
 }
 
+/* The fields format 3 adds: RoPE scaling and the number of more end-of-text ids. */
+static int read_v3_fields(const uint8_t *b, FileInfo *h, char *why, size_t len) {
+    ModelConfig *c = &h->cfg;
+    memcpy(&c->rope_factor, b + 112, 4);
+    memcpy(&c->rope_low_freq_factor, b + 116, 4);
+    memcpy(&c->rope_high_freq_factor, b + 120, 4);
+    c->rope_original_ctx = (int32_t)get_u32(b + 124);
+    h->n_stop = b[89];
+    if (h->n_stop > MODEL_MAX_STOP) {
+        snprintf(why, len, "%d more end-of-text ids (at most %d)", h->n_stop, MODEL_MAX_STOP);
+        return -1;
+    }
+    return config_validate_rope_scaling(c, why, len);
+}
+
 /* The fields format 2 adds (docs/FORMAT.md, "Header"), checked; format 1 has Llama 2's. */
 static int read_v2_fields(const uint8_t *b, FileInfo *h, char *why, size_t len) {
     ModelConfig *c = &h->cfg;
@@ -661,14 +691,16 @@ static int read_header(const uint8_t *b, size_t size, FileInfo *h, char *why, si
     if (version < 1 || version > QRZ_VERSION)
         REJECT("format version %u, but this build reads versions 1 to %d", version, QRZ_VERSION);
     /* Reserved bytes are 0, so that a later version can give them a meaning. */
-    static const int reserved[2][4][2] = {{{51, 52}, {60, 64}, {72, HEADER_BYTES}, {0, 0}},
-                                          {{51, 52}, {60, 64}, {89, 92}, {112, HEADER_BYTES}}};
+    static const int reserved[3][4][2] = {{{51, 52}, {60, 64}, {72, HEADER_BYTES}, {0, 0}},
+                                          {{51, 52}, {60, 64}, {89, 92}, {112, HEADER_BYTES}},
+                                          {{51, 52}, {60, 64}, {90, 92}, {0, 0}}};
     for (int r = 0; r < 4; r++)
         for (int i = reserved[version - 1][r][0]; i < reserved[version - 1][r][1]; i++)
             if (b[i] != 0) REJECT("reserved header byte %d is %u, not 0", i, b[i]);
     int32_t cfg[7];
     memcpy(cfg, b + 16, sizeof cfg);
-    h->cfg = (ModelConfig){cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6], LLAMA2_ROPE_THETA, LLAMA2_NORM_EPS};
+    h->cfg = (ModelConfig){cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6], LLAMA2_ROPE_THETA, LLAMA2_NORM_EPS,
+                           0, 0, 0, 0}; /* no RoPE scaling before format 3 */
     if (config_validate(&h->cfg, why, len) != 0) return -1;
     for (int i = 44; i <= 48; i++)
         if (b[i] > QUANT_RTN4) REJECT("unknown quantization kind %u at byte %d", b[i], i);
@@ -685,6 +717,7 @@ static int read_header(const uint8_t *b, size_t size, FileInfo *h, char *why, si
                (unsigned long long)get_u64(b + 64));
     h->bos_id = 1, h->eos_id = 2; /* Llama 2's, as in llama2.c */
     if (version >= 2 && read_v2_fields(b, h, why, len) != 0) return -1;
+    if (version >= 3 && read_v3_fields(b, h, why, len) != 0) return -1;
     h->quant.embedding = h->embedding_int8 ? QUANT_INT : QUANT_F32;
     return 0;
 }
@@ -757,7 +790,10 @@ static int map_model(ModelWeights *m, const FileInfo *h, const Tensor *t, const 
     if (h->tokenizer_size) {
         m->tokenizer = b + t->offset;
         m->tokenizer_size = h->tokenizer_size;
+        t++;
     }
+    m->n_stop = h->n_stop;
+    if (h->n_stop) memcpy(m->stop_ids, b + t->offset, 4 * (size_t)h->n_stop);
     return 0;
 }
 
@@ -779,6 +815,10 @@ int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen) {
     /* The layout is sound: point the model at the mapping, then check the values. */
     if (rc == 0 && map_model(m, &h, tensors, b) != 0) rc = (snprintf(why, sizeof why, "out of memory"), -1);
     if (rc == 0) rc = check_values(m, h.shared, why, sizeof why);
+    for (int k = 0; rc == 0 && k < m->n_stop; k++)
+        if (m->stop_ids[k] < 0 || m->stop_ids[k] >= m->cfg.vocab_size)
+            rc = (snprintf(why, sizeof why, "end-of-text id %d is not a token of the vocabulary (0..%d)",
+                           m->stop_ids[k], m->cfg.vocab_size - 1), -1);
     free(tensors);
     if (rc == 0) {
         m->qrz_map = map;

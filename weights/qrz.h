@@ -16,13 +16,13 @@
 #include "weights/weights.h"
 
 #define QRZ_MAGIC "QRAZOR\x1a\n" /* 8 bytes; \x1a\n catches text-mode mangling, as in PNG */
-#define QRZ_VERSION 2              /* what qrz_write writes; qrz_open reads 1 and 2 */
+#define QRZ_VERSION 3              /* what qrz_write writes; qrz_open reads 1 to 3 */
 
 /* The tensors of a file, by role (docs/FORMAT.md, "Tensor table"). The norm tensors hold
  * one row per layer. */
 enum {
     QRZ_ROLE_EMBEDDING = 0, QRZ_ROLE_RMS_ATT = 1, QRZ_ROLE_RMS_FFN = 2, QRZ_ROLE_RMS_FINAL = 3,
-    QRZ_ROLE_CLASSIFIER = 4, QRZ_ROLE_TOKENIZER = 5,
+    QRZ_ROLE_CLASSIFIER = 4, QRZ_ROLE_TOKENIZER = 5, QRZ_ROLE_STOP_IDS = 6,
     QRZ_ROLE_LINEAR = 16, /* + 7 * layer + j, j = 0..6 for wq wk wv wo w1 w2 w3 */
 };
 
@@ -39,11 +39,13 @@ int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen)
 /* A model to write from float32 rows produced on demand, tensor by tensor, so that a
  * model larger than memory streams through one quantized matrix's worth of buffer. */
 typedef struct {
-    ModelConfig cfg;           /* rope_theta and norm_eps included */
+    ModelConfig cfg;           /* rope_theta, norm_eps and RoPE scaling included */
     QuantConfig quant;         /* keys == values: cache types are chosen at run time; the
                                   embedding is stored as quant.embedding says */
     int tied;                  /* the classifier is the token embedding */
     int bos_id, eos_id;
+    const int *stop_ids;       /* n_stop more ids that end a text (at most MODEL_MAX_STOP) */
+    int n_stop;
     const char *chat_template; /* a name of at most 15 characters [a-z0-9-], or "" */
     const void *tokenizer;     /* sentencepiece model bytes to store, or NULL */
     size_t tokenizer_size;

@@ -27,6 +27,8 @@ typedef struct {
     Linear wq, wk, wv, wo, w1, w2, w3;
 } LayerWeights;
 
+enum { MODEL_MAX_STOP = 7 }; /* ids besides EOS that end a text */
+
 typedef struct {
     ModelConfig cfg;
     QuantConfig quant;
@@ -38,6 +40,9 @@ typedef struct {
     /* What text generation needs besides weights. A .qrz file of format 2 stores them; a
      * checkpoint or a format-1 file has Llama 2's BOS 1 and EOS 2, no template, no tokenizer. */
     int bos_id, eos_id;
+    int stop_ids[MODEL_MAX_STOP]; /* more ids that end a text (config.json's eos_token_id list after
+                                     its first: Llama 3's <|eot_id|>, <|eom_id|>); format 3 */
+    int n_stop;
     char chat_template[16];       /* a template name of tokenizer/chat.h, or "" (not known) */
     const void *tokenizer;        /* the bytes of a sentencepiece model stored in the file, or NULL */
     size_t tokenizer_size;

@@ -365,8 +365,10 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
         if (!(modes[m] = transformer_new(&weights[m], pool, plan.ctx, err, errlen))) goto done;
     if (o->verbose)
         command_describe(stderr, o->model_path, weights, n_modes, transformer_context(modes[0]), o->kv_limit, pool);
+    /* A window starts with BOS; a tokenizer that writes none (SmolLM2's) leaves the model's. */
+    const int bos = tokenizer_bos(tok) >= 0 ? tokenizer_bos(tok) : weights[0].bos_id;
     if (!(stats = calloc((size_t)n_modes, sizeof *stats)) ||
-        eval_run(&plan, tokens, tokenizer_bos(tok), reference < 0 ? NULL : modes[reference], modes, n_modes, stats,
+        eval_run(&plan, tokens, bos, reference < 0 ? NULL : modes[reference], modes, n_modes, stats,
                  isatty(2) ? progress_bar : NULL, NULL) != 0) {
         snprintf(err, errlen, "out of memory during the evaluation");
         goto done;

@@ -457,7 +457,11 @@ int explain_command(const ExplainOptions *o, FILE *out, char *err, size_t errlen
     int *ids;
     const int n = tokenizer_encode(tok, o->prompt, &ids, err, errlen);
     tokenizer_free(tok);
-    if (n < 0) return -1;
+    if (n == 0) { /* a tokenizer.json that puts no BOS before a text, and no prompt */
+        snprintf(err, errlen, "the prompt is empty and the tokenizer puts no BOS before a text: give one with -i");
+        free(ids);
+    }
+    if (n <= 0) return -1;
     fprintf(out, "prompt: \"%s\" (%d tokens)\n", o->prompt, n);
     const Prompt prompt = {ids, n};
     const int rc = explain_prompt(o, &prompt, out, err, errlen);

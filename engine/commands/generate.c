@@ -13,6 +13,7 @@
 #include "engine/reference.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat.h"
+#include "tokenizer/unicode.h"
 
 /* The forward pass a run uses: the fast one (engine/forward.c), or with --reference the
  * reference path (engine/reference.c), token by token, to read along in a debugger. In
@@ -20,8 +21,21 @@
 typedef struct {
     Transformer *fast;
     Reference *reference;
-    int eos_id; /* the model's end of text: generation stops there */
+    int eos_id;                     /* the model's end of text: generation stops there */
+    int stop[MODEL_MAX_STOP + 1];   /* and at these: config.json's other EOS ids, the chat */
+    int n_stop;                     /* template's end of turn (<|eot_id|>, <|im_end|>) */
 } Forward;
+
+static int ends_text(const Forward *f, int id) {
+    for (int k = 0; k < f->n_stop; k++)
+        if (id == f->stop[k]) return 1;
+    return id == f->eos_id;
+}
+
+/* Adds id (if a token, and not there yet) to the ids that end a text. */
+static void add_stop(Forward *f, int id) {
+    if (id >= 0 && !ends_text(f, id) && f->n_stop < MODEL_MAX_STOP + 1) f->stop[f->n_stop++] = id;
+}
 
 /* The logits after tokens[0..n) at positions pos.., or NULL (with err set) when the
  * forward pass overflowed float32. */
@@ -36,13 +50,27 @@ static float *forward(Forward *f, const int *tokens, int n, int pos, char *err, 
     return logits;
 }
 
+/* What has been printed may end inside a character: a byte-level token (Llama 3) can hold
+ * part of one, and the next token the rest. */
+static Utf8Stream printed;
+
 /* Writes a decoded piece, dropping lone control bytes (a model can emit <0x07> or <0x1B>)
- * but keeping whitespace and the bytes of UTF-8 characters. */
+ * but keeping whitespace; characters are written whole, bytes that are no UTF-8 as U+FFFD. */
 static void print_piece(const char *s, size_t n) {
-    const unsigned char b = (unsigned char)s[0];
+    const unsigned char b = n ? (unsigned char)s[0] : 0;
     if (n == 1 && ((b < 0x20 && b != '\n' && b != '\t' && b != '\r') || b == 0x7F)) return;
-    fwrite(s, 1, n, stdout);
+    for (size_t k = 0; k < n; k += 64) {
+        char out[3 * (64 + 4)];
+        fwrite(out, 1, utf8_stream_push(&printed, s + k, n - k < 64 ? n - k : 64, out), stdout);
+    }
     fflush(stdout);
+}
+
+/* The end of a text: an unfinished character is printed as U+FFFD, then a newline. */
+static void end_text(void) {
+    char out[4];
+    fwrite(out, 1, utf8_stream_flush(&printed, out), stdout);
+    printf("\n");
 }
 
 /* Where the time went: prompts (a batched pass each) and sampled tokens (a pass each),
@@ -84,7 +112,7 @@ static int sample_text(Forward *f, Timer *tm, const Tokenizer *tok, Sampler *sam
                        int pos, int last, int end_at_bos, ChatStop *answer, char *err, size_t errlen) {
     for (; pos <= last; pos++) {
         const int next = sampler_sample(sampler, logits);
-        if (next == f->eos_id || (end_at_bos && next == tokenizer_bos(tok))) break;
+        if (ends_text(f, next) || (end_at_bos && next == tokenizer_bos(tok))) break;
         size_t n;
         const char *piece = tokenizer_decode(tok, token, next, &n);
         const int stopped_at = answer ? chat_stop_feed(answer, piece, n, pos, print_piece) : (print_piece(piece, n), -1);
@@ -104,16 +132,16 @@ static int sample_text(Forward *f, Timer *tm, const Tokenizer *tok, Sampler *sam
  * set. */
 static int generate(Forward *f, const Tokenizer *tok, Sampler *sampler, const int *prompt, int n_prompt, int steps,
                     char *err, size_t errlen) {
-    for (int i = 1; i < n_prompt; i++) {
+    for (int i = prompt[0] == tokenizer_bos(tok); i < n_prompt; i++) { /* BOS prints nothing */
         size_t n;
-        const char *piece = tokenizer_decode(tok, prompt[i - 1], prompt[i], &n);
+        const char *piece = tokenizer_decode(tok, i ? prompt[i - 1] : -1, prompt[i], &n);
         print_piece(piece, n);
     }
     Timer tm = {0};
     float *logits = timed_prompt(f, &tm, prompt, n_prompt, 0, err, errlen);
     const int rc = logits ? sample_text(f, &tm, tok, sampler, logits, prompt[n_prompt - 1], n_prompt, steps, 1, NULL,
                                         err, errlen) : -1;
-    printf("\n");
+    end_text();
     timer_report(&tm);
     return rc < 0 ? -1 : 0;
 }
@@ -138,16 +166,19 @@ static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const Genera
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* The template's end of turn, as the model's tokenizer writes it. */
+    add_stop(f, tokenizer_special(tok, tmpl == CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>"));
     Timer tm = {0};
     int pos = 0, rc = 0;
     for (int first = 1; pos < steps; first = 0) {
         const char *user = first && g->prompt[0] ? g->prompt : read_line("User: ", &line, &cap);
         if (!user) break; /* end of input */
-        char *text = chat_render_turn(tmpl, system, user, first);
-        int *ids = NULL, n_ids = text ? chat_encode(tmpl, tok, text, first, f->eos_id, &ids, err, errlen) : -1;
-        if (n_ids < 0 && !text) snprintf(err, errlen, "out of memory");
+        ChatTurn turn;
+        const int rendered = chat_render(tmpl, system, user, first, &turn) == 0;
+        int *ids = NULL, n_ids = rendered ? chat_encode(tmpl, tok, &turn, first, f->eos_id, &ids, err, errlen) : -1;
+        if (!rendered) snprintf(err, errlen, "out of memory");
         if (n_ids < 0) rc = -1;
-        free(text);
+        if (rendered) chat_turn_free(&turn);
         if (n_ids >= 0 && pos + n_ids >= steps)
             fprintf(stderr, "\nthe conversation has reached the context limit (%d positions)\n", steps);
         if (n_ids < 0 || pos + n_ids >= steps) {
@@ -161,7 +192,7 @@ static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const Genera
         pos = logits ? sample_text(f, &tm, tok, sampler, logits, ids[n_ids - 1], pos + n_ids, steps - 1, 0, &answer,
                                    err, errlen) : -1;
         free(ids);
-        printf("\n");
+        end_text();
         if (pos < 0) {
             rc = -1;
             break;
@@ -178,7 +209,8 @@ int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size
     if (command_open_model(&w, g->model_path, &g->quant, g->quant_given, &g->cache, pool, err, errlen) != 0) return -1;
     const ModelConfig *c = &w.cfg;
     Tokenizer *tok = NULL;
-    Forward f = {NULL, NULL, w.eos_id};
+    Forward f = {NULL, NULL, w.eos_id, {0}, 0};
+    for (int k = 0; k < w.n_stop; k++) add_stop(&f, w.stop_ids[k]);
     ChatTemplate tmpl = CHAT_LLAMA2;
     Sampler sampler = {0};
     int *prompt = NULL, n_prompt = 0, rc = -1;
@@ -205,6 +237,11 @@ int generate_command(const GenerateOptions *g, ThreadPool *pool, char *err, size
     if (!(tok = command_model_tokenizer(g->tokenizer_path, g->model_path, &w, err, errlen))) goto done;
     if (!g->chat) { /* chat encodes each turn as it comes */
         if ((n_prompt = tokenizer_encode(tok, g->prompt, &prompt, err, errlen)) < 0) goto done;
+        if (n_prompt == 0) { /* SmolLM2's tokenizer starts a text with no BOS */
+            snprintf(err, errlen, "the prompt is empty and %s's tokenizer puts no BOS before a text: give a prompt "
+                     "with -i", g->model_path);
+            goto done;
+        }
         if (n_prompt > c->seq_len) {
             snprintf(err, errlen, "the prompt is %d tokens but the model's context (seq_len) is %d", n_prompt,
                      c->seq_len);

@@ -7,10 +7,13 @@ A fuzzer mutates its seeds, so they must be small (a few KB) and valid: every re
 is cut down to a few rows and columns of its own tensors (the shapes of the format, the
 values of a trained model), then quantized by ./run in every mode for the .qrz target.
 Tokenizers: tok512.bin and tok512.model as they are, and the Llama-2 tokenizer.bin cut to
-its first 300 pieces. Standard library only. The *-format1.qrz seeds were written by an
+its first 300 pieces; the tokenizer.json of SmolLM2, Llama 3 and Mistral cut to their
+first 400 pieces (the merges among them, the added tokens renumbered after them). Standard library only. The *-format1.qrz seeds were written by an
 older build (format 1, before the RoPE base, norm epsilon and tokenizer were stored) and are
 kept as they are.
 """
+import gzip
+import json
 import os
 import shutil
 import struct
@@ -89,10 +92,29 @@ def cut_tokenizer_bin(src, dst, pieces):
     open(dst, "wb").write(data[:at])
 
 
+def cut_tokenizer_json(src, dst, pieces):
+    """The first `pieces` of the vocabulary, the merges that stay within them, and the first
+    8 added tokens numbered after them: a small file with the real file's structure."""
+    t = json.load(gzip.open(src, "rt", encoding="utf-8"))
+    model = t["model"]
+    model["vocab"] = vocab = {k: i for k, i in model["vocab"].items() if i < pieces}
+    new_id = {}  # an added token's content -> its id in the cut file
+    for a in t["added_tokens"][:8]:
+        a["id"] = new_id[a["content"]] = vocab.get(a["content"], pieces + sum(c not in vocab for c in new_id))
+    t["added_tokens"] = t["added_tokens"][:8]
+    pair = lambda m: m.split(" ") if isinstance(m, str) else m
+    model["merges"] = [m for m in model["merges"] if all(p in vocab for p in pair(m)) and "".join(pair(m)) in vocab]
+    post = t.get("post_processor") or {}
+    for p in post.get("processors", [post]):
+        for tok in (p.get("special_tokens") or {}).values():
+            tok["ids"] = [new_id.get(tok["id"], 0)]
+    json.dump(t, open(dst, "w", encoding="utf-8"), ensure_ascii=False, separators=(",", ":"))
+
+
 def main():
     if not os.path.exists("run"):
         sys.exit("error: run `make` first (the .qrz seeds are written by ./run quantize)")
-    for target in ("checkpoint", "qrz", "tokenizer", "sentencepiece"):
+    for target in ("checkpoint", "qrz", "tokenizer", "sentencepiece", "tokenizer_json"):
         shutil.rmtree(os.path.join(SEEDS, target), ignore_errors=True)
         os.makedirs(os.path.join(SEEDS, target))
         # A *-format1.qrz seed was written by a build before format 2 and cannot be made
@@ -126,6 +148,9 @@ def main():
     shutil.copy("tests/data/tok512.bin", os.path.join(SEEDS, "tokenizer", "tok512.bin"))
     cut_tokenizer_bin("tests/data/tokenizer.bin", os.path.join(SEEDS, "tokenizer", "llama2-300.bin"), 300)
     shutil.copy("models/tok512.model", os.path.join(SEEDS, "sentencepiece", "tok512.model"))
+    for name in ("smollm2", "llama3", "mistral"):
+        cut_tokenizer_json("tests/data/tokenizers/%s.tokenizer.json.gz" % name,
+                           os.path.join(SEEDS, "tokenizer_json", "%s-400.json" % name), 400)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:?usage: tests/fuzz/run.sh SECONDS [TARGET...]}
 shift
 # target:harness (the two tokenizer targets run one harness from different seeds)
-all="checkpoint:checkpoint qrz:qrz tokenizer:tokenizer sentencepiece:tokenizer
+all="checkpoint:checkpoint qrz:qrz tokenizer:tokenizer sentencepiece:tokenizer tokenizer_json:tokenizer_json
      safetensors:safetensors hf_config:hf_config eval_text:eval_text cli:cli"
 targets=("$@")
 status=0
