@@ -61,6 +61,13 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The core's clock and its peak of int8 multiply-adds (docs/peak.c).
+${CC:-cc} -O2 docs/peak.c -o "$tmp/peak"
+read -r clock_ghz peak_gmacs per_cycle peak_instruction < <("$tmp/peak")
+[ "$peak_instruction" = vpdpbusd ] && peak_mults="64 (512 bits of bytes, multiplied and summed in fours)" ||
+    peak_mults="32 (256 bits of bytes, multiplied and summed in pairs)"
+echo "peak: $peak_gmacs G multiply-adds/s per core ($peak_instruction, $per_cycle a cycle at $clock_ghz GHz)" >&2
+
 # A field of one result line of our JSON: {"mode": "qrazor", "test": "tg128", "tokens_per_s": ...}
 field() { sed -n "s/.*\"$2\": \"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<< "$1"; }
 # tokens_per_s of mode $2, test $3 in our JSON file $1
@@ -77,6 +84,10 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2
 seq_len() { od -An -t d4 -j 24 -N 4 "$1" | tr -d ' '; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.2fx", a / b }'; }
 num() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "") print "-"; else printf "%.*f", d, v }'; }
+# "G (percent)": tokens/s $1 times $2 multiply-adds a token, as G/s and as a share of the
+# peak of $3 cores.
+gmacs() { awk -v r="$1" -v m="$2" -v t="$3" -v p="$peak_gmacs" 'BEGIN { if (r == "" || m == "") print "-";
+          else printf "%.0f (%.0f%%)", r * m / 1e9, 100 * r * m / 1e9 / (t * p) }'; }
 
 # 1. Our modes, one run each.
 ref_rows=()
@@ -95,21 +106,23 @@ for m in "${MODELS[@]}"; do
 done
 
 # 2. qrazor and llama.cpp Q4_0, alternating round by round.
-cmp_rows=()
+cmp_rows=() mac_rows=()
 llama_commit=
 for s in "${SHAPES[@]}"; do
     m="$DIR/$s.bin"
     long=512
     [ "$(seq_len "$m")" -ge $((long + TG)) ] || long= # stories15M's context is 256
     for t in "${THREADS[@]}"; do
-        o128=() o512=() otg=() l128=() l512=() ltg=()
+        o128=() o512=() otg=() l128=() l512=() ltg=() macs128= macs512=
         for r in $(seq "$ROUNDS"); do
             echo "compare $s, $t thread(s), round $r of $ROUNDS ..." >&2
             $RUN "$m" --bench --bench-modes qrazor --pp 128 --tg "$TG" --reps "$REPS" -j "$t" --json > "$tmp/o.json"
             o128+=("$(ours_tps "$tmp/o.json" qrazor pp128)") otg+=("$(ours_tps "$tmp/o.json" qrazor "tg$TG")")
+            macs128=$(field "$(grep '"test": "pp128"' "$tmp/o.json")" macs) # the model's, whichever engine
             if [ -n "$long" ]; then
                 $RUN "$m" --bench --bench-modes qrazor --pp "$long" --tg 0 --reps "$REPS" -j "$t" --json > "$tmp/o.json"
                 o512+=("$(ours_tps "$tmp/o.json" qrazor "pp$long")")
+                macs512=$(field "$(grep "\"test\": \"pp$long\"" "$tmp/o.json")" macs)
             fi
             if [ -n "$LLAMA" ]; then
                 "$LLAMA_BENCH" -m "$GGUF_DIR/$s-q4_0.gguf" -p "128${long:+,$long}" -n "$TG" -r "$REPS" -t "$t" -o csv \
@@ -125,6 +138,9 @@ for s in "${SHAPES[@]}"; do
         row="| $s | $t | $(num "$a" 0) | $(num "$b" 0) | $(ratio "$a" "$b") | $(num "$c" 0) | $(num "$d" 0) | $(ratio "$c" "$d") | $(num "$e" 1) | $(num "$f" 1) | $(ratio "$e" "$f") |"
         echo "$row" >&2
         cmp_rows+=("$row")
+        per128=$(awk -v m="$macs128" 'BEGIN { print m / 128 }')
+        per512=$([ -z "$long" ] || awk -v m="$macs512" -v n="$long" 'BEGIN { print m / n }')
+        mac_rows+=("| $s | $t | $(gmacs "$a" "$per128" "$t") | $(gmacs "$b" "$per128" "$t") | $(gmacs "$c" "$per512" "$t") | $(gmacs "$d" "$per512" "$t") |")
     done
 done
 
@@ -212,6 +228,25 @@ EOF
     echo "| model | threads | qrazor pp128 | llama.cpp pp128 | ratio | qrazor pp512 | llama.cpp pp512 | ratio | qrazor tg$TG | llama.cpp tg$TG | ratio |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${cmp_rows[@]}"
+    cat <<EOT
+
+## How near the hardware
+
+A prompt of n tokens is so many multiply-adds (the 7 linears of every token, attention
+over the positions up to each, the last token's classifier: \`--bench\` prints them), the
+same whichever engine computes them; here they are per second, from the medians above,
+and as a share of the machine's peak. That peak, measured by docs/peak.c on one core: the
+clock, $clock_ghz GHz (a chain of dependent additions, one a cycle), times $per_cycle
+\`$peak_instruction\` a cycle (twelve independent chains of it), times the int8
+multiply-adds of one: $peak_mults. **$peak_gmacs G int8 multiply-adds per second per
+core**, twice that on two. Both engines spend part of each step outside multiply-adds
+(quantizing activations, normalizing, softmax, SwiGLU), which a share of the peak counts
+against them.
+
+| model | threads | qrazor pp128 G/s | llama.cpp pp128 G/s | qrazor pp512 G/s | llama.cpp pp512 G/s |
+|---|---:|---:|---:|---:|---:|
+EOT
+    printf '%s\n' "${mac_rows[@]}"
     if [ ${#ref_rows[@]} -gt 0 ]; then
         cat <<EOF
 
