@@ -31,24 +31,8 @@
 /* Lanes 0 .. n-1 of 16, for masked loads and stores. */
 static inline __mmask16 first_lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
 
-/* The sum of the 16 int32 lanes, the OR of them, and the largest of 16 floats (none NaN):
- * written out, so that the emulated build needs no reduction of SIMDe's. */
-static inline int32_t add_lanes_epi32(__m512i v) {
-    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
-    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1));
-    return _mm_cvtsi128_si32(q);
-}
-
-static inline int32_t or_lanes_epi32(__m512i v) {
-    __m256i h = _mm256_or_si256(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i q = _mm_or_si128(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    q = _mm_or_si128(q, _mm_shuffle_epi32(q, 0x4E));
-    q = _mm_or_si128(q, _mm_shuffle_epi32(q, 0xB1));
-    return _mm_cvtsi128_si32(q);
-}
-
+/* The largest of 16 floats (none NaN), written out, so that the emulated build needs no
+ * reduction of SIMDe's. */
 static inline float max_lanes_ps(__m512 v) {
     const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
     __m128 q = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));

@@ -1,6 +1,6 @@
 /*
- * kernels/x86/x86.h - what the x86 level files share: the intrinsics, and the corrections
- * their r4_block kernels start from.
+ * kernels/x86/x86.h - what the x86 level files share: the intrinsics, the pairwise sum of
+ * softmax, and the prefetching of a GEMM's next panel.
  */
 #ifndef KERNELS_X86_X86_H
 #define KERNELS_X86_X86_H
@@ -13,14 +13,6 @@
 #endif
 #include <math.h>
 #include <stdint.h>
-
-/* The sum of 16 signed codes: vpsadbw of the codes + 128 against 0 (two sums of 8), less
- * 16 * 128. SSE2: every x86-64 CPU has it. */
-static inline int sum16_codes(const int8_t *p) {
-    const __m128i biased = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_set1_epi8((char)0x80));
-    const __m128i sad = _mm_sad_epu8(biased, _mm_setzero_si128());
-    return _mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4) - 16 * 128;
-}
 
 /* pairwise_sum (kernels/floatops.c) with its 8 running sums in the 8 lanes of a ymm
  * register, and its tree ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)) as two horizontal
@@ -54,19 +46,5 @@ static inline __attribute__((always_inline)) void prefetch_panel(const R4Matrix 
     if (w->shifts) _mm_prefetch((const char *)(w->shifts + ((size_t)rb * w->n_groups + c0 / w->group) * 8), _MM_HINT_T0);
 }
 
-/* r4_acts_set_corr (kernels/quant.h) for vector t, 16 codes at a time (G a multiple of 16). */
-static inline void set_corr_x86(const R4Acts *x, int t) {
-    const int8_t *a = x->codes + (size_t)t * x->stride; /* zero past len, up to stride */
-    int32_t *corr = x->corr + (size_t)t * x->n_groups;
-    if (x->group % 16 != 0) {
-        r4_acts_set_corr(x, t);
-        return;
-    }
-    for (int g = 0; g < x->n_groups; g++) {
-        int sum = 0;
-        for (int i = g * x->group; i < (g + 1) * x->group && i < x->len; i += 16) sum += sum16_codes(a + i);
-        corr[g] = -8 * sum;
-    }
-}
 #endif
 #endif
