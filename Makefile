@@ -102,9 +102,11 @@ SIMD_SRC := $(wildcard kernels/x86/*.c kernels/arm/*.c) kernels/simd.c
 EMU_OBJ  := $(SIMD_SRC:%.c=$(BUILD)/emu/%.o)
 EMU_ENGINE_OBJ := $(filter-out $(SIMD_SRC:%.c=$(BUILD)/%.o),$(ENGINE_OBJ)) $(EMU_OBJ)
 
-# (-Wno-psabi: gcc notes that 64-byte vectors pass differently since gcc 4.6; SIMDe's do.)
-$(BUILD)/emu/kernels/x86/%.o: SIMDE_HEADER := -include tests/simde/x86.h -Wno-psabi
-$(BUILD)/emu/kernels/arm/%.o: SIMDE_HEADER := -include tests/simde/arm.h
+# (-Wno-psabi: gcc notes that 64-byte vectors pass differently since gcc 4.6; SIMDe's do.
+# -fwrapv: SIMDe's portable code adds lanes as signed C integers, which wrap in the
+# instructions they stand for and overflow in C; make test-asan's sanitizer stops at that.)
+$(BUILD)/emu/kernels/x86/%.o: SIMDE_HEADER := -include tests/simde/x86.h -Wno-psabi -fwrapv
+$(BUILD)/emu/kernels/arm/%.o: SIMDE_HEADER := -include tests/simde/arm.h -fwrapv
 $(BUILD)/emu/%.o: %.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(FPFLAGS) $(CPPFLAGS) $(CFLAGS) -DSIMD_EMULATED $(SIMDE_HEADER) -c $< -o $@

@@ -5,9 +5,10 @@
  * run, and are checked against the scalar definition, on any CPU.
  *
  * SIMDe (Debian: libsimde-dev) implements the intrinsics in portable C. The version Debian
- * 12 ships (0.7.4) lacks some that the kernels use; those are given below, each written
- * from Arm's description of the instruction (the Arm Architecture Reference Manual), one
- * lane at a time. The emulation is checked the way the x86 one is: make test-arm runs the
+ * 12 ships (0.7.4) lacks some that the kernels use, and shifts negative values left in C
+ * (undefined behaviour, which make test-asan's sanitizer stops at) for the shifts that
+ * follow; those are given below, each written from Arm's description of the instruction
+ * (the Arm Architecture Reference Manual), one lane at a time. The emulation is checked the way the x86 one is: make test-arm runs the
  * same every_level tests natively under qemu-aarch64, where a difference from the emulated
  * pass would be a fault of the emulation. Nothing here is linked into ./run.
  */
@@ -23,6 +24,49 @@
 
 #include "lanes.h" /* GAP_LANES, GAP_VEC */
 
+
+/* sshl: each signed lane shifted by the signed low byte of the matching lane of b, left when
+ * it is positive (bits past the lane are lost: two's complement, done on the unsigned
+ * value), right arithmetically when negative. */
+static inline int64_t gap_sshl(int64_t x, int bits, int8_t by) {
+    const uint64_t mask = bits == 64 ? ~0ull : (1ull << bits) - 1;
+    if (by >= bits) return 0;
+    if (by >= 0) { /* the low `bits` bits of x << by, sign-extended from there */
+        const uint64_t v = ((uint64_t)x << by) & mask, sign = 1ull << (bits - 1);
+        return (int64_t)((v ^ sign) - sign);
+    }
+    return by <= -bits ? (x < 0 ? -1 : 0) : x >> -by; /* arithmetic: gcc and clang shift signs in */
+}
+
+static inline simde_int32x4_t gap_vshlq_s32(simde_int32x4_t a, simde_int32x4_t b) {
+    GAP_LANES(int32_t, x, a, 4);
+    GAP_LANES(int32_t, y, b, 4);
+    int32_t r[4];
+    for (int i = 0; i < 4; i++) r[i] = (int32_t)gap_sshl(x[i], 32, (int8_t)y[i]);
+    return GAP_VEC(simde_int32x4_t, r);
+}
+#undef vshlq_s32
+#define vshlq_s32 gap_vshlq_s32
+
+static inline simde_int8x16_t gap_vshlq_s8(simde_int8x16_t a, simde_int8x16_t b) {
+    GAP_LANES(int8_t, x, a, 16);
+    GAP_LANES(int8_t, y, b, 16);
+    int8_t r[16];
+    for (int i = 0; i < 16; i++) r[i] = (int8_t)gap_sshl(x[i], 8, y[i]);
+    return GAP_VEC(simde_int8x16_t, r);
+}
+#undef vshlq_s8
+#define vshlq_s8 gap_vshlq_s8
+
+/* shl by an immediate: the same, left only. */
+static inline simde_int8x16_t gap_vshlq_n_s8(simde_int8x16_t a, int n) {
+    GAP_LANES(int8_t, x, a, 16);
+    int8_t r[16];
+    for (int i = 0; i < 16; i++) r[i] = (int8_t)gap_sshl(x[i], 8, (int8_t)n);
+    return GAP_VEC(simde_int8x16_t, r);
+}
+#undef vshlq_n_s8
+#define vshlq_n_s8 gap_vshlq_n_s8
 
 /* fdiv: lane by lane, IEEE division. */
 static inline simde_float32x4_t gap_vdivq_f32(simde_float32x4_t a, simde_float32x4_t b) {

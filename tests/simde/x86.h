@@ -14,6 +14,8 @@
  * Wrong in SIMDe 0.7.4 (so replaced here, and not to be used in kernels without a check):
  *   _mm_testz_si128, _mm256_testz_si256   report "all zero" when any 64-bit half is zero
  *   _mm512_roundscale_ps, _pd             read the rounding immediate as a scale
+ *   _mm256_maskload_ps                    reads all 8 lanes, past the end of an array
+ *                                         (found by make test-asan)
  */
 #ifndef TESTS_SIMDE_X86_H
 #define TESTS_SIMDE_X86_H
@@ -195,6 +197,16 @@ static inline simde__mmask16 gap_mm512_cmplt_epi32_mask(simde__m512i a, simde__m
 
 /* Masked loads: lanes whose mask bit is set are read, the others are 0 and their memory is
  * not touched (it may not exist). */
+static inline simde__m256 gap_mm256_maskload_ps(const float *p, simde__m256i mask) {
+    GAP_LANES(int32_t, m, mask, 8);
+    float r[8] = {0};
+    for (int i = 0; i < 8; i++)
+        if (m[i] < 0) r[i] = p[i]; /* the lane's mask is its sign bit */
+    return GAP_VEC(simde__m256, r);
+}
+#undef _mm256_maskload_ps
+#define _mm256_maskload_ps gap_mm256_maskload_ps
+
 static inline simde__m512 gap_mm512_maskz_loadu_ps(simde__mmask16 k, const void *p) {
     float r[16] = {0};
     for (int i = 0; i < 16; i++)
