@@ -54,9 +54,10 @@ static int get_int(const Reader *r, const char *name, int dflt, int min, int max
     return 0;
 }
 
-/* A finite number in (lo, hi]. */
-static int get_real(const Reader *r, const char *name, double dflt, double lo, double hi,
-                    double *out) {
+/* A number in (lo, hi] that the engine keeps as a float32: the rounded value must pass
+ * `valid`, the rule the .qrz reader applies to what is stored (weights/file.h). */
+static int get_float(const Reader *r, const char *name, float dflt, float lo, float hi, int (*valid)(float),
+                     float *out) {
     const JsonValue *v = field(r, name);
     if (!v) {
         *out = dflt;
@@ -68,7 +69,10 @@ static int get_real(const Reader *r, const char *name, double dflt, double lo, d
     if (json_double(v, &x) != 0) return fail(r, "%s = %.40s is not a finite number", name, v->text);
     if (!(x > lo && x <= hi))
         return fail(r, "%s = %.40s is outside (%g, %g]", name, v->text, lo, hi);
-    *out = x;
+    *out = (float)x; /* in range, so finite */
+    if (!valid(*out))
+        return fail(r, "%s = %.40s is %.9g in float32, the engine's precision, which is outside (%g, %g]", name,
+                    v->text, *out, lo, hi);
     return 0;
 }
 
@@ -206,15 +210,13 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
     int window;
     if (get_int(&r, "sliding_window", c->seq_len, 1, INT32_MAX, &window) != 0) goto out;
     if (window < c->seq_len) c->seq_len = window;
-    double eps, theta;
-    if (get_real(&r, "rms_norm_eps", 1e-6, 0.0, MODEL_MAX_NORM_EPS, &eps) ||
-        get_real(&r, "rope_theta", 10000.0, MODEL_MIN_ROPE_THETA, MODEL_MAX_ROPE_THETA, &theta) ||
+    if (get_float(&r, "rms_norm_eps", 1e-6f, 0.0f, MODEL_MAX_NORM_EPS, norm_eps_valid, &c->norm_eps) ||
+        get_float(&r, "rope_theta", 10000.0f, MODEL_MIN_ROPE_THETA, MODEL_MAX_ROPE_THETA, rope_theta_valid,
+                  &c->rope_theta) ||
         get_bool(&r, "tie_word_embeddings", 0, &h->tied) ||
         get_token(&r, "bos_token_id", 1, c->vocab_size, &h->bos_id) ||
         get_token(&r, "eos_token_id", 2, c->vocab_size, &h->eos_id))
         goto out;
-    c->norm_eps = (float)eps;     /* the engine computes both in float32 */
-    c->rope_theta = (float)theta;
     rc = 0;
 out:
     json_free(&doc);
