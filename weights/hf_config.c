@@ -167,7 +167,7 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
     memset(h, 0, sizeof *h);
     JsonDoc doc;
     char why[256];
-    if (json_parse(&doc, text, len, why, sizeof why) != 0) {
+    if (json_parse(&doc, text, len, JSON_MODEL_FILE_LIMITS, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
