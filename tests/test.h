@@ -62,7 +62,9 @@ const char *test_temp_file(const void *data, size_t size);
 typedef struct {
     int status; /* exit status, or 128 + signal */
     char *out, *err;
-    double max_rss_mb; /* the most memory it held at once (resident set, MiB) */
+    double max_rss_mb; /* the most memory it held at once (resident set, MiB); this counts
+                          the runner's own pages that the fork copied, so compare it with
+                          a small run's, not with a fixed figure */
 } RunResult;
 RunResult test_run_program(const char *const *argv, const char *stdin_text, const char *env);
 void run_result_free(RunResult *r);

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,13 @@ RunningProgram test_start_program(const char *const *argv, const char *stdin_tex
     fflush(stdout);
     const pid_t pid = fork();
     if (pid == 0) {
+        /* As from a shell prompt, whatever the runner inherited (a background job ignores
+         * SIGINT and SIGQUIT): every signal default and unblocked. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
         dup2(fileno(in), 0);
         dup2(fileno(out), 1);
         dup2(fileno(err), 2);

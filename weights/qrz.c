@@ -248,16 +248,6 @@ static void remove_temporary_and_die(int sig) {
     raise(sig);
 }
 
-/* Blocks (how = SIG_BLOCK) or restores (SIG_SETMASK, with *old) the signals that users
- * send, around the moments when the file and pending_temporary may disagree. */
-static void block_signals(int how, sigset_t *old) {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < N_FATAL_SIGNALS; i++)
-        if (fatal_signals[i] != SIGBUS) sigaddset(&set, fatal_signals[i]);
-    pthread_sigmask(how, how == SIG_BLOCK ? &set : old, how == SIG_BLOCK ? old : NULL);
-}
-
 static void watch_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -281,13 +271,15 @@ static FILE *create_temporary(const char *path, char **tmp) {
         errno = ENOMEM;
         return NULL;
     }
-    sigset_t old;
-    block_signals(SIG_BLOCK, &old); /* no moment when the file exists unknown to the handler */
+    /* Pending before the file exists: mkstemp writes each name it tries into the buffer
+     * before it creates that file, and a signal may come at any moment, to any thread (the
+     * thread pool's too), so no window is left in which the file exists unknown to the
+     * handler. A signal before the file exists makes it unlink a name that is not there. */
+    pending_temporary = *tmp;
     const int fd = mkstemp(*tmp);
-    if (fd >= 0) pending_temporary = *tmp;
-    const int error = errno;
-    block_signals(SIG_SETMASK, &old);
     if (fd < 0) {
+        const int error = errno;
+        pending_temporary = NULL;
         free(*tmp);
         *tmp = NULL;
         errno = error;
@@ -298,15 +290,13 @@ static FILE *create_temporary(const char *path, char **tmp) {
     return f;
 }
 
-/* Renames the temporary over path (keep) or removes it; then it is no longer pending.
- * Returns 0, or the errno of a failed rename. */
+/* Renames the temporary over path (keep) or removes it; then it is no longer pending (a
+ * signal in between unlinks a name that is already gone). Returns 0, or the errno of a
+ * failed rename. */
 static int finish_temporary(const char *tmp, const char *path, int keep) {
-    sigset_t old;
-    block_signals(SIG_BLOCK, &old);
-    const int error = !keep ? (unlink(tmp), 0) : rename(tmp, path) != 0 ? errno : 0;
-    if (error) unlink(tmp);
+    const int error = keep && rename(tmp, path) != 0 ? errno : 0;
+    if (!keep || error) unlink(tmp);
     pending_temporary = NULL;
-    block_signals(SIG_SETMASK, &old);
     return error;
 }
 
