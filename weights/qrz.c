@@ -286,7 +286,11 @@ static FILE *create_temporary(const char *path, char **tmp) {
         return NULL;
     }
     FILE *f = NULL;
-    if (fchmod(fd, output_mode(path)) != 0 || !(f = fdopen(fd, "wb"))) close(fd);
+    if (fchmod(fd, output_mode(path)) != 0 || !(f = fdopen(fd, "wb"))) {
+        const int error = errno;
+        close(fd);
+        errno = error;
+    }
     return f;
 }
 
