@@ -220,14 +220,16 @@ test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" test
 
 # Float results must not depend on the compiler: the logits of every golden model in
-# every mode, built with gcc and with clang, must be identical to the bit.
+# every mode, at every SIMD level this CPU runs, built with gcc and with clang, must be
+# identical to the bit.
 test-compilers:
 	$(MAKE) BUILD=build/cc-gcc CC=gcc CXX=g++ build/cc-gcc/logits_digest
 	$(MAKE) BUILD=build/cc-clang CC=clang CXX=clang++ build/cc-clang/logits_digest
 	build/cc-gcc/logits_digest > build/cc-gcc/digest.txt
 	build/cc-clang/logits_digest > build/cc-clang/digest.txt
 	cmp build/cc-gcc/digest.txt build/cc-clang/digest.txt
-	@echo "gcc and clang give bit-identical logits ($$(wc -l < build/cc-gcc/digest.txt) model/mode pairs)"
+	@echo "gcc and clang give bit-identical logits ($$(wc -l < build/cc-gcc/digest.txt) level/model/mode triples," \
+	  "levels: $$(awk '{print $$2}' build/cc-gcc/digest.txt | sort -u | paste -sd' '))"
 
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses over every parser (tests/fuzz/README.md), built with clang into

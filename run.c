@@ -78,7 +78,7 @@ static const OptionSpec options[N_OPTIONS] = {
     [O_SEED] = {"-s", 0, ARG_INT, "INT", 0, 1e18, .commands = TEXT,
                 .help = "random seed (default: the time)"},
     [O_MODE] = {"-m", 0, ARG_WORD, "MODE", .words = "generate|chat", .noun = "mode", .commands = TEXT,
-                .help = "generate | chat (in --chat-template's format)\n(default generate)"},
+                .help = "generate | chat (in --chat-template's format; a message\nis one line of stdin, at most 64 KiB) (default generate)"},
     [O_SYSTEM] = {"-y", 0, ARG_TEXT, "TEXT", .commands = CHAT, .help = "system prompt in chat mode"},
     [O_CHAT_TEMPLATE] = {"--chat-template", 0, ARG_WORD, "NAME", .words = "llama2|zephyr|chatml|llama3|smollm2",
                          .noun = "chat template", .commands = CHAT | IMPORT,
@@ -422,7 +422,7 @@ int main(int argc, char **argv) {
     }
     const int parsed = argc < 2 ? PARSE_HELP : parse_args(argc, argv, &o, err, sizeof err);
     if (parsed == PARSE_HELP) usage(argc < 2 ? stderr : stdout); /* no arguments at all: usage, and fail */
-    if (parsed == PARSE_ERROR) fprintf(stderr, "error: %s\n", err);
+    if (parsed == PARSE_ERROR) print_error(err);
     if (parsed != PARSE_RUN) return parsed == PARSE_HELP && argc >= 2 ? EXIT_SUCCESS : EXIT_FAILURE;
 
     size_t kv_limit = 0;
@@ -444,7 +444,7 @@ int main(int argc, char **argv) {
     case N_COMMANDS: break; /* err says why there is no pool */
     }
     threadpool_free(pool);
-    if (rc != 0) fprintf(stderr, "error: %s\n", err);
+    if (rc != 0) print_error(err);
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 #endif

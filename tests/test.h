@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kernels/simd.h"
 
@@ -73,9 +74,25 @@ const char *test_temp_file(const void *data, size_t size);
 typedef struct {
     int status; /* exit status, or 128 + signal */
     char *out, *err;
+    double max_rss_mb; /* the most memory it held at once (resident set, MiB); this counts
+                          the runner's own pages that the fork copied, so compare it with
+                          a small run's, not with a fixed figure */
 } RunResult;
 RunResult test_run_program(const char *const *argv, const char *stdin_text, const char *env);
 void run_result_free(RunResult *r);
+
+/* The same in two steps, for a test that acts while the program runs (signals it, changes
+ * its input): start it, then wait for its end and capture what test_run_program would. */
+typedef struct {
+    int pid; /* -1: it could not start (a failed check was recorded) */
+    FILE *out, *err; /* its stdout and stderr, read back at the end */
+} RunningProgram;
+RunningProgram test_start_program(const char *const *argv, const char *stdin_text, const char *env);
+RunResult test_finish_program(RunningProgram *p);
+
+/* Whether it ends within `seconds` (then test_finish_program returns at once). A test of
+ * something that must not hang kills it (SIGKILL) when it does not, and fails. */
+int test_program_ends_within(const RunningProgram *p, double seconds);
 
 /* Deterministic pseudo-random numbers for randomized tests. */
 uint64_t test_rand(uint64_t *state);

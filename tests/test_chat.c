@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/commands/generate.h"
 #include "tests/test.h"
 #include "tokenizer/chat.h"
 
@@ -218,6 +219,51 @@ static void test_encode_with_special_tokens(void) {
     tokenizer_free(tok);
 }
 
+/* A message is one line of at most CHAT_MAX_MESSAGE bytes: a longer one is refused as it
+ * is read (never held whole: a 10 MB line costs no memory) and the chat goes on; -y and -i
+ * are held to the same. */
+static void test_program_caps_a_message(void) {
+    const size_t big = 10u << 20;
+    char *input = malloc(big + 64);
+    if (!CHECK(input != NULL)) return;
+    memset(input, 'a', big);
+    snprintf(input + big, 64, "\nTell me a story.\n");
+    const char *const *argv = ARGS("models/stories260K.bin", "-m", "chat", "-t", "0", "-n", "200", "-y", "Be brief.");
+    RunResult small = test_run_program(argv, input + big + 1, NULL), r = test_run_program(argv, input, NULL);
+    const char *answer = r.out ? strstr(r.out, "Assistant: ") : NULL;
+    CHECKF(r.status == 0 && strstr(r.err, "(not sent: a message is at most 64 KiB)") && answer &&
+               !strstr(answer + 1, "Assistant: ") && r.max_rss_mb < small.max_rss_mb + 64,
+           "exit %d, %.0f MiB (%.0f without the long line), stderr: %s", r.status, r.max_rss_mb, small.max_rss_mb,
+           r.err);
+    run_result_free(&r);
+    run_result_free(&small);
+    /* At the limit, a message is sent (and then too long for this context); a byte more is not. */
+    for (int extra = 0; extra <= 1; extra++) {
+        memset(input, 'a', CHAT_MAX_MESSAGE + extra);
+        snprintf(input + CHAT_MAX_MESSAGE + extra, 64, "\n");
+        r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "-y", ""), input, NULL);
+        CHECKF(r.status == 0 && (extra ? strstr(r.err, "(not sent") != NULL : strstr(r.err, "context limit") != NULL),
+               "%d bytes: exit %d, %s", CHAT_MAX_MESSAGE + extra, r.status, r.err);
+        run_result_free(&r);
+    }
+    memset(input, 'a', CHAT_MAX_MESSAGE + 1);
+    input[CHAT_MAX_MESSAGE + 1] = '\0';
+    r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "-y", input), "", NULL);
+    CHECKF(r.status == 1 && strstr(r.err, "error: the system prompt (-y) is 65537 bytes; a chat message is at most 64 KiB"),
+           "exit %d, %s", r.status, r.err);
+    run_result_free(&r);
+    r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat", "-i", input, "-y", ""), "", NULL);
+    CHECKF(r.status == 1 && strstr(r.err, "error: the first message (-i) is 65537 bytes"), "exit %d, %s", r.status, r.err);
+    run_result_free(&r);
+    input[CHAT_MAX_MESSAGE + 1] = '\n';
+    input[CHAT_MAX_MESSAGE + 2] = '\0';
+    r = test_run_program(ARGS("models/stories260K.bin", "-m", "chat"), input, NULL);
+    CHECKF(r.status == 1 && strstr(r.err, "error: the system prompt is longer than 64 KiB"), "exit %d, %s", r.status,
+           r.err);
+    run_result_free(&r);
+    free(input);
+}
+
 void suite_chat(void) {
     test_run("chat_chatml_stops_at_its_end_text", test_chatml_stop_text);
     test_run("chat_matches_jinja", test_matches_jinja);
@@ -228,4 +274,5 @@ void suite_chat(void) {
     test_run("chat_template_names", test_template_names);
     test_run("chat_encode", test_chat_encode);
     test_run("chat_program_uses_the_template", test_program_uses_the_template);
+    test_run("chat_program_caps_a_message", test_program_caps_a_message);
 }

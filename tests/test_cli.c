@@ -145,6 +145,14 @@ static void test_bad_flags(void) {
     RunResult r = expect_run_env(ARGS(M260K, "-n", "4"), NULL, "QRAZOR_SIMD=sse9", 1,
                                  "QRAZOR_SIMD=sse9: unknown level");
     run_result_free(&r);
+    /* What an error quotes reaches the terminal escaped: no escape sequence, no second line;
+     * UTF-8 text stays as it is. */
+    r = expect_run(ARGS(M260K, "--\x1b[2J\x9b\xc2\x9b\rbad\nline\x7f", "1"), NULL, 1,
+                   "unknown option '--\\x1b[2J\\x9b\\xc2\\x9b\\x0dbad\\x0aline\\x7f'");
+    CHECKF(!strchr(r.err, '\x1b') && !strchr(r.err, '\r') && strchr(r.err, '\n') == r.err + strlen(r.err) - 1,
+           "raw control bytes in: %s", r.err);
+    run_result_free(&r);
+    expect_failure(ARGS(M260K, "--caf\xc3\xa9"), "unknown option '--caf\xc3\xa9'");
 }
 
 static void test_bad_model_and_tokenizer(void) {

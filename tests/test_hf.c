@@ -13,10 +13,13 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/golden.h"
@@ -42,7 +45,7 @@ static void test_json_values(void) {
                        "\\n\\\"\\/\", \"o\": {}, \"e\": [], \"big\": 18446744073709551615}\r\n";
     JsonDoc doc;
     char err[256] = "";
-    if (!CHECKF(json_parse(&doc, text, strlen(text), err, sizeof err) == 0, "%s", err)) return;
+    if (!CHECKF(json_parse(&doc, text, strlen(text), JSON_MODEL_FILE_LIMITS, err, sizeof err) == 0, "%s", err)) return;
     const JsonValue *root = &doc.values[0], *a = json_get(&doc, root, "a");
     CHECK(root->type == JSON_OBJECT && root->n_children == 5);
     CHECK(a && a->type == JSON_ARRAY && a->n_children == 5);
@@ -105,7 +108,7 @@ static void test_json_rejects(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         JsonDoc doc;
         char err[256] = "";
-        const int rc = json_parse(&doc, bad[i].text, strlen(bad[i].text), err, sizeof err);
+        const int rc = json_parse(&doc, bad[i].text, strlen(bad[i].text), JSON_MODEL_FILE_LIMITS, err, sizeof err);
         CHECKF(rc != 0, "'%s' parsed", bad[i].text);
         CHECKF(strstr(err, bad[i].fragment) && strstr(err, "line 1, column"),
                "'%s': error '%s' lacks '%s'", bad[i].text, err, bad[i].fragment);
@@ -114,7 +117,7 @@ static void test_json_rejects(void) {
     /* The position counts lines. */
     JsonDoc doc;
     char err[256] = "";
-    CHECK(json_parse(&doc, "{\n\n  x", 6, err, sizeof err) != 0 && strstr(err, "line 3, column 3"));
+    CHECK(json_parse(&doc, "{\n\n  x", 6, JSON_MODEL_FILE_LIMITS, err, sizeof err) != 0 && strstr(err, "line 3, column 3"));
 }
 
 static void test_json_limits(void) {
@@ -124,7 +127,7 @@ static void test_json_limits(void) {
     for (int depth = JSON_MAX_DEPTH; depth <= JSON_MAX_DEPTH + 1; depth++) {
         memset(deep, '[', (size_t)depth);
         memset(deep + depth, ']', (size_t)depth);
-        const int rc = json_parse(&doc, deep, 2 * (size_t)depth, err, sizeof err);
+        const int rc = json_parse(&doc, deep, 2 * (size_t)depth, JSON_MODEL_FILE_LIMITS, err, sizeof err);
         if (depth == JSON_MAX_DEPTH) {
             CHECKF(rc == 0, "depth %d: %s", depth, err);
             if (rc == 0) json_free(&doc);
@@ -132,8 +135,16 @@ static void test_json_limits(void) {
             CHECKF(rc != 0 && strstr(err, "nested deeper"), "depth %d: '%s'", depth, err);
         }
     }
-    CHECK(json_parse(&doc, "[", JSON_MAX_BYTES + 1, err, sizeof err) != 0 &&
-          strstr(err, "exceeds the limit"));
+    /* The caller's limits: the size is checked before a byte is read, values as they come. */
+    CHECKF(json_parse(&doc, "[", JSON_MODEL_FILE_LIMITS.max_bytes + 1, JSON_MODEL_FILE_LIMITS, err, sizeof err) != 0 &&
+               strstr(err, "4194305 bytes of JSON, more than the 4194304 (4 MiB) accepted"), "%s", err);
+    const JsonLimits four = {16, 4};
+    CHECKF(json_parse(&doc, "[0,[],2]", 8, four, err, sizeof err) == 0 && doc.n_values == 4, "%s", err);
+    json_free(&doc);
+    CHECKF(json_parse(&doc, "[0,1,2,3]", 9, four, err, sizeof err) != 0 && strstr(err, "line 1, column 8: more than 4 values"),
+           "%s", err);
+    CHECKF(json_parse(&doc, "[0,1,2,3]", 9, (JsonLimits){8, 99}, err, sizeof err) != 0 && strstr(err, "9 bytes of JSON"),
+           "%s", err);
     /* Numbers: exact 64-bit integers or nothing; doubles finite. */
     static const struct {
         const char *text;
@@ -141,15 +152,15 @@ static void test_json_limits(void) {
     } nums[] = {{"18446744073709551616", 0}, {"-1", 0}, {"1e3", 0}, {"1.0", 0}, {"0", 1}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         uint64_t u;
-        CHECK(json_parse(&doc, nums[i].text, strlen(nums[i].text), err, sizeof err) == 0);
+        CHECK(json_parse(&doc, nums[i].text, strlen(nums[i].text), JSON_MODEL_FILE_LIMITS, err, sizeof err) == 0);
         CHECKF((json_u64(&doc.values[0], &u) == 0) == nums[i].is_u64, "%s", nums[i].text);
         json_free(&doc);
     }
     double d;
-    CHECK(json_parse(&doc, "1e999", 5, err, sizeof err) == 0 &&
+    CHECK(json_parse(&doc, "1e999", 5, JSON_MODEL_FILE_LIMITS, err, sizeof err) == 0 &&
           json_double(&doc.values[0], &d) != 0);
     json_free(&doc);
-    CHECK(json_parse(&doc, "1e-05", 5, err, sizeof err) == 0 &&
+    CHECK(json_parse(&doc, "1e-05", 5, JSON_MODEL_FILE_LIMITS, err, sizeof err) == 0 &&
           json_double(&doc.values[0], &d) == 0 && d == 1e-5);
     json_free(&doc);
 }
@@ -362,6 +373,7 @@ static void test_config_reads_fields(void) {
           h.cfg.rope_original_ctx == 8192);
     CHECK(parse_config_with("rope_theta", "500000", &h, err, sizeof err) == 0 &&
           h.cfg.rope_theta == 500000.0f);
+    CHECK(parse_config_with("rms_norm_eps", "0.1", &h, err, sizeof err) == 0 && h.cfg.norm_eps == 0.1f);
     CHECK(parse_config(", \"rope_scaling\": null, \"attention_bias\": false, \"head_dim\": 8", &h,
                        err, sizeof err) == 0);
     CHECK(parse_config(", \"sliding_window\": 128", &h, err, sizeof err) == 0 &&
@@ -394,6 +406,8 @@ static void test_config_rejects(void) {
         {"rms_norm_eps", "1e999", "is not a finite number"},
         {"rope_theta", "0", "rope_theta = 0 is outside"},
         {"rope_theta", "1e300", "is outside"},
+        {"rope_theta", "1.00000001", "rope_theta = 1.00000001 is 1 in float32, the engine's precision, which is outside (1, 1e+12]"},
+        {"rms_norm_eps", "1e-50", "rms_norm_eps = 1e-50 is 0 in float32"},
         {"tie_word_embeddings", "1", "tie_word_embeddings must be true or false"},
         {"bos_token_id", "512", "bos_token_id = 512 is not below vocab_size 512"},
         {"eos_token_id", "\"</s>\"", "eos_token_id must be a non-negative integer"},
@@ -1087,6 +1101,304 @@ static void test_import_refuses_and_leaves_nothing(void) {
     CHECK(rmdir(outdir) == 0);
 }
 
+/* Sets element `index` of an F32 tensor of dir's safetensors files to x. */
+static void set_weight(const char *dir, const char *tensor, size_t index, float x) {
+    SafeTensors st;
+    char err[512] = "";
+    if (!CHECKF(safetensors_open(&st, dir, err, sizeof err) == 0, "%s", err)) return;
+    const SafeTensor *t = safetensors_find(&st, tensor);
+    if (CHECKF(t && t->dtype == ST_F32 && index < t->n_elements, "no F32 tensor %s", tensor)) {
+        const SafeFile *f = &st.files[t->file];
+        const off_t at = (off_t)(t->data - (const uint8_t *)f->map) + (off_t)(4 * index);
+        FILE *out = fopen(f->path, "r+b");
+        CHECKF(out && fseeko(out, at, SEEK_SET) == 0 && fwrite(&x, 4, 1, out) == 1, "cannot patch %s", f->path);
+        if (out) fclose(out);
+    }
+    safetensors_close(&st);
+}
+
+/* Import applies the loader's one rule to what it stores (float32): config numbers that
+ * float32 turns into others, weights past the float32 bound (docs/FORMAT.md,
+ * Magnitudes). What the loader would refuse is not written, and a good OUT stays. */
+static void test_import_writes_only_what_loads(void) {
+    const char *out = test_temp_path("kept.qrz"), *d;
+    expect_program(ARGS("import", XS_DIR, out), 0, "wrote ");
+    size_t good_size = 0, size = 0;
+    char *good = test_read_file(out, &good_size);
+    static const struct {
+        const char *from, *to, *fragment;
+    } configs[] = {
+        {"\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 1e-50", "rms_norm_eps = 1e-50 is 0 in float32"},
+        {"\"rope_theta\": 10000.0", "\"rope_theta\": 1.00000001", "rope_theta = 1.00000001 is 1 in float32"},
+    };
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        if (!(d = copy_dir(XS_DIR))) continue;
+        patch(d, "config.json", configs[i].from, configs[i].to);
+        expect_program(ARGS("import", d, out), 1, configs[i].fragment);
+        remove_dir(d);
+    }
+    static const struct {
+        const char *tensor, *mode, *fragment;
+    } weights[] = {
+        {"model.layers.0.input_layernorm.weight", "qrazor", "layer 0 rms_att holds magnitudes up to 3e+38"},
+        {"model.layers.1.mlp.down_proj.weight", "qrazor", "layer 1 w2 holds magnitudes up to"},
+        {"model.layers.1.mlp.down_proj.weight", "fp32", "layer 1 w2 holds magnitudes up to 3e+38"},
+        {"lm_head.weight", "w8a16", "classifier holds magnitudes up to"},
+    };
+    for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
+        if (!(d = copy_dir(WIDE_DIR))) continue;
+        set_weight(d, weights[i].tensor, 5, 3e38f);
+        RunResult r = test_run_program(ARGS("import", d, out, "-q", weights[i].mode), NULL, NULL);
+        CHECKF(r.status == 1 && strstr(r.err, "not written: the model would not load: weights too large") &&
+                   strstr(r.err, weights[i].fragment) && !strchr(r.err, '\n')[1],
+               "%s = 3e38, %s: exit %d, '%s'", weights[i].tensor, weights[i].mode, r.status, r.err);
+        run_result_free(&r);
+        remove_dir(d);
+    }
+    char *now = test_read_file(out, &size);
+    CHECKF(good && now && size == good_size && !memcmp(good, now, size), "the good %s was replaced", out);
+    free(good), free(now);
+    DIR *dir = opendir(test_temp_dir());
+    for (struct dirent *e; dir && (e = readdir(dir));)
+        CHECKF(strncmp(e->d_name, "kept.qrz.tmp-", 13) != 0, "a temporary is left: %s", e->d_name);
+    if (dir) closedir(dir);
+    if ((d = copy_dir(XS_DIR))) { /* eps 0.1: float32's 0.1 is in range, for both */
+        patch(d, "config.json", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 0.1");
+        expect_program(ARGS("import", d, out), 0, "wrote ");
+        RunResult r = test_run_program(ARGS(out, "-n", "4"), NULL, NULL);
+        CHECKF(r.status == 0, "eps 0.1 imported but does not load: %s", r.err);
+        run_result_free(&r);
+        remove_dir(d);
+    }
+    remove(out);
+}
+
+/* A model directory whose import takes a while (about half a second, longer under the
+ * sanitizers): 55 MB of float32 zeros in a sparse file, dim 512, 4 layers, tok512. */
+static const char *make_slow_dir(void) {
+    const char *d = copy_dir(XS_DIR);
+    if (!d) return NULL;
+    char path[512], header[8192];
+    snprintf(path, sizeof path, "%s/config.json", d);
+    static const char config[] =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 512, \"intermediate_size\": 1536, "
+        "\"num_hidden_layers\": 4, \"num_attention_heads\": 8, \"vocab_size\": 512, "
+        "\"max_position_embeddings\": 256, \"tie_word_embeddings\": true}";
+    write_whole(path, config, strlen(config));
+    uint64_t at = 0;
+    size_t n = (size_t)snprintf(header, sizeof header, "{");
+#define ENTRY(name, rows, cols)                                                                                  \
+    (n += (size_t)snprintf(header + n, sizeof header - n, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d%s],"        \
+                           "\"data_offsets\":[%llu,%llu]}", n > 1 ? "," : "", name, rows, cols ? "," #cols : "", \
+                           (unsigned long long)at, (unsigned long long)(at + 4ull * rows * (cols ? cols : 1))),  \
+     at += 4ull * rows * (cols ? cols : 1))
+    ENTRY("model.embed_tokens.weight", 512, 512);
+    ENTRY("model.norm.weight", 512, 0);
+    for (int l = 0; l < 4; l++) {
+        static const char *const square[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                             "self_attn.o_proj"};
+        char name[96];
+        for (int k = 0; k < 4; k++) snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, square[k]), ENTRY(name, 512, 512);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj.weight", l), ENTRY(name, 1536, 512);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.weight", l), ENTRY(name, 1536, 512);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj.weight", l), ENTRY(name, 512, 1536);
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l), ENTRY(name, 512, 0);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l), ENTRY(name, 512, 0);
+    }
+#undef ENTRY
+    while (n % 8 != 7) header[n++] = ' ';
+    header[n++] = '}';
+    snprintf(path, sizeof path, "%s/model.safetensors", d);
+    FILE *f = fopen(path, "wb");
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    const int ok = f && fwrite(len, 1, 8, f) == 8 && fwrite(header, 1, n, f) == n && fflush(f) == 0 &&
+                   ftruncate(fileno(f), (off_t)(8 + n + at)) == 0;
+    if (f) fclose(f);
+    size_t size;
+    char *tok = test_read_file("models/tok512.model", &size);
+    snprintf(path, sizeof path, "%s/tokenizer.model", d);
+    if (!CHECKF(ok && tok && write_whole(path, tok, size), "cannot write the slow directory")) d = NULL;
+    free(tok);
+    return d;
+}
+
+/* The only entry of dir (NULL if none or several), in static storage. */
+static const char *only_entry(const char *dir) {
+    static char name[300];
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.' && n++ == 0) snprintf(name, sizeof name, "%s", e->d_name);
+    if (d) closedir(d);
+    return n == 1 ? name : NULL;
+}
+
+/* Starts importing dir into outdir/model.qrz and stops the program (SIGSTOP) as soon as
+ * its temporary appears; then `act` (a signal, or truncating the input: SIGBUS), and the
+ * program goes on. Returns how it ended. */
+static RunResult interrupt_import(const char *dir, const char *outdir, int act) {
+    char out[600], input[600];
+    snprintf(out, sizeof out, "%s/model.qrz", outdir);
+    RunningProgram p = test_start_program(ARGS("import", dir, out), NULL, NULL);
+    const char *seen = NULL;
+    const struct timespec pause = {0, 50000};
+    for (int i = 0; i < 100000 && p.pid > 0 && !(seen = only_entry(outdir)); i++) nanosleep(&pause, NULL);
+    if (p.pid > 0) kill(p.pid, SIGSTOP);
+    CHECKF(seen && strstr(seen, "model.qrz.tmp-") == seen, "no temporary seen while importing (%s)",
+           seen ? seen : "nothing");
+    if (act == SIGBUS) {
+        snprintf(input, sizeof input, "%s/model.safetensors", dir);
+        CHECK(truncate(input, 0) == 0);
+    } else if (p.pid > 0) {
+        kill(p.pid, act);
+    }
+    if (p.pid > 0) kill(p.pid, SIGCONT);
+    return test_finish_program(&p);
+}
+
+/* A signal that ends an import removes its temporary (SIGINT, SIGTERM; SIGBUS when the
+ * input is truncated underneath; SIGXFSZ past `ulimit -f`); SIGKILL cannot, and leaves the
+ * temporary but never a partial OUT (README, "Bad input"). */
+static void test_import_interrupted_leaves_nothing(void) {
+    char outdir[512];
+    snprintf(outdir, sizeof outdir, "%s/signals-XXXXXX", test_temp_dir());
+    if (!CHECK(mkdtemp(outdir) != NULL)) return;
+    static const int acts[] = {SIGINT, SIGTERM, SIGBUS, SIGKILL};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        const char *d = make_slow_dir();
+        if (!d) return;
+        RunResult r = interrupt_import(d, outdir, acts[i]);
+        const char *left = only_entry(outdir);
+        CHECKF(r.status == 128 + acts[i], "signal %d: exit %d, '%s'", acts[i], r.status, r.err);
+        if (acts[i] == SIGBUS)
+            CHECKF(strstr(r.err, "error: an input file was truncated while it was being read (SIGBUS)"), "'%s'",
+                   r.err);
+        if (acts[i] != SIGKILL) CHECKF(!left, "signal %d left %s", acts[i], left);
+        else CHECKF(left && strstr(left, "model.qrz.tmp-") == left, "SIGKILL left %s", left ? left : "nothing");
+        if (left) { /* so that the next case starts from an empty directory */
+            char path[900];
+            snprintf(path, sizeof path, "%s/%s", outdir, left);
+            unlink(path);
+        }
+        run_result_free(&r);
+        remove_dir(d);
+    }
+    /* Past the file size limit: the child inherits the limit, set around its start only. */
+    char out[600];
+    snprintf(out, sizeof out, "%s/model.qrz", outdir);
+    struct rlimit saved, small = {64 << 10, 0};
+    getrlimit(RLIMIT_FSIZE, &saved);
+    small.rlim_max = saved.rlim_max;
+    CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    RunningProgram p = test_start_program(ARGS("import", WIDE_DIR, out), NULL, NULL);
+    setrlimit(RLIMIT_FSIZE, &saved);
+    RunResult r = test_finish_program(&p);
+    CHECKF(r.status == 128 + SIGXFSZ && !only_entry(outdir), "ulimit -f: exit %d, left %s", r.status,
+           only_entry(outdir) ? only_entry(outdir) : "nothing");
+    run_result_free(&r);
+    CHECK(rmdir(outdir) == 0);
+}
+
+/* Runs the program; expects exit 1 and one line on stderr holding fragment, which must not
+ * hold a raw control byte (ESC, BEL, CR, a newline splitting it). */
+static void expect_one_clean_line(const char *const *argv, const char *fragment) {
+    RunResult r = test_run_program(argv, NULL, NULL);
+    int raw = 0;
+    for (const char *c = r.err; c && *c; c++) raw += (unsigned char)*c < 0x20 && !(*c == '\n' && !c[1]);
+    CHECKF(r.status == 1 && strstr(r.err, "error: ") == r.err && strstr(r.err, fragment) && !raw,
+           "run %s %s: exit %d, %d raw control bytes in '%s' (expected '%s')", argv[1], argv[2], r.status, raw,
+           r.err, fragment);
+    run_result_free(&r);
+}
+
+/* Names and strings from a directory's files reach the terminal escaped: a shard named
+ * with an escape sequence and a newline, an architecture that sets the window title, and
+ * a directory path holding a newline. */
+static void test_import_escapes_what_it_quotes(void) {
+    const char *out = test_temp_path("escaped.qrz"), *d;
+    if ((d = copy_dir(WIDE_DIR))) {
+        patch(d, "model.safetensors.index.json", "\"model-00002-of-00003.safetensors\"",
+              "\"evil\\u001b[2J\\r\\n.safetensors\"");
+        expect_one_clean_line(ARGS("import", d, out), "names shard evil\\x1b[2J\\x0d\\x0a.safetensors, but");
+        remove_dir(d);
+    }
+    if ((d = copy_dir(XS_DIR))) {
+        patch(d, "config.json", "\"LlamaForCausalLM\"", "\"Ev\\u001b]0;pwned\\u0007il\"");
+        expect_one_clean_line(ARGS("import", d, out), "architectures: Ev\\x1b]0;pwned\\x07il is not supported");
+        remove_dir(d);
+    }
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/line\nbreak", test_temp_dir());
+    if (CHECK(mkdir(dir, 0700) == 0)) {
+        expect_one_clean_line(ARGS("import", dir, out), "/line\\x0abreak: no config.json");
+        rmdir(dir);
+    }
+    CHECK(access(out, F_OK) != 0);
+}
+
+/* Every JSON file is bounded before it is parsed (config.json, the index,
+ * tokenizer_config.json, 4 MiB) and while it is (262144 values); a safetensors header
+ * length past 4 MiB is refused from its length field. Refusing costs next to nothing. */
+static void test_import_bounds_json(void) {
+    const char *out = test_temp_path("bounded.qrz"), *d;
+    char path[600];
+    static const char *const files[] = {"config.json", "model.safetensors.index.json"};
+    for (int i = 0; i < 2; i++) {
+        if (!(d = copy_dir(WIDE_DIR))) continue;
+        snprintf(path, sizeof path, "%s/%s", d, files[i]);
+        CHECK(truncate(path, 90 << 20) == 0); /* 90 MB, sparse */
+        char want[128];
+        snprintf(want, sizeof want, "/%s: 94371840 bytes of JSON, more than the 4194304 (4 MiB) accepted", files[i]);
+        expect_one_clean_line(ARGS("import", d, out), want);
+        remove_dir(d);
+    }
+    if ((d = copy_dir(XS_DIR))) { /* 300000 values in 600 KB */
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", d);
+        FILE *f = fopen(path, "wb");
+        if (CHECK(f != NULL)) {
+            fputs("{\"chat_template\": \"\", \"x\": [0", f);
+            for (int k = 1; k < 300000; k++) fputs(",0", f);
+            fputs("]}", f);
+            fclose(f);
+        }
+        RunResult small = test_run_program(ARGS("import", XS_DIR, out), NULL, NULL);
+        RunResult r = test_run_program(ARGS("import", d, out), NULL, NULL);
+        CHECKF(r.status == 1 && strstr(r.err, "tokenizer_config.json: line 1") &&
+                   strstr(r.err, "more than 262144 values") && r.max_rss_mb < small.max_rss_mb + 64,
+               "exit %d, %.0f MiB (%.0f without tokenizer_config.json): %s", r.status, r.max_rss_mb, small.max_rss_mb,
+               r.err);
+        run_result_free(&r);
+        run_result_free(&small);
+        remove(out);
+        remove_dir(d);
+    }
+    if ((d = copy_dir(XS_DIR))) { /* a header length of 5 MiB, in a file long enough to hold it */
+        snprintf(path, sizeof path, "%s/model.safetensors", d);
+        FILE *f = fopen(path, "wb");
+        static const uint8_t length[8] = {0, 0, 0x50};
+        CHECK(f && fwrite(length, 1, 8, f) == 8);
+        if (f) fclose(f);
+        CHECK(truncate(path, 8 + (5 << 20)) == 0);
+        expect_one_clean_line(ARGS("import", d, out),
+                              "header length 5242880 is more than the 4194304 bytes (4 MiB) this reader accepts");
+        remove_dir(d);
+    }
+}
+
+/* OUT may be as long as a file name can be: its temporary's name is cut to fit NAME_MAX. */
+static void test_import_longest_output_name(void) {
+    char name[260], out[900];
+    memset(name, 'q', 250);
+    snprintf(name + 250, sizeof name - 250, ".qrz");
+    snprintf(out, sizeof out, "%s/%s", test_temp_dir(), name);
+    expect_program(ARGS("import", XS_DIR, out), 0, "wrote ");
+    RunResult r = test_run_program(ARGS(out, "-n", "4"), NULL, NULL);
+    CHECKF(r.status == 0, "the 254-character OUT does not run: %s", r.err);
+    run_result_free(&r);
+    CHECK(remove(out) == 0);
+}
+
 void suite_hf(void) {
     test_run("json_values", test_json_values);
     test_run("json_rejects", test_json_rejects);
@@ -1106,4 +1418,9 @@ void suite_hf(void) {
     test_run("import_eos_list_stops", test_import_eos_list_stops);
     test_run("import_int8_embedding", test_import_int8_embedding);
     test_run("import_refuses_and_leaves_nothing", test_import_refuses_and_leaves_nothing);
+    test_run("import_writes_only_what_loads", test_import_writes_only_what_loads);
+    test_run("import_interrupted_leaves_nothing", test_import_interrupted_leaves_nothing);
+    test_run("import_longest_output_name", test_import_longest_output_name);
+    test_run("import_escapes_what_it_quotes", test_import_escapes_what_it_quotes);
+    test_run("import_bounds_json", test_import_bounds_json);
 }

@@ -9,15 +9,20 @@
  * also fails the run when a level that this build and CPU run was checked by no test (the
  * emulated pass, whose build holds every level, runs with it; so does make test-arm).
  */
+#define _DEFAULT_SOURCE /* wait4: the memory a program took, from its resource usage */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/test.h"
@@ -273,16 +278,23 @@ static char *slurp_fd(int fd) {
     return buf;
 }
 
-RunResult test_run_program(const char *const *argv, const char *stdin_text, const char *env) {
-    RunResult r = {.status = -1};
+RunningProgram test_start_program(const char *const *argv, const char *stdin_text, const char *env) {
+    RunningProgram p = {-1, NULL, NULL};
     FILE *in = tmpfile(), *out = tmpfile(), *err = tmpfile();
-    if (!CHECKF(in && out && err, "tmpfile failed")) return r;
+    if (!CHECKF(in && out && err, "tmpfile failed")) return p;
     if (stdin_text) fputs(stdin_text, in);
     fflush(in);
     rewind(in);
     fflush(stdout);
-    pid_t pid = fork();
+    const pid_t pid = fork();
     if (pid == 0) {
+        /* SIGINT and SIGQUIT as at a shell prompt, whatever the runner inherited (a
+         * background job ignores both); what a test set itself (an ignored SIGXFSZ) stays. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
         dup2(fileno(in), 0);
         dup2(fileno(out), 1);
         dup2(fileno(err), 2);
@@ -300,13 +312,41 @@ RunResult test_run_program(const char *const *argv, const char *stdin_text, cons
         execv(run_binary, args);
         _exit(127);
     }
+    fclose(in);
+    p.pid = (int)pid;
+    p.out = out;
+    p.err = err;
+    return p;
+}
+
+RunResult test_finish_program(RunningProgram *p) {
+    RunResult r = {.status = -1};
+    if (p->pid < 0) return r;
     int st = 0;
-    waitpid(pid, &st, 0);
+    struct rusage usage = {0};
+    wait4((pid_t)p->pid, &st, 0, &usage);
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp_fd(fileno(out));
-    r.err = slurp_fd(fileno(err));
-    fclose(in), fclose(out), fclose(err);
+    r.max_rss_mb = usage.ru_maxrss / 1024.0; /* Linux counts in KiB */
+    r.out = slurp_fd(fileno(p->out));
+    r.err = slurp_fd(fileno(p->err));
+    fclose(p->out), fclose(p->err);
+    p->pid = -1;
     return r;
+}
+
+int test_program_ends_within(const RunningProgram *p, double seconds) {
+    const struct timespec pause = {0, 10000000};
+    for (double waited = 0; waited < seconds; waited += 0.01) {
+        siginfo_t info = {0};
+        if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p->pid) return 1;
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
+RunResult test_run_program(const char *const *argv, const char *stdin_text, const char *env) {
+    RunningProgram p = test_start_program(argv, stdin_text, env);
+    return test_finish_program(&p);
 }
 
 void run_result_free(RunResult *r) {

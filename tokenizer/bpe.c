@@ -510,10 +510,15 @@ static int read_tokenizer(const Reader *r, BpeTokenizer *b, const JsonValue *roo
     return build_printed(b) == 0 ? 0 : refuse(r, "out of memory");
 }
 
+/* What a tokenizer.json may be: 64 MiB (what the tokenizer reader accepts of any file) and
+ * 4M values, at most 200 MB of parser memory. Llama 3's, among the largest, is 9 MB of
+ * 128256 pieces and 280147 merges: about 410k values. */
+#define JSON_TOKENIZER_LIMITS ((JsonLimits){(size_t)64 << 20, 1 << 22})
+
 BpeTokenizer *bpe_parse(const char *json, size_t len, char *why, size_t whylen) {
     JsonDoc doc;
     char what[256];
-    if (json_parse(&doc, json, len, what, sizeof what) != 0) {
+    if (json_parse(&doc, json, len, JSON_TOKENIZER_LIMITS, what, sizeof what) != 0) {
         snprintf(why, whylen, "not valid JSON: %s", what);
         return NULL;
     }

@@ -31,10 +31,19 @@ typedef struct {
 /* What llama2.c checkpoints (and .qrz files of format 1) leave unsaid: Llama 2's values. */
 #define LLAMA2_ROPE_THETA 10000.0f
 #define LLAMA2_NORM_EPS 1e-5f
-/* The ranges a file may give them: anything else is corrupt, not a model. */
-#define MODEL_MIN_ROPE_THETA 1.0  /* exclusive */
-#define MODEL_MAX_ROPE_THETA 1e12
-#define MODEL_MAX_NORM_EPS 0.1    /* eps in (0, 0.1] */
+/* The ranges a file may give them: anything else is corrupt, not a model. The bounds are
+ * float32 values, as the engine stores and computes both. */
+#define MODEL_MIN_ROPE_THETA 1.0f /* exclusive */
+#define MODEL_MAX_ROPE_THETA 1e12f
+#define MODEL_MAX_NORM_EPS 0.1f   /* eps in (0, 0.1] */
+
+/* The one rule for both, applied to the float32 value as stored: by the .qrz reader, and
+ * by the importer to config.json's numbers once rounded to float32 (a 1e-50 that becomes 0,
+ * a 1.00000001 that becomes 1), so that it never writes a file the reader refuses. */
+static inline int rope_theta_valid(float theta) {
+    return theta > MODEL_MIN_ROPE_THETA && theta <= MODEL_MAX_ROPE_THETA;
+}
+static inline int norm_eps_valid(float eps) { return eps > 0 && eps <= MODEL_MAX_NORM_EPS; }
 
 static inline int config_head_size(const ModelConfig *c) { return c->dim / c->n_heads; }
 static inline int config_kv_dim(const ModelConfig *c) { return config_head_size(c) * c->n_kv_heads; }

@@ -54,9 +54,10 @@ static int get_int(const Reader *r, const char *name, int dflt, int min, int max
     return 0;
 }
 
-/* A finite number in (lo, hi]. */
-static int get_real(const Reader *r, const char *name, double dflt, double lo, double hi,
-                    double *out) {
+/* A number in (lo, hi] that the engine keeps as a float32: the rounded value must pass
+ * `valid`, the rule the .qrz reader applies to what is stored (weights/file.h). */
+static int get_float(const Reader *r, const char *name, float dflt, float lo, float hi, int (*valid)(float),
+                     float *out) {
     const JsonValue *v = field(r, name);
     if (!v) {
         *out = dflt;
@@ -68,9 +69,15 @@ static int get_real(const Reader *r, const char *name, double dflt, double lo, d
     if (json_double(v, &x) != 0) return fail(r, "%s = %.40s is not a finite number", name, v->text);
     if (!(x > lo && x <= hi))
         return fail(r, "%s = %.40s is outside (%g, %g]", name, v->text, lo, hi);
-    *out = x;
+    *out = (float)x; /* in range, so finite */
+    if (!valid(*out))
+        return fail(r, "%s = %.40s is %.9g in float32, the engine's precision, which is outside (%g, %g]", name,
+                    v->text, *out, lo, hi);
     return 0;
 }
+
+/* For get_float: a factor must stay above 0 once rounded (1e-50 is 0 in float32). */
+static int positive(float x) { return x > 0; }
 
 static int get_bool(const Reader *r, const char *name, int dflt, int *out) {
     const JsonValue *v = field(r, name);
@@ -156,12 +163,11 @@ static int read_rope_scaling(const Reader *r, ModelConfig *c) {
     snprintf(where, sizeof where, "%s: rope_scaling", r->path);
     Reader sub = *r;
     sub.root = rs, sub.path = where;
-    double factor, lo, hi;
-    if (get_real(&sub, "factor", 0, 0, 1e6, &factor) || get_real(&sub, "low_freq_factor", 0, 0, 1e6, &lo) ||
-        get_real(&sub, "high_freq_factor", 0, 0, 1e6, &hi) ||
+    if (get_float(&sub, "factor", 0, 0, 1e6f, positive, &c->rope_factor) ||
+        get_float(&sub, "low_freq_factor", 0, 0, 1e6f, positive, &c->rope_low_freq_factor) ||
+        get_float(&sub, "high_freq_factor", 0, 0, 1e6f, positive, &c->rope_high_freq_factor) ||
         get_int(&sub, "original_max_position_embeddings", -1, 1, MODEL_MAX_SEQ, &c->rope_original_ctx))
         return -1;
-    c->rope_factor = (float)factor, c->rope_low_freq_factor = (float)lo, c->rope_high_freq_factor = (float)hi;
     char why[256];
     if (config_validate_rope_scaling(c, why, sizeof why) != 0) return fail(r, "rope_scaling: %s", why);
     return 0;
@@ -194,7 +200,7 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
     memset(h, 0, sizeof *h);
     JsonDoc doc;
     char why[256];
-    if (json_parse(&doc, text, len, why, sizeof why) != 0) {
+    if (json_parse(&doc, text, len, JSON_MODEL_FILE_LIMITS, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
@@ -237,15 +243,13 @@ int hf_config_parse(HfConfig *h, const char *path, const char *text, size_t len,
     int window;
     if (get_int(&r, "sliding_window", c->seq_len, 1, INT32_MAX, &window) != 0) goto out;
     if (window < c->seq_len) c->seq_len = window;
-    double eps, theta;
-    if (get_real(&r, "rms_norm_eps", 1e-6, 0.0, MODEL_MAX_NORM_EPS, &eps) ||
-        get_real(&r, "rope_theta", 10000.0, MODEL_MIN_ROPE_THETA, MODEL_MAX_ROPE_THETA, &theta) ||
+    if (get_float(&r, "rms_norm_eps", 1e-6f, 0.0f, MODEL_MAX_NORM_EPS, norm_eps_valid, &c->norm_eps) ||
+        get_float(&r, "rope_theta", 10000.0f, MODEL_MIN_ROPE_THETA, MODEL_MAX_ROPE_THETA, rope_theta_valid,
+                  &c->rope_theta) ||
         get_bool(&r, "tie_word_embeddings", 0, &h->tied) ||
         get_token(&r, "bos_token_id", 1, c->vocab_size, &h->bos_id) ||
         get_token(&r, "eos_token_id", 2, c->vocab_size, &h->eos_id) || read_stop_ids(&r, h))
         goto out;
-    c->norm_eps = (float)eps;     /* the engine computes both in float32 */
-    c->rope_theta = (float)theta;
     rc = 0;
 out:
     json_free(&doc);

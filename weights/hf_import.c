@@ -40,7 +40,7 @@ int hf_chat_template_of_dir(const char *dir, const char **name, char *err, size_
     if (map_file(path, &map, &size, err, errlen) != 0) return -1;
     JsonDoc doc;
     char why[256];
-    int rc = json_parse(&doc, map, size, why, sizeof why);
+    int rc = json_parse(&doc, map, size, JSON_MODEL_FILE_LIMITS, why, sizeof why);
     unmap_file(map, size);
     if (rc != 0) {
         snprintf(err, errlen, "%s: %s", path, why);

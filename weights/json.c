@@ -21,6 +21,7 @@ typedef struct {
     size_t len, pos;
     JsonDoc *doc;
     int cap;         /* allocated entries of doc->values */
+    int max_values;  /* the caller's limit */
     size_t str_used; /* bytes of doc->strings in use */
     size_t str_cap;  /* its size */
     char *err;
@@ -54,8 +55,9 @@ static void skip_space(Parser *p) {
 /* A new value of this type; returns its index, or -1. */
 static int new_value(Parser *p, JsonType type) {
     JsonDoc *d = p->doc;
+    if (d->n_values == p->max_values) return fail(p, "more than %d values, the limit for this file", p->max_values);
     if (d->n_values == p->cap) {
-        const int cap = p->cap ? 2 * p->cap : 64;
+        const int cap = p->cap == 0 ? 64 : p->cap > p->max_values / 2 ? p->max_values : 2 * p->cap;
         JsonValue *v = realloc(d->values, (size_t)cap * sizeof *v);
         if (!v) return fail(p, "out of memory");
         d->values = v;
@@ -360,14 +362,14 @@ static int parse_document(Parser *p) {
     }
 }
 
-int json_parse(JsonDoc *doc, const char *text, size_t len, char *err, size_t errlen) {
+int json_parse(JsonDoc *doc, const char *text, size_t len, JsonLimits limits, char *err, size_t errlen) {
     memset(doc, 0, sizeof *doc);
-    if (len > JSON_MAX_BYTES) {
-        snprintf(err, errlen, "JSON text of %zu bytes exceeds the limit of %zu", len,
-                 JSON_MAX_BYTES);
+    if (len > limits.max_bytes) {
+        snprintf(err, errlen, "%zu bytes of JSON, more than the %zu (%.0f MiB) accepted for this file", len,
+                 limits.max_bytes, limits.max_bytes / 1048576.0);
         return -1;
     }
-    Parser p = {(const unsigned char *)text, len, 0, doc, 0, 0, len + 16, err, errlen};
+    Parser p = {(const unsigned char *)text, len, 0, doc, 0, limits.max_values, 0, len + 16, err, errlen};
     doc->strings = malloc(p.str_cap);
     if (!doc->strings) {
         snprintf(err, errlen, "out of memory");

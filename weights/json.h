@@ -15,9 +15,9 @@
  * and NUL-terminated; numbers keep their literal text and are converted on request, so
  * that a 64-bit byte offset is read exactly, never through a double.
  *
- * Deliberate limits: input up to JSON_MAX_BYTES, nesting up to JSON_MAX_DEPTH, and no
- * "\u0000" in strings (names and keys here are C strings; a NUL inside one would make
- * two different keys look equal).
+ * Deliberate limits: the size and the number of values the caller accepts (JsonLimits),
+ * nesting up to JSON_MAX_DEPTH, and no "\u0000" in strings (names and keys here are C
+ * strings; a NUL inside one would make two different keys look equal).
  */
 #ifndef WEIGHTS_JSON_H
 #define WEIGHTS_JSON_H
@@ -26,7 +26,21 @@
 #include <stdint.h>
 
 enum { JSON_MAX_DEPTH = 64 };
-#define JSON_MAX_BYTES ((size_t)100 << 20) /* the safetensors format's own header limit */
+
+/* What a caller accepts of one document: its size, and how many values it may hold. They
+ * bound what any input can cost: the parser's memory is the decoded strings (at most the
+ * text's size) and sizeof(JsonValue) = 48 bytes per value. */
+typedef struct {
+    size_t max_bytes;
+    int max_values;
+} JsonLimits;
+
+/* A model directory's JSON (config.json, model.safetensors.index.json,
+ * tokenizer_config.json) and every safetensors header: 4 MiB and 262144 values, about
+ * 16 MB of parser memory at most. The largest of these files in real models is tens of
+ * KB (Llama 3's tokenizer_config.json: 51 KB; a safetensors header: about 100 bytes per
+ * tensor), so the limit is far from anything real, and a 90 MB file costs nothing. */
+#define JSON_MODEL_FILE_LIMITS ((JsonLimits){(size_t)4 << 20, 1 << 18})
 
 typedef enum { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } JsonType;
 
@@ -47,9 +61,9 @@ typedef struct {
     char *strings; /* the decoded strings */
 } JsonDoc;
 
-/* Parses len bytes of text (no NUL needed). Returns 0, or -1 with "line L, column C: what
- * was wrong" in err and nothing to free. */
-int json_parse(JsonDoc *doc, const char *text, size_t len, char *err, size_t errlen);
+/* Parses len bytes of text (no NUL needed) within the limits. Returns 0, or -1 with "line
+ * L, column C: what was wrong" (or what limit the text passes) in err and nothing to free. */
+int json_parse(JsonDoc *doc, const char *text, size_t len, JsonLimits limits, char *err, size_t errlen);
 void json_free(JsonDoc *doc);
 
 /* The member `key` of an object (NULL if absent or if obj is not an object). */

@@ -5,11 +5,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -206,46 +209,159 @@ static mode_t output_mode(const char *path) {
     return 0666 & ~mask;
 }
 
+/* ------------------------------------------------------------------ the temporary file */
+
+/* The temporary a file is written to before it is renamed over path: path with
+ * ".tmp-XXXXXX" appended (mkstemp fills the X's), its last component cut short when the
+ * whole would pass NAME_MAX, the longest name a directory entry may have: a 250-character
+ * OUT is legal, and so must its temporary be. malloc'd; NULL when out of memory. */
+static char *temporary_name(const char *path) {
+    static const char suffix[] = ".tmp-XXXXXX";
+    const size_t suffix_len = sizeof suffix - 1, len = strlen(path);
+    const char *slash = strrchr(path, '/');
+    const size_t dir = slash ? (size_t)(slash + 1 - path) : 0, name = len - dir;
+    const size_t keep = dir + (name + suffix_len > NAME_MAX ? NAME_MAX - suffix_len : name);
+    char *tmp = malloc(keep + sizeof suffix);
+    if (tmp) snprintf(tmp, keep + sizeof suffix, "%.*s%s", (int)keep, path, suffix);
+    return tmp;
+}
+
+/*
+ * While a temporary exists, the signals that end the program remove it first: SIGINT
+ * (Ctrl-C), SIGTERM, SIGHUP and SIGQUIT, which users and their tools send; SIGBUS, which
+ * a mapped input file truncated underneath the writer raises at the next read of a lost
+ * page; SIGXFSZ, past the file size limit (ulimit -f). The handler removes the file, then
+ * lets the signal take its default course (SA_RESETHAND restored it), so the exit status
+ * still says which signal it was. A signal the program ignores (nohup's SIGHUP) stays
+ * ignored. SIGKILL cannot be caught: it leaves the temporary (README, "Bad input").
+ */
+static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGBUS, SIGXFSZ};
+enum { N_FATAL_SIGNALS = sizeof fatal_signals / sizeof fatal_signals[0] };
+static struct sigaction saved_actions[N_FATAL_SIGNALS];
+static const char *volatile pending_temporary; /* read by the handler */
+
+static void remove_temporary_and_die(int sig) {
+    const char *tmp = pending_temporary;
+    if (tmp) unlink(tmp);
+    if (sig == SIGBUS) { /* the shell would only say "Bus error" */
+        static const char msg[] = "error: an input file was truncated while it was being read (SIGBUS); "
+                                  "the partial output is removed\n";
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing more to do */
+        }
+    }
+    raise(sig);
+}
+
+static void watch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_temporary_and_die;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < N_FATAL_SIGNALS; i++) {
+        sigaction(fatal_signals[i], NULL, &saved_actions[i]);
+        if (saved_actions[i].sa_handler != SIG_IGN) sigaction(fatal_signals[i], &sa, NULL);
+    }
+}
+
+static void unwatch_signals(void) {
+    for (int i = 0; i < N_FATAL_SIGNALS; i++) sigaction(fatal_signals[i], &saved_actions[i], NULL);
+}
+
+/* Creates the temporary for path (its name in *tmp, malloc'd, or NULL when nothing was
+ * created) and opens it for writing. Returns the stream, or NULL with errno set. */
+static FILE *create_temporary(const char *path, char **tmp) {
+    if (!(*tmp = temporary_name(path))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Pending before the file exists: mkstemp writes each name it tries into the buffer
+     * before it creates that file, and a signal may come at any moment, to any thread (the
+     * thread pool's too), so no window is left in which the file exists unknown to the
+     * handler. A signal before the file exists makes it unlink a name that is not there. */
+    pending_temporary = *tmp;
+    const int fd = mkstemp(*tmp);
+    if (fd < 0) {
+        const int error = errno;
+        pending_temporary = NULL;
+        free(*tmp);
+        *tmp = NULL;
+        errno = error;
+        return NULL;
+    }
+    FILE *f = NULL;
+    if (fchmod(fd, output_mode(path)) != 0 || !(f = fdopen(fd, "wb"))) {
+        const int error = errno;
+        close(fd);
+        errno = error;
+    }
+    return f;
+}
+
+/* Renames the temporary over path (keep) or removes it; then it is no longer pending (a
+ * signal in between unlinks a name that is already gone). Returns 0, or the errno of a
+ * failed rename. */
+static int finish_temporary(const char *tmp, const char *path, int keep) {
+    const int error = keep && rename(tmp, path) != 0 ? errno : 0;
+    if (!keep || error) unlink(tmp);
+    pending_temporary = NULL;
+    return error;
+}
+
+static int check_mapping(ModelWeights *m, const uint8_t *b, size_t size, char *why, size_t len);
+
+/* The loader's checks (qrz_open) on the file just written, as it is stored: 0, or -1 with
+ * the reason in why. What was written is what the loader will read, so a model the
+ * loader would refuse is never renamed over path (and never replaces a good file there). */
+static int check_written(int fd, char *why, size_t len) {
+    struct stat st;
+    void *map = fstat(fd, &st) != 0 || st.st_size <= 0 ? MAP_FAILED
+                : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        snprintf(why, len, "cannot map the written file to check it: %s", strerror(errno));
+        return -1;
+    }
+    ModelWeights m;
+    memset(&m, 0, sizeof m);
+    const int rc = check_mapping(&m, map, (size_t)st.st_size, why, len);
+    free(m.layers);
+    munmap(map, (size_t)st.st_size);
+    return rc;
+}
+
 /* Writes the body of a file: 0, -1 on an I/O error (errno says which), or -2 with the
  * reason in why. */
 typedef int (*BodyWriter)(FILE *f, void *ctx, char *why, size_t whylen);
 
-/* Writes a new temporary file beside path, flushes it to disk, then renames it over path:
- * a failed write leaves nothing behind, a file being replaced (perhaps mapped by a running
- * reader) is never truncated, and a crash leaves either the old file or the whole new one.
- * mkstemp creates the temporary with O_EXCL under a random name, so nothing planted in the
- * directory (a symlink "OUT.tmp" to a victim, say) can redirect the write. */
+/* Writes a new temporary file beside path, flushes it to disk, checks it as the loader
+ * will, then renames it over path: a failed write or check leaves nothing behind, a file
+ * being replaced (perhaps mapped by a running reader) is never truncated, and a crash
+ * leaves either the old file or the whole new one (and, after SIGKILL or a power loss,
+ * the temporary). mkstemp creates the temporary with O_EXCL under a random name, so
+ * nothing planted in the directory (a symlink "OUT.tmp" to a victim, say) can redirect
+ * the write. */
 static int write_atomically(const char *path, BodyWriter body, void *ctx, char *err, size_t errlen) {
     if (qrz_check_destination(path, err, errlen) != 0) return -1;
-    const size_t tmp_len = strlen(path) + sizeof ".tmp-XXXXXX";
-    char *tmp = malloc(tmp_len), why[512] = "";
-    int error = 0; /* the errno of the first failure */
-    FILE *f = NULL;
-    if (!tmp) {
-        error = ENOMEM;
-    } else {
-        snprintf(tmp, tmp_len, "%s.tmp-XXXXXX", path);
-        const int fd = mkstemp(tmp);
-        if (fd < 0) {
-            error = errno;
-            free(tmp);
-            tmp = NULL; /* nothing was created */
-        } else if (fchmod(fd, output_mode(path)) != 0 || !(f = fdopen(fd, "wb"))) {
-            error = errno;
-            close(fd);
-        }
-    }
-    int refused = 0; /* the body's own failure, said in why */
+    char *tmp = NULL, why[512] = "";
+    watch_signals();
+    FILE *f = create_temporary(path, &tmp);
+    int error = f ? 0 : errno; /* the errno of the first failure */
+    int refused = 0; /* 1: the body's own failure, 2: the check's; said in why */
     if (f) {
         errno = 0;
         const int rc = body(f, ctx, why, sizeof why);
         refused = rc == -2;
         if (rc == -1 || (!refused && (fflush(f) != 0 || fsync(fileno(f)) != 0))) error = errno ? errno : EIO;
+        if (!error && !refused && check_written(fileno(f), why, sizeof why) != 0) refused = 2;
         if (fclose(f) != 0 && !error) error = errno ? errno : EIO;
-        if (!error && !refused && rename(tmp, path) != 0) error = errno;
     }
-    if ((error || refused) && tmp) unlink(tmp);
-    if (refused) snprintf(err, errlen, "%s", why);
+    if (tmp) {
+        const int failed = finish_temporary(tmp, path, !error && !refused);
+        if (!error) error = failed;
+    }
+    unwatch_signals();
+    if (refused == 2) snprintf(err, errlen, "%s: not written: the model would not load: %s", path, why);
+    else if (refused) snprintf(err, errlen, "%s", why);
     else if (error) snprintf(err, errlen, "%s: cannot write: %s", path, strerror(error));
     free(tmp);
     return error || refused ? -1 : 0;
@@ -645,13 +761,13 @@ static int read_v2_fields(const uint8_t *b, FileInfo *h, char *why, size_t len) 
     h->embedding_int8 = b[88];
     h->tokenizer_size = get_u32(b + 92);
     memcpy(h->chat_template, b + 96, TEMPLATE_BYTES);
-    if (!(c->rope_theta > MODEL_MIN_ROPE_THETA && c->rope_theta <= MODEL_MAX_ROPE_THETA)) {
-        snprintf(why, len, "rope_theta is %g, outside (%g, %g]", c->rope_theta, MODEL_MIN_ROPE_THETA,
+    if (!rope_theta_valid(c->rope_theta)) {
+        snprintf(why, len, "rope_theta is %.9g, outside (%g, %g]", c->rope_theta, MODEL_MIN_ROPE_THETA,
                  MODEL_MAX_ROPE_THETA);
         return -1;
     }
-    if (!(c->norm_eps > 0 && c->norm_eps <= MODEL_MAX_NORM_EPS)) {
-        snprintf(why, len, "norm_eps is %g, outside (0, %g]", c->norm_eps, MODEL_MAX_NORM_EPS);
+    if (!norm_eps_valid(c->norm_eps)) {
+        snprintf(why, len, "norm_eps is %.9g, outside (0, %g]", c->norm_eps, MODEL_MAX_NORM_EPS);
         return -1;
     }
     for (int k = 0; k < 2; k++) {
@@ -797,37 +913,44 @@ static int map_model(ModelWeights *m, const FileInfo *h, const Tensor *t, const 
     return 0;
 }
 
+/* Checks the file mapped at b[0..size), all of it, and points m at its tensors. Returns 0,
+ * or -1 with the reason in why (and nothing in m to free). */
+static int check_mapping(ModelWeights *m, const uint8_t *b, size_t size, char *why, size_t len) {
+    FileInfo h;
+    Tensor *tensors = NULL;
+    int rc = read_header(b, size, &h, why, len);
+    if (rc == 0 && !(tensors = malloc(max_tensors(&h.cfg) * sizeof *tensors)))
+        rc = (snprintf(why, len, "out of memory"), -1);
+    /* The tensor table must list exactly the tensors the header implies. */
+    if (rc == 0) rc = read_table(b, size, &h, tensors, model_tensors(&h, NULL, tensors), why, len);
+    /* The layout is sound: point the model at the mapping, then check the values. */
+    if (rc == 0 && map_model(m, &h, tensors, b) != 0) rc = (snprintf(why, len, "out of memory"), -1);
+    if (rc == 0) rc = check_values(m, h.shared, why, len);
+    for (int k = 0; rc == 0 && k < m->n_stop; k++)
+        if (m->stop_ids[k] < 0 || m->stop_ids[k] >= m->cfg.vocab_size)
+            rc = (snprintf(why, len, "end-of-text id %d is not a token of the vocabulary (0..%d)", m->stop_ids[k],
+                           m->cfg.vocab_size - 1), -1);
+    free(tensors);
+    if (rc != 0) {
+        free(m->layers);
+        memset(m, 0, sizeof *m);
+    }
+    return rc;
+}
+
 int qrz_open(ModelWeights *m, const char *path, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (!little_endian_host()) return fail(err, errlen, path, ".qrz files are little-endian; this host is not");
     void *map;
     size_t size;
     if (map_file(path, &map, &size, err, errlen) != 0) return -1;
-    const uint8_t *b = map;
     char why[400];
-    FileInfo h;
-    Tensor *tensors = NULL;
-    int rc = read_header(b, size, &h, why, sizeof why);
-    if (rc == 0 && !(tensors = malloc(max_tensors(&h.cfg) * sizeof *tensors)))
-        rc = (snprintf(why, sizeof why, "out of memory"), -1);
-    /* The tensor table must list exactly the tensors the header implies. */
-    if (rc == 0) rc = read_table(b, size, &h, tensors, model_tensors(&h, NULL, tensors), why, sizeof why);
-    /* The layout is sound: point the model at the mapping, then check the values. */
-    if (rc == 0 && map_model(m, &h, tensors, b) != 0) rc = (snprintf(why, sizeof why, "out of memory"), -1);
-    if (rc == 0) rc = check_values(m, h.shared, why, sizeof why);
-    for (int k = 0; rc == 0 && k < m->n_stop; k++)
-        if (m->stop_ids[k] < 0 || m->stop_ids[k] >= m->cfg.vocab_size)
-            rc = (snprintf(why, sizeof why, "end-of-text id %d is not a token of the vocabulary (0..%d)",
-                           m->stop_ids[k], m->cfg.vocab_size - 1), -1);
-    free(tensors);
-    if (rc == 0) {
-        m->qrz_map = map;
-        m->qrz_size = size;
-        return 0;
+    if (check_mapping(m, map, size, why, sizeof why) != 0) {
+        unmap_file(map, size);
+        snprintf(err, errlen, "%s: not a valid .qrz file: %s", path, why);
+        return -1;
     }
-    free(m->layers);
-    memset(m, 0, sizeof *m);
-    unmap_file(map, size);
-    snprintf(err, errlen, "%s: not a valid .qrz file: %s", path, why);
-    return -1;
+    m->qrz_map = map;
+    m->qrz_size = size;
+    return 0;
 }

@@ -32,8 +32,11 @@ enum {
  * with err set. */
 int qrz_check_destination(const char *path, char *err, size_t errlen);
 
-/* Writes m to path, through a temporary file created beside it and renamed over it once
- * complete and flushed to disk. Returns 0, or -1 with err set (and no file left behind). */
+/* Writes m to path, through a temporary file created beside it (OUT.tmp-XXXXXX, the name
+ * cut to fit NAME_MAX), flushed to disk, checked as qrz_open checks a file, and only then
+ * renamed over path: a model the loader would refuse is never written. Returns 0, or -1
+ * with err set (and no file left behind; a fatal signal other than SIGKILL removes the
+ * temporary too). */
 int qrz_write(const ModelWeights *m, const char *path, char *err, size_t errlen);
 
 /* A model to write from float32 rows produced on demand, tensor by tensor, so that a
@@ -60,7 +63,8 @@ typedef struct {
 } QrzSource;
 
 /* Writes the model that s describes to path, quantizing each matrix as it is read, with
- * the same file safety as qrz_write. Returns 0, or -1 with err set (and no file left). */
+ * the same file safety and the same check as qrz_write. Returns 0, or -1 with err set (and
+ * no file left). */
 int qrz_write_source(const QrzSource *s, const char *path, char *err, size_t errlen);
 
 /* Maps and validates a .qrz file into m: every offset and size is checked against the

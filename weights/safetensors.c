@@ -187,13 +187,14 @@ static int parse_file(SafeTensors *st, int f, int *cap, char *err, size_t errlen
         return fail(err, errlen, "%s: header length %llu runs past the end of the file (%zu "
                     "bytes): truncated, or not a safetensors file", path,
                     (unsigned long long)hlen, size);
-    if (hlen > JSON_MAX_BYTES)
-        return fail(err, errlen, "%s: header length %llu exceeds the format's limit of %zu", path,
-                    (unsigned long long)hlen, JSON_MAX_BYTES);
+    if (hlen > JSON_MODEL_FILE_LIMITS.max_bytes) /* the format allows 100 MB; no LLaMA needs 1 */
+        return fail(err, errlen, "%s: header length %llu is more than the %zu bytes (%.0f MiB) this reader accepts",
+                    path, (unsigned long long)hlen, JSON_MODEL_FILE_LIMITS.max_bytes,
+                    JSON_MODEL_FILE_LIMITS.max_bytes / 1048576.0);
     JsonDoc *doc = calloc(1, sizeof *doc);
     if (!doc) return fail(err, errlen, "%s: out of memory", path);
     char why[256];
-    if (json_parse(doc, (const char *)bytes + 8, (size_t)hlen, why, sizeof why) != 0) {
+    if (json_parse(doc, (const char *)bytes + 8, (size_t)hlen, JSON_MODEL_FILE_LIMITS, why, sizeof why) != 0) {
         free(doc);
         return fail(err, errlen, "%s: header: %s", path, why);
     }
@@ -319,7 +320,7 @@ static int open_sharded(SafeTensors *st, const char *dir, const char *index_path
     if (map_file(index_path, &map, &size, err, errlen) != 0) return -1;
     JsonDoc doc;
     char why[256];
-    if (json_parse(&doc, map, size, why, sizeof why) != 0) {
+    if (json_parse(&doc, map, size, JSON_MODEL_FILE_LIMITS, why, sizeof why) != 0) {
         unmap_file(map, size);
         return fail(err, errlen, "%s: %s", index_path, why);
     }

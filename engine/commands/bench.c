@@ -106,9 +106,10 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
         printf("}, \"emulated\": %s, \"threads\": %d, \"reps\": %d, \"context\": %d, \"results\": [",
                simd_emulated() ? "true" : "false", threads, o->reps, n_ctx);
     } else {
+        char shown[1024];
         printf("bench: %s (dim %d, %d layers, vocab %d); %s, %s kernels, %d thread%s, %d reps\n"
                "%-18s %10s %10s %7s %10s %21s %8s\n",
-               o->model_path, c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()), threads,
+               printable(o->model_path, shown, sizeof shown), c->dim, c->n_layers, c->vocab_size, cpu, simd_level_name(simd_current()), threads,
                threads == 1 ? "" : "s", o->reps, "mode", "weights", "KV cache", "test", "tok/s", "(min - max)",
                "ms/tok");
     }

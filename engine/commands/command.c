@@ -43,7 +43,10 @@ Tokenizer *command_tokenizer(const char *path, const char *model_path, int vocab
                              size_t errlen) {
     char chosen[4096];
     Tokenizer *t = tokenizer_find(path, model_path, vocab_size, chosen, sizeof chosen, err, errlen);
-    if (t && !path) fprintf(stderr, "tokenizer: %s (%s, %d pieces)\n", chosen, tokenizer_format(t), vocab_size);
+    char shown[1024];
+    if (t && !path)
+        fprintf(stderr, "tokenizer: %s (%s, %d pieces)\n", printable(chosen, shown, sizeof shown), tokenizer_format(t),
+                vocab_size);
     return t;
 }
 
@@ -59,7 +62,8 @@ Tokenizer *command_model_tokenizer(const char *path, const char *model_path, con
         tokenizer_free(t);
         return NULL;
     }
-    if (t) fprintf(stderr, "tokenizer: stored in %s (%s, %d pieces)\n", model_path, tokenizer_format(t),
+    char shown[1024];
+    if (t) fprintf(stderr, "tokenizer: stored in %s (%s, %d pieces)\n", printable(model_path, shown, sizeof shown), tokenizer_format(t),
                    w->cfg.vocab_size);
     return t;
 }
@@ -158,7 +162,9 @@ void memory_report(FILE *out, const ModelConfig *c, int group) {
 void command_describe(FILE *out, const char *path, const ModelWeights *w, int n, int n_ctx,
                       size_t kv_limit, const ThreadPool *pool) {
     const ModelConfig *c = &w[0].cfg;
-    fprintf(out, "model:    %s (%s)\n", path, w[0].qrz_map ? ".qrz, quantized" : "llama2.c checkpoint");
+    char shown[1024];
+    fprintf(out, "model:    %s (%s)\n", printable(path, shown, sizeof shown),
+            w[0].qrz_map ? ".qrz, quantized" : "llama2.c checkpoint");
     fprintf(out, "          dim %d, hidden %d, %d layers, %d query / %d key-value heads "
                  "(head size %d), vocab %d, context %d%s\n",
             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, config_head_size(c),
@@ -233,4 +239,45 @@ void print_json_string(FILE *out, const char *prefix, const char *s) {
             fputc(*p, out);
     }
     fputc('"', out);
+}
+
+/* Lead byte ranges and the narrower second-byte ranges after E0, ED, F0 and F4, which
+ * exclude overlong forms, UTF-16 surrogates and code points above U+10FFFF. */
+int utf8_char_length(const unsigned char *s, size_t n) {
+    const unsigned char c = s[0];
+    const int len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
+                                                      : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+    const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    const unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (len == 0 || (size_t)len > n) return 0;
+    for (int k = 1; k < len; k++)
+        if (k == 1 ? s[k] < lo || s[k] > hi : s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return len;
+}
+
+const char *printable(const char *s, char *buf, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    const size_t n = strlen(s);
+    size_t out = 0, i = 0;
+    while (i < n) {
+        const int k = utf8_char_length(p + i, n - i);
+        /* C0 controls and DEL; U+0080..U+009F (C2 80..C2 9F), C1 controls */
+        const int shown = k > 1 ? !(p[i] == 0xC2 && p[i + 1] < 0xA0) : k == 1 && p[i] >= 0x20 && p[i] != 0x7F;
+        const size_t need = shown ? (size_t)k : 4;
+        if (out + need + 4 > len) { /* room for "..." and the NUL */
+            snprintf(buf + out, len - out, "...");
+            return buf;
+        }
+        if (shown) memcpy(buf + out, p + i, (size_t)k);
+        else snprintf(buf + out, 5, "\\x%02x", p[i]);
+        out += need;
+        i += shown ? (size_t)k : 1;
+    }
+    buf[out] = '\0';
+    return buf;
+}
+
+void print_error(const char *message) {
+    char shown[4096];
+    fprintf(stderr, "error: %s\n", printable(message, shown, sizeof shown));
 }

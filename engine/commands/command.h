@@ -91,4 +91,17 @@ int mode_list_parse(const char *flag, const char *list, const QuantConfig *singl
  * characters escaped (a path may hold any of them). */
 void print_json_string(FILE *out, const char *prefix, const char *s);
 
+/* The length of the UTF-8 character at s[0..n), or 0 if it is not one (RFC 3629). */
+int utf8_char_length(const unsigned char *s, size_t n);
+
+/* s made safe for a terminal, into buf (truncated with "..." if it does not fit): every
+ * byte that is not printable text, a control character (ESC, CR, a newline that would
+ * split a one-line message, C1 controls) or a byte outside a valid UTF-8 character,
+ * becomes \xNN. Messages quote paths and names taken from files (a shard named by JSON, a
+ * tensor named by a header) and pass them through this before they reach stderr. */
+const char *printable(const char *s, char *buf, size_t len);
+
+/* "error: MESSAGE" and a newline on stderr, the message printable(). */
+void print_error(const char *message);
+
 #endif

@@ -13,24 +13,9 @@
 
 #include "engine/commands/clock.h"
 #include "engine/commands/command.h"
+#include "weights/file.h"
 
 /* ------------------------------------------------------------------ the text */
-
-/* The length of the UTF-8 character at s[0..n), or 0 if it is not one (RFC 3629): a lead
- * byte and the right number of continuation bytes 80..BF; the second byte's narrower ranges
- * after E0, ED, F0 and F4 exclude overlong forms, UTF-16 surrogates and code points above
- * U+10FFFF. */
-static int utf8_length(const unsigned char *s, size_t n) {
-    const unsigned char c = s[0];
-    const int len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
-                                                      : c >= 0xF0 && c < 0xF5 ? 4 : 0;
-    const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    const unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    if (len == 0 || (size_t)len > n) return 0;
-    for (int k = 1; k < len; k++)
-        if (k == 1 ? s[k] < lo || s[k] > hi : s[k] < 0x80 || s[k] > 0xBF) return 0;
-    return len;
-}
 
 /* Checks what was read; frees it and sets err when it is no text to evaluate. */
 static char *checked_text(char *buf, size_t n, const char *path, char *err, size_t errlen) {
@@ -41,7 +26,7 @@ static char *checked_text(char *buf, size_t n, const char *path, char *err, size
         return NULL;
     }
     for (size_t i = 0; i < n;) {
-        const int len = utf8_length((const unsigned char *)buf + i, n - i);
+        const int len = utf8_char_length((const unsigned char *)buf + i, n - i);
         if (len == 0) {
             snprintf(err, errlen, "%s: not valid UTF-8 at byte %zu", path, i);
             free(buf);
@@ -58,9 +43,10 @@ static char *checked_text(char *buf, size_t n, const char *path, char *err, size
 }
 
 char *eval_read_text(const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
+    const int fd = open_regular_file(path, NULL, err, errlen); /* a FIFO would wait for a writer */
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), close(fd);
         return NULL;
     }
     char *buf = NULL;
@@ -112,6 +98,12 @@ int *eval_tokenize(const Tokenizer *tok, char *text, int *n_tokens, int *n_docs,
         while (*doc == '\n' || *doc == '\r') doc++; /* the line breaks around separators */
         size_t len = strlen(doc);
         while (len > 0 && (doc[len - 1] == '\n' || doc[len - 1] == '\r')) doc[--len] = '\0';
+        if (len > EVAL_MAX_DOCUMENT) {
+            snprintf(err, errlen, "the text holds a document of %zu bytes; a document is encoded whole, and may be at "
+                     "most %d MiB (separate documents with <|endoftext|> lines)", len, EVAL_MAX_DOCUMENT >> 20);
+            free(all);
+            return NULL;
+        }
         if (len > 0) {
             int *ids;
             const int k = tokenizer_encode(tok, doc, &ids, err, errlen);
@@ -275,9 +267,10 @@ static void report(const EvalOptions *o, const ModelConfig *c, const EvalPlan *p
                "\"score_from\": %d, \"scored\": %ld, \"modes\": [",
                n_docs, n_tokens, plan->ctx, plan->n_windows, plan->score_from, plan->n_scored);
     } else {
+        char shown[1024];
         printf("eval: %s, %d documents, %d tokens; %d windows of %d, scoring positions %d..%d "
                "of each: %ld tokens\n",
-               o->text_path, n_docs, n_tokens, plan->n_windows, plan->ctx, plan->score_from, plan->ctx - 2,
+               printable(o->text_path, shown, sizeof shown), n_docs, n_tokens, plan->n_windows, plan->ctx, plan->score_from, plan->ctx - 2,
                plan->n_scored);
         printf("%-18s %8s %9s %10s %9s %7s %7s %9s\n", "mode", "NLL", "PPL", "mean KL", "max KL", "top-1", "KV bits",
                "tok/s");

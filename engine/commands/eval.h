@@ -42,15 +42,20 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
 
 /* ------------------------------------------------------------------ its parts */
 
-enum { EVAL_MAX_TEXT = 64 << 20 }; /* bytes: more is not a text to evaluate (/dev/zero...) */
+/* Bytes: more is not a text to evaluate. A document, encoded whole, costs the tokenizer
+ * memory in proportion (libsentencepiece: about 85 bytes per byte of text), hence its own
+ * limit: a 4 MiB document takes some 350 MB to encode, a 10 MB one would take 850 MB. */
+enum { EVAL_MAX_TEXT = 64 << 20, EVAL_MAX_DOCUMENT = 4 << 20 };
 
-/* Reads a text to evaluate: at most EVAL_MAX_TEXT bytes of UTF-8 (RFC 3629), no NUL byte,
- * not only white space. Returns it NUL-terminated (malloc'd), or NULL with err set. */
+/* Reads a text to evaluate from a regular file (a FIFO or a device is refused at once):
+ * at most EVAL_MAX_TEXT bytes of UTF-8 (RFC 3629), no NUL byte, not only white space.
+ * Returns it NUL-terminated (malloc'd), or NULL with err set. */
 char *eval_read_text(const char *path, char *err, size_t errlen);
 
 /* Encodes each document of text (modified: cut at the separators) with a leading BOS and
  * concatenates them. Returns the ids (malloc'd) with their number and the documents';
- * NULL with err set on failure or when there is no document. */
+ * NULL with err set on failure, when there is no document, or when one is longer than
+ * EVAL_MAX_DOCUMENT. */
 int *eval_tokenize(const Tokenizer *tok, char *text, int *n_tokens, int *n_docs, char *err,
                    size_t errlen);
 

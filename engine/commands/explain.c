@@ -465,7 +465,8 @@ int explain_command(const ExplainOptions *o, FILE *out, char *err, size_t errlen
     fprintf(out, "prompt: \"%s\" (%d tokens)\n", o->prompt, n);
     const Prompt prompt = {ids, n};
     const int rc = explain_prompt(o, &prompt, out, err, errlen);
-    if (rc == 0 && o->svg_path) fprintf(stderr, "wrote %s\n", o->svg_path);
+    char shown[1024];
+    if (rc == 0 && o->svg_path) fprintf(stderr, "wrote %s\n", printable(o->svg_path, shown, sizeof shown));
     free(ids);
     return rc;
 }

@@ -146,33 +146,66 @@ static int generate(Forward *f, const Tokenizer *tok, Sampler *sampler, const in
     return rc < 0 ? -1 : 0;
 }
 
-/* Reads one line from stdin without its newline; NULL at end of input. */
-static char *read_line(const char *prompt_text, char **buf, size_t *cap) {
+/* Reads one line of stdin, without its newline, into line (CHAT_MAX_MESSAGE + 1 bytes):
+ * its length, -1 at the end of input, or -2 for a line longer than CHAT_MAX_MESSAGE, read
+ * to its end and dropped (its bytes are counted as they arrive, never kept). */
+static long read_message(const char *prompt_text, char *line) {
     fputs(prompt_text, stdout);
     fflush(stdout);
-    const ssize_t n = getline(buf, cap, stdin);
-    if (n > 0 && (*buf)[n - 1] == '\n') (*buf)[n - 1] = '\0';
-    return n < 0 ? NULL : *buf;
+    size_t n = 0;
+    int c;
+    while ((c = getchar()) != EOF && c != '\n') {
+        if (n < CHAT_MAX_MESSAGE) line[n] = (char)c;
+        n++;
+    }
+    if (c == EOF && n == 0) return -1;
+    if (n > CHAT_MAX_MESSAGE) return -2;
+    line[n] = '\0'; /* a NUL byte inside ends the message */
+    return (long)n;
+}
+
+static int too_long(const char *what, const char *text, char *err, size_t errlen) {
+    if (strlen(text) <= CHAT_MAX_MESSAGE) return 0;
+    snprintf(err, errlen, "%s is %zu bytes; a chat message is at most %d KiB", what, strlen(text),
+             CHAT_MAX_MESSAGE >> 10);
+    return -1;
 }
 
 /* Chat in a template (tokenizer/chat.h): each user turn in one batched pass, then the
  * assistant answers until EOS, while the conversation fits in `steps` positions. */
 static int chat(Forward *f, const Tokenizer *tok, Sampler *sampler, const GenerateOptions *g, ChatTemplate tmpl,
                 int steps, char *err, size_t errlen) {
-    char *line = NULL, *system = NULL;
-    size_t cap = 0;
-    const char *typed = g->system_prompt ? g->system_prompt : read_line("Enter system prompt (optional): ", &line, &cap);
-    if (!(system = strdup(typed ? typed : ""))) {
+    if (too_long("the system prompt (-y)", g->system_prompt ? g->system_prompt : "", err, errlen) ||
+        too_long("the first message (-i)", g->prompt, err, errlen))
+        return -1;
+    char *line = malloc(CHAT_MAX_MESSAGE + 1), *system = NULL;
+    long got = line && !g->system_prompt ? read_message("Enter system prompt (optional): ", line) : 0;
+    if (got == -2) {
+        snprintf(err, errlen, "the system prompt is longer than %d KiB, the most a chat message may be",
+                 CHAT_MAX_MESSAGE >> 10);
+        free(line);
+        return -1;
+    }
+    if (!line || !(system = strdup(g->system_prompt ? g->system_prompt : got > 0 ? line : ""))) {
         snprintf(err, errlen, "out of memory");
+        free(line);
         return -1;
     }
     /* The template's end of turn, as the model's tokenizer writes it. */
     add_stop(f, tokenizer_special(tok, tmpl == CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>"));
     Timer tm = {0};
     int pos = 0, rc = 0;
-    for (int first = 1; pos < steps; first = 0) {
-        const char *user = first && g->prompt[0] ? g->prompt : read_line("User: ", &line, &cap);
-        if (!user) break; /* end of input */
+    while (pos < steps) {
+        const int first = pos == 0; /* the first turn carries the system prompt */
+        const char *user = g->prompt;
+        if (!first || !g->prompt[0]) {
+            if ((got = read_message("User: ", line)) == -1) break; /* end of input */
+            if (got == -2) {
+                fprintf(stderr, "(not sent: a message is at most %d KiB)\n", CHAT_MAX_MESSAGE >> 10);
+                continue;
+            }
+            user = line;
+        }
         ChatTurn turn;
         const int rendered = chat_render(tmpl, system, user, first, &turn) == 0;
         int *ids = NULL, n_ids = rendered ? chat_encode(tmpl, tok, &turn, first, f->eos_id, &ids, err, errlen) : -1;

@@ -31,6 +31,11 @@ typedef struct {
     size_t kv_limit;            /* bytes the KV cache may take (engine/commands/command.h) */
 } GenerateOptions;
 
+/* The longest chat message (a line of stdin, -i or -y) in bytes: a longer line is refused
+ * as it is read, never held or tokenized whole. 64 KiB is some 16,000 tokens of English,
+ * more than the context of the models this engine runs. */
+enum { CHAT_MAX_MESSAGE = 64 << 10 };
+
 /* Generates (or chats) until the model ends the text, the input ends, or the positions
  * run out; the achieved tokens per second go to stderr. Returns 0, or -1 with err set. */
 int generate_command(const GenerateOptions *o, ThreadPool *pool, char *err, size_t errlen);

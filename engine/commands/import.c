@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "engine/commands/clock.h"
+#include "engine/commands/command.h"
 #include "tokenizer/tokenizer.h"
 #include "weights/hf_import.h"
 #include "weights/model.h"
@@ -71,8 +72,9 @@ int import_command(const ImportOptions *o, char *err, size_t errlen) {
         quant_config_name(&o->quant, name, sizeof name);
         struct stat written;
         const long long bytes = stat(o->out_path, &written) == 0 ? (long long)written.st_size : -1;
+        char shown[1024];
         fprintf(stderr, "wrote %s%s: %s, chat template %s, %lld bytes (from %llu bytes of safetensors) in %.2f s\n",
-                o->out_path, replacing ? " (replacing the file that was there)" : "", name, template_used[0] ? template_used : "unknown (llama2 in chat)",
+                printable(o->out_path, shown, sizeof shown), replacing ? " (replacing the file that was there)" : "", name, template_used[0] ? template_used : "unknown (llama2 in chat)",
                 bytes, (unsigned long long)input_bytes(&m), now_seconds() - start);
     }
     hf_model_close(&m);

@@ -35,7 +35,8 @@ int quantize_command(const QuantizeOptions *o, ThreadPool *pool, char *err, size
     quant_config_name(&m.quant, name, sizeof name);
     struct stat written;
     const long long bytes = stat(o->out_path, &written) == 0 ? (long long)written.st_size : -1;
-    fprintf(stderr, "wrote %s%s: %s, %lld bytes (from %zu) in %.2f s\n", o->out_path,
+    char shown[1024];
+    fprintf(stderr, "wrote %s%s: %s, %lld bytes (from %zu) in %.2f s\n", printable(o->out_path, shown, sizeof shown),
             replacing ? " (replacing the file that was there)" : "", name, bytes, m.ck.map_size, now_seconds() - start);
     model_close(&m);
     return 0;

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     JsonDoc doc;
     char err[512];
-    if (json_parse(&doc, (const char *)data, size, err, sizeof err) == 0) {
+    if (json_parse(&doc, (const char *)data, size, JSON_MODEL_FILE_LIMITS, err, sizeof err) == 0) {
         for (int i = 0; i < doc.n_values; i++) {
             const JsonValue *v = &doc.values[i];
             uint64_t u;
@@ -36,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             if (n != v->n_children) __builtin_trap();
         }
+        json_free(&doc);
+    }
+    /* A small limit on values: refused past it, never more. */
+    if (json_parse(&doc, (const char *)data, size, (JsonLimits){size, 8}, err, sizeof err) == 0) {
+        if (doc.n_values > 8) __builtin_trap();
         json_free(&doc);
     }
     HfConfig h;

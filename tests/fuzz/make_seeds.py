@@ -11,6 +11,11 @@ its first 300 pieces; the tokenizer.json of SmolLM2, Llama 3 and Mistral cut to 
 first 400 pieces (the merges among them, the added tokens renumbered after them). Standard library only. The *-format1.qrz seeds were written by an
 older build (format 1, before the RoPE base, norm epsilon and tokenizer were stored) and are
 kept as they are.
+
+Format 2's own fields come from `./run import` of small Hugging Face directories made of
+the same cut-down tensors (config.json, model.safetensors, and tok512.bin cut to the
+vocabulary as tokenizer.model): hf-*.qrz seeds store a tokenizer, an INT8 or float32
+embedding, a chat template name or none, a RoPE base and an epsilon of their own.
 """
 import gzip
 import json
@@ -111,6 +116,48 @@ def cut_tokenizer_json(src, dst, pieces):
     json.dump(t, open(dst, "w", encoding="utf-8"), ensure_ascii=False, separators=(",", ":"))
 
 
+HF_NAMES = [("emb", "model.embed_tokens.weight"), ("rms_final", "model.norm.weight"),
+            ("wcls", "lm_head.weight")]
+HF_LAYER_NAMES = [("rms_att", "input_layernorm"), ("wq", "self_attn.q_proj"), ("wk", "self_attn.k_proj"),
+                  ("wv", "self_attn.v_proj"), ("wo", "self_attn.o_proj"), ("rms_ffn", "post_attention_layernorm"),
+                  ("w1", "mlp.gate_proj"), ("w2", "mlp.down_proj"), ("w3", "mlp.up_proj")]
+
+
+def write_hf_dir(path, t, dim, hid, layers, heads, kv_heads, vocab, seq, shared, theta, eps):
+    """A Hugging Face directory of the cut-down tensors (float32; which rows are which does
+    not matter to a fuzzer), with tok512.bin's first `vocab` pieces as its tokenizer."""
+    os.makedirs(path)
+    kv = dim // heads * kv_heads
+    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": dim, "intermediate_size": hid,
+              "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+              "vocab_size": vocab, "max_position_embeddings": seq, "rope_theta": theta, "rms_norm_eps": eps,
+              "tie_word_embeddings": shared}
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    shapes = {"emb": (vocab, dim), "rms_final": (dim,), "wcls": (vocab, dim), "rms_att": (dim,), "rms_ffn": (dim,),
+              "wq": (dim, dim), "wk": (kv, dim), "wv": (kv, dim), "wo": (dim, dim), "w1": (hid, dim),
+              "w2": (dim, hid), "w3": (hid, dim)}
+    tensors = []
+    for key, name in HF_NAMES:
+        if key != "wcls" or not shared:
+            tensors.append((name, shapes[key], cut(t.get(key, t["emb"]), shapes[key])))
+    for layer in range(layers):
+        for key, name in HF_LAYER_NAMES:
+            full_shape, values = t[key]
+            n = len(values) // full_shape[0]  # one layer's
+            per_layer = (full_shape[1:], values[layer * n:(layer + 1) * n])
+            tensors.append(("model.layers.%d.%s.weight" % (layer, name), shapes[key], cut(per_layer, shapes[key])))
+    header, data = {}, b""
+    for name, shape, values in tensors:
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [len(data), len(data) + 4 * len(values)]}
+        data += struct.pack("<%df" % len(values), *values)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(path, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+    cut_tokenizer_bin("tests/data/tok512.bin", os.path.join(path, "tokenizer.model"), vocab)
+
+
 def main():
     if not os.path.exists("run"):
         sys.exit("error: run `make` first (the .qrz seeds are written by ./run quantize)")
@@ -145,6 +192,23 @@ def main():
         for mode in modes[i % 2::2]:  # half the modes per checkpoint, every mode twice
             out = os.path.join(SEEDS, "qrz", os.path.basename(ck)[:-4] + "-" + mode.replace("/", "_") + ".qrz")
             subprocess.run(["./run", "quantize", ck, out, "-q", mode], check=True, capture_output=True)
+    imports = [  # shape (as above), import flags, RoPE base, epsilon
+        (shapes[0], ["--chat-template", "zephyr"], 10000.0, 1e-5),
+        (shapes[2], ["-q", "fp32", "--embedding", "int8", "--chat-template", "chatml"], 500000.0, 1e-6),
+        (shapes[1], ["-q", "w8a16", "--embedding", "fp32", "--chat-template", "llama2"], 1e6, 1e-5),
+        (shapes[3], ["-q", "rtn4", "--embedding", "int8"], 10000.0, 1e-6),
+    ]
+    t = read_checkpoint("tests/data/llama2xs.bin")
+    hf_dir = os.path.join(SEEDS, "hf-tmp")
+    for s, flags, theta, eps in imports:
+        shutil.rmtree(hf_dir, ignore_errors=True)
+        write_hf_dir(hf_dir, t, *s, theta, eps)
+        given = dict(zip(flags[::2], flags[1::2]))
+        name = "hf-d%d-h%d-l%d-%dx%d-v%d-s%d%s" % (s[:7] + ("" if s[7] else "-cls",)) + "-%s-emb_%s-%s.qrz" % (
+            given.get("-q", "qrazor"), given.get("--embedding", "default"), given.get("--chat-template", "none"))
+        subprocess.run(["./run", "import", hf_dir, os.path.join(SEEDS, "qrz", name)] + flags, check=True,
+                       capture_output=True)
+    shutil.rmtree(hf_dir)
     shutil.copy("tests/data/tok512.bin", os.path.join(SEEDS, "tokenizer", "tok512.bin"))
     cut_tokenizer_bin("tests/data/tokenizer.bin", os.path.join(SEEDS, "tokenizer", "llama2-300.bin"), 300)
     shutil.copy("models/tok512.model", os.path.join(SEEDS, "sentencepiece", "tok512.model"))
