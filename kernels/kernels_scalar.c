@@ -3,6 +3,7 @@
  * as C allows. Every SIMD kernel must produce exactly these integers.
  */
 #include "kernels/floatops.h"
+#include "kernels/hadamard.h"
 #include "kernels/simd.h"
 
 /* The 4-bit kernel in plain C: each row of the block is unpacked group by group into
@@ -59,4 +60,5 @@ float dot_f32_scalar(const float *w, const float *x, int n) {
 }
 
 const KernelTable kernels_scalar = {"scalar", r4_block_scalar, r4_finish_scalar, dot_i8_scalar,
-                                    dot_f32_scalar, r4_acts_quantize_scalar, NULL, NULL, swiglu_scalar};
+                                    dot_f32_scalar, r4_acts_quantize_scalar, NULL, NULL, swiglu_scalar,
+                                    hadamard_scalar};

@@ -83,6 +83,10 @@ typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n
 /* SwiGLU (kernels/floatops.h): swiglu_scalar is the definition, every level gives its bits. */
 typedef void (*SwigluKernel)(float *gate, const float *up, int n);
 
+/* The online rotation Q_len of docs/SPEC.md section 7 on n_vecs vectors (kernels/hadamard.h):
+ * hadamard_scalar is the definition, every level gives its bits. */
+typedef void (*HadamardKernel)(float *v, int n_vecs, int len);
+
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
@@ -93,10 +97,11 @@ typedef struct {
     R4PackKernel r4_pack; /* NULL with r4_gemm: the level multiplies batches in r4_block tiles */
     R4GemmKernel r4_gemm;
     SwigluKernel swiglu;
+    HadamardKernel hadamard;
 } KernelTable;
 
 /* The entries of a table by name, for saying where each comes from (simd_entry_level). */
-enum { SIMD_ENTRIES = 8 };
+enum { SIMD_ENTRIES = 9 };
 extern const char *const simd_entry_names[SIMD_ENTRIES];
 
 /* The level whose file defines entry e of level l's table: l itself, or a lower level whose

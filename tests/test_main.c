@@ -38,6 +38,7 @@ void suite_cli(void);
 void suite_hf(void);
 void suite_chat(void);
 void suite_fuzz_findings(void);
+void suite_rotation(void);
 
 static const char *filter = "";
 static int require_every_level;
@@ -315,6 +316,7 @@ int main(int argc, char **argv) {
     suite_tokenizer();
     suite_sampler();
     suite_forward();
+    suite_rotation();
     suite_reference();
     suite_layout();
     suite_cache_types();
