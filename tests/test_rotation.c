@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/transformer.h"
 #include "kernels/hadamard.h"
 #include "kernels/simd.h"
+#include "tests/golden.h"
 #include "tests/test.h"
+#include "weights/model.h"
 
 /* ------------------------------------------------------------------ Q_n itself */
 
@@ -126,9 +129,119 @@ static void test_hadamard_same_every_level(void) {
     }
 }
 
+/* ------------------------------------------------------------------ the knob */
+
+/* `rot` combines with every mode; rtn4 with it is quarot, by either name. */
+static void test_mode_names(void) {
+    static const char *const given[][2] = {{"quarot", "quarot"},          {"rtn4/rot", "quarot"},
+                                           {"quarot/cls=fp32", "quarot/cls=fp32"}, {"qrazor/rot", "qrazor/rot"},
+                                           {"qrazor/g32/rot/k8", "qrazor/rot/g32/k8"}, {"fp32/rot", "fp32/rot"},
+                                           {"w8a16/rot", "w8a16/rot"}, {"sdr-kv/rot", "sdr-kv/rot"}, {"rtn4", "rtn4"}};
+    for (size_t k = 0; k < sizeof given / sizeof given[0]; k++) {
+        QuantConfig q;
+        char err[256] = "", name[64] = "";
+        if (!CHECKF(quant_config_parse(given[k][0], &q, err, sizeof err) == 0, "%s: %s", given[k][0], err)) continue;
+        quant_config_name(&q, name, sizeof name);
+        CHECKF(!strcmp(name, given[k][1]) && q.rotate == (strcmp(given[k][0], "rtn4") != 0), "%s is named %s",
+               given[k][0], name);
+        CHECK(quant_config_check(&q, err, sizeof err) == 0);
+    }
+    QuantConfig q;
+    char err[256] = "";
+    CHECK(quant_config_parse("quarot", &q, err, sizeof err) == 0 && q.weights == QUANT_RTN4 && q.keys == QUANT_RTN4);
+    CHECKF(quant_config_parse("quarot/k5", &q, err, sizeof err) != 0 && strstr(err, "qrazor only"), "%s", err);
+    CHECKF(quant_config_parse("qrazor/rotate", &q, err, sizeof err) != 0 && strstr(err, "rot,"), "%s", err);
+}
+
+/* ------------------------------------------------------------------ whole models */
+
+/* The oracle's -rot files (tools/oracle.py --rot): every case has fp32-rot, rtn4-rot and
+ * qrazor-g16-rot, and `modes` more. stories260K's hidden size 172 = 4 x 43 and wide48's head
+ * size 48 = 16 x 3 have partial power-of-two blocks. */
+static const GoldenCase rot_cases[] = {
+    {"models/stories260K.bin", "tests/data/golden/stories260K-rot/lily", "w8a16-rot rtn4-rot-clsq"},
+    {"tests/data/llama2xs.bin", "tests/data/golden/llama2xs-rot/park", ""},
+    {"tests/data/wide64.bin", "tests/data/golden/wide64-rot/sara", "qrazor-g64-rot"},
+    {"tests/data/wide48.bin", "tests/data/golden/wide48-rot/sara", ""},
+};
+enum { N_ROT_CASES = sizeof rot_cases / sizeof rot_cases[0] };
+
+/* Every -rot golden case in every mode it has, at every SIMD level, on one thread and on
+ * three (tests/test_reference.c checks the same modes bit for bit against the reference
+ * at every level and thread count, batched and not). Tolerances as without rotations
+ * (tests/test_forward.c): 1e-4 of the logit range for fp32, where the oracle adds in
+ * float64; golden_tolerance for the integer modes. */
+static void test_golden_every_level(void) {
+    ThreadPool *pool = threadpool_new(3);
+    if (!CHECK(pool != NULL)) return;
+    const SimdLevel start = simd_current();
+    for (int l = 0; l < SIMD_LEVELS; l++) {
+        if (!test_level(l)) continue;
+        simd_use(simd_level_name((SimdLevel)l));
+        for (int c = 0; c < N_ROT_CASES; c++) {
+            char modes[160];
+            snprintf(modes, sizeof modes, "fp32-rot rtn4-rot qrazor-g16-rot %s", rot_cases[c].modes);
+            char *save = NULL;
+            for (char *m = strtok_r(modes, " ", &save); m; m = strtok_r(NULL, " ", &save)) {
+                const double tolerance = strcmp(m, "fp32-rot") ? golden_tolerance(m) : 1e-4;
+                golden_check_case(&rot_cases[c], m, tolerance, NULL);
+                golden_check_case(&rot_cases[c], m, tolerance, pool);
+            }
+        }
+    }
+    simd_use(simd_level_name(start));
+    threadpool_free(pool);
+}
+
+/* A float32 model computes the same function rotated: the logits of fp32/rot are those of
+ * fp32 but for float rounding (the oracle finds 2.4e-7 of the logit range between the two).
+ * Every rotated product adds in another basis, so the rounding differs in the last bits of
+ * every activation; 1e-5 of the range bounds what that amounts to through these models. */
+static void test_fp32_rot_is_fp32(void) {
+    static const char *const models[] = {"models/stories260K.bin", "tests/data/llama2xs.bin", "tests/data/wide64.bin",
+                                         "tests/data/wide48.bin"};
+    enum { N = 40 };
+    for (int k = 0; k < 4; k++) {
+        float *logits[2] = {NULL, NULL};
+        int vocab = 0;
+        for (int rot = 0; rot < 2; rot++) {
+            char err[256] = "";
+            QuantConfig q;
+            ModelWeights w;
+            quant_config_parse(rot ? "fp32/rot" : "fp32", &q, err, sizeof err);
+            if (!CHECKF(model_open(&w, models[k], &q, NULL, err, sizeof err) == 0, "%s", err)) continue;
+            Transformer *t = transformer_new(&w, NULL, N, err, sizeof err);
+            vocab = w.cfg.vocab_size;
+            int tokens[N];
+            for (int i = 0; i < N; i++) tokens[i] = i ? (i * 37 + 11) % vocab : 1;
+            logits[rot] = malloc((size_t)N * vocab * sizeof(float));
+            CHECKF(t && logits[rot] && transformer_run(t, tokens, N, 0, logits[rot]), "%s", err);
+            transformer_free(t);
+            model_close(&w);
+        }
+        double worst = 0;
+        for (int pos = 0; logits[0] && logits[1] && pos < N; pos++) {
+            const float *a = logits[0] + (size_t)pos * vocab, *b = logits[1] + (size_t)pos * vocab;
+            float lo = a[0], hi = a[0];
+            double d = 0;
+            for (int i = 0; i < vocab; i++) {
+                lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
+                d = fmax(d, fabs((double)a[i] - b[i]));
+            }
+            worst = fmax(worst, d / (hi - lo));
+        }
+        printf("    %s: fp32/rot differs from fp32 by %.2e of the logit range\n", models[k], worst);
+        CHECKF(logits[0] && logits[1] && worst <= 1e-5, "%s: fp32/rot is %.3g of the range from fp32", models[k], worst);
+        free(logits[0]), free(logits[1]);
+    }
+}
+
 void suite_rotation(void) {
     test_run("rotation_block_and_signs", test_block_and_signs);
     test_run("rotation_f64_is_the_matrix", test_f64_is_the_matrix);
     test_run("rotation_scalar_is_the_matrix", test_scalar_is_the_matrix);
     test_run("rotation_hadamard_same_every_level", test_hadamard_same_every_level);
+    test_run("rotation_mode_names", test_mode_names);
+    test_run("rotation_golden_every_level_and_thread_count", test_golden_every_level);
+    test_run("rotation_fp32_rot_is_fp32", test_fp32_rot_is_fp32);
 }
