@@ -17,6 +17,23 @@ int hadamard_block(int n) { return n & -n; }
 
 int hadamard_flips(int i) { return (int)(((uint32_t)i * 2654435761u + 0x9E3779B9u) >> 31); }
 
+/* a, b = a + b, a - b on width doubles: in blocks of 8 with a fixed inner count, which
+ * compilers vectorize even at -O2 for a plain x86-64, then the rest. */
+static void butterfly_f64(double *restrict a, double *restrict b, size_t width) {
+    size_t k = 0;
+    for (; k + 8 <= width; k += 8)
+        for (int e = 0; e < 8; e++) {
+            const double u = a[k + e], v = b[k + e];
+            a[k + e] = u + v;
+            b[k + e] = u - v;
+        }
+    for (; k < width; k++) {
+        const double u = a[k], v = b[k];
+        a[k] = u + v;
+        b[k] = u - v;
+    }
+}
+
 void hadamard_f64(double *x, int n, size_t stride, size_t width) {
     const int B = hadamard_block(n);
     const double scale = 1.0 / sqrt((double)B);
@@ -25,14 +42,7 @@ void hadamard_f64(double *x, int n, size_t stride, size_t width) {
             for (size_t k = 0; k < width; k++) x[i * stride + k] = -x[i * stride + k];
     for (int h = 1; h < B; h *= 2)
         for (int j = 0; j < n; j += 2 * h) /* the pairs (i, i + h) of each run of 2h */
-            for (int i = j; i < j + h; i++) {
-                double *a = x + i * stride, *b = x + (i + h) * stride;
-                for (size_t k = 0; k < width; k++) {
-                    const double u = a[k], v = b[k];
-                    a[k] = u + v;
-                    b[k] = u - v;
-                }
-            }
+            for (int i = j; i < j + h; i++) butterfly_f64(x + i * stride, x + (i + h) * stride, width);
     for (int i = 0; i < n; i++)
         for (size_t k = 0; k < width; k++) x[i * stride + k] *= scale;
 }

@@ -56,10 +56,14 @@ static void linear_free(Linear *l) {
 }
 
 /* The float32 tensors a rotated model keeps (docs/SPEC.md section 7): its norm gains, all 1
- * now; and the rotated copies of the tensors that stay float32, which the quantized ones
- * are made from and then freed. One allocation, handed out in turn. */
+ * now, and the rotated copies of the tensors that stay float32, in one allocation handed
+ * out in turn. The others are rotated into `temp` and quantized from it; temp and the
+ * rotation's scratch serve tensor after tensor. */
 typedef struct {
     float *next, *end;
+    float *temp;
+    size_t temp_size;
+    RotateScratch scratch;
 } Kept;
 
 static size_t kept_floats(const ModelConfig *c, const QuantConfig *q) {
@@ -87,30 +91,33 @@ static int load_tensor(ModelWeights *m, Linear *l, int role, QuantKind kind, Qua
     if (!q->rotate) return linear_quantize(l, kind, partner, w, rot.rows, rot.cols, q, pool);
     const size_t n = (size_t)rot.rows * rot.cols;
     const int keep = storage_for(kind, partner) == STORE_F32;
-    float *rotated = keep ? kept->next : malloc(n * sizeof *rotated);
-    if (!rotated || (keep && (size_t)(kept->end - kept->next) < n)) return -1;
-    int rc = rotate_rows(rotated, w, rot.rows, &rot, checkpoint_gain(&m->ck, &rot), pool);
+    if (keep && (size_t)(kept->end - kept->next) < n) return -1;
+    if (!keep && kept->temp_size < n) {
+        free(kept->temp);
+        kept->temp_size = (kept->temp = malloc(n * sizeof *kept->temp)) ? n : 0;
+        if (!kept->temp) return -1;
+    }
+    float *rotated = keep ? kept->next : kept->temp;
+    int rc = rotate_rows(rotated, w, rot.rows, &rot, checkpoint_gain(&m->ck, &rot), &kept->scratch, pool);
     if (rc == 0) rc = linear_quantize(l, kind, partner, rotated, rot.rows, rot.cols, q, pool);
     if (keep) kept->next += n;
-    else free(rotated);
     return rc;
 }
 
-static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool *pool) {
+static int load_tensors(ModelWeights *m, const QuantConfig *q, Kept *kept, ThreadPool *pool) {
     const Checkpoint *ck = &m->ck;
     const ModelConfig *c = &ck->cfg;
     const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, kv = (size_t)config_kv_dim(c);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return -1;
-    Kept kept = {NULL, NULL};
     float *ones = NULL; /* a rotated model's norm gains */
     if (q->rotate) {
         const size_t n = kept_floats(c, q);
         if (!(m->rotated = malloc(n * sizeof *m->rotated))) return -1;
-        kept = (Kept){m->rotated, m->rotated + n};
-        ones = kept.next;
+        kept->next = ones = m->rotated;
+        kept->end = m->rotated + n;
         for (size_t i = 0; i < (size_t)c->n_layers * dim; i++) ones[i] = 1.0f;
-        kept.next += (size_t)c->n_layers * dim;
+        kept->next += (size_t)c->n_layers * dim;
     }
     for (int l = 0; l < c->n_layers; l++) {
         LayerWeights *L = &m->layers[l];
@@ -122,17 +129,25 @@ static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool
                                    ck->wo + i * dim * dim, ck->w1 + i * hid * dim, ck->w2 + i * dim * hid,
                                    ck->w3 + i * hid * dim};
         for (int j = 0; j < 7; j++)
-            if (load_tensor(m, lins[j], QRZ_ROLE_LINEAR + 7 * l + j, q->weights, q->acts, w[j], q, &kept, pool) != 0)
+            if (load_tensor(m, lins[j], QRZ_ROLE_LINEAR + 7 * l + j, q->weights, q->acts, w[j], q, kept, pool) != 0)
                 return -1;
     }
     m->rms_final = q->rotate ? ones : ck->rms_final;
     /* The embedding: float32, or INT8 rows (a lookup dequantizes one). */
     Linear emb = {0};
-    if (load_tensor(m, &emb, QRZ_ROLE_EMBEDDING, q->embedding, q->embedding, ck->token_embedding, q, &kept, pool) != 0)
+    if (load_tensor(m, &emb, QRZ_ROLE_EMBEDDING, q->embedding, q->embedding, ck->token_embedding, q, kept, pool) != 0)
         return -1;
     m->token_embedding = emb.f32;
     if (q->embedding == QUANT_INT) m->embedding_i8 = emb.i8;
-    return load_tensor(m, &m->cls, QRZ_ROLE_CLASSIFIER, q->cls, q->cls, ck->wcls, q, &kept, pool);
+    return load_tensor(m, &m->cls, QRZ_ROLE_CLASSIFIER, q->cls, q->cls, ck->wcls, q, kept, pool);
+}
+
+static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool *pool) {
+    Kept kept = {NULL, NULL, NULL, 0, {NULL, 0}};
+    const int rc = load_tensors(m, q, &kept, pool);
+    free(kept.temp);
+    rotate_scratch_free(&kept.scratch);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ open / close */

@@ -27,28 +27,41 @@ Rotation rotation_of(const ModelConfig *c, int role) {
 
 /* ------------------------------------------------------------------ rotating rows */
 
+/* The input side rotates rows 8 at a time, each element of the vectors being the 8 rows'
+ * values at one column, side by side: every butterfly then works on 8 doubles, which
+ * vectorizes; each value sees the same operations as in a row of its own. */
+enum { ROW_BLOCK = 8 };
 enum { STRIP = 64 }; /* columns the output side rotates together (a few cache lines a row) */
 
 typedef struct {
     const Rotation *rot;
     const float *w, *gain;
     float *out;
-    double *work;  /* the rows in double: all of them (output side), or one per thread */
-    int two_sided; /* rot has an output side */
+    int n;
+    double *whole;  /* two-sided: the n rows in double, between the sides; else NULL */
+    double *blocks; /* per thread: a block of rows, [cols][ROW_BLOCK] */
 } RotateJob;
 
-/* The input side of rows [r0, r1): the gain folded in, each segment by Q_in_seg; rounded to
- * out at once unless the output side follows. */
-static void input_side(void *ctx, int thread, int r0, int r1) {
+/* The input side of row blocks [b0, b1): the gain folded in, each segment by Q_in_seg;
+ * into whole, or rounded to out when there is no output side. */
+static void input_side(void *ctx, int thread, int b0, int b1) {
     const RotateJob *job = ctx;
     const int cols = job->rot->cols, seg = job->rot->in_seg;
-    for (int r = r0; r < r1; r++) {
-        double *x = job->work + (size_t)(job->two_sided ? r : thread) * cols;
-        const float *w = job->w + (size_t)r * cols;
-        for (int c = 0; c < cols; c++) x[c] = job->gain ? (double)w[c] * job->gain[c] : (double)w[c];
-        for (int s = 0; seg && s < cols; s += seg) hadamard_f64(x + s, seg, 1, 1);
-        if (!job->two_sided)
-            for (int c = 0; c < cols; c++) job->out[(size_t)r * cols + c] = (float)x[c];
+    double *t = job->blocks + (size_t)thread * cols * ROW_BLOCK;
+    for (int b = b0; b < b1; b++) {
+        const int r0 = b * ROW_BLOCK, rows = job->n - r0 < ROW_BLOCK ? job->n - r0 : ROW_BLOCK;
+        for (int e = 0; e < ROW_BLOCK; e++) /* rows past the end are zeros, computed and dropped */
+            for (int c = 0; c < cols; c++) {
+                const double w = e < rows ? job->w[(size_t)(r0 + e) * cols + c] : 0.0;
+                t[(size_t)c * ROW_BLOCK + e] = job->gain ? w * job->gain[c] : w;
+            }
+        for (int s = 0; seg && s < cols; s += seg) hadamard_f64(t + (size_t)s * ROW_BLOCK, seg, ROW_BLOCK, ROW_BLOCK);
+        for (int e = 0; e < rows; e++)
+            for (int c = 0; c < cols; c++) {
+                const size_t at = (size_t)(r0 + e) * cols + c;
+                if (job->whole) job->whole[at] = t[(size_t)c * ROW_BLOCK + e];
+                else job->out[at] = (float)t[(size_t)c * ROW_BLOCK + e];
+            }
     }
 }
 
@@ -59,20 +72,31 @@ static void output_side(void *ctx, int thread, int s0, int s1) {
     const RotateJob *job = ctx;
     const int rows = job->rot->rows, cols = job->rot->cols, seg = job->rot->out_seg;
     const int c0 = s0 * STRIP, c1 = s1 * STRIP < cols ? s1 * STRIP : cols;
-    for (int r = 0; r < rows; r += seg) hadamard_f64(job->work + (size_t)r * cols + c0, seg, (size_t)cols, (size_t)(c1 - c0));
+    for (int r = 0; r < rows; r += seg)
+        hadamard_f64(job->whole + (size_t)r * cols + c0, seg, (size_t)cols, (size_t)(c1 - c0));
     for (int r = 0; r < rows; r++)
-        for (int c = c0; c < c1; c++) job->out[(size_t)r * cols + c] = (float)job->work[(size_t)r * cols + c];
+        for (int c = c0; c < c1; c++) job->out[(size_t)r * cols + c] = (float)job->whole[(size_t)r * cols + c];
 }
 
-int rotate_rows(float *out, const float *w, int n, const Rotation *rot, const float *gain, ThreadPool *pool) {
-    const int two_sided = rot->out_seg > 0, cols = rot->cols;
-    const size_t work_rows = two_sided ? (size_t)n : (size_t)threadpool_size(pool);
-    RotateJob job = {rot, w, gain, out, malloc(work_rows * cols * sizeof(double)), two_sided};
-    if (!job.work) return -1;
-    threadpool_parallel_for(pool, n, threadpool_grain(pool, n, 4), input_side, &job);
-    const int strips = (cols + STRIP - 1) / STRIP;
-    if (two_sided) threadpool_parallel_for(pool, strips, threadpool_grain(pool, strips, 2), output_side, &job);
-    free(job.work);
+void rotate_scratch_free(RotateScratch *s) {
+    free(s->mem);
+    *s = (RotateScratch){NULL, 0};
+}
+
+int rotate_rows(float *out, const float *w, int n, const Rotation *rot, const float *gain, RotateScratch *scratch,
+                ThreadPool *pool) {
+    const size_t cols = (size_t)rot->cols, whole = rot->out_seg ? (size_t)n * cols : 0;
+    const size_t need = whole + (size_t)threadpool_size(pool) * cols * ROW_BLOCK;
+    if (scratch->size < need) { /* grown, never shrunk: the next tensor likely needs as much */
+        free(scratch->mem);
+        scratch->size = 0;
+        if (!(scratch->mem = malloc(need * sizeof *scratch->mem))) return -1;
+        scratch->size = need;
+    }
+    RotateJob job = {rot, w, gain, out, n, whole ? scratch->mem : NULL, scratch->mem + whole};
+    const int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK, strips = (rot->cols + STRIP - 1) / STRIP;
+    threadpool_parallel_for(pool, blocks, threadpool_grain(pool, blocks, 4), input_side, &job);
+    if (whole) threadpool_parallel_for(pool, strips, threadpool_grain(pool, strips, 2), output_side, &job);
     return 0;
 }
 
@@ -95,14 +119,15 @@ static int read_rotated_rows(void *ctx, int role, int row0, int n, float *out, c
     const float *gain = rot.gain_role >= 0 ? r->gain : NULL;
     if (rot.out_seg == 0) { /* row by row, as they come */
         if (r->in.read_rows(r->in.ctx, role, row0, n, out, err, errlen) != 0) return -1;
-        return rotate_rows(out, out, n, &rot, gain, NULL) == 0 ? 0 : (snprintf(err, errlen, "out of memory"), -1);
+        return rotate_rows(out, out, n, &rot, gain, &r->scratch, NULL) == 0 ? 0
+                                                                             : (snprintf(err, errlen, "out of memory"), -1);
     }
     if (r->whole_role != role) { /* its first rows: read and rotate it whole */
         free(r->whole);
         r->whole_role = -1;
         if (!(r->whole = malloc((size_t)rot.rows * cols * sizeof *r->whole))) goto out_of_memory;
         if (r->in.read_rows(r->in.ctx, role, 0, rot.rows, r->whole, err, errlen) != 0) return -1;
-        if (rotate_rows(r->whole, r->whole, rot.rows, &rot, gain, NULL) != 0) goto out_of_memory;
+        if (rotate_rows(r->whole, r->whole, rot.rows, &rot, gain, &r->scratch, NULL) != 0) goto out_of_memory;
         r->whole_role = role;
     }
     memcpy(out, r->whole + (size_t)row0 * cols, (size_t)n * cols * sizeof *out);
@@ -123,7 +148,7 @@ static void rotated_progress(void *ctx, int i, int n, uint64_t bytes, uint64_t f
 }
 
 void rotated_source_init(RotatedSource *r, const QrzSource *in, QrzSource *out) {
-    *r = (RotatedSource){*in, NULL, -1, -1, NULL, -1};
+    *r = (RotatedSource){*in, NULL, -1, -1, NULL, -1, {NULL, 0}};
     *out = *in;
     out->quant.rotate = 1;
     out->tied = 0;
@@ -135,5 +160,6 @@ void rotated_source_init(RotatedSource *r, const QrzSource *in, QrzSource *out) 
 void rotated_source_free(RotatedSource *r) {
     free(r->gain);
     free(r->whole);
+    rotate_scratch_free(&r->scratch);
     *r = (RotatedSource){0};
 }

@@ -37,12 +37,22 @@ typedef struct {
  *   w2               rows by Q_hidden, then columns by Q_dim */
 Rotation rotation_of(const ModelConfig *c, int role);
 
+/* The double-precision memory rotate_rows works in, kept from one call to the next (it
+ * only grows), so that rotating a model tensor by tensor does not fault in fresh pages
+ * for each. Start it zeroed; free it with rotate_scratch_free. */
+typedef struct {
+    double *mem;
+    size_t size; /* doubles */
+} RotateScratch;
+void rotate_scratch_free(RotateScratch *s);
+
 /* out = n rows of a tensor as rot rotates them, from their float32 values w and the gain
  * (NULL when rot folds none; cols values otherwise), in double, rounded to float32 once.
  * With an output side the rows must be the whole tensor (n = rot->rows); without one, any
  * of its rows (each is rotated alone). out may be w. Runs on the pool's threads (NULL: the
  * caller's). Returns 0, or -1 when out of memory. */
-int rotate_rows(float *out, const float *w, int n, const Rotation *rot, const float *gain, ThreadPool *pool);
+int rotate_rows(float *out, const float *w, int n, const Rotation *rot, const float *gain, RotateScratch *scratch,
+                ThreadPool *pool);
 
 /* A model's rows as docs/SPEC.md section 7 rotates them, read from another source of rows
  * (weights/qrz.h): what import writes with `rot`. A tensor rotated on both sides is read and
@@ -53,6 +63,7 @@ typedef struct {
     int gain_role, gain_row;
     float *whole;           /* a tensor rotated on both sides, while it is read */
     int whole_role;
+    RotateScratch scratch;
 } RotatedSource;
 
 /* Makes *out the source of the rotated model whose unrotated rows `in` gives (in must
