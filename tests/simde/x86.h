@@ -14,6 +14,10 @@
  * Wrong in SIMDe 0.7.4 (so replaced here, and not to be used in kernels without a check):
  *   _mm_testz_si128, _mm256_testz_si256   report "all zero" when any 64-bit half is zero
  *   _mm512_roundscale_ps, _pd             read the rounding immediate as a scale
+ *   _mm256_maskload_ps                    reads all 8 floats, masked or not: past the end
+ *                                         of an array (the instruction touches no masked lane)
+ * (SIMDe's integer lanes wrap as signed C integers would not: the Makefile compiles these
+ * files with -fwrapv.)
  */
 #ifndef TESTS_SIMDE_X86_H
 #define TESTS_SIMDE_X86_H
@@ -281,6 +285,18 @@ static inline simde__m512i gap_mm512_srai_epi32(simde__m512i a, unsigned count) 
     return GAP_VEC(simde__m512i, r);
 }
 #define _mm512_srai_epi32 gap_mm512_srai_epi32
+
+/* vmaskmovps (load): the floats whose mask lane has its top bit set; the others are 0 and
+ * their memory is not touched. */
+static inline simde__m256 gap_mm256_maskload_ps(const float *p, simde__m256i mask) {
+    GAP_LANES(int32_t, m, mask, 8);
+    float r[8] = {0};
+    for (int i = 0; i < 8; i++)
+        if (m[i] < 0) memcpy(&r[i], p + i, sizeof r[i]);
+    return GAP_VEC(simde__m256, r);
+}
+#undef _mm256_maskload_ps
+#define _mm256_maskload_ps gap_mm256_maskload_ps
 
 /* vpermilps with an immediate: in each 128-bit lane, float j takes float (imm >> 2j) & 3
  * of the same lane. */
