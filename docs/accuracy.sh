@@ -141,14 +141,17 @@ comparison() {
            cmp_row "llama2xs, 256, float32" llama2xs-clsf /cls=fp32)
     # What holds in every row, said only when it does.
     summary=$(awk -F'|' '
-        { n++; rescue += $4 < $3; helps += $6 < $5; wins += $4 < $5
+        { n++; rescue += $4 < $3; helps += $6 < $5
+          label = $2; gsub(/^ +| +$/, "", label)
+          if ($4 < $5) { wins++; quarot_rows = quarot_rows (wins > 1 ? "; " : "") label }
+          else { losses++; qrazor_rows = qrazor_rows (losses > 1 ? "; " : "") label }
           gap = $4 - $5; gap = gap < 0 ? -gap : gap; if (gap > max_gap) max_gap = gap
           best = $4 < $5 ? $4 : $5; if (n == 1 || $3 - best < min_gain) min_gain = $3 - best }
         END { printf "Rotating rescues naive rounding in %s of these %d runs, and helps the razor in %s. ",
                      (rescue == n) ? "every one" : rescue "", n, (helps == 0) ? "none" : (helps == n) ? "all" : helps ""
               if (wins == 0) printf "QRazor beats QuaRot-RTN in every run"
               else if (wins == n) printf "QuaRot-RTN beats QRazor in every run"
-              else printf "QuaRot-RTN beats QRazor in %d of them and QRazor wins the other %d: which method wins depends on the model, the context and the classifier", wins, n - wins
+              else printf "QuaRot-RTN beats QRazor in %d of them (%s) and QRazor wins the other %d (%s): the winner changes with the setting", wins, quarot_rows, losses, qrazor_rows
               printf ", by at most %.2f of perplexity, where the better of them is at least %.2f below rtn4.", max_gap, min_gain }' <<< "$rows")
     cat <<EOF
 ## QRazor and QuaRot
