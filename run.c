@@ -99,8 +99,10 @@ static const OptionSpec options[N_OPTIONS] = {
                          "weights, activations and KV cache, razored from\n"
                          "INT8/INT16/INT8); sdr-w | sdr-a | sdr-kv | sdr-p: w8a16\n"
                          "with one site razored; options may follow:\n"
-                         "qrazor/g32/trunc/cls=fp32, and qrazor's cache types\n"
-                         "/k5 /k8 /v5 /v8 (as -ctk, -ctv)"},
+                         "qrazor/g32/trunc/cls=fp32, qrazor's cache types\n"
+                         "/k5 /k8 /v5 /v8 (as -ctk, -ctv), and /rot on any mode:\n"
+                         "QuaRot-style rotations (docs/SPEC.md section 7);\n"
+                         "quarot = rtn4/rot"},
     [O_GROUP] = {"-g", 0, ARG_INT, "G", 16, 128, .words = "16|32|64|128", .commands = MODES | WRITE | EXPLAIN,
                  .help = "razoring group size: 16, 32, 64 or 128 (default 16)"},
     [O_CLS] = {"--cls", 0, ARG_WORD, "KIND", .words = "fp32|int8|qrazor|rtn4", .noun = "classifier setting",
@@ -126,7 +128,7 @@ static const OptionSpec options[N_OPTIONS] = {
                         "divergence and top-1 agreement against fp32, in windows\n"
                         "of -c tokens"},
     [O_EVAL_MODES] = {"--eval-modes", 0, ARG_TEXT, "LIST", .commands = EVAL,
-                      .help = "modes to compare in one run, e.g. fp32,qrazor,rtn4;\n"
+                      .help = "modes to compare in one run, e.g. fp32,qrazor,quarot;\n"
                               "'all' = every mode and knob (default: -q's mode)"},
     [O_SCORE] = {"--score", 0, ARG_WORD, "HOW", .words = "half|all", .noun = "scoring", .commands = EVAL,
                  .help = "half | all: score each window's second half (default),\nor every next token"},

@@ -17,11 +17,18 @@ THREADS=${THREADS:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The two methods with a float32 classifier, and stories260K in windows of 256 too (the
+# closing section's table).
+METHODS=rtn4,quarot,qrazor,qrazor/rot
+METHODS_CLS_FP32=rtn4/cls=fp32,quarot/cls=fp32,qrazor/cls=fp32,qrazor/rot/cls=fp32
 for m in "${MODELS[@]}"; do
     name=$(basename "$m" .bin)
     echo "evaluating $name ..." >&2
     $RUN "$m" --eval "$TEXT" --eval-modes all --json ${THREADS:+-j "$THREADS"} > "$tmp/$name.json"
+    $RUN "$m" --eval "$TEXT" --eval-modes "$METHODS_CLS_FP32" --json ${THREADS:+-j "$THREADS"} > "$tmp/$name-clsf.json"
 done
+$RUN models/stories260K.bin --eval "$TEXT" --eval-modes "$METHODS" -c 256 --json ${THREADS:+-j "$THREADS"} \
+    > "$tmp/stories260K-c256.json"
 
 # Our JSON has one mode per line: {"mode": "qrazor", "nll": 2.4985, ...}
 field() { sed -n "s/.*\"$2\": \\([-0-9.e+]*\\).*/\\1/p" <<< "$1"; }
@@ -64,6 +71,9 @@ describe() {
     sdr-a) echo "w8a16 + razored activations (linear inputs, queries) only" ;;
     sdr-kv) echo "w8a16 + razored KV cache only" ;;
     sdr-p) echo "w8a16 + razored attention probabilities only" ;;
+    fp32/rot) echo "fp32 on the rotated model (SPEC section 7): fp32 but for float rounding" ;;
+    quarot) echo "QuaRot-RTN: rtn4 on the rotated model (rtn4/rot)" ;;
+    qrazor/rot) echo "as qrazor, on the rotated model" ;;
     *) echo "" ;;
     esac
 }
@@ -81,7 +91,11 @@ reading() { # model
         -v k8="$(value "$1" qrazor/k8 nll)" -v k8v8="$(value "$1" qrazor/k8/v8 nll)" \
         -v bits="$(value "$1" qrazor kv_bits)" -v bits_k5="$(value "$1" qrazor/k5 kv_bits)" \
         -v ppl="$(value "$1" qrazor ppl)" -v ppl_k5="$(value "$1" qrazor/k5 ppl)" \
-        -v bits_k8="$(value "$1" qrazor/k8 kv_bits)" '
+        -v bits_k8="$(value "$1" qrazor/k8 kv_bits)" \
+        -v rot32="$(value "$1" fp32/rot nll)" -v rot32kl="$(value "$1" fp32/rot max_kl)" \
+        -v quarot="$(value "$1" quarot nll)" -v qrot="$(value "$1" qrazor/rot nll)" \
+        -v ppl_quarot="$(value "$1" quarot ppl)" -v ppl_qrot="$(value "$1" qrazor/rot ppl)" \
+        -v ppl_rtn="$(value "$1" rtn4 ppl)" -v top1q="$(value "$1" quarot top1)" '
     BEGIN {
         printf "- Stage 1 alone (w8a16) costs %+.4f nats per token: INT8/INT16 absmax scaling is close to lossless here.\n", w8 - fp32
         printf "- QRazor (W4A4KV4) costs %+.4f nats per token against fp32 (perplexity x%.2f); the naive 4-bit baseline rtn4 costs %+.4f (x%.2f). ", qr - fp32, exp(qr - fp32), rtn - fp32, exp(rtn - fp32)
@@ -100,7 +114,73 @@ reading() { # model
         else
             printf "5-bit keys (-ctk r5) are the choice when the cache has room; "
         printf "the values matter less: 5-bit values on top of 5-bit keys move it by %+.4f.\n", k5v5 - k5
+        printf "- Rotations (SPEC section 7): fp32/rot moves the NLL by %+.4f (largest KL %.1g): in float32 the rotated model is the same model. ", rot32 - fp32, rot32kl
+        printf "They take naive rounding from perplexity %.2f (rtn4) to %.2f (quarot, %.1f%% top-1), recovering %.0f%% of its loss; ", ppl_rtn, ppl_quarot, top1q, 100 * (rtn - quarot) / (rtn - fp32)
+        printf "on the razor they %s %.4f nats (qrazor/rot %.2f against qrazor %.2f). ", (qrot > qr) ? "cost" : "save", (qrot > qr) ? qrot - qr : qr - qrot, ppl_qrot, ppl
+        if (quarot < qr) printf "QuaRot-RTN beats QRazor here, by %.4f nats.\n", qr - quarot
+        else printf "QRazor beats QuaRot-RTN here, by %.4f nats.\n", quarot - qr
     }'
+}
+
+# The closing section: QRazor against QuaRot-RTN on both models, with the classifier
+# quantized (the rows above) and float32 (as the papers evaluate), and stories260K in
+# windows of 256 as well as its own 512; then why.
+cmp_row() { # label json-stem classifier-suffix
+    awk -v label="$1" -v rtn="$(value "$2" "rtn4$3" ppl)" -v quarot="$(value "$2" "quarot$3" ppl)" \
+        -v qr="$(value "$2" "qrazor$3" ppl)" -v qrot="$(value "$2" "qrazor/rot$3" ppl)" \
+        'BEGIN { printf "| %s | %.3f | %.3f | %.3f | %.3f | %s |\n", label, rtn, quarot, qr, qrot,
+                 (quarot < qr) ? "QuaRot-RTN" : "QRazor" }'
+}
+
+comparison() {
+    local rows summary
+    rows=$(cmp_row "stories260K, 512, quantized" stories260K ""
+           cmp_row "stories260K, 512, float32" stories260K-clsf /cls=fp32
+           cmp_row "stories260K, 256, quantized" stories260K-c256 ""
+           cmp_row "llama2xs, 256, quantized" llama2xs ""
+           cmp_row "llama2xs, 256, float32" llama2xs-clsf /cls=fp32)
+    # What holds in every row, said only when it does.
+    summary=$(awk -F'|' '
+        { n++; rescue += $4 < $3; helps += $6 < $5
+          label = $2; gsub(/^ +| +$/, "", label)
+          if ($4 < $5) { wins++; quarot_rows = quarot_rows (wins > 1 ? "; " : "") label }
+          else { losses++; qrazor_rows = qrazor_rows (losses > 1 ? "; " : "") label }
+          gap = $4 - $5; gap = gap < 0 ? -gap : gap; if (gap > max_gap) max_gap = gap
+          best = $4 < $5 ? $4 : $5; if (n == 1 || $3 - best < min_gain) min_gain = $3 - best }
+        END { printf "Rotating rescues naive rounding in %s of these %d runs, and helps the razor in %s. ",
+                     (rescue == n) ? "every one" : rescue "", n, (helps == 0) ? "none" : (helps == n) ? "all" : helps ""
+              if (wins == 0) printf "QRazor beats QuaRot-RTN in every run"
+              else if (wins == n) printf "QuaRot-RTN beats QRazor in every run"
+              else printf "QuaRot-RTN beats QRazor in %d of them (%s) and QRazor wins the other %d (%s): the winner changes with the setting", wins, quarot_rows, losses, qrazor_rows
+              printf ", by at most %.2f of perplexity, where the better of them is at least %.2f below rtn4.", max_gap, min_gain }' <<< "$rows")
+    cat <<EOF
+## QRazor and QuaRot
+
+The QRazor paper compares itself with QuaRot (arXiv 2404.00456) in its RTN variant:
+rotate the model by Hadamard matrices, which leaves a float model's function unchanged
+(the fp32/rot rows above), then round to 4 bits with one absmax scale per row or vector.
+Here \`-q quarot\` is that method (rtn4 on a model rotated as docs/SPEC.md section 7
+says) and \`-q qrazor/rot\` razors the rotated model. Perplexity, on the same text:
+
+| model, window, classifier | rtn4 | quarot | qrazor | qrazor/rot | better of the two methods |
+|---|---:|---:|---:|---:|---|
+$rows
+
+$summary
+
+Why rotation moves the two in opposite directions: it spreads a large value over its
+whole block, so the largest value of a vector falls towards its RMS (\`./run MODEL
+--explain\` shows one vector before and after, its section 7). Absmax rounding sets its
+one step per vector from that largest value, so every other value gains resolution:
+rotation is what makes RTN usable. The razor already adapts: each group of 16 gets a
+shift of its own, so an outlier costs only its own group, and rotation has little to
+give it; what it takes, it takes by mixing the groups, carrying the loud group's energy
+into the quiet ones, whose shifts grow with it. Where the rotated blocks are small the
+rotation spreads less: stories260K's hidden size is 172 = 4 x 43, so Q_hidden works in
+blocks of 4, where QuaRot's own non-power-of-two Hadamard matrices would mix all 172.
+These models are tiny (dim 64); the papers compare on LLaMA models of 7B parameters and
+more.
+EOF
 }
 
 {
@@ -115,6 +195,13 @@ EOF
     for m in "${MODELS[@]}"; do
         echo "    $RUN $m --eval $TEXT --eval-modes all --json"
     done
+    echo
+    echo "and, for the last section,"
+    echo
+    for m in "${MODELS[@]}"; do
+        echo "    $RUN $m --eval $TEXT --eval-modes $METHODS_CLS_FP32 --json"
+    done
+    echo "    $RUN models/stories260K.bin --eval $TEXT --eval-modes $METHODS -c 256 --json"
     cat <<EOF
 
 How to read the columns: the text is cut into windows of the model's context (documents
@@ -126,8 +213,10 @@ among the scored positions; top-1 is how often the mode's most likely token is f
 "all" is every mode and knob: G in {16, 32, 64, 128}, rounding or truncating razor,
 classifier fp32 / INT8 / razored, the key and value cache types (5-bit razored codes or
 INT8, \`-ctk\` / \`-ctv\`; "KV bits" is what the cache stores per key or value element at
-the model's full context, scales and shifts included), and the ablation that razors one
-site at a time on top of w8a16 (stage 1 only) to show where the error comes from.
+the model's full context, scales and shifts included), the ablation that razors one
+site at a time on top of w8a16 (stage 1 only) to show where the error comes from, and
+the rotations of docs/SPEC.md section 7 (QuaRot-style: \`fp32/rot\`, \`quarot\`,
+\`qrazor/rot\`; the last section compares the two methods).
 
 These are tiny models (dim 64, head size 8): a weight row is four razoring groups and a
 head of keys or values is a single group, so one large value sets the shift for
@@ -150,5 +239,6 @@ EOF
         reading "$name"
         echo
     done
+    comparison
 } > "$tmp/page.md"
 finish "$OUT" "$tmp/page.md" "make accuracy"

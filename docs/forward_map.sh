@@ -61,6 +61,7 @@ row "quantize the input: stage 1, razor (SPEC 1-2)" "$(link "$(fn $R quantize)")
 row "q, k, v = wq xb, wk xb, wv xb" "$(link "$(where $R 'linear(r, r->q_, &L->wq')"), $(link "$(fn $R linear)"), $(link "$(fn $R weight_row)")" "$(link "$(where $F '(const Linear *[]){&L->wq, &L->wk, &L->wv}')"), $(link "$(fn kernels/matmul.c matmul_shared)")"
 row "integer product of codes (SPEC 3)" "$(link "$(fn kernels/quant.c qr_dot)")" "$(link "$(fn kernels/kernels_scalar.c r4_block_scalar)") and its SIMD twins"
 row "RoPE on q and k" "$(link "$(where $R 'rope(r->q_')"), $(link "$(fn $R rope)")" "$(link "$(fn $F rope_and_cache_heads)"), $(link "$(fn kernels/floatops.c rope_angles)")"
+row "with rot (SPEC 7): each q and k head by Q_hs; later w2's input by Q_hidden" "$(link "$(where $R 'hadamard(r->q_')"), $(link "$(where $R 'hadamard(r->hb')"), $(link "$(fn $R hadamard)")" "$(link "$(where $F 'hadamard(q, rep, hs)')"), $(link "$(fn $F hadamard_range)"), $(link "$(fn kernels/hadamard.c hadamard_scalar)") and its SIMD twins"
 row "k, v into the cache (SPEC 4)" "$(link "$(where $R 'quantize(&r->keys[at]')")" "$(link "$(fn engine/kv_cache.c kv_cache_store)")"
 row "scores q . k / sqrt(hs), softmax" "$(link "$(fn $R attention_head)")" "$(link "$(span engine/attention.c '/* Scores:' 'qacts_quantize(&sc->p')")"
 row "weighted values V^T p' (SPEC 4)" "$(link "$(span $R '/* Weighted values' 'out[d] = (float)acc')")" "$(link "$(span engine/attention.c '/* Weighted values' 'linear_apply_rows(sc->out')")"

@@ -31,6 +31,9 @@ values=$(explain --layer 0 --site pv)
 g64=$(explain --layer 0 --site w2 -g 64 | section 5)
 trunc=$(explain --layer 0 --site w2 --sdr truncate | section 5)
 
+# The first SQNR table of a qrazor mode in section 5 (not the rotated one after it).
+first_qrazor() { awk '/qrazor/ && !seen { on = 1; seen = 1 } on { print } on && /^$/ { on = 0 }'; }
+
 # A figure or two for the prose, read from the outputs.
 field() { sed -n "$2" <<< "$1" | head -1; }
 shift_a=$(field "$(section 2 <<< "$linear")" 's/.*shift s = max(0, [0-9]* - 2) = \([0-9]*\).*/\1/p')
@@ -46,6 +49,26 @@ acc_row() { grep "^| \`$1\` " docs/ACCURACY.md | head -1 | awk -F'|' '{ gsub(/ /
 ppl_fp32=$(acc_row fp32)
 ppl_qrazor=$(acc_row qrazor)
 ppl_rtn4=$(acc_row rtn4)
+ppl_quarot=$(acc_row quarot)
+ppl_qrazor_rot=$(acc_row qrazor/rot)
+# Per site, the SQNR a rotation adds to a mode on average over the layers (section 5):
+# "wq -2.1, wk +0.3, ..." for qrazor -> qrazor/rot or rtn4 -> quarot.
+rot_gain() { # PLAIN ROTATED
+    section 5 <<< "$linear" | awk -v plain="$1" -v rot="$2" '
+        /^  [a-z]/ && NF == 1 { mode = $1; next }
+        /layer/ { for (i = 2; i <= NF; i++) name[i] = $i; n = NF; next }
+        NF > 1 && mode != "" { for (i = 2; i <= NF; i++) { sum[mode, i] += $i; cnt[mode, i]++ } }
+        END { for (i = 2; i <= n; i++)
+                  printf "%s%s %+.1f", (i > 2) ? ", " : "", name[i], sum[rot, i] / cnt[rot, i] - sum[plain, i] / cnt[plain, i] }'
+}
+rot_gain_rtn4=$(rot_gain rtn4 quarot)
+rot_gain_qrazor=$(rot_gain qrazor qrazor/rot)
+razor_sides=$(tr ',' '\n' <<< "$rot_gain_qrazor" | awk '{ up += $2 > 0; down += $2 < 0 }
+    END { if (up && down) print "for better in some products and for worse in others"
+          else print up ? "for the better in every product here" : "for the worse in every product here" }')
+rot_verdict=$(awk -v quarot="$ppl_quarot" -v qr="$ppl_qrazor" -v qrot="$ppl_qrazor_rot" 'BEGIN {
+    printf "the rotation %s the razor, and on this model %s.", (qrot > qr) ? "hurts" : "helps",
+           (quarot < qr) ? "QuaRot-RTN beats QRazor" : "QRazor beats QuaRot-RTN" }')
 
 forward_map_table=$(docs/forward_map.sh) # fails the page if a step is no longer found
 
@@ -219,18 +242,19 @@ $(section 5 <<< "$linear")
 
 In this model the product that loses most is \`${worst_site% *}\` (${worst_site#* } dB on average
 over the layers in qrazor mode). Compare columns to see which sites 4 bits hurt, and the
-modes to see what razoring buys over rtn4 site by site.
+modes to see what razoring buys over rtn4 site by site, and what rotating the model
+(qrazor/rot, quarot: the next section) changes.
 
 With groups of 64 instead of 16 (\`-g 64\`), one shift serves four times as many values:
 
 \`\`\`
-$(tail -n +4 <<< "$g64" | awk '/qrazor/,/^$/')
+$(tail -n +4 <<< "$g64" | first_qrazor)
 \`\`\`
 
 and truncating instead of rounding (\`--sdr truncate\`):
 
 \`\`\`
-$(tail -n +4 <<< "$trunc" | awk '/qrazor/,/^$/')
+$(tail -n +4 <<< "$trunc" | first_qrazor)
 \`\`\`
 
 ![Activations before and after razoring, and the SQNR of w2 per layer](explain.svg)
@@ -239,6 +263,62 @@ On the whole text ([ACCURACY.md](ACCURACY.md)), stories260K's perplexity on the
 TinyStories dev set is $ppl_fp32 in float32, $ppl_qrazor with QRazor and $ppl_rtn4 with
 naive 4-bit rounding; that page also razors one site at a time to show which one costs
 most.
+EOF
+}
+
+rotations() {
+    cat <<EOF
+## The other method: rotating the model (QuaRot)
+
+The QRazor paper measures itself against QuaRot ([arXiv
+2404.00456](https://arxiv.org/abs/2404.00456)), which attacks outliers the other way:
+instead of a quantizer that adapts to them, it removes them before quantizing, by
+rotating the model with Hadamard matrices. A rotation is an orthogonal change of basis:
+if every weight that reads the residual stream is rotated to match, the float model
+computes exactly the same function, but each vector is written in other coordinates, in
+which one large value is spread over many. Its RTN variant then rounds to 4 bits with a
+plain absmax scale. The engine has this as a knob on every mode ([SPEC section
+7](SPEC.md)): \`-q quarot\` is QuaRot-RTN (rtn4 on the rotated model), \`-q qrazor/rot\`
+razors the rotated model, \`-q fp32/rot\` is the check that the rotation is right.
+
+Most of the work is done once, when the model is loaded or written
+([\`weights/rotate.c\`](../weights/rotate.c), in double, rounded to float32 once): each
+RMSNorm gain is folded into the linears that read its output, the residual stream is
+rotated by Q_dim (the rows of every linear that reads it, the columns of wo and w2, the
+embedding), the values of each head by Q_hs, and w2's input by Q_hidden. Three
+activations cannot be handled that way and are rotated as the model runs
+([\`kernels/hadamard.c\`](../kernels/hadamard.c), with SIMD versions that give the same
+bits): each query and key head after RoPE, and SwiGLU's output. Q_n flips signs by a
+fixed hash, then does Walsh-Hadamard butterflies (a, b) -> (a + b, a - b) in blocks of
+B, the largest power of two dividing n, and scales by 1/sqrt(B). Here is what it does to
+the input of layer 0's \`w2\`, the same product as above (\`--explain\` section 7; the
+rotated run's vector, not the same numbers rotated, since everything before it was
+quantized differently):
+
+\`\`\`
+$(section 7 <<< "$linear")
+\`\`\`
+
+stories260K's hidden size is 172 = 4 x 43, so Q_hidden works in blocks of only 4: the
+documented difference from QuaRot, whose own Hadamard matrices exist for such sizes and
+would mix all 172 values. A query head of this model has 8 values, one block:
+
+\`\`\`
+$(section 7 <<< "$scores")
+\`\`\`
+
+Absmax rounding has one step per vector, set by its largest value, so whatever brings
+that value down towards the others gives every other value more resolution: rotation is
+what makes RTN usable. The razor already gives every group of 16 a shift of its own, so
+an outlier costs only its group's resolution; it has less to gain, and mixing the groups
+changes which shift each value gets, $razor_sides. The SQNR tables of "Where the precision goes" have both rotated modes; averaged
+over the layers, site by site, in dB, the rotation changes rtn4 by $rot_gain_rtn4 (quarot
+against rtn4), and qrazor by $rot_gain_qrazor (qrazor/rot against qrazor).
+
+On the whole text ([ACCURACY.md](ACCURACY.md)) the rotation takes naive rounding from
+perplexity $ppl_rtn4 to $ppl_quarot (quarot), and QRazor from $ppl_qrazor to
+$ppl_qrazor_rot (qrazor/rot): ${rot_verdict} ACCURACY.md's last section compares the two
+methods on both models, with the classifier quantized or not, and in shorter windows.
 EOF
 }
 
@@ -260,7 +340,7 @@ Generated by \`make docs\` at $(made_at), from these runs of
 EOF
 }
 
-SECTIONS=(intro forward_map why_4_bits stage1 stage2 shift_algebra attention precision memory provenance)
+SECTIONS=(intro forward_map why_4_bits stage1 stage2 shift_algebra attention precision rotations memory provenance)
 
 for s in "${SECTIONS[@]}"; do
     "$s"

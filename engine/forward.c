@@ -9,11 +9,12 @@
  *   per layer:
  *     xb = rmsnorm(x)                                      [dim]
  *     q, k, v = wq xb, wk xb, wv xb                        [dim], [kv_dim], [kv_dim]
- *     rotate q and k (RoPE); append k, v to the cache at pos
+ *     rotate q and k (RoPE; with `rot`, then each head by Q_hs); append k, v to the cache
  *     xb = attention(q, cache): per head, softmax(q K^T / sqrt(hs)) V over positions 0..pos
  *     x += wo xb
  *     xb = rmsnorm(x)
  *     x += w2 (silu(w1 xb) * (w3 xb))                       via [hidden_dim]
+ *                                        (with `rot`, w2's input by Q_hidden first)
  *   logits = classifier(rmsnorm(x))                         [vocab_size]
  */
 #include <assert.h>
@@ -24,6 +25,7 @@
 #include "engine/transformer.h"
 #include "engine/state.h"
 #include "kernels/floatops.h"
+#include "kernels/hadamard.h"
 
 /* Below this much work (about one multiply-add each) a step runs on the calling thread:
  * waking the others would cost more. Either way the results are identical. */
@@ -47,6 +49,8 @@ static long attention_work(const ModelConfig *c, int n, int pos) {
 }
 /* SwiGLU: an exp in double and a few products per hidden value. */
 static long swiglu_work(const ModelConfig *c, int n) { return (long)n * c->hidden_dim * 16; }
+/* Q_hidden on w2's input: log2(B) butterflies per hidden value. */
+static long hadamard_work(const ModelConfig *c, int n) { return (long)n * c->hidden_dim * 10; }
 
 /* ------------------------------------------------------------------ the steps */
 
@@ -101,9 +105,14 @@ static void rope_and_cache_heads(void *ctx, int thread, int h0, int h1) {
         for (int i = 0; i < ch->n; i++) {
             const int pos = ch->pos + i;
             const float *cos_p = t->rope_cos + (size_t)pos * hs / 2, *sin_p = t->rope_sin + (size_t)pos * hs / 2;
+            float *q = t->s.q + (size_t)i * c->dim + (size_t)h * rep * hs;
             float *k = t->s.k + (size_t)i * kv_dim + (size_t)h * hs;
-            rope_rotate(t->s.q + (size_t)i * c->dim + (size_t)h * rep * hs, rep, hs, cos_p, sin_p);
+            rope_rotate(q, rep, hs, cos_p, sin_p);
             rope_rotate(k, 1, hs, cos_p, sin_p);
+            if (t->quant.rotate) { /* docs/SPEC.md section 7, online: every query and key head by Q_hs */
+                hadamard(q, rep, hs);
+                hadamard(k, 1, hs);
+            }
             kv_cache_store(&t->kv, ch->layer * c->n_kv_heads + h, pos, k, t->s.v + (size_t)i * kv_dim + (size_t)h * hs,
                            &t->attn[thread].kv);
         }
@@ -123,6 +132,14 @@ static void swiglu_range(void *ctx, int thread, int i0, int i1) {
     (void)thread;
     RunState *s = ctx;
     swiglu(s->hb + i0, s->hb2 + i0, i1 - i0);
+}
+
+/* w2's inputs of tokens [i0, i1) by Q_hidden (docs/SPEC.md section 7, online). */
+static void hadamard_range(void *ctx, int thread, int i0, int i1) {
+    (void)thread;
+    Transformer *t = ctx;
+    const int hid = t->cfg.hidden_dim;
+    hadamard(t->s.hb + (size_t)i0 * hid, i1 - i0, hid);
 }
 
 /* ------------------------------------------------------------------ the forward pass */
@@ -171,6 +188,7 @@ static const float *ffn_block(Transformer *t, int l, int n, int *bad) {
     rmsnorm_rows(t, s->xb, s->x, L->rms_ffn, n);
     *bad |= linears(t, (float *[]){s->hb, s->hb2}, (const Linear *[]){&L->w1, &L->w3}, 2, s->xb, n, &s->in_dim);
     parallel(t, n * t->cfg.hidden_dim, swiglu_work(&t->cfg, n), swiglu_range, s);
+    if (t->quant.rotate) parallel(t, n, hadamard_work(&t->cfg, n), hadamard_range, t);
     *bad |= linears(t, &s->xb2, (const Linear *[]){&L->w2}, 1, s->hb, n, &s->in_hidden);
     return s->xb2;
 }

@@ -64,22 +64,11 @@ static int wanted(const Probe *p, int layer, Site s, int pos) {
     return layer == p->layer && s == p->site && pos == p->position;
 }
 
-/* The float weights of linear s of layer l, in the checkpoint's tensors. */
-static const float *float_linear(const ModelWeights *m, int l, Site s) {
-    const Checkpoint *ck = &m->ck;
-    const ModelConfig *c = &m->cfg;
-    const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, kv = (size_t)config_kv_dim(c),
-                 L = (size_t)l;
-    switch (s) {
-    case SITE_WQ: return ck->wq + L * dim * dim;
-    case SITE_WK: return ck->wk + L * kv * dim;
-    case SITE_WV: return ck->wv + L * kv * dim;
-    case SITE_WO: return ck->wo + L * dim * dim;
-    case SITE_W1: return ck->w1 + L * hid * dim;
-    case SITE_W2: return ck->w2 + L * dim * hid;
-    case SITE_W3: return ck->w3 + L * hid * dim;
-    default: return NULL;
-    }
+/* The float32 weights of linear s of layer l in the float model. */
+static const float *float_linear(const ModelWeights *floats, int l, Site s) {
+    const LayerWeights *L = &floats->layers[l];
+    const Linear *const linears[SITE_QK] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+    return s < SITE_QK ? linears[s]->f32 : NULL;
 }
 
 /* Which of layer `layer`'s seven linears W is (N_SITES: none of them). */
@@ -96,7 +85,7 @@ static void watch_linear(void *ctx, int layer, const Linear *W, const float *x, 
     Probe *p = ctx;
     const Site s = layer < 0 ? N_SITES : site_of(p->weights, layer, W);
     if (s == N_SITES) return;
-    const float *w = float_linear(p->weights, layer, s);
+    const float *w = float_linear(p->floats, layer, s);
     const int rows = W->rows, cols = W->cols;
     int best = 0;
     double best_ref = 0;
@@ -181,7 +170,8 @@ static void watch_head(void *ctx, int layer, int h, int kv_head, int pos, const 
     probe_values(p, layer, h, kv_head, pos, probs, p_scaled, out);
 }
 
-void probe_attach(Probe *p, Reference *r, const ModelWeights *m) {
+void probe_attach(Probe *p, Reference *r, const ModelWeights *m, const ModelWeights *floats) {
     p->weights = m;
+    p->floats = floats;
     reference_watch(r, &(ReferenceWatch){p, watch_linear, watch_kv, watch_head});
 }

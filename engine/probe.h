@@ -12,7 +12,9 @@
  *     row of one output (the one with the largest reference), and both outputs, so that
  *     the explain mode can retrace the integer arithmetic step by step.
  * The quantized path computes exactly what it computes without a probe. A probe needs the
- * float checkpoint (not a .qrz file).
+ * float checkpoint (not a .qrz file), opened a second time in float32 for the references:
+ * in fp32, or in fp32/rot when the pass rotates (docs/SPEC.md section 7), so that a
+ * reference multiplies the same rotated input by the same rotated float weights.
  */
 #ifndef ENGINE_PROBE_H
 #define ENGINE_PROBE_H
@@ -46,7 +48,8 @@ typedef struct Probe {
     /* Float copies of the keys (after RoPE) and values: [n_layers][seq_len][kv_dim]. */
     float *keys, *values;
     int n_layers, seq_len, kv_dim;
-    const ModelWeights *weights; /* the float checkpoint's, for the float32 products */
+    const ModelWeights *weights; /* the model the pass runs */
+    const ModelWeights *floats;  /* the same model in float32 (rotated if it is): the references */
 } Probe;
 
 /* Allocates a probe's buffers for a model. Returns 0, or -1 when out of memory. */
@@ -57,7 +60,8 @@ void probe_free(Probe *p);
 double probe_sqnr(const Probe *p, int layer, Site s);
 
 /* Makes the reference pass r (over the weights m, opened from a float checkpoint) fill
- * the probe as it runs. */
-void probe_attach(Probe *p, Reference *r, const ModelWeights *m);
+ * the probe as it runs; floats is the same checkpoint opened in float32, rotated when m is
+ * (mode fp32, or fp32/rot). */
+void probe_attach(Probe *p, Reference *r, const ModelWeights *m, const ModelWeights *floats);
 
 #endif

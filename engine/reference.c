@@ -12,6 +12,9 @@
  * Attention does the same with the query against each cached key, and with the
  * probabilities against the cached values (section 4). RMSNorm, RoPE, softmax and SwiGLU
  * stay float32, in the same order of operations as the fast path and the NumPy oracle.
+ * With `rot` (section 7: QuaRot-style rotations) the weights were rotated when they were
+ * loaded, and the pass rotates three activations itself: each query and key head after
+ * RoPE, and w2's input (hadamard).
  *
  * Nothing here is fast, and nothing is shared with the fast path (engine/forward.c) but the
  * weights and qr_dot: tests/test_reference.c compares the logits of the two with memcmp on
@@ -203,6 +206,29 @@ static void rope(float *v, int n_heads, int hs, int pos, const ModelConfig *c) {
     }
 }
 
+/* Q_n of section 7 on x[0..n), in float32: each element's sign flipped when bit 31 of
+ * i * 2654435761 + 0x9E3779B9 (unsigned, wrapping) is set; then in each block of B, the
+ * largest power of two dividing n, the Walsh-Hadamard butterflies (a, b) -> (a + b, a - b)
+ * of the pairs (j, j + h) for h = 1, 2, 4, ..., B / 2; then every element times 1 / sqrt(B)
+ * (in double, rounded to float once). An orthogonal change of basis: the model computes
+ * the same function (its weights were rotated to match), but a large element of x is
+ * spread over its block, which a quantizer with one scale per vector prefers. */
+static void hadamard(float *x, int n) {
+    const int B = n & -n;
+    for (int i = 0; i < n; i++)
+        if (((uint32_t)i * 2654435761u + 0x9E3779B9u) >> 31) x[i] = -x[i];
+    for (int block = 0; block < n; block += B)
+        for (int h = 1; h < B; h *= 2)
+            for (int j = block; j < block + B; j++) {
+                if ((j - block) & h) continue; /* j is the first of its pair */
+                const float a = x[j], b = x[j + h];
+                x[j] = a + b;
+                x[j + h] = a - b;
+            }
+    const float scale = (float)(1.0 / sqrt((double)B));
+    for (int i = 0; i < n; i++) x[i] *= scale;
+}
+
 /* e^x for softmax and SiLU, computed as the fast path computes it (kernels/floatops.c
  * measures its error: below 3 double epsilons): e^x = 2^n e^t with n = round(x / ln 2) and
  * t = x - n ln 2 (ln 2 in fdlibm's two parts, so t is exact), e^t by its Taylor series to
@@ -338,6 +364,8 @@ float *reference_forward(Reference *r, int token, int pos) {
         linear(r, r->v, &L->wv, r->xb, q->acts);
         rope(r->q_, c->n_heads, hs, pos, c);
         rope(r->k, c->n_kv_heads, hs, pos, c);
+        for (int h = 0; q->rotate && h < c->n_heads; h++) hadamard(r->q_ + (size_t)h * hs, hs); /* section 7 */
+        for (int h = 0; q->rotate && h < c->n_kv_heads; h++) hadamard(r->k + (size_t)h * hs, hs);
 
         /* This position's key and value go into the cache, quantized per head from an
          * INT8 base (section 4). */
@@ -363,6 +391,7 @@ float *reference_forward(Reference *r, int token, int pos) {
         linear(r, r->hb, &L->w1, r->xb, q->acts);
         linear(r, r->hb2, &L->w3, r->xb, q->acts);
         swiglu(r->hb, r->hb2, c->hidden_dim);
+        if (q->rotate) hadamard(r->hb, c->hidden_dim); /* section 7: w2's input by Q_hidden */
         linear(r, r->xb2, &L->w2, r->hb, q->acts);
         for (int i = 0; i < dim; i++) x[i] += r->xb2[i];
     }

@@ -3,6 +3,7 @@
  * as C allows. Every SIMD kernel must produce exactly these integers.
  */
 #include "kernels/floatops.h"
+#include "kernels/hadamard.h"
 #include "kernels/simd.h"
 
 /* The 4-bit kernel in plain C: each row of the block is unpacked group by group into
@@ -65,4 +66,5 @@ const KernelTable kernels_scalar = {.name = "scalar",
                                     .dot_f32 = dot_f32_scalar,
                                     .quantize_r4 = r4_acts_quantize_scalar,
                                     .swiglu = swiglu_scalar,
-                                    .softmax = softmax_scalar};
+                                    .softmax = softmax_scalar,
+                                    .hadamard = hadamard_scalar};

@@ -143,7 +143,8 @@ const char *simd_level_name(SimdLevel level) {
 }
 
 const char *const simd_entry_names[SIMD_ENTRIES] = {"r4_block", "r4_finish", "dot_i8", "dot_f32",
-                                                    "quantize_r4", "r4_pack", "r4_gemm", "swiglu", "softmax"};
+                                                    "quantize_r4", "r4_pack", "r4_gemm", "swiglu", "softmax",
+                                                    "hadamard"};
 
 /* Entry e of a table as an address to compare (the entries are function pointers of
  * different types; only their identity matters here). */
@@ -151,7 +152,8 @@ static const void *entry(const KernelTable *k, int e) {
     static const size_t offsets[SIMD_ENTRIES] = {
         offsetof(KernelTable, r4_block), offsetof(KernelTable, r4_finish), offsetof(KernelTable, dot_i8),
         offsetof(KernelTable, dot_f32),  offsetof(KernelTable, quantize_r4), offsetof(KernelTable, r4_pack),
-        offsetof(KernelTable, r4_gemm),  offsetof(KernelTable, swiglu),      offsetof(KernelTable, softmax)};
+        offsetof(KernelTable, r4_gemm),  offsetof(KernelTable, swiglu),      offsetof(KernelTable, softmax),
+        offsetof(KernelTable, hadamard)};
     void (*fn)(void);
     memcpy(&fn, (const char *)k + offsets[e], sizeof fn);
     return fn ? (const void *)(size_t)fn : NULL;

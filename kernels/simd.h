@@ -94,6 +94,10 @@ typedef void (*R4GemmKernel)(float *y, size_t y_stride, const R4Matrix *w, int n
 typedef void (*SwigluKernel)(float *gate, const float *up, int n);
 typedef void (*SoftmaxKernel)(float *x, int n, float divisor);
 
+/* The online rotation Q_len of docs/SPEC.md section 7 on n_vecs vectors (kernels/hadamard.h):
+ * hadamard_scalar is the definition, every level gives its bits. */
+typedef void (*HadamardKernel)(float *v, int n_vecs, int len);
+
 typedef struct {
     const char *name;
     R4BlockKernel r4_block;
@@ -105,10 +109,11 @@ typedef struct {
     R4GemmKernel r4_gemm; /* NULL: the level multiplies batches in r4_block tiles */
     SwigluKernel swiglu;
     SoftmaxKernel softmax;
+    HadamardKernel hadamard;
 } KernelTable;
 
 /* The entries of a table by name, for saying where each comes from (simd_entry_level). */
-enum { SIMD_ENTRIES = 9 };
+enum { SIMD_ENTRIES = 10 };
 extern const char *const simd_entry_names[SIMD_ENTRIES];
 
 /* The level whose file defines entry e of level l's table: l itself, or a lower level whose

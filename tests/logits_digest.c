@@ -25,7 +25,8 @@ static const char *const models[][2] = {
     {"tests/data/wide64.bin", "tests/data/golden/wide64/sara.tokens"},
 };
 static const char *const modes[] = {"fp32", "w8a16", "qrazor", "qrazor/g64/trunc", "qrazor/cls=fp32",
-                                    "qrazor/cls=int8", "rtn4", "sdr-w", "sdr-a", "sdr-kv", "sdr-p"};
+                                    "qrazor/cls=int8", "rtn4", "sdr-w", "sdr-a", "sdr-kv", "sdr-p",
+                                    "fp32/rot", "quarot", "qrazor/rot"};
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;

@@ -468,6 +468,16 @@ static void test_bench_mode(void) {
     const char *read = fp32_tg ? strstr(fp32_tg, "\"bytes_read_per_token\": ") : NULL;
     CHECKF(read && atof(read + 24) == 131072 + 2816 + 5 * 45312 * 4 + 4.5 * 1280, "%s", read ? read : "no field");
     run_result_free(&r);
+    /* A rotated mode's tg says what its online rotations take alone; the others have none. */
+    r = expect_run(ARGS(M260K, "--bench", "--bench-modes", "rtn4,quarot", "--pp", "0", "--tg", "4", "--reps", "1",
+                        "--json"), NULL, 0, "\"results\"");
+    const char *quarot = r.out ? strstr(r.out, "\"mode\": \"quarot\"") : NULL;
+    const char *us = quarot ? strstr(quarot, "\"rotation_us_per_token\": ") : NULL;
+    CHECKF(us && atof(us + 25) > 0 && strstr(r.out, "\"rotation_us") == us, "%s", r.out);
+    run_result_free(&r);
+    r = expect_run(ARGS(M260K, "--bench", "--bench-modes", "quarot", "--pp", "0", "--tg", "4", "--reps", "1"), NULL, 0,
+                   "the online rotations alone");
+    run_result_free(&r);
     r = expect_run(ARGS(M260K, "--bench", "--pp", "0", "--tg", "4", "--reps", "1"), NULL, 0, "tg4");
     CHECKF(r.out && !strstr(r.out, "pp0"), "%s", r.out);
     run_result_free(&r);

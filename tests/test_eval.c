@@ -75,6 +75,32 @@ static void test_eval_nll_matches_golden(void) {
     }
 }
 
+/* The same with rotations (docs/SPEC.md section 7), on the oracle's -rot prompt: fp32/rot
+ * and quarot give the oracle's NLL, and fp32/rot's KL from fp32 (a model of its own: no
+ * plain fp32 is among the modes) is float rounding, 0 to the printed digits. */
+static void test_eval_rotated_nll_matches_golden(void) {
+    char *prompt = test_read_file("tests/data/golden/stories260K-rot/lily.prompt.txt", NULL);
+    if (!prompt) return;
+    prompt[strcspn(prompt, "\n")] = '\0';
+    const char *file = test_temp_file(prompt, strlen(prompt));
+    RunResult r = test_run_program(ARGS("models/stories260K.bin", "--eval", file, "--eval-modes",
+                                        "fp32/rot,quarot/cls=fp32", "--score", "all", "--json"),
+                                   NULL, NULL);
+    CHECKF(r.status == 0, "exit %d: %s", r.status, r.err);
+    const struct {
+        const char *ours, *golden;
+    } modes[] = {{"\"fp32/rot\"", "lily fp32-rot "}, {"\"quarot/cls=fp32\"", "lily rtn4-rot "}};
+    for (int m = 0; m < 2; m++) {
+        const double want = golden_nll("stories260K-rot", modes[m].golden);
+        const double got = json_number(r.out, modes[m].ours, "nll");
+        CHECKF(fabs(got - want) < 2e-5, "%s: NLL %.6f, golden %.6f", modes[m].ours, got, want);
+    }
+    const double kl = json_number(r.out, "\"fp32/rot\"", "mean_kl");
+    CHECKF(kl >= 0 && kl < 1e-8, "fp32/rot: KL %g from fp32", kl);
+    run_result_free(&r);
+    free(prompt);
+}
+
 /* KL(fp32 || fp32) is 0 and top-1 agreement 100%, with the comparison really computed
  * (two separate float32 models, not one reused). */
 static void test_kl_of_fp32_with_itself_is_zero(void) {
@@ -282,6 +308,7 @@ static void test_eval_on_real_text(void) {
 void suite_eval(void) {
     test_run("eval_windows", test_eval_windows);
     test_run("eval_nll_matches_golden", test_eval_nll_matches_golden);
+    test_run("eval_rotated_nll_matches_golden", test_eval_rotated_nll_matches_golden);
     test_run("eval_kl_of_fp32_with_itself_is_zero", test_kl_of_fp32_with_itself_is_zero);
     test_run("eval_rejects_bad_text", test_eval_rejects_bad_text);
     test_run("eval_on_real_text", test_eval_on_real_text);

@@ -77,8 +77,15 @@ static void test_explain_sections_and_arithmetic(void) {
         const char *out = r.out ? r.out : "";
         CHECKF(r.status == 0, "--site %s: exit %d: %s", sites[s], r.status, r.err);
         static const char *const sections[] = {"1. The activation", "2. Razoring", "3. ", "4. The integer product",
-                                               "5. Signal-to-quantization-noise", "6. Memory"};
-        for (int k = 0; k < 6; k++) CHECKF(strstr(out, sections[k]), "--site %s: no section '%s'", sites[s], sections[k]);
+                                               "5. Signal-to-quantization-noise", "6. Memory", "7. Rotations",
+                                               "\n  qrazor/rot\n", "\n  quarot\n", "\n  without rot ", "\n  with rot "};
+        for (int k = 0; k < 11; k++) CHECKF(strstr(out, sections[k]), "--site %s: no section '%s'", sites[s], sections[k]);
+        /* The float32 references of a rotated run multiply the rotated inputs by rotated
+         * weights: with unrotated ones, every SQNR of wq would be about 0 dB. */
+        const char *rot = strstr(out, "\n  qrazor/rot\n");
+        const char *row = rot ? strstr(rot, "\n      0 ") : NULL;
+        double sqnr_wq = row ? strtod(row + 9, NULL) : 0;
+        CHECKF(sqnr_wq > 10, "--site %s: qrazor/rot's wq SQNR at layer 0 is %.1f dB", sites[s], sqnr_wq);
         CHECKF(strstr(out, "the same, to the bit"), "--site %s: the engine's output differs from the walk-through",
                sites[s]);
         CHECKF(!strstr(out, "\033["), "--site %s: colour escapes although NO_COLOR is set", sites[s]);

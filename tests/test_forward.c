@@ -57,7 +57,11 @@ static const char *engine_mode(const char *golden_mode) {
         /* KV-cache types (docs/SPEC.md section 6) */
         {"qrazor-g16-k5", "qrazor/cls=fp32/k5"}, {"qrazor-g16-k5v5", "qrazor/cls=fp32/k5/v5"},
         {"qrazor-g16-k8", "qrazor/cls=fp32/k8"}, {"qrazor-g16-k8v8", "qrazor/cls=fp32/k8/v8"},
-        {"qrazor-g32-k5v5", "qrazor/g32/cls=fp32/k5/v5"}};
+        {"qrazor-g32-k5v5", "qrazor/g32/cls=fp32/k5/v5"},
+        /* rotations (docs/SPEC.md section 7); rtn4 with them is quarot */
+        {"fp32-rot", "fp32/rot"}, {"w8a16-rot", "w8a16/rot/cls=fp32"}, {"qrazor-g16-rot", "qrazor/rot/cls=fp32"},
+        {"qrazor-g64-rot", "qrazor/rot/g64/cls=fp32"}, {"rtn4-rot", "quarot/cls=fp32"}, {"rtn4-rot-clsq", "quarot"},
+        {"qrazor-g16-rot-clsq", "qrazor/rot"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], golden_mode)) return map[i][1];
     return NULL;
@@ -136,7 +140,7 @@ double golden_tolerance(const char *mode) {
      * differ by one. Carried through later positions, that reaches 3.3e-3 of the logit range
      * (position 6). Run with a correctly rounded exp, the oracle agrees with this engine to
      * 8e-8 at every position. The greedy continuations are equal either way. */
-    if (!strcmp(mode, "w8a16")) return 5e-3;
+    if (!strncmp(mode, "w8a16", 5)) return 5e-3; /* w8a16-rot too */
     return 1e-3;
 }
 

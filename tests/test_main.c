@@ -44,6 +44,7 @@ void suite_cli(void);
 void suite_hf(void);
 void suite_chat(void);
 void suite_fuzz_findings(void);
+void suite_rotation(void);
 
 enum { MAX_FILTERS = 8 };
 static const char *filters[MAX_FILTERS];
@@ -393,6 +394,7 @@ int main(int argc, char **argv) {
     suite_bpe();
     suite_sampler();
     suite_forward();
+    suite_rotation();
     suite_reference();
     suite_layout();
     suite_cache_types();

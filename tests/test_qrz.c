@@ -48,7 +48,9 @@ static const char *write_qrz(const char *model, const char *mode) {
 static void test_qrz_same_logits_as_quantizing_at_load(void) {
     static const char *const modes[] = {"qrazor",     "qrazor/g64/trunc", "w8a16", "rtn4",
                                         "sdr-w",      "sdr-kv",           "fp32",  "qrazor/cls=fp32",
-                                        "fp32/cls=qrazor", "qrazor/emb=int8", "fp32/emb=int8"};
+                                        "fp32/cls=qrazor", "qrazor/emb=int8", "fp32/emb=int8",
+                                        /* rotated when written (docs/SPEC.md section 7): the file says so */
+                                        "quarot", "qrazor/rot", "fp32/rot", "w8a16/rot/emb=int8"};
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         const char *path = write_qrz("tests/data/llama2xs.bin", modes[m]);
         if (!path) continue;
@@ -238,8 +240,8 @@ static void test_qrz_rejects_bad_values(void) {
     bad[89] = 8; /* more end-of-text ids than the format holds */
     expect_run_fails(bad, size, "8 more end-of-text ids (at most 7)");
     memcpy(bad, good, size);
-    bad[51] = 7;
-    expect_run_fails(bad, size, "reserved header byte 51 is 7, not 0");
+    bad[51] = 7; /* the rotation flag (docs/SPEC.md section 7) is 0 or 1 */
+    expect_run_fails(bad, size, "corrupt flags (rounding 1, shared classifier 0, rotated 7)");
     free(bad);
     free(good);
 
@@ -287,6 +289,9 @@ static void test_qrz_version1_still_loads(void) {
     }
     file[100] = 'x'; /* in version 1, the template's bytes are reserved */
     expect_reject(file, size, "reserved header byte 100 is 120, not 0");
+    file[100] = 0;
+    file[51] = 1; /* and so is the rotation flag */
+    expect_reject(file, size, "reserved header byte 51 is 1, not 0");
     free(file);
 }
 

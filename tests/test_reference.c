@@ -36,6 +36,8 @@ static const char *const ref_modes[] = {
     "qrazor/trunc", "qrazor/cls=fp32", "qrazor/cls=int8", "rtn4",   "sdr-w",       "sdr-a",
     "sdr-kv",     "sdr-p",         "qrazor/k5",      "qrazor/k5/v5", "qrazor/k8",  "qrazor/k8/v8",
     "qrazor/g32/v5",
+    /* with the rotations of docs/SPEC.md section 7 */
+    "fp32/rot",   "w8a16/rot",     "qrazor/rot",     "quarot",      "qrazor/rot/g32/k5/v8",
 };
 
 enum { EXTRA = 16 }; /* positions run after the prompt, feeding a fixed token sequence */

@@ -9,6 +9,7 @@
 
 #include "weights/json.h"
 #include "weights/qrz.h"
+#include "weights/rotate.h"
 
 const char *hf_chat_template_hint(const char *jinja) {
     if (strstr(jinja, "<|start_header_id|>")) return "llama3";
@@ -104,10 +105,14 @@ int hf_import(const HfModel *m, const char *dir, const char *out_path, const HfI
     size_t tokenizer_size;
     if (map_file(m->tokenizer_path, &tokenizer, &tokenizer_size, err, errlen) != 0) return -1;
     Source src = {m, o};
-    const QrzSource s = {m->config.cfg, o->quant, m->config.tied, m->config.bos_id,
-                         m->config.eos_id, m->config.stop_ids, m->config.n_stop, name, tokenizer,
-                         tokenizer_size, read_rows, o->progress ? progress : NULL, &src};
+    const QrzSource directory = {m->config.cfg, o->quant, m->config.tied, m->config.bos_id,
+                                 m->config.eos_id, m->config.stop_ids, m->config.n_stop, name, tokenizer,
+                                 tokenizer_size, read_rows, o->progress ? progress : NULL, &src};
+    QrzSource s = directory;
+    RotatedSource rotated; /* docs/SPEC.md section 7: the rows rotated as they are read */
+    if (o->quant.rotate) rotated_source_init(&rotated, &directory, &s);
     const int rc = qrz_write_source(&s, out_path, err, errlen);
+    if (o->quant.rotate) rotated_source_free(&rotated);
     unmap_file(tokenizer, tokenizer_size);
     return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * weights/model.c - opening a model file of either format, and quantizing the weights of
- * a llama2.c checkpoint at load.
+ * a llama2.c checkpoint at load (rotating them first when the mode says `rot`).
  */
 #include "weights/model.h"
 
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "weights/qrz.h"
+#include "weights/rotate.h"
 
 /* ------------------------------------------------------------------ quantize at load */
 
@@ -54,35 +55,99 @@ static void linear_free(Linear *l) {
     if (l->storage == STORE_R4) r4_matrix_free(&l->r4);
 }
 
-static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool *pool) {
+/* The float32 tensors a rotated model keeps (docs/SPEC.md section 7): its norm gains, all 1
+ * now, and the rotated copies of the tensors that stay float32, in one allocation handed
+ * out in turn. The others are rotated into `temp` and quantized from it; temp and the
+ * rotation's scratch serve tensor after tensor. */
+typedef struct {
+    float *next, *end;
+    float *temp;
+    size_t temp_size;
+    RotateScratch scratch;
+} Kept;
+
+static size_t kept_floats(const ModelConfig *c, const QuantConfig *q) {
+    const size_t table = (size_t)c->vocab_size * c->dim;
+    return (size_t)c->n_layers * c->dim + (q->embedding == QUANT_F32 ? table : 0) + (q->cls == QUANT_F32 ? table : 0) +
+           (q->weights == QUANT_F32 ? (size_t)config_linear_params(c) : 0);
+}
+
+/* The gain of the RMSNorm whose output a tensor reads, in the checkpoint (NULL: none). */
+static const float *checkpoint_gain(const Checkpoint *ck, const Rotation *rot) {
+    const size_t at = (size_t)rot->gain_row * ck->cfg.dim;
+    switch (rot->gain_role) {
+    case QRZ_ROLE_RMS_ATT: return ck->rms_att + at;
+    case QRZ_ROLE_RMS_FFN: return ck->rms_ffn + at;
+    case QRZ_ROLE_RMS_FINAL: return ck->rms_final;
+    default: return NULL;
+    }
+}
+
+/* The tensor of a .qrz role as the mode runs it, from the checkpoint's float32 tensor w:
+ * quantized (or kept float32) as kind says, after rotating it when the mode rotates. */
+static int load_tensor(ModelWeights *m, Linear *l, int role, QuantKind kind, QuantKind partner, const float *w,
+                       const QuantConfig *q, Kept *kept, ThreadPool *pool) {
+    const Rotation rot = rotation_of(&m->cfg, role);
+    if (!q->rotate) return linear_quantize(l, kind, partner, w, rot.rows, rot.cols, q, pool);
+    const size_t n = (size_t)rot.rows * rot.cols;
+    const int keep = storage_for(kind, partner) == STORE_F32;
+    if (keep && (size_t)(kept->end - kept->next) < n) return -1;
+    if (!keep && kept->temp_size < n) {
+        free(kept->temp);
+        kept->temp_size = (kept->temp = malloc(n * sizeof *kept->temp)) ? n : 0;
+        if (!kept->temp) return -1;
+    }
+    float *rotated = keep ? kept->next : kept->temp;
+    int rc = rotate_rows(rotated, w, rot.rows, &rot, checkpoint_gain(&m->ck, &rot), &kept->scratch, pool);
+    if (rc == 0) rc = linear_quantize(l, kind, partner, rotated, rot.rows, rot.cols, q, pool);
+    if (keep) kept->next += n;
+    return rc;
+}
+
+static int load_tensors(ModelWeights *m, const QuantConfig *q, Kept *kept, ThreadPool *pool) {
     const Checkpoint *ck = &m->ck;
     const ModelConfig *c = &ck->cfg;
     const size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, kv = (size_t)config_kv_dim(c);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return -1;
+    float *ones = NULL; /* a rotated model's norm gains */
+    if (q->rotate) {
+        const size_t n = kept_floats(c, q);
+        if (!(m->rotated = malloc(n * sizeof *m->rotated))) return -1;
+        kept->next = ones = m->rotated;
+        kept->end = m->rotated + n;
+        for (size_t i = 0; i < (size_t)c->n_layers * dim; i++) ones[i] = 1.0f;
+        kept->next += (size_t)c->n_layers * dim;
+    }
     for (int l = 0; l < c->n_layers; l++) {
         LayerWeights *L = &m->layers[l];
         const size_t i = (size_t)l;
-        const QuantKind W = q->weights, A = q->acts;
-        L->rms_att = ck->rms_att + i * dim;
-        L->rms_ffn = ck->rms_ffn + i * dim;
-        if (linear_quantize(&L->wq, W, A, ck->wq + i * dim * dim, c->dim, c->dim, q, pool) ||
-            linear_quantize(&L->wk, W, A, ck->wk + i * kv * dim, (int)kv, c->dim, q, pool) ||
-            linear_quantize(&L->wv, W, A, ck->wv + i * kv * dim, (int)kv, c->dim, q, pool) ||
-            linear_quantize(&L->wo, W, A, ck->wo + i * dim * dim, c->dim, c->dim, q, pool) ||
-            linear_quantize(&L->w1, W, A, ck->w1 + i * hid * dim, c->hidden_dim, c->dim, q, pool) ||
-            linear_quantize(&L->w2, W, A, ck->w2 + i * dim * hid, c->dim, c->hidden_dim, q, pool) ||
-            linear_quantize(&L->w3, W, A, ck->w3 + i * hid * dim, c->hidden_dim, c->dim, q, pool))
-            return -1;
+        L->rms_att = q->rotate ? ones + i * dim : ck->rms_att + i * dim;
+        L->rms_ffn = q->rotate ? ones + i * dim : ck->rms_ffn + i * dim;
+        Linear *const lins[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        const float *const w[7] = {ck->wq + i * dim * dim, ck->wk + i * kv * dim, ck->wv + i * kv * dim,
+                                   ck->wo + i * dim * dim, ck->w1 + i * hid * dim, ck->w2 + i * dim * hid,
+                                   ck->w3 + i * hid * dim};
+        for (int j = 0; j < 7; j++)
+            if (load_tensor(m, lins[j], QRZ_ROLE_LINEAR + 7 * l + j, q->weights, q->acts, w[j], q, kept, pool) != 0)
+                return -1;
     }
-    if (q->embedding == QUANT_INT) { /* INT8 rows; a lookup dequantizes one */
-        Linear emb;
-        if (linear_quantize(&emb, QUANT_INT, QUANT_INT, ck->token_embedding, c->vocab_size, c->dim, q, pool) != 0)
-            return -1;
-        m->embedding_i8 = emb.i8;
-        m->token_embedding = NULL;
-    }
-    return linear_quantize(&m->cls, q->cls, q->cls, ck->wcls, c->vocab_size, c->dim, q, pool);
+    m->rms_final = q->rotate ? ones : ck->rms_final;
+    /* The embedding: float32, or INT8 rows (a lookup dequantizes one). */
+    Linear emb = {0};
+    if (load_tensor(m, &emb, QRZ_ROLE_EMBEDDING, q->embedding, q->embedding, ck->token_embedding, q, kept, pool) != 0)
+        return -1;
+    m->token_embedding = emb.f32;
+    if (q->embedding == QUANT_INT) m->embedding_i8 = emb.i8;
+    return load_tensor(m, &m->cls, QRZ_ROLE_CLASSIFIER, q->cls, q->cls, ck->wcls, q, kept, pool);
+}
+
+static int quantize_checkpoint(ModelWeights *m, const QuantConfig *q, ThreadPool *pool) {
+    Kept kept = {NULL, NULL, NULL, 0, {NULL, 0}};
+    const int rc = load_tensors(m, q, &kept, pool);
+    free(kept.temp);
+    rotate_scratch_free(&kept.scratch);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ open / close */
@@ -110,8 +175,6 @@ int model_open(ModelWeights *m, const char *path, const QuantConfig *q, ThreadPo
     if (checkpoint_open(&m->ck, path, err, errlen) != 0) return -1;
     m->cfg = m->ck.cfg;
     m->quant = *q;
-    m->token_embedding = m->ck.token_embedding;
-    m->rms_final = m->ck.rms_final;
     m->bos_id = 1, m->eos_id = 2; /* llama2.c's */
     if (quantize_checkpoint(m, q, pool) != 0) {
         snprintf(err, errlen, "%s: out of memory for the quantized weights", path);
@@ -130,6 +193,7 @@ void model_close(ModelWeights *m) {
         }
         linear_free(&m->cls);
         i8_matrix_free(&m->embedding_i8);
+        free(m->rotated);
     }
     free(m->layers);
     checkpoint_close(&m->ck);

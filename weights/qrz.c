@@ -394,6 +394,7 @@ static uint8_t *make_header(const FileInfo *h, Tensor *tensors, int n, uint64_t 
     header[48] = (uint8_t)q->cls;
     header[49] = (uint8_t)q->rounding;
     header[50] = (uint8_t)h->shared;
+    header[51] = (uint8_t)q->rotate;
     put_u32(header + 52, (uint32_t)q->group);
     put_u32(header + 56, (uint32_t)n);
     put_u64(header + 64, at);
@@ -808,8 +809,8 @@ static int read_header(const uint8_t *b, size_t size, FileInfo *h, char *why, si
         REJECT("format version %u, but this build reads versions 1 to %d", version, QRZ_VERSION);
     /* Reserved bytes are 0, so that a later version can give them a meaning. */
     static const int reserved[3][4][2] = {{{51, 52}, {60, 64}, {72, HEADER_BYTES}, {0, 0}},
-                                          {{51, 52}, {60, 64}, {89, 92}, {112, HEADER_BYTES}},
-                                          {{51, 52}, {60, 64}, {90, 92}, {0, 0}}};
+                                          {{60, 64}, {89, 92}, {112, HEADER_BYTES}, {0, 0}},
+                                          {{60, 64}, {90, 92}, {0, 0}, {0, 0}}};
     for (int r = 0; r < 4; r++)
         for (int i = reserved[version - 1][r][0]; i < reserved[version - 1][r][1]; i++)
             if (b[i] != 0) REJECT("reserved header byte %d is %u, not 0", i, b[i]);
@@ -823,9 +824,10 @@ static int read_header(const uint8_t *b, size_t size, FileInfo *h, char *why, si
     /* Byte 46 is the KV cache's base kind; qrazor's cache types (r5, i8) are chosen at run
      * time, not stored. */
     h->quant = (QuantConfig){(QuantKind)b[44], (QuantKind)b[45], (QuantKind)b[46], (QuantKind)b[46], (QuantKind)b[47],
-                             (QuantKind)b[48], (int)get_u32(b + 52), b[49], QUANT_F32};
+                             (QuantKind)b[48], (int)get_u32(b + 52), b[49], QUANT_F32, b[51]};
     h->shared = b[50];
-    if (b[49] > 1 || h->shared > 1) REJECT("corrupt flags (rounding %u, shared classifier %u)", b[49], b[50]);
+    if (b[49] > 1 || h->shared > 1 || b[51] > 1)
+        REJECT("corrupt flags (rounding %u, shared classifier %u, rotated %u)", b[49], b[50], b[51]);
     if (quant_config_check(&h->quant, why, len) != 0) return -1;
     if (h->shared && h->quant.cls != QUANT_F32) REJECT("a shared classifier must be float32");
     if (get_u64(b + 64) != size)

@@ -40,7 +40,7 @@ int quant_kind_parse_cls(const char *name, QuantKind *k) {
     return -1;
 }
 
-static const BaseMode *const qrazor_mode = &base_modes[2];
+static const BaseMode *const qrazor_mode = &base_modes[2], *const rtn4_mode = &base_modes[3];
 
 static int is_cache_type(QuantKind k) { return k == QUANT_SDR || k == QUANT_SDR5 || k == QUANT_INT; }
 
@@ -98,17 +98,18 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
     }
     strcpy(buf, spec);
     char *save = NULL, *tok = strtok_r(buf, "/", &save);
-    const BaseMode *b = NULL;
+    const int quarot = tok && !strcmp(tok, "quarot"); /* rtn4/rot by its name */
+    const BaseMode *b = quarot ? rtn4_mode : NULL;
     for (int i = 0; tok && i < N_BASE_MODES; i++)
         if (strcmp(tok, base_modes[i].name) == 0) b = &base_modes[i];
     if (!b) {
         snprintf(err, errlen,
-                 "unknown mode '%s': fp32, w8a16, qrazor, rtn4, or an ablation sdr-w, sdr-a, "
+                 "unknown mode '%s': fp32, w8a16, qrazor, rtn4, quarot, or an ablation sdr-w, sdr-a, "
                  "sdr-kv, sdr-p",
                  tok ? tok : spec);
         return -1;
     }
-    *q = (QuantConfig){b->weights, b->acts, b->kv, b->kv, b->probs, b->cls, 16, 1, QUANT_F32};
+    *q = (QuantConfig){b->weights, b->acts, b->kv, b->kv, b->probs, b->cls, 16, 1, QUANT_F32, quarot};
     while ((tok = strtok_r(NULL, "/", &save)) != NULL) {
         if ((tok[0] == 'k' || tok[0] == 'v') && strlen(tok) == 2 && strchr("458", tok[1])) {
             if (b != qrazor_mode) {
@@ -117,6 +118,8 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
             }
             const QuantKind kind = tok[1] == '4' ? QUANT_SDR : tok[1] == '5' ? QUANT_SDR5 : QUANT_INT;
             *(tok[0] == 'k' ? &q->keys : &q->values) = kind;
+        } else if (!strcmp(tok, "rot")) {
+            q->rotate = 1;
         } else if (!strcmp(tok, "trunc")) {
             q->rounding = 0;
         } else if (!strcmp(tok, "round")) {
@@ -134,7 +137,7 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
             q->group = atoi(tok + 1);
         } else {
             snprintf(err, errlen,
-                     "unknown option '%s' in mode '%s' (g16|g32|g64|g128, trunc, cls=..., emb=int8, k5|k8|v5|v8)",
+                     "unknown option '%s' in mode '%s' (rot, g16|g32|g64|g128, trunc, cls=..., emb=int8, k5|k8|v5|v8)",
                      tok, spec);
             return -1;
         }
@@ -151,7 +154,7 @@ int quant_config_check(const QuantConfig *q, char *err, size_t errlen) {
     }
     if (q->weights > QUANT_SDR5 || q->acts > QUANT_SDR5 || q->keys > QUANT_SDR5 || q->values > QUANT_SDR5 ||
         q->probs > QUANT_SDR5 || q->cls > QUANT_RTN4 || (q->embedding != QUANT_F32 && q->embedding != QUANT_INT) ||
-        !base_of(q)) {
+        (q->rotate != 0 && q->rotate != 1) || !base_of(q)) {
         snprintf(err, errlen, "not a mode of this engine (KV-cache types go with qrazor only)");
         return -1;
     }
@@ -169,7 +172,9 @@ int quant_config_razors(const QuantConfig *q) {
 
 void quant_config_name(const QuantConfig *q, char *buf, size_t len) {
     const BaseMode *b = base_of(q);
-    size_t at = (size_t)snprintf(buf, len, "%s", b ? b->name : "custom");
+    const int quarot = b == rtn4_mode && q->rotate;
+    size_t at = (size_t)snprintf(buf, len, "%s%s", quarot ? "quarot" : b ? b->name : "custom",
+                                 q->rotate && !quarot ? "/rot" : "");
     const int razors = quant_config_razors(q);
     if (razors && q->group != 16 && at < len) at += (size_t)snprintf(buf + at, len - at, "/g%d", q->group);
     if (razors && !q->rounding && at < len) at += (size_t)snprintf(buf + at, len - at, "/trunc");

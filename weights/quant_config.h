@@ -23,12 +23,17 @@ typedef struct {
     int rounding;      /* SDR rounds (1, the default) or truncates (0) */
     QuantKind embedding; /* the token embedding: QUANT_F32, or QUANT_INT (INT8 rows with a
                             scale each, dequantized per lookup: a table lookup, not a matmul) */
+    int rotate;        /* 1: docs/SPEC.md section 7's rotations (QuaRot-style), the knob `rot`:
+                          the weights rotated when loaded or written, the query and key heads
+                          and w2's input while running */
 } QuantConfig;
 
 /* Parses a mode (NULL: the default, qrazor): a base name, then options separated by '/':
  *   fp32 | w8a16 | qrazor | rtn4      the modes of docs/SPEC.md section 5
+ *   quarot                            rtn4/rot: QuaRot-RTN, the baseline of the QRazor paper
  *   sdr-w | sdr-a | sdr-kv | sdr-p    w8a16 with one site razored: weights, activations,
  *                                     KV cache or attention probabilities (ablations)
+ *   /rot                              any of them on a rotated model (docs/SPEC.md section 7)
  *   /gN  /trunc  /round  /cls=fp32|int8|qrazor|rtn4  /emb=fp32|int8 (the embedding)
  *   /k4 /k5 /k8  /v4 /v5 /v8          qrazor's KV-cache types (docs/SPEC.md section 6):
  *                                     keys / values razored to 4-bit (r4, the default)
@@ -41,7 +46,8 @@ int quant_config_parse(const char *spec, QuantConfig *q, char *err, size_t errle
  * types only with qrazor). Returns 0, or -1 with err set. */
 int quant_config_check(const QuantConfig *q, char *err, size_t errlen);
 
-/* The canonical name of a configuration (the base plus its non-default options). */
+/* The canonical name of a configuration (the base plus its non-default options; rtn4 with
+ * rotations is "quarot", any other base gets "/rot" after its name). */
 void quant_config_name(const QuantConfig *q, char *buf, size_t len);
 
 /* 1 if any site is razored (then the group size and rounding matter). */

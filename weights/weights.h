@@ -49,6 +49,8 @@ typedef struct {
     /* Where the memory lives: a float checkpoint whose weights were quantized into
      * allocated matrices, or a .qrz mapping that every pointer points into. */
     Checkpoint ck;
+    float *rotated;               /* a checkpoint loaded with rotations: the float32 tensors
+                                     they made (weights/model.c), or NULL */
     void *qrz_map;
     size_t qrz_size;
 } ModelWeights;

@@ -10,6 +10,7 @@
 
 #include "engine/commands/clock.h"
 #include "engine/commands/command.h"
+#include "kernels/hadamard.h"
 #include "kernels/simd.h"
 
 static double time_pp(Transformer *t, const int *tokens, int pp) {
@@ -75,6 +76,32 @@ static double pp_macs(const ModelConfig *c, int n) {
     return n * config_linear_params(c) + (double)c->n_layers * n * (n + 1.0) * c->dim + (double)c->vocab_size * c->dim;
 }
 
+/* What the online rotations of docs/SPEC.md section 7 (a rotated mode's only extra work)
+ * take alone for one token at the model's shape, in seconds: every layer's query and key
+ * heads by Q_hs and w2's input by Q_hidden, at the current SIMD level on one thread (as
+ * the forward pass does them: spread over the threads, but each a small part of its step).
+ * The best of a few timings of 20 tokens: tg's difference between two modes is noise of
+ * a busy machine at this size. 0 when out of memory. */
+static double rotation_seconds(const ModelConfig *c) {
+    const int hs = config_head_size(c);
+    float *q = calloc((size_t)c->dim, sizeof *q), *k = calloc((size_t)config_kv_dim(c), sizeof *k);
+    float *h = calloc((size_t)c->hidden_dim, sizeof *h);
+    double best = 0;
+    for (int trial = 0; q && k && h && trial < 5; trial++) {
+        const double start = now_seconds();
+        for (int token = 0; token < 20; token++)
+            for (int l = 0; l < c->n_layers; l++) {
+                hadamard(q, c->n_heads, hs);
+                hadamard(k, c->n_kv_heads, hs);
+                hadamard(h, 1, c->hidden_dim);
+            }
+        const double t = (now_seconds() - start) / 20;
+        best = trial == 0 || t < best ? t : best;
+    }
+    free(q), free(k), free(h);
+    return best;
+}
+
 /* The CPU's name, from /proc/cpuinfo where there is one. */
 static void cpu_name(char *buf, size_t len) {
     snprintf(buf, len, "unknown CPU");
@@ -113,7 +140,9 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
                threads == 1 ? "" : "s", o->reps, "mode", "weights", "KV cache", "test", "tok/s", "(min - max)",
                "ms/tok");
     }
-    int first = 1;
+    int first = 1, rotated = 0;
+    for (int m = 0; m < n_modes; m++) rotated |= configs[m].rotate;
+    const double rotation = rotated && o->tg ? rotation_seconds(c) : 0;
     for (int m = 0; m < n_modes; m++) {
         char name[64];
         quant_config_name(&configs[m], name, sizeof name);
@@ -137,6 +166,8 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
                 if (test)
                     printf(", \"bytes_read_per_token\": %.0f, \"read_gb_per_s\": %.3f", read_per_token,
                            read_per_token * tokens / med / 1e9);
+                if (test && configs[m].rotate)
+                    printf(", \"rotation_us_per_token\": %.2f", 1e6 * rotation);
                 else
                     printf(", \"macs\": %.0f, \"gmacs_per_s\": %.2f", pp_macs(c, tokens), pp_macs(c, tokens) / med / 1e9);
                 printf("}");
@@ -146,6 +177,9 @@ static void report(const BenchOptions *o, const ModelWeights *weights, const Qua
                 if (test) printf("   reads %.1f MB/tok: %.2f GB/s", read_per_token / 1e6, read_per_token * tokens / med / 1e9);
                 else printf("   %.2f G multiply-adds/s", pp_macs(c, tokens) / med / 1e9);
                 printf("\n");
+                if (test && configs[m].rotate)
+                    printf("%-18s the online rotations alone (docs/SPEC.md section 7): %.1f us per token, %.2f%% of "
+                           "its tg\n", "", 1e6 * rotation, 100.0 * rotation * tokens / med);
             }
             first = 0;
         }

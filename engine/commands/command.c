@@ -197,7 +197,7 @@ void command_describe(FILE *out, const char *path, const ModelWeights *w, int n,
 /* Every mode and knob of the accuracy study (docs/ACCURACY.md). */
 static const char *const all_modes =
     "fp32,w8a16,qrazor,qrazor/k5,qrazor/k5/v5,qrazor/k8,qrazor/k8/v8,qrazor/g32,qrazor/g64,qrazor/g128,qrazor/trunc,qrazor/cls=fp32,"
-    "qrazor/cls=int8,rtn4,sdr-w,sdr-a,sdr-kv,sdr-p";
+    "qrazor/cls=int8,rtn4,sdr-w,sdr-a,sdr-kv,sdr-p,fp32/rot,quarot,qrazor/rot";
 
 int mode_list_parse(const char *flag, const char *list, const QuantConfig *single,
                     QuantConfig *configs, char *err, size_t errlen) {

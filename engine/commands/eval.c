@@ -322,10 +322,11 @@ int eval_command(const EvalOptions *o, ThreadPool *pool, char *err, size_t errle
         return -1;
     }
     n_loaded = n_modes;
-    /* KL needs float32 distributions: one of the modes, or a model of our own. */
+    /* KL needs float32 distributions: one of the modes (not rotated: fp32/rot is compared
+     * with fp32 too), or a model of our own. */
     int reference = -1;
     for (int m = 0; m < n_modes && reference < 0; m++)
-        if (configs[m].weights == QUANT_F32 && configs[m].cls == QUANT_F32) reference = m;
+        if (configs[m].weights == QUANT_F32 && configs[m].cls == QUANT_F32 && !configs[m].rotate) reference = m;
     if (reference < 0 && !is_qrz) {
         quant_config_parse("fp32", &configs[n_modes], err, errlen);
         if (model_open(&weights[n_modes], o->model_path, &configs[n_modes], pool, err, errlen) != 0) goto done;

@@ -14,6 +14,7 @@
 #include "engine/commands/command.h"
 #include "engine/reference.h"
 #include "engine/transformer.h"
+#include "kernels/hadamard.h"
 
 /* One vector through both stages: stage-1 integers q, 4-bit codes, one shift per group. */
 typedef struct {
@@ -128,45 +129,49 @@ typedef struct {
 } Prompt;
 
 /* Runs the prompt in mode q through the reference forward pass with a probe attached;
- * fills probe (allocated here). */
+ * fills probe (allocated here). The float32 references come from the checkpoint opened
+ * again in fp32, rotated as q is. */
 static int probe_run(const ExplainOptions *o, const Prompt *prompt, const QuantConfig *q, Probe *probe,
                      ModelConfig *cfg, char *err, size_t errlen) {
-    ModelWeights w;
+    ModelWeights w, floats;
+    QuantConfig fq;
+    quant_config_parse("fp32", &fq, err, errlen);
+    fq.rotate = q->rotate;
     if (model_open(&w, o->model_path, q, NULL, err, errlen) != 0) return -1;
+    if (model_open(&floats, o->model_path, &fq, NULL, err, errlen) != 0) {
+        model_close(&w);
+        return -1;
+    }
     *cfg = w.cfg;
-    if (o->layer >= w.cfg.n_layers || o->head >= w.cfg.n_heads) {
-        snprintf(err, errlen, "--layer %d / --head %d: the model has %d layers and %d heads", o->layer,
-                 o->head, w.cfg.n_layers, w.cfg.n_heads);
-        model_close(&w);
-        return -1;
-    }
-    if (prompt->n > w.cfg.seq_len) {
-        snprintf(err, errlen, "the prompt is %d tokens but the model's context is %d", prompt->n, w.cfg.seq_len);
-        model_close(&w);
-        return -1;
-    }
-    if (kv_check(&w.cfg, q, 1, prompt->n, o->kv_limit, "use a shorter prompt", err, errlen) != 0) {
-        model_close(&w);
-        return -1;
-    }
+    int rc = -1;
+    Reference *r = NULL;
     ModelConfig run = w.cfg; /* the probe keeps float keys and values of the prompt only */
     run.seq_len = prompt->n;
-    Reference *r = reference_new(&w, prompt->n, err, errlen);
-    if (!r || probe_init(probe, &run) != 0) {
-        if (r) snprintf(err, errlen, "out of memory");
-        reference_free(r);
-        model_close(&w);
-        return -1;
+    if (o->layer >= w.cfg.n_layers || o->head >= w.cfg.n_heads)
+        snprintf(err, errlen, "--layer %d / --head %d: the model has %d layers and %d heads", o->layer, o->head,
+                 w.cfg.n_layers, w.cfg.n_heads);
+    else if (prompt->n > w.cfg.seq_len)
+        snprintf(err, errlen, "the prompt is %d tokens but the model's context is %d", prompt->n, w.cfg.seq_len);
+    else if (kv_check(&w.cfg, q, 1, prompt->n, o->kv_limit, "use a shorter prompt", err, errlen) != 0)
+        ; /* err says why */
+    else if (!(r = reference_new(&w, prompt->n, err, errlen)))
+        ; /* out of memory, said in err */
+    else if (probe_init(probe, &run) != 0)
+        snprintf(err, errlen, "out of memory");
+    else
+        rc = 0;
+    if (rc == 0) {
+        probe->layer = o->layer;
+        probe->site = o->site;
+        probe->head = o->head;
+        probe->position = prompt->n - 1;
+        probe_attach(probe, r, &w, &floats);
+        for (int pos = 0; pos < prompt->n; pos++) reference_forward(r, prompt->ids[pos], pos);
     }
-    probe->layer = o->layer;
-    probe->site = o->site;
-    probe->head = o->head;
-    probe->position = prompt->n - 1;
-    probe_attach(probe, r, &w);
-    for (int pos = 0; pos < prompt->n; pos++) reference_forward(r, prompt->ids[pos], pos);
     reference_free(r);
+    model_close(&floats);
     model_close(&w);
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ the detail */
@@ -293,6 +298,85 @@ static int explain_values(const Text *t, const ExplainOptions *o, const Probe *p
     return 0;
 }
 
+/* ------------------------------------------------------------------ rotations */
+
+/* What a quantizer sees of one vector: its absmax, RMS, the largest value's share of its
+ * energy (sum x^2), and the SQNR of the vector alone under 4-bit absmax rounding (rtn4)
+ * and under stage 1 + the razor (qrazor's activations). */
+typedef struct {
+    double absmax, rms, top_share, sqnr_rtn4, sqnr_razor;
+} VectorView;
+
+static double sqnr_db(double signal, double noise) { return noise > 0 ? 10.0 * log10(signal / noise) : INFINITY; }
+
+static int vector_view(const float *x, int n, int group, int rounding, VectorView *v) {
+    Razored a = {0};
+    if (razor(&a, x, n, QMAX_INT16, group, 3, rounding) != 0) {
+        razored_free(&a);
+        return -1;
+    }
+    const float s4 = absmax_scale(x, n, QMAX_RTN4);
+    double energy = 0, top = 0, noise_rtn4 = 0, noise_razor = 0;
+    for (int i = 0; i < n; i++) {
+        const double xi = x[i], rtn4 = (double)quantize_value(x[i], s4, QMAX_RTN4) * s4;
+        const double razored = (double)qr_shl(a.codes[i], a.shifts[i / group]) * a.scale;
+        energy += xi * xi;
+        top = fmax(top, xi * xi);
+        noise_rtn4 += (xi - rtn4) * (xi - rtn4);
+        noise_razor += (xi - razored) * (xi - razored);
+    }
+    *v = (VectorView){sqrt(top), sqrt(energy / n), energy > 0 ? top / energy : 0, sqnr_db(energy, noise_rtn4),
+                      sqnr_db(energy, noise_razor)};
+    razored_free(&a);
+    return 0;
+}
+
+/* Section 7: the explained product's input in the qrazor run and in the qrazor/rot run. */
+static int explain_rotation(const Text *t, const ExplainOptions *o, const Probe *plain, const Probe *rotated,
+                            const ModelConfig *c) {
+    const int hs = config_head_size(c);
+    const int B = o->site == SITE_WO || o->site == SITE_QK ? hadamard_block(hs)
+                  : o->site == SITE_W2                    ? hadamard_block(c->hidden_dim)
+                                                          : hadamard_block(c->dim);
+    const char *const basis = o->site == SITE_WO ? "each head's values rotated by Q_hs (wv's output side)"
+                              : o->site == SITE_QK ? "each query head rotated by Q_hs after RoPE"
+                              : o->site == SITE_W2 ? "SwiGLU's output rotated by Q_hidden"
+                                                   : "the residual stream rotated by Q_dim (the gains are in the weights)";
+    heading(t, "7. Rotations (SPEC section 7): this input without and with rot");
+    fprintf(t->out, "  -q qrazor/rot, and quarot = rtn4/rot, write the model in another basis (a\n"
+                    "  Walsh-Hadamard transform with fixed signs): the same function, but every\n"
+                    "  quantizer sees other numbers.\n");
+    if (o->site == SITE_PV)
+        fprintf(t->out, "  The probabilities p' are not rotated (the values are, per head): rot\n"
+                        "  changes them only through the value scales Sv[t].\n");
+    else
+        fprintf(t->out, "  Here: %s,\n  in blocks of B = %d.\n", basis, B);
+    for (int r = 0; r < 2; r++) {
+        const Probe *p = r ? rotated : plain;
+        fprintf(t->out, "  %-11s (%d):", r ? "with rot" : "without rot", p->k);
+        for (int i = 0; i < p->k && i < 5; i++) fprintf(t->out, " %.5g", p->x[i]);
+        fprintf(t->out, "%s\n", p->k > 5 ? " ..." : "");
+    }
+    VectorView v[2];
+    if (vector_view(plain->x, plain->k, o->group, o->rounding, &v[0]) != 0 ||
+        vector_view(rotated->x, rotated->k, o->group, o->rounding, &v[1]) != 0)
+        return -1;
+    fprintf(t->out, "  %-11s %9s %9s %10s %9s %9s %12s\n", "", "absmax", "RMS", "absmax/RMS", "top share",
+            "SQNR rtn4", "SQNR razored");
+    for (int r = 0; r < 2; r++)
+        fprintf(t->out, "  %-11s %9.4g %9.4g %10.2f %8.1f%% %6.1f dB %9.1f dB\n", r ? "with rot" : "without rot",
+                v[r].absmax, v[r].rms, v[r].absmax / v[r].rms, 100.0 * v[r].top_share, v[r].sqnr_rtn4, v[r].sqnr_razor);
+    fprintf(t->out, "  (top share: the largest value's part of sum x^2. SQNR of this vector alone,\n"
+                    "  as 4-bit absmax codes, or as INT16 then razored in groups of %d)\n", o->group);
+    fprintf(t->out, "  With rot the largest value is %.2f times the RMS instead of %.2f: rtn4's\n"
+                    "  one scale per vector %s %.1f dB; the razor, which chooses a shift per\n"
+                    "  group of %d, %s %.1f dB.\n",
+            v[1].absmax / v[1].rms, v[0].absmax / v[0].rms, v[1].sqnr_rtn4 >= v[0].sqnr_rtn4 ? "gains" : "loses",
+            fabs(v[1].sqnr_rtn4 - v[0].sqnr_rtn4), o->group, v[1].sqnr_razor >= v[0].sqnr_razor ? "gains" : "loses",
+            fabs(v[1].sqnr_razor - v[0].sqnr_razor));
+    return 0;
+}
+
 /* ------------------------------------------------------------------ SVG */
 
 /* A histogram of the activation before and after razoring (in units of INT16 codes), and
@@ -341,7 +425,7 @@ static int write_svg(const char *path, const ExplainOptions *o, const Probe *p, 
     const int y1 = 320, ph2 = 180;
     double best = 1;
     for (int i = 0; i < n_modes * n_layers; i++) best = isfinite(sqnr[i]) && sqnr[i] > best ? sqnr[i] : best;
-    static const char *const colors[] = {"#999999", "#3366cc", "#dc3912", "#ff9900"};
+    static const char *const colors[] = {"#999999", "#3366cc", "#dc3912", "#109618", "#ff9900"};
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">SQNR of site %s per layer (dB; higher is better)</text>\n",
             x0, y1 - 16, site_name(o->site));
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y1 + ph2, x0 + pw, y1 + ph2);
@@ -351,14 +435,14 @@ static int write_svg(const char *path, const ExplainOptions *o, const Probe *p, 
             const double v = sqnr[m * n_layers + l], h = isfinite(v) && v > 0 ? ph2 * v / best : 0;
             const double bw = gw * 0.8 / n_modes, x = x0 + l * gw + gw * 0.1 + m * bw;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n", x, y1 + ph2 - h,
-                    bw, h, colors[m % 4]);
+                    bw, h, colors[m % 5]);
         }
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">layer %d</text>\n", x0 + l * gw + gw / 2, y1 + ph2 + 16, l);
     }
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.0f dB</text>\n", x0 - 6, y1 + 10, best);
     for (int m = 0; m < n_modes; m++) {
         fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
-                x0 + m * 120, H - 30, colors[m % 4], x0 + m * 120 + 16, H - 20, mode_names[m]);
+                x0 + m * 120, H - 30, colors[m % 5], x0 + m * 120 + 16, H - 20, mode_names[m]);
     }
     fprintf(f, "</svg>\n");
     razored_free(&a);
@@ -387,8 +471,8 @@ static int explain_prompt(const ExplainOptions *o, const Prompt *prompt, FILE *o
     fprintf(out, "QRazor step by step: layer %d, site %s, the last of %d tokens, mode %s\n", o->layer,
             site_name(o->site), prompt->n, name);
     if (o->site >= SITE_QK) fprintf(out, "query head %d\n", o->head);
-    static const char *const modes[] = {"w8a16", "qrazor", "rtn4"};
-    enum { N_MODES = 3 };
+    static const char *const modes[] = {"w8a16", "qrazor", "rtn4", "qrazor/rot", "quarot"};
+    enum { N_MODES = 5 };
     double *site_sqnr = malloc((size_t)N_MODES * c.n_layers * sizeof *site_sqnr);
     if (!site_sqnr || (o->site == SITE_PV ? explain_values(&t, o, &detail, &c)
                                           : explain_product(&t, o, &detail, &c)) != 0) {
@@ -434,8 +518,22 @@ static int explain_prompt(const ExplainOptions *o, const Prompt *prompt, FILE *o
     memory_report(out, &c, o->group);
     fprintf(out, "  (small models pay more for the float32 scales and for padding)\n");
 
+    /* 7. The same input with rotations. */
+    QuantConfig qr = q;
+    qr.rotate = 1;
+    Probe rotated;
+    if (probe_run(o, prompt, &qr, &rotated, &c, err, errlen) != 0) {
+        free(site_sqnr);
+        probe_free(&detail);
+        return -1;
+    }
     int rc = 0;
-    if (o->svg_path && write_svg(o->svg_path, o, &detail, site_sqnr, names, N_MODES, c.n_layers) != 0) {
+    if (explain_rotation(&t, o, &detail, &rotated, &c) != 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    probe_free(&rotated);
+    if (rc == 0 && o->svg_path && write_svg(o->svg_path, o, &detail, site_sqnr, names, N_MODES, c.n_layers) != 0) {
         snprintf(err, errlen, "%s: cannot write the figure", o->svg_path);
         rc = -1;
     }

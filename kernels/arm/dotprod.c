@@ -31,6 +31,7 @@ void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base
 int r4_pack_neon(const R4Acts *x, int t0, int t1);
 void swiglu_neon(float *gate, const float *up, int n);
 void softmax_neon(float *x, int n, float divisor);
+void hadamard_neon(float *v, int n_vecs, int len);
 
 const KernelTable kernels_dotprod = {.name = "dotprod",
                                      .r4_block = r4_block_level,
@@ -40,5 +41,6 @@ const KernelTable kernels_dotprod = {.name = "dotprod",
                                      .quantize_r4 = quantize_r4_neon,
                                      .r4_pack = r4_pack_neon,
                                      .swiglu = swiglu_neon,
-                                     .softmax = softmax_neon};
+                                     .softmax = softmax_neon,
+                                     .hadamard = hadamard_neon};
 #endif

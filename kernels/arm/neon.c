@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/floatops.h"
+#include "kernels/hadamard.h"
 
 static inline int32x4_t dot8(int32x4_t acc, int8x16_t lo, int8x16_t hi, int8x8_t a) {
     const int32x2_t a32 = vreinterpret_s32_s8(a);
@@ -290,6 +291,58 @@ void softmax_neon(float *x, int n, float divisor) {
     for (; i < n; i++) x[i] /= sum;
 }
 
+/* ------------------------------------------------------------------ Q_n (docs/SPEC.md section 7) */
+
+/* The sign flips of elements i .. i + 3 (kernels/hadamard.c, hadamard_flips) as a float's
+ * sign bit in each lane: bit 31 of i * 2654435761 + 0x9E3779B9, wrapping as unsigned. */
+static inline uint32x4_t hadamard_signs4(int i) {
+    static const uint32_t step[4] = {0, 1, 2, 3};
+    const uint32x4_t index = vaddq_u32(vdupq_n_u32((uint32_t)i), vld1q_u32(step));
+    const uint32x4_t h = vmlaq_u32(vdupq_n_u32(0x9E3779B9u), index, vdupq_n_u32(2654435761u));
+    return vandq_u32(h, vdupq_n_u32(0x80000000u));
+}
+
+/* The butterfly stages h = 1, 2 within 4 lanes: lane l pairs with lane l ^ h (s holds the
+ * partners); the lower of a pair takes a + b, the upper a - b, which in the upper lane is
+ * s - x. */
+static inline float32x4_t hadamard_lanes4(float32x4_t x) {
+    static const uint32_t odd[4] = {0, ~0u, 0, ~0u}, upper[4] = {0, 0, ~0u, ~0u};
+    float32x4_t s = vrev64q_f32(x); /* h = 1: neighbours swapped */
+    x = vbslq_f32(vld1q_u32(odd), vsubq_f32(s, x), vaddq_f32(x, s));
+    s = vextq_f32(x, x, 2); /* h = 2: halves swapped */
+    return vbslq_f32(vld1q_u32(upper), vsubq_f32(s, x), vaddq_f32(x, s));
+}
+
+/* hadamard_scalar's steps, 4 elements at a time: the signs and the stages below 4 in one
+ * pass over each vector, then one pass per stage from 4 on, the last one scaling. Blocks
+ * of fewer than 4 go to the scalar definition. */
+void hadamard_neon(float *v, int n_vecs, int len) {
+    const int B = hadamard_block(len);
+    if (B < 4) {
+        hadamard_scalar(v, n_vecs, len);
+        return;
+    }
+    const float32x4_t scale = vdupq_n_f32((float)(1.0 / sqrt((double)B)));
+    for (int t = 0; t < n_vecs; t++) {
+        float *x = v + (size_t)t * len;
+        for (int i = 0; i < len; i += 4) {
+            const float32x4_t flipped =
+                vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(vld1q_f32(x + i)), hadamard_signs4(i)));
+            const float32x4_t y = hadamard_lanes4(flipped);
+            vst1q_f32(x + i, B == 4 ? vmulq_f32(y, scale) : y);
+        }
+        for (int h = 4; h < B; h *= 2) {
+            const float32x4_t last = 2 * h == B ? scale : vdupq_n_f32(1.0f); /* x 1 changes nothing */
+            for (int j = 0; j < len; j += 2 * h)
+                for (int i = j; i < j + h; i += 4) {
+                    const float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + h);
+                    vst1q_f32(x + i, vmulq_f32(vaddq_f32(a, b), last));
+                    vst1q_f32(x + i + h, vmulq_f32(vsubq_f32(a, b), last));
+                }
+        }
+    }
+}
+
 const KernelTable kernels_neon = {.name = "neon",
                                   .r4_block = r4_block_level,
                                   .r4_finish = r4_finish_neon,
@@ -298,5 +351,6 @@ const KernelTable kernels_neon = {.name = "neon",
                                   .quantize_r4 = quantize_r4_neon,
                                   .r4_pack = r4_pack_neon,
                                   .swiglu = swiglu_neon,
-                                  .softmax = softmax_neon};
+                                  .softmax = softmax_neon,
+                                  .hadamard = hadamard_neon};
 #endif

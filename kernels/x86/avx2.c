@@ -20,9 +20,11 @@
 #include "kernels/x86/x86.h"
 
 #if SIMD_BUILD_X86
+#include <math.h>
 #include <string.h>
 
 #include "kernels/floatops.h"
+#include "kernels/hadamard.h"
 
 /* The loops over a tile's vectors must be unrolled for the accumulators to stay in
  * registers; compilers will not do it at -O2 on their own (it grows the code). */
@@ -746,6 +748,57 @@ static void softmax_avx2(float *x, int n, float divisor) {
     for (i = 0; i < n; i += 8) store_first(x + i, _mm256_div_ps(load_first(x + i, n - i), sum), n - i);
 }
 
+/* ------------------------------------------------------------------ Q_n (docs/SPEC.md section 7) */
+
+/* The sign flips of elements i .. i + 7 (kernels/hadamard.c, hadamard_flips) as a float's
+ * sign bit in each lane: bit 31 of i * 2654435761 + 0x9E3779B9, wrapping as unsigned. */
+static inline __m256 hadamard_signs8(int i) {
+    const __m256i index = _mm256_add_epi32(_mm256_set1_epi32(i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i h = _mm256_add_epi32(_mm256_mullo_epi32(index, _mm256_set1_epi32((int)2654435761u)),
+                                       _mm256_set1_epi32((int)0x9E3779B9u));
+    return _mm256_castsi256_ps(_mm256_and_si256(h, _mm256_set1_epi32((int)0x80000000u)));
+}
+
+/* The butterfly stages h = 1, 2, 4 within 8 lanes: lane l pairs with lane l ^ h (s holds
+ * the partners); the lower of a pair takes a + b, the upper a - b, which in the upper lane
+ * is s - x. */
+static inline __m256 hadamard_lanes8(__m256 x) {
+    __m256 s = _mm256_permute_ps(x, 0xB1); /* h = 1: neighbours swapped */
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    s = _mm256_permute_ps(x, 0x4E); /* h = 2: pairs of lanes swapped */
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    s = _mm256_permute2f128_ps(x, x, 0x01); /* h = 4: halves swapped */
+    return _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+}
+
+/* hadamard_scalar's steps, 8 elements at a time: the signs and the stages below 8 in one
+ * pass over each vector, then one pass per stage from 8 on, the last one scaling. Blocks
+ * of fewer than 8 go to the scalar definition. */
+static void hadamard_avx2(float *v, int n_vecs, int len) {
+    const int B = hadamard_block(len);
+    if (B < 8) {
+        hadamard_scalar(v, n_vecs, len);
+        return;
+    }
+    const __m256 scale = _mm256_set1_ps((float)(1.0 / sqrt((double)B)));
+    for (int t = 0; t < n_vecs; t++) {
+        float *x = v + (size_t)t * len;
+        for (int i = 0; i < len; i += 8) {
+            const __m256 y = hadamard_lanes8(_mm256_xor_ps(_mm256_loadu_ps(x + i), hadamard_signs8(i)));
+            _mm256_storeu_ps(x + i, B == 8 ? _mm256_mul_ps(y, scale) : y);
+        }
+        for (int h = 8; h < B; h *= 2) {
+            const __m256 last = 2 * h == B ? scale : _mm256_set1_ps(1.0f); /* x 1 changes nothing */
+            for (int j = 0; j < len; j += 2 * h)
+                for (int i = j; i < j + h; i += 8) {
+                    const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + h);
+                    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_add_ps(a, b), last));
+                    _mm256_storeu_ps(x + i + h, _mm256_mul_ps(_mm256_sub_ps(a, b), last));
+                }
+        }
+    }
+}
+
 const KernelTable kernels_avx2 = {.name = "avx2",
                                   .r4_block = r4_block_avx2,
                                   .r4_finish = r4_finish_avx2,
@@ -755,5 +808,6 @@ const KernelTable kernels_avx2 = {.name = "avx2",
                                   .r4_pack = r4_pack_avx2,
                                   .r4_gemm = r4_gemm_avx2,
                                   .swiglu = swiglu_avx2,
-                                  .softmax = softmax_avx2};
+                                  .softmax = softmax_avx2,
+                                  .hadamard = hadamard_avx2};
 #endif

@@ -16,9 +16,11 @@
 #include "kernels/x86/x86.h"
 
 #if SIMD_BUILD_X86
+#include <math.h>
 #include <string.h>
 
 #include "kernels/floatops.h"
+#include "kernels/hadamard.h"
 
 /* The loops over a tile's vectors must be unrolled for the accumulators to stay in
  * registers; compilers will not do it at -O2 on their own (it grows the code). */
@@ -578,6 +580,61 @@ static void swiglu_avx512(float *gate, const float *up, int n) {
     swiglu_scalar(gate + i, up + i, n - i);
 }
 
+/* ------------------------------------------------------------------ Q_n (docs/SPEC.md section 7) */
+
+/* The sign flips of elements i .. i + 15 (kernels/hadamard.c, hadamard_flips) as a float's
+ * sign bit in each lane: bit 31 of i * 2654435761 + 0x9E3779B9, wrapping as unsigned. */
+static inline __m512 hadamard_signs16(int i) {
+    const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(i),
+                                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i h = _mm512_add_epi32(_mm512_mullo_epi32(index, _mm512_set1_epi32((int)2654435761u)),
+                                       _mm512_set1_epi32((int)0x9E3779B9u));
+    return _mm512_castsi512_ps(_mm512_and_si512(h, _mm512_set1_epi32((int)0x80000000u)));
+}
+
+/* The butterfly stages h = 1, 2, 4, 8 within 16 lanes: lane l pairs with lane l ^ h (s
+ * holds the partners); the lower of a pair takes a + b, the upper a - b, which in the
+ * upper lane is s - x. */
+static inline __m512 hadamard_lanes16(__m512 x) {
+    __m512 s = _mm512_permute_ps(x, 0xB1); /* h = 1: neighbours swapped */
+    x = _mm512_mask_blend_ps(0xAAAA, _mm512_add_ps(x, s), _mm512_sub_ps(s, x));
+    s = _mm512_permute_ps(x, 0x4E); /* h = 2: pairs of lanes swapped */
+    x = _mm512_mask_blend_ps(0xCCCC, _mm512_add_ps(x, s), _mm512_sub_ps(s, x));
+    s = _mm512_shuffle_f32x4(x, x, 0xB1); /* h = 4: 128-bit quarters swapped in pairs */
+    x = _mm512_mask_blend_ps(0xF0F0, _mm512_add_ps(x, s), _mm512_sub_ps(s, x));
+    s = _mm512_shuffle_f32x4(x, x, 0x4E); /* h = 8: halves swapped */
+    return _mm512_mask_blend_ps(0xFF00, _mm512_add_ps(x, s), _mm512_sub_ps(s, x));
+}
+
+/* hadamard_scalar's steps, 16 elements at a time: the signs and the stages below 16 in
+ * one pass over each vector, then one pass per stage from 16 on, the last one scaling.
+ * Blocks of fewer than 16 go to the scalar definition. */
+static void hadamard_avx512(float *v, int n_vecs, int len) {
+    const int B = hadamard_block(len);
+    if (B < 16) {
+        hadamard_scalar(v, n_vecs, len);
+        return;
+    }
+    const __m512 scale = _mm512_set1_ps((float)(1.0 / sqrt((double)B)));
+    for (int t = 0; t < n_vecs; t++) {
+        float *x = v + (size_t)t * len;
+        for (int i = 0; i < len; i += 16) {
+            const __m512 flipped = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_loadu_ps(x + i)),
+                                                                        _mm512_castps_si512(hadamard_signs16(i))));
+            const __m512 y = hadamard_lanes16(flipped);
+            _mm512_storeu_ps(x + i, B == 16 ? _mm512_mul_ps(y, scale) : y);
+        }
+        for (int h = 16; h < B; h *= 2) {
+            const __m512 last = 2 * h == B ? scale : _mm512_set1_ps(1.0f); /* x 1 changes nothing */
+            for (int j = 0; j < len; j += 2 * h)
+                for (int i = j; i < j + h; i += 16) {
+                    const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + h);
+                    _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_add_ps(a, b), last));
+                    _mm512_storeu_ps(x + i + h, _mm512_mul_ps(_mm512_sub_ps(a, b), last));
+                }
+        }
+    }
+}
 
 /* ------------------------------------------------------------------ softmax */
 
@@ -621,5 +678,6 @@ const KernelTable kernels_avx512 = {.name = "avx512",
                                     .r4_pack = r4_pack_avx512,
                                     .r4_gemm = r4_gemm_avx512,
                                     .swiglu = swiglu_avx512,
-                                    .softmax = softmax_avx512};
+                                    .softmax = softmax_avx512,
+                                    .hadamard = hadamard_avx512};
 #endif

@@ -286,4 +286,26 @@ static inline simde__m512i gap_mm512_srai_epi32(simde__m512i a, unsigned count) 
 }
 #define _mm512_srai_epi32 gap_mm512_srai_epi32
 
+/* vpermilps with an immediate: in each 128-bit lane, float j takes float (imm >> 2j) & 3
+ * of the same lane. */
+static inline simde__m512 gap_mm512_permute_ps(simde__m512 a, int imm8) {
+    GAP_LANES(float, x, a, 16);
+    float r[16];
+    for (int i = 0; i < 16; i++) r[i] = x[i / 4 * 4 + ((imm8 >> 2 * (i % 4)) & 3)];
+    return GAP_VEC(simde__m512, r);
+}
+#define _mm512_permute_ps gap_mm512_permute_ps
+
+/* vshuff32x4: 128-bit lanes 0 and 1 of the result are lanes imm[1:0] and imm[3:2] of a, 2
+ * and 3 are lanes imm[5:4] and imm[7:6] of b. */
+static inline simde__m512 gap_mm512_shuffle_f32x4(simde__m512 a, simde__m512 b, int imm8) {
+    GAP_LANES(float, x, a, 16);
+    GAP_LANES(float, y, b, 16);
+    float r[16];
+    for (int q = 0; q < 4; q++)
+        memcpy(r + 4 * q, (q < 2 ? x : y) + 4 * ((imm8 >> 2 * q) & 3), 4 * sizeof(float));
+    return GAP_VEC(simde__m512, r);
+}
+#define _mm512_shuffle_f32x4 gap_mm512_shuffle_f32x4
+
 #endif
