@@ -184,7 +184,7 @@ void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base
 
 /* The preparation of a batch for r4_block: its corrections (the definition's loop; a few
  * additions per code, once per product). There is no GEMM to pack for: -1. */
-int r4_pack_neon(const R4Acts *x, int t0, int t1) {
+static int r4_pack_neon(const R4Acts *x, int t0, int t1) {
     for (int t = t0; t < t1; t++) r4_acts_set_corr(x, t);
     return -1;
 }

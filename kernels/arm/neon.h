@@ -61,6 +61,16 @@ static inline void col_shift_bytes(const uint8_t *cs, int col, int8x16_t *lo, in
     *hi = vreinterpretq_s8_u32(vdupq_lane_u32(cols, 1));
 }
 
+/* One 16-byte quarter of a step (4 rows x 8 columns of excess-8 nibbles) as signed codes,
+ * each shifted left by its byte of slo (columns 0-3, into *lo) or shi (columns 4-7, into
+ * *hi): nibble XOR 8 is the code's two's complement in 4 bits, sign-extended by shifting it
+ * to the top of its byte and back; |c << s| <= 7 << 4 = 112 is a byte. */
+static inline void shifted_codes(uint8x16_t v, int8x16_t slo, int8x16_t shi, int8x16_t *lo, int8x16_t *hi) {
+    const int8x16_t signed_codes = vreinterpretq_s8_u8(veorq_u8(v, vdupq_n_u8(0x88)));
+    *lo = vshlq_s8(vshrq_n_s8(vshlq_n_s8(signed_codes, 4), 4), slo);
+    *hi = vshlq_s8(vshrq_n_s8(signed_codes, 4), shi);
+}
+
 /* QUADS x 4 rows of block rb from row 4 * quad0 on (the whole block, QUADS = 4, or a half
  * of it) against NT vectors; COL_SHIFTS says whether the matrix has column shifts. All
  * three are compile-time constants at every call (r4_block_level), so the sums, NT x QUADS
@@ -104,9 +114,7 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
             for (int q = 0; q < QUADS; q++) {
                 const uint8x16_t v = vld1q_u8(step + 16 * q);
                 if (COL_SHIFTS) {
-                    const int8x16_t signed_codes = vreinterpretq_s8_u8(veorq_u8(v, vdupq_n_u8(0x88)));
-                    lo[q] = vshlq_s8(vshrq_n_s8(vshlq_n_s8(signed_codes, 4), 4), slo);
-                    hi[q] = vshlq_s8(vshrq_n_s8(signed_codes, 4), shi);
+                    shifted_codes(v, slo, shi, &lo[q], &hi[q]);
                 } else {
                     lo[q] = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F)));
                     hi[q] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
