@@ -8,8 +8,8 @@
 #
 #   LLAMA_CPP=/path/to/llama.cpp docs/mca.sh
 #
-# writes the section "## ARM: static estimates" at the end of docs/PERFORMANCE.md (make
-# bench, which writes the rest, keeps it).
+# writes the section "## ARM: static estimates" of docs/PERFORMANCE.md (make bench and
+# docs/bench_hf.sh, which write the others, keep it).
 #
 # Needs aarch64-linux-gnu-gcc/g++ (Debian: gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu)
 # and llvm-mca 19 (Debian: llvm-19). Nothing of llama.cpp is in this repository; without
@@ -19,8 +19,9 @@
 # kernel (neon.h) runs a loop over 8-column steps inside a loop over groups; a group of
 # G = 16 (the default) is 2 steps and the group's own work (the shift of its sums, the
 # next group's set-up), all counted: the step loop's body twice plus the rest of the group
-# loop's body, as one block. llama.cpp's loops over blocks of 32 contain their per-block
-# work (the scales' float products) already.
+# loop's body, as one block. Our GEMM (dotprod.c) has one loop over units of 16 columns
+# whose body includes each unit's activation shift, whatever G. llama.cpp's loops over
+# blocks of 32 contain their per-block work (the scales' float products) already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -139,15 +140,17 @@ EOF
     echo "| loop: cycles per 1024 multiply-adds (llvm-mca 19) | Apple M1 (Cyclone model) | Neoverse N1 | Cortex-A76, A72 (A57 model) |"
     echo "| --- | ---: | ---: | ---: |"
     # Ours: an 8-column step of the 16-row block for 1 vector (decode: 128 multiply-adds), or
-    # of a half block for a tile of 4 (prefill: 256); a group of 16 columns is 2 steps.
+    # of a half block for a tile of 4 (neon's prefill: 256); a group of 16 columns is 2
+    # steps. The dotprod level's prefill is its GEMM: a unit of 16 columns of the 16-row
+    # panel for 2 vectors (512).
     loop "$tmp/neon.s" r4_block_level 128 2 64 >"$tmp/our-neon-decode.s"
     loop "$tmp/neon.s" r4_block_level 256 2 32 >"$tmp/our-neon-prefill.s"
     loop "$tmp/dotprod.s" r4_block_level 128 2 64 >"$tmp/our-dot-decode.s"
-    loop "$tmp/dotprod.s" r4_block_level 256 2 32 >"$tmp/our-dot-prefill.s"
+    loop "$tmp/dotprod.s" r4_gemm_dotprod 512 >"$tmp/our-dot-gemm.s"
     row "ours, neon, decode (1 vector, G = 16)" "$tmp/our-neon-decode.s" 256 +neon
     row "ours, neon, prefill (4 vectors, G = 16)" "$tmp/our-neon-prefill.s" 512 +neon
     row "ours, dotprod, decode (1 vector, G = 16)" "$tmp/our-dot-decode.s" 256 +dotprod
-    row "ours, dotprod, prefill (4 vectors, G = 16)" "$tmp/our-dot-prefill.s" 512 +dotprod
+    row "ours, dotprod, prefill: GEMM (16 rows x 2 vectors, any G)" "$tmp/our-dot-gemm.s" 512 +dotprod
     if [ -n "${LLAMA_CPP:-}" ]; then
         # ggml_vec_dot_q4_0_q8_0: 2 blocks of 32 per pass (the ARMv8.0 build emulates sdot with
         # smull); the repacked q4_0_4x4 kernels: 4 rows x 1 block (gemv), 4 rows x 16 vectors x
@@ -162,8 +165,13 @@ EOF
         row "llama.cpp, dotprod, ggml_gemm_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemm.s" 2048 +dotprod
     fi
 } >"$tmp/section.md"
-# The rest of the file as it is (make bench's part), then this section anew.
-awk -v h="$HEADING" '$0 == h { exit } { print }' "$OUT" >"$tmp/rest.md"
-while [ -s "$tmp/rest.md" ] && [ -z "$(tail -n 1 "$tmp/rest.md")" ]; do sed -i '$d' "$tmp/rest.md"; done
-{ cat "$tmp/rest.md"; echo; cat "$tmp/section.md"; } >"$OUT"
+# The rest of the file as it is (the sections before this one, make bench's, and after it,
+# docs/bench_hf.sh's), with this section anew in its place, or at the end the first time.
+awk -v h="$HEADING" '$0 == h { exit } { print }' "$OUT" >"$tmp/before.md"
+awk -v h="$HEADING" '$0 == h { on = 1; next } on && /^## / { after = 1 } after' "$OUT" >"$tmp/after.md"
+while [ -s "$tmp/before.md" ] && [ -z "$(tail -n 1 "$tmp/before.md")" ]; do sed -i '$d' "$tmp/before.md"; done
+{
+    cat "$tmp/before.md"; echo; cat "$tmp/section.md"
+    if [ -s "$tmp/after.md" ]; then echo; cat "$tmp/after.md"; fi
+} >"$OUT"
 echo "wrote $OUT" >&2

@@ -78,8 +78,7 @@ typedef struct {
 } PanelUnit;
 
 /* The preparation of a batch for r4_block (the corrections) and for the GEMM: per vector
- * t and unit u (kernels/qformat.h), gemm_words[t * gemm_stride + u] = m_u as above, and 0
- * for one unit past the last when their number is odd (the GEMM takes units in pairs).
+ * t and unit u (kernels/qformat.h), gemm_words[t * gemm_stride + u] = m_u as above.
  * Activation shifts are at most 12 (docs/SPEC.md), so 2^sa is a 32-bit word. A group size
  * that is not a multiple of 16 is not the GEMM's: -1. */
 static int r4_pack_dotprod(const R4Acts *x, int t0, int t1) {
@@ -100,7 +99,6 @@ static int r4_pack_dotprod(const R4Acts *x, int t0, int t1) {
             const int last = u + 1 == units || (u + 1) % PANEL_UNITS == 0;
             m[u] = ((uint32_t)1 << sa[g]) - (last ? 0 : (uint32_t)1 << sa[(u + 1) * GEMM_UNIT / G]);
         }
-        if (units % 2) m[units] = 0;
     }
     return G % GEMM_UNIT == 0 ? 0 : -1;
 }
@@ -117,15 +115,15 @@ static inline void row_shift_bytes(const uint8_t *p, int8x16_t s[4]) {
         s[q] = vreinterpretq_s8_u8(vqtbl1q_u8(rows, vaddq_u8(quad0, vdupq_n_u8((uint8_t)(4 * q)))));
 }
 
-/* The panel of block rb for columns [c0, c1) (c0 a multiple of GEMM_COLS, c1 - c0 <= it),
- * in pairs of units; columns past the matrix's padded width are 0. Returns the pairs. */
+/* The panel of block rb for columns [c0, c1) (c0 a multiple of GEMM_COLS, c1 - c0 <= it);
+ * columns past the matrix's padded width are 0. Returns its number of units. */
 static int pack_panel(PanelUnit *panel, const R4Matrix *w, int rb, int c0, int c1) {
     const uint8_t *block = w->codes + (size_t)rb * r4_block_bytes(w);
-    const int pairs = (c1 - c0 + 2 * GEMM_UNIT - 1) / (2 * GEMM_UNIT), G = w->group;
+    const int units = (c1 - c0 + GEMM_UNIT - 1) / GEMM_UNIT, G = w->group;
     /* The block's 16 rows lie in one group of G rows (G is a multiple of 16). */
     const uint8_t *cs = w->col_shifts ? w->col_shifts + (size_t)(rb * QR_BLOCK_ROWS / G) * w->col_shift_stride : NULL;
     int8x16_t slo[4], shi[4];
-    for (int j = 0; j < 4 * pairs; j++) { /* R4Matrix steps of 8 columns: half a unit */
+    for (int j = 0; j < 2 * units; j++) { /* R4Matrix steps of 8 columns: half a unit */
         const int col = c0 + QR_STEP_COLS * j, k = 2 * (j % 2);
         PanelUnit *unit = &panel[j / 2];
         if (col >= w->cols_pad) {
@@ -147,7 +145,7 @@ static int pack_panel(PanelUnit *panel, const R4Matrix *w, int rb, int c0, int c
         for (int q = 0; q < 4; q++)
             shifted_codes(vld1q_u8(step + 16 * q), slo[q], shi[q], &unit->w[q][k], &unit->w[q][k + 1]);
     }
-    return pairs;
+    return units;
 }
 
 /* One unit for one row quad: the running sum plus the unit's 16 columns of w' times its 16
@@ -160,10 +158,11 @@ static inline int32x4_t dot16(int32x4_t run, const int8x16_t w[4], int8x16_t a) 
 }
 
 /* NT <= 2 vectors (codes a, the t-th at a + t * a_stride; multipliers m likewise) through
- * a panel of `pairs` pairs of units; their sums of 16 rows go to acc[t * 16 + rr], added
- * to what is there when live. NT is a compile-time constant at every call, so the sums
- * stay in registers. */
-static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, int live, const PanelUnit *panel, int pairs,
+ * a panel of `units` units; their sums of 16 rows go to acc[t * 16 + rr], added to what is
+ * there when live. NT is a compile-time constant at every call, so the sums stay in
+ * registers. (One unit per pass: the compiler regroups the multiply-adds of two into a
+ * multiply, a multiply-add and an add.) */
+static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, int live, const PanelUnit *panel, int units,
                                                             const int8_t *a, size_t a_stride, const uint32_t *m,
                                                             size_t m_stride, const int NT) {
     int32x4_t run[GEMM_TILE][4];
@@ -172,30 +171,17 @@ static inline __attribute__((always_inline)) void gemm_tile(int64_t *acc, int li
     for (int t = 0; t < NT; t++)
         UNROLL_TILE
         for (int q = 0; q < 4; q++) run[t][q] = vdupq_n_s32(0), sum[t][q] = vdupq_n_u32(0);
-    for (int p = 0; p < pairs; p++) {
-        const PanelUnit *u0 = &panel[2 * p], *u1 = &panel[2 * p + 1];
-        int8x16_t codes0[GEMM_TILE], codes1[GEMM_TILE];
-        uint32x2_t mult[GEMM_TILE];
+    for (int u = 0; u < units; u++) {
         UNROLL_TILE
         for (int t = 0; t < NT; t++) {
-            codes0[t] = vld1q_s8(a + t * a_stride + 2 * GEMM_UNIT * p);
-            codes1[t] = vld1q_s8(a + t * a_stride + 2 * GEMM_UNIT * p + GEMM_UNIT);
-            mult[t] = vld1_u32(m + t * m_stride + 2 * p);
+            const int8x16_t codes = vld1q_s8(a + t * a_stride + GEMM_UNIT * u);
+            const uint32_t mult = m[t * m_stride + u];
+            UNROLL_TILE
+            for (int q = 0; q < 4; q++) {
+                run[t][q] = dot16(run[t][q], panel[u].w[q], codes);
+                sum[t][q] = vmlaq_n_u32(sum[t][q], vreinterpretq_u32_s32(run[t][q]), mult);
+            }
         }
-        UNROLL_TILE
-        for (int t = 0; t < NT; t++)
-            UNROLL_TILE
-            for (int q = 0; q < 4; q++) {
-                run[t][q] = dot16(run[t][q], u0->w[q], codes0[t]);
-                sum[t][q] = vmlaq_lane_u32(sum[t][q], vreinterpretq_u32_s32(run[t][q]), mult[t], 0);
-            }
-        UNROLL_TILE
-        for (int t = 0; t < NT; t++)
-            UNROLL_TILE
-            for (int q = 0; q < 4; q++) {
-                run[t][q] = dot16(run[t][q], u1->w[q], codes1[t]);
-                sum[t][q] = vmlaq_lane_u32(sum[t][q], vreinterpretq_u32_s32(run[t][q]), mult[t], 1);
-            }
     }
     UNROLL_TILE
     for (int t = 0; t < NT; t++)
@@ -220,14 +206,14 @@ static void r4_gemm_dotprod(float *y, size_t y_stride, const R4Matrix *w, int n_
         for (int t0 = 0; t0 < x->n; t0 += GEMM_CHUNK) {
             const int nt = x->n - t0 < GEMM_CHUNK ? x->n - t0 : GEMM_CHUNK;
             for (int c0 = 0; c0 < x->len; c0 += GEMM_COLS) {
-                const int pairs = pack_panel(panel, w, rb, c0, x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS);
+                const int units = pack_panel(panel, w, rb, c0, x->len - c0 < GEMM_COLS ? x->len : c0 + GEMM_COLS);
                 for (int t = 0; t < nt; t += GEMM_TILE) {
                     const int8_t *a = x->codes + (size_t)(t0 + t) * as + c0;
                     const uint32_t *m = words + (size_t)(t0 + t) * ms + c0 / GEMM_UNIT;
                     if (nt - t >= 2)
-                        gemm_tile(acc + t * QR_BLOCK_ROWS, c0 > 0, panel, pairs, a, as, m, ms, 2);
+                        gemm_tile(acc + t * QR_BLOCK_ROWS, c0 > 0, panel, units, a, as, m, ms, 2);
                     else
-                        gemm_tile(acc + t * QR_BLOCK_ROWS, c0 > 0, panel, pairs, a, as, m, ms, 1);
+                        gemm_tile(acc + t * QR_BLOCK_ROWS, c0 > 0, panel, units, a, as, m, ms, 1);
                 }
             }
             r4_finish_neon(y + (size_t)t0 * y_stride + rb * QR_BLOCK_ROWS, y_stride, acc, nt, rows, x->scale + t0,

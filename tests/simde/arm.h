@@ -64,16 +64,4 @@ static inline simde_float64x2_t gap_vcvt_high_f64_f32(simde_float32x4_t a) {
 }
 #define vcvt_high_f64_f32 gap_vcvt_high_f64_f32
 
-/* mla (by element), 32-bit: lane by lane a + b * v[lane], modulo 2^32. */
-static inline simde_uint32x4_t gap_vmlaq_lane_u32(simde_uint32x4_t a, simde_uint32x4_t b, simde_uint32x2_t v,
-                                                  const int lane) {
-    GAP_LANES(uint32_t, x, a, 4);
-    GAP_LANES(uint32_t, y, b, 4);
-    GAP_LANES(uint32_t, z, v, 2);
-    uint32_t r[4];
-    for (int i = 0; i < 4; i++) r[i] = x[i] + y[i] * z[lane];
-    return GAP_VEC(simde_uint32x4_t, r);
-}
-#define vmlaq_lane_u32 gap_vmlaq_lane_u32
-
 #endif
