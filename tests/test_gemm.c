@@ -14,7 +14,7 @@
  *     exactly too, at every level (by the GEMM where there is one, for any batch size);
  *   - a batch with codes beyond 4 bits is refused by the GEMM's packing and still
  *     multiplied exactly;
- *   - steps between large and small activation shifts, which make the dotprod GEMM's
+ *   - steps between large and small activation shifts, which make the ARM GEMMs'
  *     intermediate terms wrap around 32 bits, give the exact sums.
  */
 #include <stdio.h>
@@ -249,8 +249,8 @@ static void test_gemm_wide_codes_exact(void) {
 static void test_gemm_shift_steps_exact(void) {
     /* Groups of codes +112 at activation shift 0 between groups of 4-bit codes at shift 12,
      * against weights +7 << 4: every product within the bound, but a GEMM that carries one
-     * running sum through a panel and multiplies it by differences of 2^sa (the dotprod one,
-     * kernels/arm/dotprod.c) forms terms far beyond 32 bits, which must cancel modulo 2^32.
+     * running sum through a panel and multiplies it by differences of 2^sa (the ARM ones,
+     * kernels/arm/gemm.h) forms terms far beyond 32 bits, which must cancel modulo 2^32.
      * The scalar definition's floats, at every level. */
     uint64_t rng = 12;
     ThreadPool *pools[1] = {NULL};

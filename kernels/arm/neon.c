@@ -9,14 +9,10 @@
  * and column 4 further on: |2 x 15 x 128| and |2 x 112 x 128| are below 2^15), and two
  * pairwise additions (widening to 32 bits first) gather each row's 8 products in its lane.
  */
-#include "kernels/simd.h"
+#include "kernels/arm/arm.h"
 
 #if SIMD_BUILD_ARM
-#if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
-#include <arm_neon.h>
-#endif
 #include <math.h>
-#include <string.h>
 
 #include "kernels/floatops.h"
 
