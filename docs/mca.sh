@@ -30,18 +30,22 @@ CC_ARM=${CC_ARM:-aarch64-linux-gnu-gcc}
 CXX_ARM=${CXX_ARM:-aarch64-linux-gnu-g++}
 # LLVM 19 models the Cortex-A76 and the A72 with its Cortex-A57 model (one column for both),
 # and the Apple M1 with its Cyclone (Apple A7) model: both are approximations; Neoverse N1
-# (a server Cortex-A76) has a model of its own.
+# (a server Cortex-A76) has a model of its own. The i8mm level's cores (which have the int8
+# matrix multiply) get a table of their own: the M2 (Cyclone model again), Neoverse N2 and
+# Neoverse V1 (Graviton 3), both with models of their own.
 CPUS=(apple-m1 neoverse-n1 cortex-a76)
+CPUS_I8MM=(apple-m2 neoverse-n2 neoverse-v1)
 for tool in "$MCA" "$CC_ARM"; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (see the head of $0)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Our kernels as the Makefile builds them (-O2, and dotprod.c with its -march).
+# Our kernels as the Makefile builds them (-O2, and dotprod.c and i8mm.c with their -march).
 flags=(-std=c11 -O2 -ffp-contract=off -I. -D_POSIX_C_SOURCE=200809L -S)
 "$CC_ARM" "${flags[@]}" kernels/arm/neon.c -o "$tmp/neon.s"
 "$CC_ARM" "${flags[@]}" -march=armv8.2-a+dotprod kernels/arm/dotprod.c -o "$tmp/dotprod.s"
+"$CC_ARM" "${flags[@]}" -march=armv8.2-a+dotprod+i8mm kernels/arm/i8mm.c -o "$tmp/i8mm.s"
 if [ -n "${LLAMA_CPP:-}" ]; then # as llama.cpp's CMake builds them (-O3)
     inc=(-I"$LLAMA_CPP/ggml/include" -I"$LLAMA_CPP/ggml/src" -I"$LLAMA_CPP/ggml/src/ggml-cpu" -D_GNU_SOURCE -O3 -S)
     src=$LLAMA_CPP/ggml/src/ggml-cpu
@@ -49,6 +53,8 @@ if [ -n "${LLAMA_CPP:-}" ]; then # as llama.cpp's CMake builds them (-O3)
     "$CC_ARM" "${inc[@]}" -march=armv8.2-a+dotprod -std=c11 "$src/ggml-cpu-quants.c" -o "$tmp/llama-dotprod.s"
     "$CXX_ARM" "${inc[@]}" -march=armv8.2-a+dotprod -std=c++17 "$src/ggml-cpu-aarch64.cpp" \
         -o "$tmp/llama-aarch64.s" 2>/dev/null
+    "$CXX_ARM" "${inc[@]}" -march=armv8.2-a+dotprod+i8mm -std=c++17 "$src/ggml-cpu-aarch64.cpp" \
+        -o "$tmp/llama-aarch64-i8mm.s" 2>/dev/null
 fi
 
 # loop FILE FUNCTION MACS [GROUP_STEPS CODE_BYTES]: the instructions of the innermost loop
@@ -56,7 +62,7 @@ fi
 # shifts no bytes (sshl: the column-shift path) and loads CODE_BYTES of weights (16-byte
 # registers: 64 for a whole block, 32 for a half), its body that many times and the rest
 # of the loop around it.
-# Multiply-adds: sdot 16, an 8-bit smull/smlal (8 lanes) 8.
+# Multiply-adds: sdot 16, smmla 32, an 8-bit smull/smlal (8 lanes) 8.
 loop() {
     awk -v fn="$2" -v want="$3" -v steps="${4:-0}" -v bytes="${5:-0}" '
     function strip(s) { sub(/\/\/.*/, "", s); gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
@@ -93,6 +99,7 @@ loop() {
                 split(line[k], f, /[ \t,]+/)
                 if (f[1] ~ /^ld[rp]$/ && f[2] ~ /^q[0-9]+$/) loads += f[1] == "ldp" ? 32 : 16
                 if (f[1] == "sdot") macs += 16
+                if (f[1] == "smmla") macs += 32
                 if (f[1] ~ /^(smull|smull2|smlal|smlal2)$/ && f[2] ~ /\.8h$/) macs += 8
                 if (f[1] == "sshl" && f[2] ~ /\.16b$/) shifts++
             }
@@ -146,7 +153,8 @@ EOF
     loop "$tmp/neon.s" r4_block_level 128 2 64 >"$tmp/our-neon-decode.s"
     loop "$tmp/neon.s" r4_block_level 256 2 32 >"$tmp/our-neon-prefill.s"
     loop "$tmp/dotprod.s" r4_block_level 128 2 64 >"$tmp/our-dot-decode.s"
-    loop "$tmp/dotprod.s" r4_gemm_dotprod 512 >"$tmp/our-dot-gemm.s"
+    loop "$tmp/dotprod.s" r4_gemm_level 512 >"$tmp/our-dot-gemm.s"
+    loop "$tmp/i8mm.s" r4_gemm_level 512 >"$tmp/our-i8mm-gemm.s"
     row "ours, neon, decode (1 vector, G = 16)" "$tmp/our-neon-decode.s" 256 +neon
     row "ours, neon, prefill (4 vectors, G = 16)" "$tmp/our-neon-prefill.s" 512 +neon
     row "ours, dotprod, decode (1 vector, G = 16)" "$tmp/our-dot-decode.s" 256 +dotprod
@@ -163,6 +171,24 @@ EOF
         row "llama.cpp, dotprod, ggml_vec_dot_q4_0_q8_0" "$tmp/l-dot.s" 64 +dotprod
         row "llama.cpp, dotprod, ggml_gemv_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemv.s" 128 +dotprod
         row "llama.cpp, dotprod, ggml_gemm_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemm.s" 2048 +dotprod
+    fi
+    cat <<EOF
+
+The prefill loops again on cores with the int8 matrix multiply (smmla), where the i8mm
+level runs: Apple M2 and later (LLVM's Cyclone model again), Neoverse N2, Neoverse V1
+(Graviton 3). llama.cpp's q4_0_4x8 GEMM is its smmla one.
+
+EOF
+    echo "| loop: cycles per 1024 multiply-adds (llvm-mca 19) | Apple M2 (Cyclone model) | Neoverse N2 | Neoverse V1 |"
+    echo "| --- | ---: | ---: | ---: |"
+    CPUS=("${CPUS_I8MM[@]}")
+    row "ours, dotprod, prefill: GEMM (16 rows x 2 vectors, any G)" "$tmp/our-dot-gemm.s" 512 +dotprod
+    row "ours, i8mm, prefill: GEMM (16 rows x 2 vectors, any G)" "$tmp/our-i8mm-gemm.s" 512 +dotprod,+i8mm
+    if [ -n "${LLAMA_CPP:-}" ]; then
+        # The q4_0_4x8 GEMM (assembly): 4 rows x 16 vectors x 1 block per pass of its main loop.
+        loop "$tmp/llama-aarch64-i8mm.s" _ZL23ggml_gemm_q4_0_4x8_q8_0iPfmPKvS1_ii 2048 >"$tmp/l-gemm-i8mm.s"
+        row "llama.cpp, dotprod, ggml_gemm_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemm.s" 2048 +dotprod
+        row "llama.cpp, i8mm, ggml_gemm_q4_0_4x8_q8_0 (repacked)" "$tmp/l-gemm-i8mm.s" 2048 +dotprod,+i8mm
     fi
 } >"$tmp/section.md"
 # The rest of the file as it is (the sections before this one, make bench's, and after it,
