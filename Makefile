@@ -35,9 +35,11 @@ ifneq (,$(findstring x86_64,$(TARGET_MACHINE)))
 $(BUILD)/kernels/x86/avx2.o: SIMD_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/x86/avx512.o: SIMD_FLAGS := -mavx2 -mfma -mavx512f -mavx512cd -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 endif
-# AArch64 (aarch64-linux-gnu, or arm64-apple-darwin): NEON is baseline, the dot product not.
+# AArch64 (aarch64-linux-gnu, or arm64-apple-darwin): NEON is baseline, the dot product and
+# the int8 matrix multiply not.
 ifneq (,$(filter aarch64% arm64%,$(TARGET_MACHINE)))
 $(BUILD)/kernels/arm/dotprod.o: SIMD_FLAGS := -march=armv8.2-a+dotprod
+$(BUILD)/kernels/arm/i8mm.o: SIMD_FLAGS := -march=armv8.2-a+dotprod+i8mm
 endif
 # The sentencepiece shim, the one C++ file (make test-arm links a stub instead).
 SHIM_OBJ   := $(BUILD)/tokenizer/sp_shim.o
@@ -187,14 +189,14 @@ test-emulated:
 # The kernel, GEMM, forward and reference tests (every NEON level against the scalar
 # definition, the golden forward passes, 1 to 3 threads) on AArch64: cross-built with
 # gcc-aarch64-linux-gnu into build/arm/ and run under qemu-aarch64 once per CPU model,
-# `max` (with the dot product: the dotprod level must be found and checked) and
-# `cortex-a72` (ARMv8.0, Raspberry Pi 4: neon). Linked statically: Debian 12's qemu-aarch64
+# `max` (with the dot product and the int8 matrix multiply: the i8mm level must be found,
+# and it and the levels below it checked) and `cortex-a72` (ARMv8.0, Raspberry Pi 4: neon). Linked statically: Debian 12's qemu-aarch64
 # hangs dynamically linked programs in pthread_create. Debian has no static arm64
 # sentencepiece, so the shim is a stub (tests/arm/); the tokenizer and command-line tests
 # stay with the native suite.
 ARM_BUILD := build/arm
 ARM_TESTS := kernels_ gemm_ forward_ reference_equals
-ARM_CPUS  := max:dotprod cortex-a72:neon
+ARM_CPUS  := max:i8mm cortex-a72:neon
 test-arm:
 	@command -v aarch64-linux-gnu-gcc >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null && \
 	  command -v qemu-aarch64 >/dev/null || { \

@@ -208,7 +208,7 @@ static void usage(FILE *out) {
         fprintf(out, "  %-18s [%s]\n", "", n == N_COMMANDS ? "every command" : join(names, n, ", ", list, sizeof list));
     }
     fputs("\nEnvironment:\n  QRAZOR_SIMD=LEVEL     force a kernel level: scalar, avx2, avx512, neon,\n"
-          "                        dotprod\n"
+          "                        dotprod, i8mm\n"
           "  QRAZOR_KV_LIMIT=SIZE  most KV cache a run may allocate, e.g. 512M\n"
           "                        (default: half of the physical memory)\n", out);
 }

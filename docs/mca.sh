@@ -8,8 +8,8 @@
 #
 #   LLAMA_CPP=/path/to/llama.cpp docs/mca.sh
 #
-# writes the section "## ARM: static estimates" at the end of docs/PERFORMANCE.md (make
-# bench, which writes the rest, keeps it).
+# writes the section "## ARM: static estimates" of docs/PERFORMANCE.md (make bench and
+# docs/bench_hf.sh, which write the others, keep it).
 #
 # Needs aarch64-linux-gnu-gcc/g++ (Debian: gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu)
 # and llvm-mca 19 (Debian: llvm-19). Nothing of llama.cpp is in this repository; without
@@ -19,8 +19,9 @@
 # kernel (neon.h) runs a loop over 8-column steps inside a loop over groups; a group of
 # G = 16 (the default) is 2 steps and the group's own work (the shift of its sums, the
 # next group's set-up), all counted: the step loop's body twice plus the rest of the group
-# loop's body, as one block. llama.cpp's loops over blocks of 32 contain their per-block
-# work (the scales' float products) already.
+# loop's body, as one block. Our GEMM (dotprod.c) has one loop over units of 16 columns
+# whose body includes each unit's activation shift, whatever G. llama.cpp's loops over
+# blocks of 32 contain their per-block work (the scales' float products) already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,18 +30,22 @@ CC_ARM=${CC_ARM:-aarch64-linux-gnu-gcc}
 CXX_ARM=${CXX_ARM:-aarch64-linux-gnu-g++}
 # LLVM 19 models the Cortex-A76 and the A72 with its Cortex-A57 model (one column for both),
 # and the Apple M1 with its Cyclone (Apple A7) model: both are approximations; Neoverse N1
-# (a server Cortex-A76) has a model of its own.
+# (a server Cortex-A76) has a model of its own. The i8mm level's cores (which have the int8
+# matrix multiply) get a table of their own: the M2 (Cyclone model again), Neoverse N2 and
+# Neoverse V1 (Graviton 3), both with models of their own.
 CPUS=(apple-m1 neoverse-n1 cortex-a76)
+CPUS_I8MM=(apple-m2 neoverse-n2 neoverse-v1)
 for tool in "$MCA" "$CC_ARM"; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (see the head of $0)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Our kernels as the Makefile builds them (-O2, and dotprod.c with its -march).
+# Our kernels as the Makefile builds them (-O2, and dotprod.c and i8mm.c with their -march).
 flags=(-std=c11 -O2 -ffp-contract=off -I. -D_POSIX_C_SOURCE=200809L -S)
 "$CC_ARM" "${flags[@]}" kernels/arm/neon.c -o "$tmp/neon.s"
 "$CC_ARM" "${flags[@]}" -march=armv8.2-a+dotprod kernels/arm/dotprod.c -o "$tmp/dotprod.s"
+"$CC_ARM" "${flags[@]}" -march=armv8.2-a+dotprod+i8mm kernels/arm/i8mm.c -o "$tmp/i8mm.s"
 if [ -n "${LLAMA_CPP:-}" ]; then # as llama.cpp's CMake builds them (-O3)
     inc=(-I"$LLAMA_CPP/ggml/include" -I"$LLAMA_CPP/ggml/src" -I"$LLAMA_CPP/ggml/src/ggml-cpu" -D_GNU_SOURCE -O3 -S)
     src=$LLAMA_CPP/ggml/src/ggml-cpu
@@ -48,6 +53,8 @@ if [ -n "${LLAMA_CPP:-}" ]; then # as llama.cpp's CMake builds them (-O3)
     "$CC_ARM" "${inc[@]}" -march=armv8.2-a+dotprod -std=c11 "$src/ggml-cpu-quants.c" -o "$tmp/llama-dotprod.s"
     "$CXX_ARM" "${inc[@]}" -march=armv8.2-a+dotprod -std=c++17 "$src/ggml-cpu-aarch64.cpp" \
         -o "$tmp/llama-aarch64.s" 2>/dev/null
+    "$CXX_ARM" "${inc[@]}" -march=armv8.2-a+dotprod+i8mm -std=c++17 "$src/ggml-cpu-aarch64.cpp" \
+        -o "$tmp/llama-aarch64-i8mm.s" 2>/dev/null
 fi
 
 # loop FILE FUNCTION MACS [GROUP_STEPS CODE_BYTES]: the instructions of the innermost loop
@@ -55,7 +62,7 @@ fi
 # shifts no bytes (sshl: the column-shift path) and loads CODE_BYTES of weights (16-byte
 # registers: 64 for a whole block, 32 for a half), its body that many times and the rest
 # of the loop around it.
-# Multiply-adds: sdot 16, an 8-bit smull/smlal (8 lanes) 8.
+# Multiply-adds: sdot 16, smmla 32, an 8-bit smull/smlal (8 lanes) 8.
 loop() {
     awk -v fn="$2" -v want="$3" -v steps="${4:-0}" -v bytes="${5:-0}" '
     function strip(s) { sub(/\/\/.*/, "", s); gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
@@ -92,6 +99,7 @@ loop() {
                 split(line[k], f, /[ \t,]+/)
                 if (f[1] ~ /^ld[rp]$/ && f[2] ~ /^q[0-9]+$/) loads += f[1] == "ldp" ? 32 : 16
                 if (f[1] == "sdot") macs += 16
+                if (f[1] == "smmla") macs += 32
                 if (f[1] ~ /^(smull|smull2|smlal|smlal2)$/ && f[2] ~ /\.8h$/) macs += 8
                 if (f[1] == "sshl" && f[2] ~ /\.16b$/) shifts++
             }
@@ -139,15 +147,18 @@ EOF
     echo "| loop: cycles per 1024 multiply-adds (llvm-mca 19) | Apple M1 (Cyclone model) | Neoverse N1 | Cortex-A76, A72 (A57 model) |"
     echo "| --- | ---: | ---: | ---: |"
     # Ours: an 8-column step of the 16-row block for 1 vector (decode: 128 multiply-adds), or
-    # of a half block for a tile of 4 (prefill: 256); a group of 16 columns is 2 steps.
+    # of a half block for a tile of 4 (neon's prefill: 256); a group of 16 columns is 2
+    # steps. The dotprod level's prefill is its GEMM: a unit of 16 columns of the 16-row
+    # panel for 2 vectors (512).
     loop "$tmp/neon.s" r4_block_level 128 2 64 >"$tmp/our-neon-decode.s"
     loop "$tmp/neon.s" r4_block_level 256 2 32 >"$tmp/our-neon-prefill.s"
     loop "$tmp/dotprod.s" r4_block_level 128 2 64 >"$tmp/our-dot-decode.s"
-    loop "$tmp/dotprod.s" r4_block_level 256 2 32 >"$tmp/our-dot-prefill.s"
+    loop "$tmp/dotprod.s" r4_gemm_level 512 >"$tmp/our-dot-gemm.s"
+    loop "$tmp/i8mm.s" r4_gemm_level 512 >"$tmp/our-i8mm-gemm.s"
     row "ours, neon, decode (1 vector, G = 16)" "$tmp/our-neon-decode.s" 256 +neon
     row "ours, neon, prefill (4 vectors, G = 16)" "$tmp/our-neon-prefill.s" 512 +neon
     row "ours, dotprod, decode (1 vector, G = 16)" "$tmp/our-dot-decode.s" 256 +dotprod
-    row "ours, dotprod, prefill (4 vectors, G = 16)" "$tmp/our-dot-prefill.s" 512 +dotprod
+    row "ours, dotprod, prefill: GEMM (16 rows x 2 vectors, any G)" "$tmp/our-dot-gemm.s" 512 +dotprod
     if [ -n "${LLAMA_CPP:-}" ]; then
         # ggml_vec_dot_q4_0_q8_0: 2 blocks of 32 per pass (the ARMv8.0 build emulates sdot with
         # smull); the repacked q4_0_4x4 kernels: 4 rows x 1 block (gemv), 4 rows x 16 vectors x
@@ -161,9 +172,32 @@ EOF
         row "llama.cpp, dotprod, ggml_gemv_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemv.s" 128 +dotprod
         row "llama.cpp, dotprod, ggml_gemm_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemm.s" 2048 +dotprod
     fi
+    cat <<EOF
+
+The prefill loops again on cores with the int8 matrix multiply (smmla), where the i8mm
+level runs: Apple M2 and later (LLVM's Cyclone model again), Neoverse N2, Neoverse V1
+(Graviton 3). llama.cpp's q4_0_4x8 GEMM is its smmla one.
+
+EOF
+    echo "| loop: cycles per 1024 multiply-adds (llvm-mca 19) | Apple M2 (Cyclone model) | Neoverse N2 | Neoverse V1 |"
+    echo "| --- | ---: | ---: | ---: |"
+    CPUS=("${CPUS_I8MM[@]}")
+    row "ours, dotprod, prefill: GEMM (16 rows x 2 vectors, any G)" "$tmp/our-dot-gemm.s" 512 +dotprod
+    row "ours, i8mm, prefill: GEMM (16 rows x 2 vectors, any G)" "$tmp/our-i8mm-gemm.s" 512 +dotprod,+i8mm
+    if [ -n "${LLAMA_CPP:-}" ]; then
+        # The q4_0_4x8 GEMM (assembly): 4 rows x 16 vectors x 1 block per pass of its main loop.
+        loop "$tmp/llama-aarch64-i8mm.s" _ZL23ggml_gemm_q4_0_4x8_q8_0iPfmPKvS1_ii 2048 >"$tmp/l-gemm-i8mm.s"
+        row "llama.cpp, dotprod, ggml_gemm_q4_0_4x4_q8_0 (repacked)" "$tmp/l-gemm.s" 2048 +dotprod
+        row "llama.cpp, i8mm, ggml_gemm_q4_0_4x8_q8_0 (repacked)" "$tmp/l-gemm-i8mm.s" 2048 +dotprod,+i8mm
+    fi
 } >"$tmp/section.md"
-# The rest of the file as it is (make bench's part), then this section anew.
-awk -v h="$HEADING" '$0 == h { exit } { print }' "$OUT" >"$tmp/rest.md"
-while [ -s "$tmp/rest.md" ] && [ -z "$(tail -n 1 "$tmp/rest.md")" ]; do sed -i '$d' "$tmp/rest.md"; done
-{ cat "$tmp/rest.md"; echo; cat "$tmp/section.md"; } >"$OUT"
+# The rest of the file as it is (the sections before this one, make bench's, and after it,
+# docs/bench_hf.sh's), with this section anew in its place, or at the end the first time.
+awk -v h="$HEADING" '$0 == h { exit } { print }' "$OUT" >"$tmp/before.md"
+awk -v h="$HEADING" '$0 == h { on = 1; next } on && /^## / { after = 1 } after' "$OUT" >"$tmp/after.md"
+while [ -s "$tmp/before.md" ] && [ -z "$(tail -n 1 "$tmp/before.md")" ]; do sed -i '$d' "$tmp/before.md"; done
+{
+    cat "$tmp/before.md"; echo; cat "$tmp/section.md"
+    if [ -s "$tmp/after.md" ]; then echo; cat "$tmp/after.md"; fi
+} >"$OUT"
 echo "wrote $OUT" >&2

@@ -96,6 +96,13 @@
  * Four bytes k of a pair are what one 32-bit lane of vpmaddubsw multiplies: two columns
  * of A summed into the lane's low 16 bits, the same two columns of B into its high 16
  * bits. kernels/x86/avx2.c explains the arithmetic; codes past len read as 0 (so 8 here).
+ * The ARM GEMMs (the dotprod and i8mm levels) read the codes where they are, and take one
+ * word per unit u of 16 codes (columns [16u, 16u + 16), all in group 16u / G):
+ *     gemm_words[t * gemm_stride + u] = 2^sa(u) - 2^sa(u + 1)   (a uint32, modulo 2^32)
+ *                                     = 2^sa(u)   for the last unit of the vector or of a
+ *                                                 512-column panel (u % 32 == 31)
+ * the multiplier of their running sum of units 0 .. u of a panel; kernels/arm/gemm.h
+ * explains the arithmetic.
  *
  * ============================================================ INT8 x INT16 (stage 1 only)
  *

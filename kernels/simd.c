@@ -17,6 +17,7 @@ extern const KernelTable kernels_avx512;
 #if SIMD_BUILD_ARM
 extern const KernelTable kernels_neon;
 extern const KernelTable kernels_dotprod;
+extern const KernelTable kernels_i8mm;
 #endif
 
 /* Every level this build compiled (NULL: not in this build). */
@@ -29,6 +30,7 @@ static const KernelTable *const tables[SIMD_LEVELS] = {
 #if SIMD_BUILD_ARM
     [SIMD_NEON] = &kernels_neon,
     [SIMD_DOTPROD] = &kernels_dotprod,
+    [SIMD_I8MM] = &kernels_i8mm,
 #endif
 };
 
@@ -64,23 +66,32 @@ static SimdLevel detect_once(void) {
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 
-/* The kernel's HWCAP bits (asm/hwcap.h): Advanced SIMD, and the dot product instructions. */
-enum { ARM_HWCAP_ASIMD = 1 << 1, ARM_HWCAP_ASIMDDP = 1 << 20 };
+/* The kernel's HWCAP bits (asm/hwcap.h): Advanced SIMD, the dot product instructions, and
+ * (in AT_HWCAP2) the int8 matrix multiply. */
+enum { ARM_HWCAP_ASIMD = 1 << 1, ARM_HWCAP_ASIMDDP = 1 << 20, ARM_HWCAP2_I8MM = 1 << 13 };
 
 static SimdLevel detect_once(void) {
     const unsigned long hwcap = getauxval(AT_HWCAP);
     if (!(hwcap & ARM_HWCAP_ASIMD)) return SIMD_SCALAR;
-    return hwcap & ARM_HWCAP_ASIMDDP ? SIMD_DOTPROD : SIMD_NEON;
+    if (!(hwcap & ARM_HWCAP_ASIMDDP)) return SIMD_NEON;
+    return getauxval(AT_HWCAP2) & ARM_HWCAP2_I8MM ? SIMD_I8MM : SIMD_DOTPROD;
 }
 #elif defined(__aarch64__) && defined(__APPLE__)
 #include <sys/sysctl.h>
 
-/* Every Apple ARM CPU has Advanced SIMD; the dot product from the M1 on. */
+/* Whether the CPU has an optional feature, by its hw.optional.arm name (0 when the system
+ * does not know the name). */
+static int apple_feature(const char *name) {
+    int value = 0;
+    size_t size = sizeof value;
+    return sysctlbyname(name, &value, &size, NULL, 0) == 0 && value;
+}
+
+/* Every Apple ARM CPU has Advanced SIMD; the dot product from the M1 on, the int8 matrix
+ * multiply from the M2 on. */
 static SimdLevel detect_once(void) {
-    int dotprod = 0;
-    size_t size = sizeof dotprod;
-    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &dotprod, &size, NULL, 0) != 0) dotprod = 0;
-    return dotprod ? SIMD_DOTPROD : SIMD_NEON;
+    if (!apple_feature("hw.optional.arm.FEAT_DotProd")) return SIMD_NEON;
+    return apple_feature("hw.optional.arm.FEAT_I8MM") ? SIMD_I8MM : SIMD_DOTPROD;
 }
 #elif defined(__aarch64__)
 /* Another system: Advanced SIMD is part of every AArch64 CPU; the rest is not asked. */
@@ -138,7 +149,7 @@ SimdLevel simd_current(void) {
 const KernelTable *simd_current_kernels(void) { return simd_kernels(simd_current()); }
 
 const char *simd_level_name(SimdLevel level) {
-    static const char *const names[SIMD_LEVELS] = {"scalar", "avx2", "avx512", "neon", "dotprod"};
+    static const char *const names[SIMD_LEVELS] = {"scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"};
     return level >= 0 && level < SIMD_LEVELS ? names[level] : "?";
 }
 

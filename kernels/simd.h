@@ -11,6 +11,8 @@
  *            kernels/arm/neon.c
  *   dotprod  ARMv8.2 dot product (Apple M1 and later, Graviton 2 and later, Raspberry Pi 5):
  *            kernels/arm/dotprod.c; sdot sums four byte products into each 32-bit lane
+ *   i8mm     dotprod + the int8 matrix multiply (Apple M2 and later, Graviton 3 and later):
+ *            kernels/arm/i8mm.c; smmla multiplies 2 x 8 bytes by 8 x 2 for its GEMM
  *
  * A build holds the levels of its architecture as native code. The test build that checks
  * every level on any CPU (make test's emulated pass, SIMD_EMULATED) compiles the same
@@ -29,7 +31,7 @@
 #include "kernels/qformat.h"
 #include "kernels/quant.h"
 
-typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_NEON, SIMD_DOTPROD, SIMD_LEVELS } SimdLevel;
+typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_NEON, SIMD_DOTPROD, SIMD_I8MM, SIMD_LEVELS } SimdLevel;
 
 /* Which level files a build compiles (each file is guarded by its macro). */
 #if defined(__x86_64__) || defined(SIMD_EMULATED)
@@ -140,7 +142,7 @@ const KernelTable *simd_kernels(SimdLevel level);
 SimdLevel simd_current(void);
 const KernelTable *simd_current_kernels(void);
 
-/* Chooses a level by name ("scalar", "avx2", "avx512", "neon", "dotprod"). Returns 0, or -1 if the name is
+/* Chooses a level by name ("scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"). Returns 0, or -1 if the name is
  * unknown or this build or CPU cannot run that level. */
 int simd_use(const char *name);
 

@@ -13,7 +13,9 @@
  *   - matrices whose shifts belong to their columns (the KV cache's V^T) are multiplied
  *     exactly too, at every level (by the GEMM where there is one, for any batch size);
  *   - a batch with codes beyond 4 bits is refused by the GEMM's packing and still
- *     multiplied exactly.
+ *     multiplied exactly;
+ *   - steps between large and small activation shifts, which make the ARM GEMMs'
+ *     intermediate terms wrap around 32 bits, give the exact sums.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +246,41 @@ static void test_gemm_wide_codes_exact(void) {
     threadpool_free(pools[1]);
 }
 
+static void test_gemm_shift_steps_exact(void) {
+    /* Groups of codes +112 at activation shift 0 between groups of 4-bit codes at shift 12,
+     * against weights +7 << 4: every product within the bound, but a GEMM that carries one
+     * running sum through a panel and multiplies it by differences of 2^sa (the ARM ones,
+     * kernels/arm/gemm.h) forms terms far beyond 32 bits, which must cancel modulo 2^32.
+     * The scalar definition's floats, at every level. */
+    uint64_t rng = 12;
+    ThreadPool *pools[1] = {NULL};
+    for (int trial = 0; trial < 8; trial++) {
+        const int G = 16 << (trial % 4), cols = 1100, n = 5;
+        Batch b;
+        if (!CHECK(batch_make(&b, &rng, 20, cols, cols, n, G, 1, trial < 4 ? ROW_SHIFTS : COL_SHIFTS, 7) == 0))
+            break;
+        const int xg = (cols + G - 1) / G;
+        for (int t = 0; t < n; t++) {
+            for (int g = 0; g < xg; g++) {
+                const int wide = g % 4 != 3; /* three wide groups, then a narrow one */
+                for (int c = g * G; c < cols && c < (g + 1) * G; c++) {
+                    const int v = wide ? 112 : test_rand_range(&rng, -7, 7);
+                    b.x.codes[(size_t)t * b.x.stride + c] = (int8_t)v;
+                    b.xc[(size_t)t * cols + c] = v;
+                }
+                b.x.shifts[(size_t)t * xg + g] = b.xs[(size_t)t * xg + g] = wide ? 0 : 12;
+            }
+            r4_acts_set_corr(&b.x, t);
+        }
+        float *want = batch_want(&b, 20);
+        char what[64];
+        snprintf(what, sizeof what, "shift steps 0 / 12, G %d, shifts %d", G, trial < 4 ? ROW_SHIFTS : COL_SHIFTS);
+        if (CHECK(want != NULL)) check_batch(&b, 20, want, pools, 1, what);
+        free(want);
+        batch_free(&b);
+    }
+}
+
 /* The floats of a tile at every level, for accumulators on both sides of 2^51 (where the
  * AVX2 conversion changes method) and up to the int64 limits: the scalar bits. */
 static void test_finish_large_accumulators(void) {
@@ -276,5 +313,6 @@ void suite_gemm(void) {
     test_run("gemm_matches_spec_every_level_and_thread_count", test_gemm_matches_spec);
     test_run("gemm_extremes_do_not_overflow_every_level", test_gemm_extremes_do_not_overflow);
     test_run("gemm_wide_codes_exact_every_level", test_gemm_wide_codes_exact);
+    test_run("gemm_shift_steps_exact_every_level", test_gemm_shift_steps_exact);
     test_run("gemm_finish_large_accumulators_every_level", test_finish_large_accumulators);
 }

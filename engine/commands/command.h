@@ -42,7 +42,7 @@ Tokenizer *command_tokenizer(const char *path, const char *model_path, int vocab
 Tokenizer *command_model_tokenizer(const char *path, const char *model_path, const ModelWeights *w, char *err,
                                    size_t errlen);
 
-/* Applies the environment: QRAZOR_SIMD=scalar|avx2|avx512|neon|dotprod forces a kernel
+/* Applies the environment: QRAZOR_SIMD=scalar|avx2|avx512|neon|dotprod|i8mm forces a kernel
  * level, and QRAZOR_KV_LIMIT=SIZE (see kv_limit_parse) sets *kv_limit, else
  * kv_limit_default().
  * Returns 0, or -1 with err set. */

@@ -9,14 +9,10 @@
  * and column 4 further on: |2 x 15 x 128| and |2 x 112 x 128| are below 2^15), and two
  * pairwise additions (widening to 32 bits first) gather each row's 8 products in its lane.
  */
-#include "kernels/simd.h"
+#include "kernels/arm/arm.h"
 
 #if SIMD_BUILD_ARM
-#if !defined(SIMD_EMULATED) /* the emulated test build gets SIMDe's intrinsics (tests/simde/) */
-#include <arm_neon.h>
-#endif
 #include <math.h>
-#include <string.h>
 
 #include "kernels/floatops.h"
 #include "kernels/hadamard.h"
@@ -185,7 +181,7 @@ void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base
 
 /* The preparation of a batch for r4_block: its corrections (the definition's loop; a few
  * additions per code, once per product). There is no GEMM to pack for: -1. */
-int r4_pack_neon(const R4Acts *x, int t0, int t1) {
+static int r4_pack_neon(const R4Acts *x, int t0, int t1) {
     for (int t = t0; t < t1; t++) r4_acts_set_corr(x, t);
     return -1;
 }

@@ -1,6 +1,6 @@
 /*
- * kernels/arm/neon.h - what the ARM level files share: the 4-bit kernel (r4_block) around a
- * multiply-add of 4 rows x 8 columns that each level file defines with its own instructions.
+ * kernels/arm/neon.h - the 4-bit kernel (r4_block) of the ARM levels, around a multiply-add
+ * of 4 rows x 8 columns that each level file defines with its own instructions.
  * Each level file defines, before it includes this header,
  *
  *     static inline int32x4_t dot8(int32x4_t acc, int8x16_t lo, int8x16_t hi, int8x8_t a);
@@ -25,17 +25,7 @@
 #ifndef KERNELS_ARM_NEON_H
 #define KERNELS_ARM_NEON_H
 
-#include <string.h>
-
-#include "kernels/simd.h" /* the includer has the NEON intrinsics (arm_neon.h or SIMDe) */
-
-/* The loops over a tile's vectors and rows must be unrolled for the accumulators to stay in
- * registers; compilers will not do it at -O2 on their own (it grows the code). */
-#define UNROLL_TILE _Pragma("GCC unroll 8")
-
-/* Prefetch distance, in bytes ahead in the code stream: a decode step streams every
- * weight once, and the hardware prefetcher alone leaves the loads waiting. */
-#define PREFETCH_BYTES 2048
+#include "kernels/arm/arm.h"
 
 /* The weight shifts of QUADS x 4 rows from row 4 * quad0 on (16 rows from 0, or 8 from 0
  * or 8) in one group, 4 lanes per vector: byte j of the group's 8 holds row j in its low
@@ -46,19 +36,6 @@ static inline void row_shifts(const uint8_t *p, int quad0, const int QUADS, int3
     const uint16x4_t quads[4] = {vget_low_u16(low), vget_high_u16(low), vget_low_u16(high), vget_high_u16(high)};
     UNROLL_TILE
     for (int q = 0; q < QUADS; q++) sw[q] = vreinterpretq_s32_u32(vmovl_u16(quads[quad0 + q]));
-}
-
-/* The column shifts of columns col .. col + 7 (8 nibbles from cs[col / 2] on, column col in
- * the lowest), as per-byte shift counts in the pattern of the codes: columns 0-3 repeated
- * for every row in *lo, columns 4-7 in *hi. */
-static inline void col_shift_bytes(const uint8_t *cs, int col, int8x16_t *lo, int8x16_t *hi) {
-    uint32_t packed;
-    memcpy(&packed, cs + col / 2, 4);
-    const uint8x8_t b = vreinterpret_u8_u32(vdup_n_u32(packed));
-    /* even columns are the low nibbles, odd ones the high: interleaved, bytes 0-7 are columns 0-7 */
-    const uint32x2_t cols = vreinterpret_u32_u8(vzip1_u8(vand_u8(b, vdup_n_u8(15)), vshr_n_u8(b, 4)));
-    *lo = vreinterpretq_s8_u32(vdupq_lane_u32(cols, 0));
-    *hi = vreinterpretq_s8_u32(vdupq_lane_u32(cols, 1));
 }
 
 /* QUADS x 4 rows of block rb from row 4 * quad0 on (the whole block, QUADS = 4, or a half
@@ -104,9 +81,7 @@ static inline __attribute__((always_inline)) void r4_tile(int64_t *acc, const R4
             for (int q = 0; q < QUADS; q++) {
                 const uint8x16_t v = vld1q_u8(step + 16 * q);
                 if (COL_SHIFTS) {
-                    const int8x16_t signed_codes = vreinterpretq_s8_u8(veorq_u8(v, vdupq_n_u8(0x88)));
-                    lo[q] = vshlq_s8(vshrq_n_s8(vshlq_n_s8(signed_codes, 4), 4), slo);
-                    hi[q] = vshlq_s8(vshrq_n_s8(signed_codes, 4), shi);
+                    shifted_codes(v, slo, shi, &lo[q], &hi[q]);
                 } else {
                     lo[q] = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F)));
                     hi[q] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));

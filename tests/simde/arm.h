@@ -1,8 +1,8 @@
 /*
  * tests/simde/arm.h - the ARM NEON intrinsics for the emulated test build (make test's
  * second pass): every kernel file of kernels/arm/ is compiled a second time with this
- * header forced in (-include) instead of <arm_neon.h>, so that the neon and dotprod levels
- * run, and are checked against the scalar definition, on any CPU.
+ * header forced in (-include) instead of <arm_neon.h>, so that the neon, dotprod and i8mm
+ * levels run, and are checked against the scalar definition, on any CPU.
  *
  * SIMDe (Debian: libsimde-dev) implements the intrinsics in portable C. The version Debian
  * 12 ships (0.7.4) lacks some that the kernels use, and shifts negative values left in C
@@ -107,5 +107,19 @@ static inline simde_float64x2_t gap_vcvt_high_f64_f32(simde_float32x4_t a) {
     return GAP_VEC(simde_float64x2_t, r);
 }
 #define vcvt_high_f64_f32 gap_vcvt_high_f64_f32
+
+/* smmla: the 2 x 8 matrix of signed bytes in a (row i in bytes 8i .. 8i + 7) times the 8 x 2
+ * one in b (column j in bytes 8j .. 8j + 7), added to the 2 x 2 int32 matrix r (row-major:
+ * lane 2i + j). */
+static inline simde_int32x4_t gap_vmmlaq_s32(simde_int32x4_t r, simde_int8x16_t a, simde_int8x16_t b) {
+    GAP_LANES(int32_t, acc, r, 4);
+    GAP_LANES(int8_t, x, a, 16);
+    GAP_LANES(int8_t, y, b, 16);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 8; k++) acc[2 * i + j] += (int32_t)x[8 * i + k] * y[8 * j + k];
+    return GAP_VEC(simde_int32x4_t, acc);
+}
+#define vmmlaq_s32 gap_vmmlaq_s32
 
 #endif
