@@ -59,7 +59,7 @@ help:
 	@echo "make run        build, then tell one story in fp32 and in W4A4 with the embedded model"
 	@echo "make test       build and run the test suite (then its every_level tests, emulated)"
 	@echo "make test-emulated  only the emulated pass: every SIMD level checked on any CPU"
-	@echo "make test-arm   the kernel, GEMM, forward and reference tests on AArch64, under qemu"
+	@echo "make test-arm   the kernel, GEMM, forward, rotation and reference tests on AArch64, under qemu"
 	@echo "make test-asan  the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make test-tsan  the test suite under ThreadSanitizer"
 	@echo "make test-compilers  gcc and clang builds must give bit-identical logits"
@@ -186,7 +186,7 @@ test-emulated:
 	fi
 
 # ---------------------------------------------------------------- ARM under qemu
-# The kernel, GEMM, forward and reference tests (every NEON level against the scalar
+# The kernel, GEMM, forward, rotation and reference tests (every NEON level against the scalar
 # definition, the golden forward passes, 1 to 3 threads) on AArch64: cross-built with
 # gcc-aarch64-linux-gnu into build/arm/ and run under qemu-aarch64 once per CPU model,
 # `max` (with the dot product and the int8 matrix multiply: the i8mm level must be found,
@@ -195,7 +195,7 @@ test-emulated:
 # sentencepiece, so the shim is a stub (tests/arm/); the tokenizer and command-line tests
 # stay with the native suite.
 ARM_BUILD := build/arm
-ARM_TESTS := kernels_ gemm_ forward_ reference_equals
+ARM_TESTS := kernels_ gemm_ forward_ rotation_ reference_equals
 ARM_CPUS  := max:i8mm cortex-a72:neon
 test-arm:
 	@command -v aarch64-linux-gnu-gcc >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null && \
