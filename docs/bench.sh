@@ -35,6 +35,7 @@ OUT=docs/PERFORMANCE.md
 # A section of the page as it is, from its heading to the next.
 section() { awk -v h="$1" 'index($0, h) == 1 { on = 1; print; next } /^## / { on = 0 } on' "$OUT" 2>/dev/null || true; }
 arm_section=$(section "## ARM: static estimates")
+x86_section=$(section "## x86: static estimates")
 hf_section=$(section "## Imported models at real shapes")
 REPS=${REPS:-5}     # repetitions per run of each engine
 ROUNDS=${ROUNDS:-3} # runs of each engine, alternating, for the comparison
@@ -261,7 +262,7 @@ EOF
         printf '%s\n' "${ref_rows[@]}"
     fi
 } > "$OUT"
-# The sections measured apart (docs/mca.sh's static estimates of the ARM kernels,
+# The sections measured apart (docs/mca.sh's static estimates of the ARM and x86 kernels,
 # docs/bench_hf.sh's imported models at real shapes) are kept as they were.
-for kept in "$arm_section" "$hf_section"; do [ -z "$kept" ] || printf '\n%s\n' "$kept" >> "$OUT"; done
+for kept in "$arm_section" "$x86_section" "$hf_section"; do [ -z "$kept" ] || printf '\n%s\n' "$kept" >> "$OUT"; done
 echo "wrote $OUT" >&2
