@@ -182,10 +182,9 @@ static void usage(FILE *out) {
           "         run import HF_DIR OUT.qrz [options]   the same from a Hugging Face dir\n"
           "         run tokenize MODEL FILE               FILE's token ids\n"
           "Example: run models/stories260K.bin -n 256 -i \"Once upon a time\"\n\n"
-          "MODEL is a llama2.c checkpoint (.bin, quantized at load) or a .qrz file\n"
-          "(already quantized by `run quantize` or `run import`); for tokenize, also\n"
-          "a tokenizer file. Each flag says in [brackets] the commands that take it;\n"
-          "given to another, it is an error.\n", out);
+          "MODEL: a llama2.c checkpoint (.bin, quantized at load), a .qrz file (from\n"
+          "`run quantize` or `run import`) or, for tokenize, a tokenizer file. A flag\n"
+          "given to a command not in its [brackets] is an error.\n", out);
     for (const OptionSpec *s = options; s < options + N_OPTIONS; s++) {
         char left[40];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->flag, s->alias ? ", " : "", s->alias ? s->alias : "",
@@ -418,10 +417,8 @@ static int parse_args(int argc, char **argv, Options *o, char *err, size_t errle
 int main(int argc, char **argv) {
     char err[ERRLEN];
     Options o;
-    if (argc >= 2 && !strcmp(argv[1], "tokenize")) { /* no options: the ids alone, as llama-tokenize */
-        if (tokenize_command(argc - 2, argv + 2, err, sizeof err) == 0) return EXIT_SUCCESS;
-        return fprintf(stderr, "error: %s\n", err), EXIT_FAILURE;
-    }
+    if (argc >= 2 && !strcmp(argv[1], "tokenize")) /* no options: the ids alone, as llama-tokenize */
+        return tokenize_command(argc - 2, argv + 2, err, sizeof err) == 0 ? EXIT_SUCCESS : (print_error(err), EXIT_FAILURE);
     const int parsed = argc < 2 ? PARSE_HELP : parse_args(argc, argv, &o, err, sizeof err);
     if (parsed == PARSE_HELP) usage(argc < 2 ? stderr : stdout); /* no arguments at all: usage, and fail */
     if (parsed == PARSE_ERROR) print_error(err);
