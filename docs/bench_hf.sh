@@ -69,12 +69,11 @@ section=$(
 ## Imported models at real shapes: SmolLM2-135M and Llama-3.2-1B
 
 Made by \`docs/bench_hf.sh\` at $made; the load average at the end was $load on $(nproc)
-cores. **The machine was shared with other people's builds and tests while this ran**: the
-figures are lower than on an idle machine (compare stories110M above); the two engines ran
-alternately under the same load, so the ratios are the measurement. With 2 threads on 2
-busy cores each engine waits, at every synchronisation, for a thread that was descheduled:
-2-thread figures under such load can fall below the 1-thread ones and then measure the
-load more than the engines; the 1-thread rows are the cleaner comparison.
+cores (the benchmark itself is one to two of it). The two engines ran alternately, so
+whatever else ran on the machine slowed both: the ratios are the measurement. Where the
+cores are busy, 2 threads wait at every synchronisation for one that was descheduled, and
+the 2-thread figures measure the load more than the engines: the 1-thread rows are the
+cleaner comparison.
 
 The models are synthetic Hugging Face directories of the real shapes (\`docs/synth_hf.py\`:
 random BF16 weights, N(0, 0.02); the real tokenizer.json, config.json fields and chat
