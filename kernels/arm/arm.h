@@ -14,6 +14,18 @@
 #endif
 #include <string.h>
 
+/* The entries the levels share: neon.c's float and quantizer kernels, which the dotprod and
+ * i8mm levels take as they are, and the dotprod level's 4-bit kernel and packing, which the
+ * i8mm level takes (r4_finish_neon is gemm.h's). */
+int64_t dot_i8_neon(const int8_t *w, const int16_t *a, int n);
+float dot_f32_neon(const float *w, const float *x, int n);
+void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
+void swiglu_neon(float *gate, const float *up, int n);
+void softmax_neon(float *x, int n, float divisor);
+void hadamard_neon(float *v, int n_vecs, int len);
+void r4_block_dotprod(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0, int nt);
+int r4_pack_dotprod(const R4Acts *x, int t0, int t1);
+
 /* The loops over a tile's vectors and rows must be unrolled for the accumulators to stay in
  * registers; compilers will not do it at -O2 on their own (it grows the code). */
 #define UNROLL_TILE _Pragma("GCC unroll 8")

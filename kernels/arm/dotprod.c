@@ -3,7 +3,7 @@
  * with -march=armv8.2-a+dotprod; only called after CPU detection says so): Apple M1 and
  * later, Graviton 2 and later, Raspberry Pi 5's Cortex-A76. Its own are the 4-bit kernel,
  * the batch's preparation and the batched product (GEMM); it borrows the other entries
- * from neon.c (the finish, both dot products, the quantizer, SwiGLU, softmax).
+ * from neon.c (the finish, both dot products, the quantizer, SwiGLU, softmax, the rotation).
  *
  * The 4-bit kernel is kernels/arm/neon.h's (which says why it is exact) with this dot8:
  * sdot multiplies each 32-bit lane's 4 signed bytes by 4 activation codes (one 32-bit lane
@@ -19,14 +19,6 @@ static inline int32x4_t dot8(int32x4_t acc, int8x16_t lo, int8x16_t hi, int8x8_t
 }
 
 #include "kernels/arm/neon.h" /* r4_block_level, around this dot8 */
-
-/* Borrowed from neon.c (and r4_finish_neon, which gemm.h declares). */
-int64_t dot_i8_neon(const int8_t *w, const int16_t *a, int n);
-float dot_f32_neon(const float *w, const float *x, int n);
-void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
-void swiglu_neon(float *gate, const float *up, int n);
-void softmax_neon(float *x, int n, float divisor);
-void hadamard_neon(float *v, int n_vecs, int len);
 
 /* The 4-bit kernel under a name of its own, for the i8mm level to borrow. */
 void r4_block_dotprod(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0, int nt) {

@@ -21,16 +21,6 @@
 
 #include "kernels/arm/gemm.h"
 
-/* Borrowed from dotprod.c and neon.c (and r4_finish_neon, which gemm.h declares). */
-void r4_block_dotprod(int64_t *acc, const R4Matrix *w, int rb, const R4Acts *x, int t0, int nt);
-int r4_pack_dotprod(const R4Acts *x, int t0, int t1);
-int64_t dot_i8_neon(const int8_t *w, const int16_t *a, int n);
-float dot_f32_neon(const float *w, const float *x, int n);
-void quantize_r4_neon(R4Acts *a, int t, const float *x, QuantKind kind, int base_qmax, int rounding);
-void swiglu_neon(float *gate, const float *up, int n);
-void softmax_neon(float *x, int n, float divisor);
-void hadamard_neon(float *v, int n_vecs, int len);
-
 /* A unit's registers: w[2p + h] holds rows 2p and 2p + 1, columns 8h .. 8h + 7 (one row per
  * 8 bytes): the weights' operand of one smmla. A step's lo and hi (rows 4q .. 4q + 3, 4
  * columns each) interleaved by 32-bit lanes give rows 4q, 4q + 1 and 4q + 2, 4q + 3. */
