@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,10 +239,14 @@ static char *temporary_name(const char *path) {
 static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGBUS, SIGXFSZ};
 enum { N_FATAL_SIGNALS = sizeof fatal_signals / sizeof fatal_signals[0] };
 static struct sigaction saved_actions[N_FATAL_SIGNALS];
-static const char *volatile pending_temporary; /* read by the handler */
+/* The handler may run on any thread (the thread pool's too; SIGBUS goes to whichever
+ * thread read the lost page) while the main thread sets this, so it is a lock-free atomic:
+ * the only kind of object besides volatile sig_atomic_t that C lets a handler read. */
+static _Atomic(const char *) pending_temporary;
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "the signal handler needs a lock-free pointer");
 
 static void remove_temporary_and_die(int sig) {
-    const char *tmp = pending_temporary;
+    const char *tmp = atomic_load(&pending_temporary);
     if (tmp) unlink(tmp);
     if (sig == SIGBUS) { /* the shell would only say "Bus error" */
         static const char msg[] = "error: an input file was truncated while it was being read (SIGBUS); "
@@ -279,11 +284,11 @@ static FILE *create_temporary(const char *path, char **tmp) {
      * before it creates that file, and a signal may come at any moment, to any thread (the
      * thread pool's too), so no window is left in which the file exists unknown to the
      * handler. A signal before the file exists makes it unlink a name that is not there. */
-    pending_temporary = *tmp;
+    atomic_store(&pending_temporary, *tmp);
     const int fd = mkstemp(*tmp);
     if (fd < 0) {
         const int error = errno;
-        pending_temporary = NULL;
+        atomic_store(&pending_temporary, NULL);
         free(*tmp);
         *tmp = NULL;
         errno = error;
@@ -304,7 +309,7 @@ static FILE *create_temporary(const char *path, char **tmp) {
 static int finish_temporary(const char *tmp, const char *path, int keep) {
     const int error = keep && rename(tmp, path) != 0 ? errno : 0;
     if (!keep || error) unlink(tmp);
-    pending_temporary = NULL;
+    atomic_store(&pending_temporary, NULL);
     return error;
 }
 
