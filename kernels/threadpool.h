@@ -5,10 +5,11 @@
  *
  * The one way to use it is a parallel for: threadpool_parallel_for(pool, n, grain, body,
  * ctx) calls body(ctx, thread, i0, i1) on ranges [i0, i1) of at most `grain` items that
- * cover [0, n) exactly once. Every thread (the caller is thread 0) takes the next range
- * from a shared counter when it finishes the last, so a thread slowed by a busy core
- * simply takes fewer. As long as body computes each item's output alone and in a fixed
- * order, the results do not depend on the thread count or on who took what.
+ * cover [0, n) exactly once. Every thread (the caller is thread 0) has a contiguous share
+ * of [0, n), the same for every loop of the same n, and takes its ranges in order; then it
+ * helps with the others' shares, so a thread slowed by a busy core simply takes fewer. As
+ * long as body computes each item's output alone and in a fixed order, the results do
+ * not depend on the thread count or on who took what.
  *
  * Waiting workers spin briefly (a decode step's next matmul comes within microseconds),
  * then sleep on a condition variable so that an idle engine uses no CPU.
