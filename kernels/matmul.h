@@ -5,9 +5,10 @@
  *     y[t * y_stride + r]
  * with the kernels of the current SIMD level (simd.h). Integer products are exact and
  * then scaled as docs/SPEC.md section 3 says: y = ((float)acc * Sa[t]) * Sw[r]. Rows go
- * to threads in blocks of 16 that each thread takes from a shared counter as it finishes
- * the last (so a slowed thread takes fewer); a block is computed whole by one thread in
- * one fixed order, so the output does not depend on the thread count or on who took what.
+ * to threads in blocks of 16: each thread runs its own share of the blocks, then helps
+ * with the others' (so a slowed thread takes fewer; threadpool.h). A block is computed
+ * whole by one thread in one fixed order, so the output does not depend on the thread
+ * count or on who took what.
  */
 #ifndef KERNELS_MATMUL_H
 #define KERNELS_MATMUL_H
