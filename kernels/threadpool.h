@@ -29,9 +29,10 @@ void threadpool_free(ThreadPool *pool);
 int threadpool_size(const ThreadPool *pool);
 
 /* Runs body over [0, n) in ranges of at most grain items (grain >= 1), shared out among
- * the pool's threads; returns when all are done. pool may be NULL, and small loops (n <=
- * grain) run on the caller alone: the caller decides, by its grain, when work is worth
- * waking threads for. Not reentrant: body must not call it. */
+ * the pool's threads; returns when all are done. pool may be NULL or have one thread, and
+ * small loops (n <= grain) run on the caller alone, as one range [0, n): the caller
+ * decides, by its grain, when work is worth waking threads for. Not reentrant: body must
+ * not call it. */
 void threadpool_parallel_for(ThreadPool *pool, int n, int grain, RangeTask body, void *ctx);
 
 /* A grain that gives each of the pool's threads about `per_thread` ranges of [0, n)

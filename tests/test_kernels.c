@@ -12,9 +12,11 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/floatops.h"
 #include "kernels/matmul.h"
@@ -569,6 +571,57 @@ static void test_quantizers_exact_every_level(void) {
 
 /* ------------------------------------------------------------------ threads */
 
+/* What a parallel for did: how often each item was run, and by which thread. */
+enum { LOOP_MAX_ITEMS = 1000, LOOP_MAX_THREADS = 8 };
+typedef struct {
+    _Atomic int runs[LOOP_MAX_ITEMS];
+    int by[LOOP_MAX_ITEMS];
+    int grain, too_long, slow_thread;
+} LoopLog;
+
+static void log_range(void *ctx, int thread, int i0, int i1) {
+    LoopLog *rec = ctx;
+    if (i1 - i0 > rec->grain || i0 < 0 || i1 > LOOP_MAX_ITEMS || i0 >= i1) {
+        rec->too_long = 1; /* only a broken pool gets here, so a racy write is fine */
+        return;
+    }
+    for (int i = i0; i < i1; i++) atomic_fetch_add(&rec->runs[i], 1), rec->by[i] = thread;
+    if (thread == rec->slow_thread) nanosleep(&(struct timespec){0, 5000000}, NULL); /* 5 ms */
+}
+
+/* Every item of [0, n) runs exactly once, in ranges of at most `grain` (one range on one
+ * thread), for any n, grain and thread count; and a slowed thread's share is taken over by the others. */
+static void test_threadpool_runs_every_item_once(void) {
+    static LoopLog rec;
+    const int counts[] = {1, 2, 3, 8}, sizes[] = {1, 2, 7, 64, 999, 1000}, grains[] = {1, 3, 16, 1000};
+    for (int c = 0; c < 4; c++) {
+        ThreadPool *pool = threadpool_new(counts[c]);
+        if (!CHECK(pool != NULL)) continue;
+        for (int s = 0; s < 6; s++)
+            for (int g = 0; g < 4; g++) {
+                memset(&rec, 0, sizeof rec);
+                rec.grain = counts[c] == 1 ? sizes[s] : grains[g], rec.slow_thread = -1; /* 1: all at once */
+                threadpool_parallel_for(pool, sizes[s], grains[g], log_range, &rec);
+                int wrong = rec.too_long;
+                for (int i = 0; i < LOOP_MAX_ITEMS; i++) wrong += atomic_load(&rec.runs[i]) != (i < sizes[s]);
+                CHECKF(!wrong, "%d threads, n %d, grain %d: %d items not run exactly once", counts[c], sizes[s],
+                       grains[g], wrong);
+            }
+        threadpool_free(pool);
+    }
+    /* Thread 1 sleeps 5 ms after each of its ranges: its share is [50, 100), 10 ranges,
+     * and the caller, done with its own in microseconds, takes most of the rest. */
+    ThreadPool *pool = threadpool_new(2);
+    if (!CHECK(pool != NULL)) return;
+    memset(&rec, 0, sizeof rec);
+    rec.grain = 5, rec.slow_thread = 1;
+    threadpool_parallel_for(pool, 100, 5, log_range, &rec);
+    int by_caller = 0;
+    for (int i = 0; i < 100; i++) by_caller += rec.by[i] == 0;
+    CHECKF(by_caller > 50, "the caller ran %d of 100 items: nobody helped the slowed thread", by_caller);
+    threadpool_free(pool);
+}
+
 static void test_matmul_same_for_any_thread_count(void) {
     uint64_t rng = 31337;
     const int rows = 200, cols = 700, n = 3; /* big enough to be split across threads */
@@ -622,6 +675,7 @@ void suite_kernels(void) {
     test_run("kernels_quantizers_exact_every_level", test_quantizers_exact_every_level);
     test_run("kernels_r4_finish_exact_every_level", test_r4_finish_exact_every_level);
     test_run("kernels_f32_same_every_level", test_f32_kernels_same_every_level);
+    test_run("kernels_threadpool_runs_every_item_once", test_threadpool_runs_every_item_once);
     test_run("kernels_matmul_same_for_any_thread_count", test_matmul_same_for_any_thread_count);
     test_run("kernels_exp_core_accuracy", test_exp_core_accuracy);
     test_run("kernels_softmax_exp_matches_expf", test_softmax_exp_matches_expf);
