@@ -572,7 +572,7 @@ static void test_quantizers_exact_every_level(void) {
 /* ------------------------------------------------------------------ threads */
 
 /* What a parallel for did: how often each item was run, and by which thread. */
-enum { LOOP_MAX_ITEMS = 1000, LOOP_MAX_THREADS = 8 };
+enum { LOOP_MAX_ITEMS = 1000 };
 typedef struct {
     _Atomic int runs[LOOP_MAX_ITEMS];
     int by[LOOP_MAX_ITEMS];
@@ -590,7 +590,8 @@ static void log_range(void *ctx, int thread, int i0, int i1) {
 }
 
 /* Every item of [0, n) runs exactly once, in ranges of at most `grain` (one range on one
- * thread), for any n, grain and thread count; and a slowed thread's share is taken over by the others. */
+ * thread), for any n, grain and thread count; and a slowed thread's share is taken over
+ * by the others. */
 static void test_threadpool_runs_every_item_once(void) {
     static LoopLog rec;
     const int counts[] = {1, 2, 3, 8}, sizes[] = {1, 2, 7, 64, 999, 1000}, grains[] = {1, 3, 16, 1000};
